@@ -1,0 +1,110 @@
+using System.Globalization;
+using Spectre.Console;
+
+namespace Flowline.Cli.Bench;
+
+/// <summary>Renders a <see cref="StreamBenchReport"/> as tables, each figure beside its target and the limit measured with it.</summary>
+internal static class BenchTables
+{
+    public static void Render(StreamBenchReport report)
+    {
+        var console = AnsiConsole.Console;
+        if (Console.IsOutputRedirected)
+        {
+            // No terminal to measure: use a width that keeps each row on one line in files and logs.
+            console.Profile.Width = 160;
+        }
+
+        var m = report.Machine;
+        console.MarkupLine($"[bold]{Escape(report.Command)}[/]  {Escape(m.Cpu)}, {m.LogicalCpus} CPUs, Linux {Escape(m.Kernel)}, {Escape(m.Runtime)}{(m.Pinned ? ", pinned" : "")}, hypervisor steal {m.StealPercent:0.0} % during the run");
+
+        if (report.Limits is { } l)
+        {
+            var limits = new Table().Title("Physical limits (this run)").AddColumns("limit", "p50", "p99", "p99.9", "max");
+            AddLatencyRow(limits, "ping-pong, spinning (one way)", l.SpinPingPongOneWay);
+            AddLatencyRow(limits, "ping-pong, futex, one CPU (one way)", l.FutexPingPongSameCpuOneWay);
+            AddLatencyRow(limits, "ping-pong, futex, two CPUs (one way)", l.FutexPingPongCrossCpuOneWay);
+            AddLatencyRow(limits, $"futex wake-up at {l.FutexWakeRateHz:N0} Hz (one way)", l.FutexWakeOneWay);
+            limits.AddRow("memcpy, 1 MiB blocks", Rate(l.MemcpyCacheBytesPerSecond), "", "", "");
+            limits.AddRow("memcpy, 64 MiB blocks", Rate(l.MemcpyMemoryBytesPerSecond), "", "", "");
+            console.Write(limits);
+        }
+
+        var latency = new Table().Title("One-way latency, 64 B frames, two processes").AddColumns("wait policy", "rate", "p50", "p90", "p99", "p99.9", "max", "target", "met");
+        foreach (var c in report.Latency)
+        {
+            var (target, met) = LatencyTarget(c, report.Limits);
+            latency.AddRow(c.Policy, $"{c.RateHz:N0} Hz", Ns(c.OneWay.P50Ns), Ns(c.OneWay.P90Ns), Ns(c.OneWay.P99Ns), Ns(c.OneWay.P999Ns), Ns(c.OneWay.MaxNs), target, Verdict(met));
+        }
+
+        console.Write(latency);
+
+        var throughput = new Table().Title("Throughput, lossless, two processes").AddColumns("case", "frames/s", "bytes/s", "reader sleeps per 1M frames", "target", "met");
+        foreach (var t in report.Throughput)
+        {
+            var smallZeroCopy = report.Throughput.FirstOrDefault(s => s.FrameBytes == 64 && s.CapacityFrames == t.CapacityFrames && s.Writer.StartsWith("look", StringComparison.Ordinal));
+            var (target, met) = ThroughputTarget(t, smallZeroCopy);
+            throughput.AddRow(Escape(t.Name), t.FramesPerSecond.ToString("N0", CultureInfo.InvariantCulture), Rate(t.BytesPerSecond), t.ReaderSleepsPerMillionFrames.ToString("N1", CultureInfo.InvariantCulture), target, Verdict(met));
+        }
+
+        console.Write(throughput);
+
+        var idle = new Table().Title("CPU of a reader waiting on an idle stream").AddColumns("wait policy", "process CPU", "waiting thread CPU", "wake-ups/s", "target", "met");
+        foreach (var i in report.IdleCpu)
+        {
+            idle.AddRow(i.Policy, $"{i.ProcessCpuPercent:0.000} %", $"{i.WaitingThreadCpuPercent:0.000} %", $"{i.WaitingThreadSleeps / i.Seconds:0.0}", "< 0.5 %", Verdict(i.ProcessCpuPercent < 0.5));
+        }
+
+        console.Write(idle);
+    }
+
+    private static (string Target, bool? Met) LatencyTarget(LatencyCase c, LimitsReport? limits) => c.Policy switch
+    {
+        "spin" => ("p50 ≤ 250 ns, p99 ≤ 2 µs", c.OneWay.P50Ns <= 250 && c.OneWay.P99Ns <= 2_000),
+        "hybrid" when limits is not null && c.RateHz <= limits.FutexWakeRateHz => (
+            $"p50 ≤ 1.5 × futex wake-up ({Ns((long)(1.5 * limits.FutexWakeOneWay.P50Ns))})",
+            c.OneWay.P50Ns <= 1.5 * limits.FutexWakeOneWay.P50Ns),
+        _ => ("", null),
+    };
+
+    private static (string Target, bool? Met) ThroughputTarget(ThroughputCase t, ThroughputCase? smallZeroCopy)
+    {
+        if (t.FrameBytes == 64 && t.Writer.StartsWith("write", StringComparison.Ordinal))
+        {
+            return ("≥ 10 M frames/s", t.FramesPerSecond >= 10e6);
+        }
+
+        if (t.FrameBytes > 64 && t.Writer.StartsWith("write", StringComparison.Ordinal) && t.Reader.StartsWith("look", StringComparison.Ordinal))
+        {
+            return ("≥ 5 GB/s", t.BytesPerSecond >= 5e9);
+        }
+
+        if (t.FrameBytes > 64 && t.Writer.StartsWith("look", StringComparison.Ordinal) && smallZeroCopy is not null)
+        {
+            return ("frames/s ≈ 64 B zero-copy, same slots", t.FramesPerSecond >= 0.5 * smallZeroCopy.FramesPerSecond);
+        }
+
+        return ("", null);
+    }
+
+    private static void AddLatencyRow(Table table, string name, LatencySummary s) =>
+        table.AddRow(name, Ns(s.P50Ns), Ns(s.P99Ns), Ns(s.P999Ns), Ns(s.MaxNs));
+
+    private static string Verdict(bool? met) => met switch
+    {
+        true => "[green]yes[/]",
+        false => "[red]no[/]",
+        null => "",
+    };
+
+    private static string Ns(long ns) => ns switch
+    {
+        < 10_000 => $"{ns:N0} ns",
+        < 10_000_000 => $"{ns / 1e3:N1} µs",
+        _ => $"{ns / 1e6:N1} ms",
+    };
+
+    private static string Rate(double bytesPerSecond) => $"{bytesPerSecond / 1e9:N2} GB/s";
+
+    private static string Escape(string text) => Markup.Escape(text);
+}

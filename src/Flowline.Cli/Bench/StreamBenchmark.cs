@@ -1,0 +1,285 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Flowline.SharedMemory;
+using Flowline.SharedMemory.Diagnostics;
+
+namespace Flowline.Cli.Bench;
+
+/// <summary>
+/// Runs the stream benchmarks: this process writes, a second process (<see cref="BenchPeer"/>) reads.
+/// Every figure is measured in the same run as the limits it is compared with.
+/// </summary>
+internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter progress)
+{
+    private const int SmallFrameBytes = 64;
+    private const int LargeFrameBytes = 1 << 20;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
+    private readonly string ns = $"bench-{Environment.ProcessId}";
+    private const double WakeRateHz = 1_000;
+    private readonly int scale = options.Quick ? 10 : 1;
+
+    public StreamBenchReport Run()
+    {
+        if (options.Pin && Environment.ProcessorCount > 1)
+        {
+            Process.GetCurrentProcess().ProcessorAffinity = 1;
+        }
+
+        var cpuBefore = CpuTimes.Read();
+        try
+        {
+            var limits = options.Runs("limits") ? MeasureLimits() : null;
+            var latency = !options.Runs("latency") ? [] : new List<LatencyCase>
+            {
+                MeasureLatency(WaitPolicy.Spin, rateHz: 20_000, samples: 100_000 / scale),
+                MeasureLatency(WaitPolicy.Hybrid, rateHz: 20_000, samples: 100_000 / scale),
+                MeasureLatency(WaitPolicy.Hybrid, rateHz: 1_000, samples: 5_000 / scale),
+                MeasureLatency(WaitPolicy.Block, rateHz: 1_000, samples: 5_000 / scale),
+            };
+            var throughput = !options.Runs("throughput") ? [] : new List<ThroughputCase>
+            {
+                MeasureThroughput("64 B, copy in, copy out", SmallFrameBytes, writerLook: false, readerLook: false, frames: 20_000_000 / scale, capacity: 1024),
+                MeasureThroughput("64 B, zero-copy", SmallFrameBytes, writerLook: true, readerLook: true, frames: 20_000_000 / scale, capacity: 1024),
+                MeasureThroughput("64 B, zero-copy, 8 slots", SmallFrameBytes, writerLook: true, readerLook: true, frames: 2_000_000 / scale, capacity: 8),
+                MeasureThroughput("1 MiB, copy in, zero-copy read", LargeFrameBytes, writerLook: false, readerLook: true, frames: 10_000 / scale, capacity: 8),
+                MeasureThroughput("1 MiB, copy in, copy out", LargeFrameBytes, writerLook: false, readerLook: false, frames: 5_000 / scale, capacity: 8),
+                MeasureThroughput("1 MiB, zero-copy, 8 slots", LargeFrameBytes, writerLook: true, readerLook: true, frames: 2_000_000 / scale, capacity: 8),
+            };
+            var idle = !options.Runs("idle") ? [] : new List<IdleCase>
+            {
+                MeasureIdle(WaitPolicy.Hybrid, seconds: options.Quick ? 1 : 5),
+                MeasureIdle(WaitPolicy.Block, seconds: options.Quick ? 1 : 5),
+            };
+            return new StreamBenchReport(
+                "flowline bench streams" + (options.Quick ? " --quick" : "") + (options.Pin ? " --pin" : "") + (options.Only.Count > 0 ? " --only " + string.Join(",", options.Only) : ""),
+                DateTimeOffset.UtcNow,
+                DescribeMachine(CpuTimes.Read().StealPercentSince(cpuBefore)),
+                limits,
+                latency,
+                throughput,
+                idle);
+        }
+        finally
+        {
+            SharedMemoryNamespace.UnlinkAll(ns);
+        }
+    }
+
+    private LimitsReport MeasureLimits()
+    {
+        Say("limits: shared-memory ping-pong, spinning");
+        var spin = PingPong(futex: false, rounds: 200_000 / scale, parentCpu: null, childCpu: null);
+        var twoCpus = Environment.ProcessorCount > 1;
+        Say("limits: futex ping-pong, both processes on CPU 0");
+        var sameCpu = PingPong(futex: true, rounds: 20_000 / scale, parentCpu: 0, childCpu: 0);
+        Say("limits: futex ping-pong, processes on CPUs 0 and 1");
+        var crossCpu = twoCpus ? PingPong(futex: true, rounds: 20_000 / scale, parentCpu: 0, childCpu: 1) : sameCpu;
+        Say($"limits: futex wake-ups at {WakeRateHz:N0} Hz");
+        var wake = FutexWakes(5_000 / scale);
+        Say("limits: memcpy bandwidth");
+        return new LimitsReport(
+            spin,
+            sameCpu,
+            crossCpu,
+            wake,
+            WakeRateHz,
+            MemoryBandwidth.MeasureCopy(LargeFrameBytes),
+            MemoryBandwidth.MeasureCopy(64 << 20));
+    }
+
+    private LatencySummary PingPong(bool futex, int rounds, int? parentCpu, int? childCpu)
+    {
+        var name = futex ? "probe-futex" : "probe-spin";
+        using var probe = Probe.Open(ns, name, RegionMode.Replace);
+        var self = Process.GetCurrentProcess();
+        var affinity = self.ProcessorAffinity;
+        try
+        {
+            using var child = BenchChild.Start(childCpu is { } c ? 1L << c : ChildAffinity, "pong", "--ns", ns, "--name", name, "--count", Invariant(rounds), "--futex", futex ? "true" : "false");
+            child.Expect("ready", Patience);
+            if (parentCpu is { } p)
+            {
+                self.ProcessorAffinity = (nint)(1L << p);
+            }
+
+            var samples = probe.RunPinger(rounds, futex, Patience);
+            child.Expect("result ", Patience);
+
+            // The first tenth warms caches, the JIT and the scheduler.
+            return LatencySummary.Of(samples.AsSpan(rounds / 10));
+        }
+        finally
+        {
+            self.ProcessorAffinity = affinity;
+            probe.Unlink();
+        }
+    }
+
+    private LatencySummary FutexWakes(int count)
+    {
+        const string Name = "probe-wake";
+        using var probe = Probe.Open(ns, Name, RegionMode.Replace);
+        try
+        {
+            using var child = StartChild("wake", Name, "--count", Invariant(count), "--warmup", Invariant(count / 10));
+            child.Expect("ready", Patience);
+            probe.SendWakes(count, WakeRateHz);
+            return BenchJson.ParsePeer(child.Expect("result ", Patience)).Latency!;
+        }
+        finally
+        {
+            probe.Unlink();
+        }
+    }
+
+    private LatencyCase MeasureLatency(WaitPolicy policy, double rateHz, int samples)
+    {
+        Say($"latency: 64 B frames, {Name(policy)} at {rateHz:N0} Hz, {samples:N0} samples");
+        var warmup = samples / 10;
+        var name = $"latency-{Name(policy)}-{rateHz}";
+        using var stream = SharedStream.Open(ns, name, new FrameFormat(ElementType.UInt8, SmallFrameBytes), RegionMode.Replace, new StreamOptions { CapacityFrames = 64 });
+        try
+        {
+            using var child = StartChild("latency", name, "--policy", policy.ToString(), "--count", Invariant(samples), "--warmup", Invariant(warmup));
+            child.Expect("ready", Patience);
+            using (var writer = stream.OpenWriter<byte>(new WriterOptions { WaitPolicy = policy }))
+            {
+                var frame = new byte[SmallFrameBytes];
+                var pacer = new Pacer(rateHz);
+                for (var i = 0; i < samples + warmup; i++)
+                {
+                    pacer.WaitNext();
+                    writer.Write(frame, Patience);
+                }
+
+                writer.Close();
+            }
+
+            var result = BenchJson.ParsePeer(child.Expect("result ", Patience));
+            return new LatencyCase(Name(policy), rateHz, result.Latency!);
+        }
+        finally
+        {
+            stream.Unlink();
+        }
+    }
+
+    private ThroughputCase MeasureThroughput(string title, int frameBytes, bool writerLook, bool readerLook, int frames, int capacity)
+    {
+        Say($"throughput: {title}, {frames:N0} frames");
+        var name = $"throughput-{frameBytes}-{capacity}-{writerLook}-{readerLook}";
+        using var stream = SharedStream.Open(ns, name, new FrameFormat(ElementType.UInt8, frameBytes), RegionMode.Replace, new StreamOptions { CapacityFrames = capacity });
+        try
+        {
+            var warmup = frames / 4;
+            using var child = StartChild("throughput", name, "--policy", nameof(WaitPolicy.Hybrid), "--look", readerLook ? "true" : "false", "--warmup", Invariant(warmup));
+            child.Expect("ready", Patience);
+            using (var writer = stream.OpenWriter<byte>())
+            {
+                var frame = new byte[frameBytes];
+                frame.AsSpan().Fill(7);
+                for (var i = 0; i < warmup + frames; i++)
+                {
+                    if (writerLook)
+                    {
+                        writer.Look(out _, Patience);
+                        writer.Publish();
+                    }
+                    else
+                    {
+                        writer.Write(frame, Patience);
+                    }
+                }
+
+                writer.Close();
+            }
+
+            var result = BenchJson.ParsePeer(child.Expect("result ", Patience));
+            if (result.Frames != frames)
+            {
+                throw new InvalidOperationException($"the reader received {result.Frames:N0} of {frames:N0} frames after the warm-up");
+            }
+
+            var perSecond = frames / result.Seconds;
+            return new ThroughputCase(
+                title,
+                frameBytes,
+                writerLook ? "look + publish" : "write (copy in)",
+                readerLook ? "look + increment" : "read into (copy out)",
+                capacity,
+                frames,
+                perSecond,
+                perSecond * frameBytes,
+                result.Sleeps * 1e6 / frames);
+        }
+        finally
+        {
+            stream.Unlink();
+        }
+    }
+
+    private IdleCase MeasureIdle(WaitPolicy policy, double seconds)
+    {
+        Say($"idle CPU: a {Name(policy)} reader waiting {seconds:0} s on a silent stream");
+        var name = $"idle-{Name(policy)}";
+        using var stream = SharedStream.Open(ns, name, new FrameFormat(ElementType.UInt8, SmallFrameBytes), RegionMode.Replace);
+        try
+        {
+            using var writer = stream.OpenWriter<byte>();
+            using var child = StartChild("idle", name, "--policy", policy.ToString(), "--seconds", Invariant(seconds));
+            child.Expect("ready", Patience);
+            var result = BenchJson.ParsePeer(child.Expect("result ", Patience));
+            return new IdleCase(
+                Name(policy),
+                result.Seconds,
+                100 * result.ProcessCpuSeconds / result.Seconds,
+                100 * result.ThreadCpuSeconds / result.Seconds,
+                result.Sleeps);
+        }
+        finally
+        {
+            stream.Unlink();
+        }
+    }
+
+    /// <summary>With --pin, readers run on CPU 1 (the writer runs on CPU 0).</summary>
+    private long? ChildAffinity => options.Pin && Environment.ProcessorCount > 1 ? 2 : null;
+
+    private BenchChild StartChild(string role, string name, params string[] arguments) =>
+        BenchChild.Start(ChildAffinity, [role, "--ns", ns, "--name", name, .. arguments]);
+
+    private MachineInfo DescribeMachine(double stealPercent)
+    {
+        var cpu = File.Exists("/proc/cpuinfo")
+            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown"
+            : "unknown";
+        var kernel = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : RuntimeInformation.OSDescription;
+        return new MachineInfo(cpu, Environment.ProcessorCount, kernel, RuntimeInformation.FrameworkDescription, options.Pin, stealPercent);
+    }
+
+    private void Say(string line) => progress.WriteLine(line);
+
+    /// <summary>The machine-wide CPU time counters of the first line of /proc/stat, in clock ticks.</summary>
+    private readonly record struct CpuTimes(long Total, long Steal)
+    {
+        public static CpuTimes Read()
+        {
+            if (!File.Exists("/proc/stat"))
+            {
+                return default;
+            }
+
+            // cpu user nice system idle iowait irq softirq steal guest guest_nice
+            var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8).Select(long.Parse).ToArray();
+            return new CpuTimes(fields.Sum(), fields.Length > 7 ? fields[7] : 0);
+        }
+
+        public double StealPercentSince(CpuTimes before) =>
+            Total > before.Total ? 100.0 * (Steal - before.Steal) / (Total - before.Total) : 0;
+    }
+
+    private static string Name(WaitPolicy policy) => policy.ToString().ToLowerInvariant();
+
+    private static string Invariant(double value) => value.ToString(CultureInfo.InvariantCulture);
+}

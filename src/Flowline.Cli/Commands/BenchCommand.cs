@@ -1,0 +1,94 @@
+using System.CommandLine;
+using Flowline.Cli.Bench;
+using Flowline.SharedMemory;
+
+namespace Flowline.Cli.Commands;
+
+/// <summary><c>flowline bench streams</c>: measures streams between two processes beside the machine's limits.</summary>
+internal static class BenchCommand
+{
+    public static Command Create()
+    {
+        var json = new Option<bool>("--json") { Description = "Print one JSON object instead of tables (progress goes to standard error)." };
+        var quick = new Option<bool>("--quick") { Description = "Run about ten times fewer samples: a smoke test, not a measurement." };
+        var pin = new Option<bool>("--pin") { Description = "Pin the writer to CPU 0 and the reader to CPU 1." };
+        var only = new Option<string[]>("--only")
+        {
+            Description = "Run only these sections: limits, latency, throughput, idle (targets that compare with a limit need limits).",
+            AllowMultipleArgumentsPerToken = true,
+        };
+        only.AcceptOnlyFromAmong(StreamBenchOptions.Sections);
+        var streams = new Command("streams", "Latency, throughput and idle CPU of shared-memory streams between two processes, with the physical limits measured in the same run.")
+        {
+            json,
+            quick,
+            pin,
+            only,
+        };
+        streams.SetAction(parse =>
+        {
+            var options = new StreamBenchOptions(parse.GetValue(quick), parse.GetValue(pin), parse.GetValue(only) ?? []);
+            var progress = parse.GetValue(json) ? Console.Error : Console.Out;
+            try
+            {
+                var report = new StreamBenchmark(options, progress).Run();
+                if (parse.GetValue(json))
+                {
+                    Console.Out.WriteLine(BenchJson.Serialize(report));
+                }
+                else
+                {
+                    BenchTables.Render(report);
+                }
+
+                return ExitCodes.Ok;
+            }
+            catch (Exception e) when (e is SharedMemoryException or TimeoutException or InvalidOperationException or IOException)
+            {
+                Console.Error.WriteLine($"flowline bench streams: {e.Message}");
+                return ExitCodes.Failed;
+            }
+        });
+
+        return new Command("bench", "Measure Flowline on this machine.") { streams };
+    }
+}
+
+/// <summary>The hidden verb that runs the other side of a benchmark in a second process.</summary>
+internal static class BenchPeerCommand
+{
+    public static Command Create()
+    {
+        var role = new Argument<string>("role") { Description = "latency, throughput, idle or pong." };
+        var ns = new Option<string>("--ns") { Description = "Namespace of the benchmark's regions.", Required = true };
+        var name = new Option<string>("--name") { Description = "Region name.", Required = true };
+        var policy = new Option<WaitPolicy>("--policy") { Description = "Wait policy of the reader." };
+        var count = new Option<long>("--count") { Description = "Frames or rounds." };
+        var warmup = new Option<long>("--warmup") { Description = "Frames to discard first." };
+        var look = new Option<bool>("--look") { Description = "Read in place (Look/Increment) instead of copying." };
+        var futex = new Option<bool>("--futex") { Description = "Probe through futexes instead of spinning." };
+        var seconds = new Option<double>("--seconds") { Description = "How long to stay idle." };
+        var parent = new Option<int>("--parent") { Description = "Exit when this process dies." };
+        var command = new Command("bench-peer", "Runs one side of a benchmark (started by flowline bench).")
+        {
+            role, ns, name, policy, count, warmup, look, futex, seconds, parent,
+        };
+        command.Hidden = true;
+        command.SetAction(parse =>
+        {
+            var args = new BenchPeerArgs(
+                parse.GetValue(role)!,
+                parse.GetValue(ns)!,
+                parse.GetValue(name)!,
+                parse.GetValue(policy),
+                parse.GetValue(count),
+                parse.GetValue(warmup),
+                parse.GetValue(look),
+                parse.GetValue(futex),
+                parse.GetValue(seconds),
+                parse.GetValue(parent));
+            return BenchPeer.Run(args);
+        });
+        return command;
+    }
+}

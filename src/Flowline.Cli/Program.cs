@@ -1,0 +1,8 @@
+using System.CommandLine;
+using Flowline.Cli.Commands;
+
+// The flowline command. Each verb lives in Commands/; exit codes are documented in docs/cli.md.
+var root = new RootCommand("Flowline: real-time dataflow pipelines over shared memory.");
+root.Subcommands.Add(BenchCommand.Create());
+root.Subcommands.Add(BenchPeerCommand.Create());
+return root.Parse(args).Invoke();

@@ -1,0 +1,100 @@
+using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Regions;
+using Flowline.SharedMemory.Streams;
+
+namespace Flowline.SharedMemory;
+
+/// <summary>What readers and writers share: the mapping they keep alive and the typed view of a frame.</summary>
+public abstract unsafe class StreamEndpoint<T> : IDisposable
+    where T : unmanaged
+{
+    private readonly MappingHandle mapping;
+    private protected readonly byte* baseAddress;
+    private protected readonly byte* slots;
+    private protected readonly long slotBytes;
+    private protected readonly long mask;
+    private protected readonly int capacity;
+    private bool disposed;
+
+    private protected StreamEndpoint(SharedStream stream)
+    {
+        var clr = typeof(T);
+        if (clr != typeof(byte) && clr != stream.Format.ElementType.ClrType())
+        {
+            throw new ArgumentException(
+                $"stream '{stream.DisplayName}' holds {stream.Format.ElementType.ToName()} ({stream.Format.ElementType.ClrType().Name}) elements, not {clr.Name}; " +
+                $"use {stream.Format.ElementType.ClrType().Name}, or byte for raw bytes.");
+        }
+
+        Stream = stream;
+        FrameLength = stream.Format.FrameBytes / sizeof(T);
+        mapping = stream.Mapping;
+        mapping.AddReference();
+        baseAddress = stream.Base;
+        slots = stream.Base + stream.SlotsOffset;
+        slotBytes = stream.SlotBytes;
+        capacity = stream.Options.CapacityFrames;
+        mask = capacity - 1;
+    }
+
+    /// <summary>The stream.</summary>
+    public SharedStream Stream { get; }
+
+    /// <summary>The number of <typeparamref name="T"/> in one frame.</summary>
+    public int FrameLength { get; }
+
+    /// <summary>True once disposed.</summary>
+    protected bool IsDisposed => disposed;
+
+    /// <summary>Detaches and lets go of the mapping.</summary>
+    public void Dispose()
+    {
+        if (disposed)
+        {
+            return;
+        }
+
+        disposed = true;
+        try
+        {
+            Detach();
+        }
+        finally
+        {
+            mapping.DangerousRelease();
+            GC.SuppressFinalize(this);
+        }
+    }
+
+    /// <summary>Leaves the stream's tables; called once, from <see cref="Dispose"/>.</summary>
+    private protected abstract void Detach();
+
+    private protected ref long Cursor => ref StreamLayout.Long(baseAddress, StreamLayout.CursorOffset);
+
+    private protected ref ulong WriterOwner => ref StreamLayout.ULong(baseAddress, StreamLayout.WriterOwnerOffset);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private protected byte* SlotOf(long sequence) => slots + ((sequence & mask) * slotBytes);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private protected static FrameHeader ReadHeader(byte* slot) => new(
+        *(long*)(slot + StreamLayout.SlotSequenceOffset),
+        *(ulong*)(slot + StreamLayout.SlotFrameIdOffset),
+        *(long*)(slot + StreamLayout.SlotPublishOffset),
+        *(long*)(slot + StreamLayout.SlotOriginOffset));
+
+    private protected void ThrowIfDisposed()
+    {
+        if (disposed)
+        {
+            ThrowDisposed();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowDisposed() => throw new ObjectDisposedException(GetType().Name, $"this endpoint of stream '{Stream.DisplayName}' is disposed.");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private protected void ThrowLengthMismatch(int length, string what) =>
+        throw new ArgumentException($"{what} holds {length} elements; a frame of stream '{Stream.DisplayName}' ({Stream.Format}) holds {FrameLength} {typeof(T).Name}.");
+}

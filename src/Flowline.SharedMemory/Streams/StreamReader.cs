@@ -1,0 +1,464 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Liveness;
+using Flowline.SharedMemory.Streams;
+using Flowline.SharedMemory.Waiting;
+
+namespace Flowline.SharedMemory;
+
+/// <summary>
+/// A reader of a stream, with its own position in the reader table. Copy frames out with
+/// <see cref="ReadInto(Span{T}, out FrameHeader, TimeSpan?, CancellationToken)"/> or <see cref="Read"/>,
+/// or read them in place with <see cref="Look(out ReadOnlySpan{T}, out FrameHeader, TimeSpan?, CancellationToken)"/>
+/// and <see cref="Increment"/>.
+/// </summary>
+/// <remarks>
+/// <para><b>Lossless</b>: the reader sees every frame in order; the writer waits for it when the ring is
+/// full. Releasing a frame stores the position with an atomic exchange (release and full fence) and
+/// wakes the writer only if it sleeps.</para>
+/// <para><b>Latest</b>: the reader takes the newest published frame and never holds the writer back. A
+/// copy is checked after the fact (a seqlock on the cursor, D2): the writer can only have started to
+/// overwrite frame <c>n</c>'s slot once it published frame <c>n + capacity - 1</c>, so a copy followed by
+/// a full fence and a cursor below <c>n + capacity</c> is intact. A torn copy is discarded and retried.</para>
+/// <para>Not thread-safe: one thread reads.</para>
+/// </remarks>
+public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
+    where T : unmanaged
+{
+    private readonly byte* entry;
+    private readonly ulong identity;
+    private readonly FutexSignal dataSignal;
+    private readonly FutexSignal spaceSignal;
+    private ulong ownerWord;
+    private long next;
+    private long cachedCursor;
+    private long lookSequence = -1;
+    private long framesRead;
+    private long framesSkipped;
+    private long tornCopies;
+    private long lastPeerCheck;
+    private PeerLiveness? liveness;
+    private ReadStatus waitOutcome;
+
+    internal StreamReader(SharedStream stream, ReaderOptions options)
+        : base(stream)
+    {
+        WaitPolicy = options.WaitPolicy;
+        SpinTime = options.SpinTime;
+        Delivery = options.Delivery;
+        dataSignal = new FutexSignal((int*)(baseAddress + StreamLayout.DataSignalOffset), (int*)(baseAddress + StreamLayout.DataSleepersOffset));
+        spaceSignal = new FutexSignal((int*)(baseAddress + StreamLayout.SpaceSignalOffset), (int*)(baseAddress + StreamLayout.SpaceSleepersOffset));
+        identity = ProcessIdentity.Current.Pack(0);
+        try
+        {
+            (Index, var address) = ClaimEntry();
+            entry = (byte*)address;
+            Join(options.Delivery);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>This reader's entry in the stream's reader table.</summary>
+    public int Index { get; } = -1;
+
+    /// <summary>What this reader receives now; change it with <see cref="SetDelivery"/>.</summary>
+    public Delivery Delivery { get; private set; }
+
+    /// <summary>True for lossless delivery (PYTHUSA's "blocking": the reader applies backpressure).</summary>
+    public bool IsBlocking => Delivery == Delivery.Lossless;
+
+    /// <summary>How this reader waits.</summary>
+    public WaitPolicy WaitPolicy { get; set; }
+
+    /// <summary>How long a hybrid wait stays awake before it sleeps.</summary>
+    public TimeSpan SpinTime { get; set; }
+
+    /// <summary>The sequence of the next frame this reader will read.</summary>
+    public long Position => next;
+
+    /// <summary>Frames published that this reader has neither read nor skipped.</summary>
+    public long FramesAvailable => Math.Max(0, Volatile.Read(ref Cursor) - next);
+
+    /// <summary>Frames read.</summary>
+    public long FramesRead => framesRead;
+
+    /// <summary>Frames skipped: older frames a latest reader passed over, and frames dropped when rejoining at the writer's position.</summary>
+    public long FramesSkipped => framesSkipped;
+
+    /// <summary>Copies or looks discarded because the writer overwrote the slot meanwhile (latest delivery).</summary>
+    public long TornCopies => tornCopies;
+
+    /// <summary>
+    /// Switches delivery at run time (PYTHUSA's <c>set_blocking</c>). Switching to lossless jumps to the
+    /// writer's position: older frames are skipped, and from there on every frame arrives.
+    /// </summary>
+    public void SetDelivery(Delivery delivery)
+    {
+        ThrowIfDisposed();
+        if (lookSequence >= 0)
+        {
+            throw new InvalidOperationException("call Increment before changing delivery: a look is in progress.");
+        }
+
+        if (delivery == Delivery)
+        {
+            return;
+        }
+
+        var before = next;
+        Join(delivery);
+        framesSkipped += next - before;
+        Volatile.Write(ref Counter(StreamLayout.ReaderSkippedOffset), framesSkipped);
+    }
+
+    /// <summary>Same as <see cref="SetDelivery"/>: true for lossless, false for latest.</summary>
+    public void SetBlocking(bool blocking) => SetDelivery(blocking ? Delivery.Lossless : Delivery.Latest);
+
+    /// <summary>Waits until a frame can be read without waiting; consumes nothing.</summary>
+    public ReadStatus WaitForFrame(TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        return next < cachedCursor ? ReadStatus.Ok : Wait(timeout, cancellationToken);
+    }
+
+    /// <summary>
+    /// Gives the next frame in place (zero-copy), without consuming it; call <see cref="Increment"/> when
+    /// done with it. A lossless look stays valid until then. A latest look can be overwritten if the writer
+    /// laps the ring meanwhile: <see cref="Increment"/> says whether it stayed intact.
+    /// </summary>
+    public ReadStatus Look(out ReadOnlySpan<T> frame, out FrameHeader header, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        if (lookSequence >= 0)
+        {
+            ThrowLookPending();
+        }
+
+        var status = EnsureFrame(timeout, cancellationToken);
+        if (status != ReadStatus.Ok)
+        {
+            frame = default;
+            header = default;
+            return status;
+        }
+
+        var sequence = Delivery == Delivery.Lossless ? next : Volatile.Read(ref Cursor) - 1;
+        var slot = SlotOf(sequence);
+        header = ReadHeader(slot);
+        if (Delivery == Delivery.Lossless && header.Sequence != sequence)
+        {
+            ThrowCorrupt(sequence, header.Sequence);
+        }
+
+        frame = new ReadOnlySpan<T>(slot + StreamLayout.SlotHeaderBytes, FrameLength);
+        lookSequence = sequence;
+        return ReadStatus.Ok;
+    }
+
+    /// <summary>Gives the next frame in place; see <see cref="Look(out ReadOnlySpan{T}, out FrameHeader, TimeSpan?, CancellationToken)"/>.</summary>
+    public ReadStatus Look(out ReadOnlySpan<T> frame, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        Look(out frame, out _, timeout, cancellationToken);
+
+    /// <summary>
+    /// Releases the frame given by <see cref="Look(out ReadOnlySpan{T}, out FrameHeader, TimeSpan?, CancellationToken)"/>.
+    /// Returns false if a latest look was overwritten while it was held (its data may be torn).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public bool Increment()
+    {
+        var sequence = lookSequence;
+        if (sequence < 0)
+        {
+            ThrowNoLook();
+        }
+
+        lookSequence = -1;
+        if (Delivery == Delivery.Lossless)
+        {
+            Release(sequence);
+            return true;
+        }
+
+        var intact = IsIntact(sequence);
+        Consume(sequence, intact);
+        return intact;
+    }
+
+    /// <summary>Copies the next frame into <paramref name="destination"/> and consumes it.</summary>
+    public ReadStatus ReadInto(Span<T> destination, out FrameHeader header, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        if (destination.Length != FrameLength)
+        {
+            ThrowLengthMismatch(destination.Length, "the destination");
+        }
+
+        if (lookSequence >= 0)
+        {
+            ThrowLookPending();
+        }
+
+        while (true)
+        {
+            var status = EnsureFrame(timeout, cancellationToken);
+            if (status != ReadStatus.Ok)
+            {
+                header = default;
+                return status;
+            }
+
+            if (Delivery == Delivery.Lossless)
+            {
+                var slot = SlotOf(next);
+                header = ReadHeader(slot);
+                if (header.Sequence != next)
+                {
+                    ThrowCorrupt(next, header.Sequence);
+                }
+
+                new ReadOnlySpan<T>(slot + StreamLayout.SlotHeaderBytes, FrameLength).CopyTo(destination);
+                Release(next);
+                return ReadStatus.Ok;
+            }
+
+            var sequence = Volatile.Read(ref Cursor) - 1;
+            var latest = SlotOf(sequence);
+            header = ReadHeader(latest);
+            new ReadOnlySpan<T>(latest + StreamLayout.SlotHeaderBytes, FrameLength).CopyTo(destination);
+            if (IsIntact(sequence) && header.Sequence == sequence)
+            {
+                Consume(sequence, intact: true);
+                return ReadStatus.Ok;
+            }
+
+            // The writer lapped the ring during the copy: count it and take the newest frame again.
+            tornCopies++;
+            Volatile.Write(ref Counter(StreamLayout.ReaderTornOffset), tornCopies);
+        }
+    }
+
+    /// <summary>Copies the next frame into <paramref name="destination"/> and consumes it.</summary>
+    public ReadStatus ReadInto(Span<T> destination, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        ReadInto(destination, out _, timeout, cancellationToken);
+
+    /// <summary>Reads the next frame into a new array (an owned copy); <paramref name="frame"/> is empty unless the status is <see cref="ReadStatus.Ok"/>.</summary>
+    public ReadStatus Read(out T[] frame, out FrameHeader header, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var buffer = new T[FrameLength];
+        var status = ReadInto(buffer, out header, timeout, cancellationToken);
+        frame = status == ReadStatus.Ok ? buffer : [];
+        return status;
+    }
+
+    private protected override void Detach()
+    {
+        liveness?.Dispose();
+        if (entry == null)
+        {
+            return;
+        }
+
+        // Leave the table; the writer may be waiting on this reader's position.
+        Interlocked.CompareExchange(ref Owner, StreamLayout.ReaderFree, ownerWord);
+        spaceSignal.NotifyIfSleeping();
+    }
+
+    private ref ulong Owner => ref StreamLayout.ULong(entry, StreamLayout.ReaderOwnerOffset);
+
+    private ref long PositionWord => ref StreamLayout.Long(entry, StreamLayout.ReaderPositionOffset);
+
+    private ref long Counter(int offset) => ref StreamLayout.Long(entry, offset);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ReadStatus EnsureFrame(TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        if (next < cachedCursor)
+        {
+            return ReadStatus.Ok;
+        }
+
+        cachedCursor = Volatile.Read(ref Cursor);
+        return next < cachedCursor ? ReadStatus.Ok : Wait(timeout, cancellationToken);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private ReadStatus Wait(TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        var condition = new DataCondition(this);
+        return Waiter.Wait(ref condition, dataSignal, WaitPolicy, SpinTime, timeout, cancellationToken) ? waitOutcome : ReadStatus.Timeout;
+    }
+
+    /// <summary>True if a frame can be read, or the writer closed or left: sets <see cref="waitOutcome"/>.</summary>
+    private bool PollFrame()
+    {
+        var cursor = Volatile.Read(ref Cursor);
+        if (cursor > next)
+        {
+            cachedCursor = cursor;
+            waitOutcome = ReadStatus.Ok;
+            return true;
+        }
+
+        var state = ProcessIdentity.StateOf(Volatile.Read(ref WriterOwner));
+        if (state is StreamLayout.WriterNone or StreamLayout.WriterAttached)
+        {
+            return false;
+        }
+
+        // The writer's state changed after its last publish: read the cursor again to drain what is left.
+        cursor = Volatile.Read(ref Cursor);
+        if (cursor > next)
+        {
+            cachedCursor = cursor;
+            waitOutcome = ReadStatus.Ok;
+            return true;
+        }
+
+        waitOutcome = state == StreamLayout.WriterClosed ? ReadStatus.EndOfStream : ReadStatus.WriterGone;
+        return true;
+    }
+
+    /// <summary>Marks the writer dead if its process has exited (checked at most every liveness interval).</summary>
+    private void CheckWriter()
+    {
+        var now = Stopwatch.GetTimestamp();
+        if (now - lastPeerCheck < WaitTuning.LivenessInterval.TotalSeconds * Stopwatch.Frequency)
+        {
+            return;
+        }
+
+        lastPeerCheck = now;
+        ref var owner = ref WriterOwner;
+        var word = Volatile.Read(ref owner);
+        liveness ??= new PeerLiveness();
+        if (ProcessIdentity.StateOf(word) == StreamLayout.WriterAttached && !liveness.IsAlive(ProcessIdentity.Unpack(word)))
+        {
+            Interlocked.CompareExchange(ref owner, (word & ~7UL) | (ulong)StreamLayout.WriterDead, word);
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void Release(long sequence)
+    {
+        next = sequence + 1;
+        framesRead++;
+
+        // Release store and full fence: the copy is done before the writer can see the slot free, and
+        // the writer's sleeping flag is read after the position is visible (no lost wake-up).
+        Interlocked.Exchange(ref PositionWord, next);
+        Volatile.Write(ref Counter(StreamLayout.ReaderFramesReadOffset), framesRead);
+        spaceSignal.NotifyIfSleeping();
+    }
+
+    private bool IsIntact(long sequence)
+    {
+        // The copy's loads complete before the cursor is read again.
+        Interlocked.MemoryBarrier();
+        var cursor = Volatile.Read(ref Cursor);
+        return cursor - sequence < capacity && *(long*)(SlotOf(sequence) + StreamLayout.SlotSequenceOffset) == sequence;
+    }
+
+    private void Consume(long sequence, bool intact)
+    {
+        framesSkipped += sequence - next;
+        next = sequence + 1;
+        if (next > cachedCursor)
+        {
+            cachedCursor = next;
+        }
+
+        if (intact)
+        {
+            framesRead++;
+        }
+        else
+        {
+            tornCopies++;
+            Volatile.Write(ref Counter(StreamLayout.ReaderTornOffset), tornCopies);
+        }
+
+        Volatile.Write(ref PositionWord, next);
+        Volatile.Write(ref Counter(StreamLayout.ReaderFramesReadOffset), framesRead);
+        Volatile.Write(ref Counter(StreamLayout.ReaderSkippedOffset), framesSkipped);
+    }
+
+    /// <summary>Claims a free entry of the reader table, or the entry of a reader whose process has died.</summary>
+    private (int Index, nint Entry) ClaimEntry()
+    {
+        var joining = identity | (uint)StreamLayout.ReaderJoining;
+        for (var pass = 0; pass < 2; pass++)
+        {
+            for (var i = 0; i < Stream.Options.MaxReaders; i++)
+            {
+                var candidate = Stream.ReaderEntry(i);
+                ref var owner = ref StreamLayout.ULong(candidate, StreamLayout.ReaderOwnerOffset);
+                var word = Volatile.Read(ref owner);
+                var free = ProcessIdentity.StateOf(word) == StreamLayout.ReaderFree;
+
+                // The second pass takes over entries whose process has died.
+                if ((free || (pass == 1 && !ProcessIdentity.Unpack(word).IsAlive()))
+                    && Interlocked.CompareExchange(ref owner, joining, word) == word)
+                {
+                    if (!free)
+                    {
+                        Interlocked.Increment(ref StreamLayout.Long(baseAddress, StreamLayout.ReclaimedReadersOffset));
+                    }
+
+                    ownerWord = joining;
+                    StreamLayout.Long(candidate, StreamLayout.ReaderSkippedOffset) = 0;
+                    StreamLayout.Long(candidate, StreamLayout.ReaderFramesReadOffset) = 0;
+                    StreamLayout.Long(candidate, StreamLayout.ReaderTornOffset) = 0;
+                    return (i, (nint)candidate);
+                }
+            }
+        }
+
+        var pids = Stream.GetStatistics().Readers.Select(r => r.Pid).Distinct();
+        throw new InvalidOperationException(
+            $"stream '{Stream.DisplayName}' has {Stream.Options.MaxReaders} readers attached (pids {string.Join(", ", pids)}), its limit; " +
+            "dispose readers that are done, or create the stream with more MaxReaders.");
+    }
+
+    /// <summary>
+    /// Takes part in the stream with <paramref name="delivery"/>, at the writer's position.
+    /// </summary>
+    /// <remarks>
+    /// The position is stored before the state changes, and stored again from a cursor read after the
+    /// change (a full fence). A writer that scans the table meanwhile sees either position, both at or
+    /// before the cursor, so it never overwrites a frame this reader may still read.
+    /// </remarks>
+    private void Join(Delivery delivery)
+    {
+        next = Volatile.Read(ref Cursor);
+        Volatile.Write(ref PositionWord, next);
+        var word = identity | (uint)(delivery == Delivery.Lossless ? StreamLayout.ReaderLossless : StreamLayout.ReaderLatest);
+        Interlocked.Exchange(ref Owner, word);
+        ownerWord = word;
+        next = Volatile.Read(ref Cursor);
+        cachedCursor = next;
+        Interlocked.Exchange(ref PositionWord, next);
+        Delivery = delivery;
+        spaceSignal.NotifyIfSleeping();
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowLookPending() => throw new InvalidOperationException("call Increment before the next Look or read: a look is in progress.");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void ThrowNoLook() => throw new InvalidOperationException("Increment needs a frame from Look first.");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowCorrupt(long expected, long found) =>
+        throw new SharedMemoryException($"stream '{Stream.DisplayName}': slot for frame {expected} holds frame {found}; the region was modified outside Flowline or replaced while in use.");
+
+    private readonly struct DataCondition(StreamReader<T> reader) : IWaitCondition
+    {
+        public bool IsSatisfied() => reader.PollFrame();
+
+        public void CheckPeers() => reader.CheckWriter();
+    }
+}

@@ -1,0 +1,279 @@
+using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Liveness;
+using Flowline.SharedMemory.Streams;
+using Flowline.SharedMemory.Waiting;
+
+namespace Flowline.SharedMemory;
+
+/// <summary>
+/// The writer of a stream. Copy a frame in with <see cref="Write(ReadOnlySpan{T}, TimeSpan?, CancellationToken)"/>,
+/// or fill the next slot in place with <see cref="Look"/> and <see cref="Publish()"/>.
+/// </summary>
+/// <remarks>
+/// <para>Publication (D2): the writer fills the slot and its header, then stores the cursor with an
+/// atomic exchange, which is a release store and a full fence at once; after it, the writer reads the
+/// sleeper count and makes a wake system call only if a reader sleeps.</para>
+/// <para>Backpressure: the writer keeps the smallest lossless reader position it last saw and rescans
+/// the reader table only when that cached position says the ring is full. A reader that joins later
+/// joins at the cursor, which is never behind the cached position, so the cache never over-reports
+/// space.</para>
+/// <para>Not thread-safe: one thread writes.</para>
+/// </remarks>
+public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
+    where T : unmanaged
+{
+    private readonly ulong ownerWord;
+    private readonly FutexSignal dataSignal;
+    private readonly FutexSignal spaceSignal;
+    private long next;
+    private long cachedMinReader;
+    private bool lookPending;
+    private bool closed;
+    private bool ownerWordInstalled;
+    private long lastPeerCheck;
+    private PeerLiveness? liveness;
+
+    internal StreamWriter(SharedStream stream, WriterOptions options)
+        : base(stream)
+    {
+        Options = options;
+        dataSignal = new FutexSignal((int*)(baseAddress + StreamLayout.DataSignalOffset), (int*)(baseAddress + StreamLayout.DataSleepersOffset));
+        spaceSignal = new FutexSignal((int*)(baseAddress + StreamLayout.SpaceSignalOffset), (int*)(baseAddress + StreamLayout.SpaceSleepersOffset));
+        ownerWord = ProcessIdentity.Current.Pack(StreamLayout.WriterAttached);
+        try
+        {
+            Attach();
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The options this writer was opened with.</summary>
+    public WriterOptions Options { get; }
+
+    /// <summary>The sequence the next frame will get (frames published so far).</summary>
+    public long Position => next;
+
+    /// <summary>
+    /// Copies <paramref name="frame"/> into the next slot and publishes it, stamped with its own
+    /// sequence as frame id and now as origin. Waits for space while a lossless reader lags.
+    /// </summary>
+    public WriteStatus Write(ReadOnlySpan<T> frame, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
+        Write(frame, new FrameStamp(unchecked((ulong)next), 0), timeout, cancellationToken);
+
+    /// <summary>Copies <paramref name="frame"/> into the next slot and publishes it with <paramref name="stamp"/>.</summary>
+    public WriteStatus Write(ReadOnlySpan<T> frame, FrameStamp stamp, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        if (frame.Length != FrameLength)
+        {
+            ThrowLengthMismatch(frame.Length, "the frame to write");
+        }
+
+        var status = Look(out var slot, timeout, cancellationToken);
+        if (status != WriteStatus.Ok)
+        {
+            return status;
+        }
+
+        frame.CopyTo(slot);
+        Publish(stamp);
+        return WriteStatus.Ok;
+    }
+
+    /// <summary>
+    /// Gives the next slot to fill in place (zero-copy); call <see cref="Publish()"/> when it is filled.
+    /// Waits for space while a lossless reader lags. The slot is contiguous: a look never fails at the ring's end.
+    /// </summary>
+    public WriteStatus Look(out Span<T> slot, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfUnusable();
+        if (next - cachedMinReader >= capacity)
+        {
+            cachedMinReader = MinLosslessPosition();
+            if (next - cachedMinReader >= capacity && !WaitForSpace(timeout, cancellationToken))
+            {
+                slot = default;
+                return WriteStatus.Timeout;
+            }
+        }
+
+        slot = new Span<T>(SlotOf(next) + StreamLayout.SlotHeaderBytes, FrameLength);
+        lookPending = true;
+        return WriteStatus.Ok;
+    }
+
+    /// <summary>Publishes the slot given by <see cref="Look"/>, stamped with its sequence as frame id and now as origin.</summary>
+    public void Publish() => Publish(new FrameStamp(unchecked((ulong)next), 0));
+
+    /// <summary>Publishes the slot given by <see cref="Look"/> with <paramref name="stamp"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Publish(FrameStamp stamp)
+    {
+        if (!lookPending)
+        {
+            ThrowNoLook();
+        }
+
+        var slot = SlotOf(next);
+        var now = MonotonicClock.NowNs();
+        *(long*)(slot + StreamLayout.SlotSequenceOffset) = next;
+        *(ulong*)(slot + StreamLayout.SlotFrameIdOffset) = stamp.FrameId;
+        *(long*)(slot + StreamLayout.SlotPublishOffset) = now;
+        *(long*)(slot + StreamLayout.SlotOriginOffset) = stamp.OriginTimestampNs != 0 ? stamp.OriginTimestampNs : now;
+        lookPending = false;
+        next++;
+
+        // Release store of the cursor and full fence: the slot is visible before the cursor, and the
+        // sleeper count is read after the cursor is visible (no lost wake-up).
+        Interlocked.Exchange(ref Cursor, next);
+        dataSignal.NotifyIfSleeping();
+    }
+
+    /// <summary>
+    /// Ends the stream: readers read what is left, then get <see cref="ReadStatus.EndOfStream"/>.
+    /// A writer that attaches later reopens the stream.
+    /// </summary>
+    public void Close()
+    {
+        ThrowIfDisposed();
+        if (closed)
+        {
+            return;
+        }
+
+        closed = true;
+        lookPending = false;
+        SetState(StreamLayout.WriterClosed);
+    }
+
+    private protected override void Detach()
+    {
+        liveness?.Dispose();
+        if (!closed && ownerWordInstalled)
+        {
+            SetState(StreamLayout.WriterDetached);
+        }
+    }
+
+    private void Attach()
+    {
+        ref var owner = ref WriterOwner;
+        var observed = Volatile.Read(ref owner);
+        while (true)
+        {
+            if (ProcessIdentity.StateOf(observed) == StreamLayout.WriterAttached)
+            {
+                var holder = ProcessIdentity.Unpack(observed);
+                if (holder.IsAlive())
+                {
+                    throw new InvalidOperationException(
+                        $"stream '{Stream.DisplayName}' already has a writer ({holder}); a stream has one writer at a time.");
+                }
+            }
+
+            var seen = Interlocked.CompareExchange(ref owner, ownerWord, observed);
+            if (seen == observed)
+            {
+                break;
+            }
+
+            observed = seen;
+        }
+
+        ownerWordInstalled = true;
+        Interlocked.Increment(ref StreamLayout.Long(baseAddress, StreamLayout.WriterEpochOffset));
+        next = Volatile.Read(ref Cursor);
+        cachedMinReader = MinLosslessPosition();
+
+        // Readers that saw the previous writer go learn that a writer is back.
+        dataSignal.Wake();
+    }
+
+    private void SetState(int state)
+    {
+        // Only the word this writer installed is replaced: a reader may have marked it dead meanwhile,
+        // or a new writer may have taken over after that.
+        var final = (ownerWord & ~7UL) | (uint)state;
+        Interlocked.CompareExchange(ref WriterOwner, final, ownerWord);
+        dataSignal.Wake();
+    }
+
+    private long MinLosslessPosition()
+    {
+        var min = next;
+        for (var i = 0; i < Stream.Options.MaxReaders; i++)
+        {
+            var entry = Stream.ReaderEntry(i);
+            if (ProcessIdentity.StateOf(Volatile.Read(ref StreamLayout.ULong(entry, StreamLayout.ReaderOwnerOffset))) == StreamLayout.ReaderLossless)
+            {
+                var position = Volatile.Read(ref StreamLayout.Long(entry, StreamLayout.ReaderPositionOffset));
+                if (position < min)
+                {
+                    min = position;
+                }
+            }
+        }
+
+        return min;
+    }
+
+    private bool WaitForSpace(TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        ref var waits = ref StreamLayout.Long(baseAddress, StreamLayout.SpaceWaitsOffset);
+        Volatile.Write(ref waits, waits + 1);
+        var condition = new SpaceCondition(this);
+        return Waiter.Wait(ref condition, spaceSignal, Options.WaitPolicy, Options.SpinTime, timeout, cancellationToken);
+    }
+
+    /// <summary>Frees the entries of readers whose processes have died (proven by pid and start time).</summary>
+    private void ReclaimDeadReaders()
+    {
+        var now = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (now - lastPeerCheck < WaitTuning.LivenessInterval.TotalSeconds * System.Diagnostics.Stopwatch.Frequency)
+        {
+            return;
+        }
+
+        lastPeerCheck = now;
+        liveness ??= new PeerLiveness();
+        for (var i = 0; i < Stream.Options.MaxReaders; i++)
+        {
+            ref var owner = ref StreamLayout.ULong(Stream.ReaderEntry(i), StreamLayout.ReaderOwnerOffset);
+            var word = Volatile.Read(ref owner);
+            if (ProcessIdentity.StateOf(word) != StreamLayout.ReaderFree && !liveness.IsAlive(ProcessIdentity.Unpack(word))
+                && Interlocked.CompareExchange(ref owner, StreamLayout.ReaderFree, word) == word)
+            {
+                Interlocked.Increment(ref StreamLayout.Long(baseAddress, StreamLayout.ReclaimedReadersOffset));
+            }
+        }
+    }
+
+    private void ThrowIfUnusable()
+    {
+        ThrowIfDisposed();
+        if (closed)
+        {
+            ThrowClosed();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowClosed() => throw new InvalidOperationException($"the writer of stream '{Stream.DisplayName}' has closed it.");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowNoLook() => throw new InvalidOperationException($"Publish needs a slot from Look first (stream '{Stream.DisplayName}').");
+
+    private readonly struct SpaceCondition(StreamWriter<T> writer) : IWaitCondition
+    {
+        public bool IsSatisfied()
+        {
+            writer.cachedMinReader = writer.MinLosslessPosition();
+            return writer.next - writer.cachedMinReader < writer.capacity;
+        }
+
+        public void CheckPeers() => writer.ReclaimDeadReaders();
+    }
+}

@@ -1,0 +1,216 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+
+namespace Flowline.SharedMemory.Waiting;
+
+/// <summary>A condition a <see cref="Waiter"/> waits for.</summary>
+internal interface IWaitCondition
+{
+    /// <summary>True when the wait is over: the awaited thing happened, or a terminal state (end of stream) was reached.</summary>
+    bool IsSatisfied();
+
+    /// <summary>Called every <see cref="WaitTuning.LivenessInterval"/> while waiting: looks for dead peers.</summary>
+    void CheckPeers();
+}
+
+/// <summary>
+/// The one wait loop of the shared-memory layer: spin, then yield, then sleep on a futex (D3), with a
+/// timeout and a cancellation token, and a liveness check of the peers at every
+/// <see cref="WaitTuning.LivenessInterval"/>.
+/// </summary>
+internal static class Waiter
+{
+    private const int SpinsPerCheck = 64;
+    private static readonly long LivenessTicks = (long)(WaitTuning.LivenessInterval.TotalSeconds * Stopwatch.Frequency);
+
+    /// <summary>
+    /// Waits until <paramref name="condition"/> is satisfied (true) or the timeout elapses (false);
+    /// throws <see cref="OperationCanceledException"/> if <paramref name="cancellationToken"/> fires.
+    /// A null timeout waits without limit.
+    /// </summary>
+    public static bool Wait<TCondition>(
+        ref TCondition condition,
+        FutexSignal signal,
+        WaitPolicy policy,
+        TimeSpan spinTime,
+        TimeSpan? timeout,
+        CancellationToken cancellationToken)
+        where TCondition : struct, IWaitCondition
+    {
+        if (condition.IsSatisfied())
+        {
+            return true;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var start = Stopwatch.GetTimestamp();
+        var deadline = Deadline(start, timeout);
+        if (deadline == start)
+        {
+            condition.CheckPeers();
+            return condition.IsSatisfied();
+        }
+
+        var nextPeerCheck = start + LivenessTicks;
+        if (policy != WaitPolicy.Block)
+        {
+            var maxPausesPerPoll = policy == WaitPolicy.Spin ? 1 : 4;
+            var spinUntil = policy == WaitPolicy.Spin ? long.MaxValue : start + ToTicks(spinTime / 5);
+            var awakeUntil = policy == WaitPolicy.Spin ? long.MaxValue : start + ToTicks(spinTime);
+            while (true)
+            {
+                var now = Stopwatch.GetTimestamp();
+                if (now < spinUntil)
+                {
+                    // Hybrid polls the shared line after 1, 2, 3, then 4 pauses (a poller that never lets go
+                    // of the line slows the very writer it waits for); spin polls after every pause.
+                    for (var i = 0; i < SpinsPerCheck; i++)
+                    {
+                        for (var p = Math.Min(i, maxPausesPerPoll); p > 0; p--)
+                        {
+                            Pause();
+                        }
+
+                        if (condition.IsSatisfied())
+                        {
+                            return true;
+                        }
+                    }
+                }
+                else
+                {
+                    Thread.Yield();
+                    if (condition.IsSatisfied())
+                    {
+                        return true;
+                    }
+                }
+
+                now = Stopwatch.GetTimestamp();
+                if (now >= deadline)
+                {
+                    return false;
+                }
+
+                cancellationToken.ThrowIfCancellationRequested();
+                if (now >= nextPeerCheck)
+                {
+                    nextPeerCheck = now + LivenessTicks;
+                    condition.CheckPeers();
+                    if (condition.IsSatisfied())
+                    {
+                        return true;
+                    }
+                }
+
+                if (now >= awakeUntil)
+                {
+                    break;
+                }
+            }
+        }
+
+        return Sleep(ref condition, signal, deadline, nextPeerCheck, cancellationToken);
+    }
+
+    private static bool Sleep<TCondition>(ref TCondition condition, FutexSignal signal, long deadline, long nextPeerCheck, CancellationToken cancellationToken)
+        where TCondition : struct, IWaitCondition
+    {
+        // A cancellation bumps the futex word, so a sleeper returns at once rather than at the end of its slice.
+        using var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.UnsafeRegister(static s => ((CancelWake)s!).Wake(), CancelWake.For(signal))
+            : default;
+        while (true)
+        {
+            var observed = signal.BeginSleep();
+            try
+            {
+                if (condition.IsSatisfied())
+                {
+                    return true;
+                }
+
+                var now = Stopwatch.GetTimestamp();
+                if (now >= deadline)
+                {
+                    return false;
+                }
+
+                cancellationToken.ThrowIfCancellationRequested();
+                if (now >= nextPeerCheck)
+                {
+                    nextPeerCheck = now + LivenessTicks;
+                    condition.CheckPeers();
+                    if (condition.IsSatisfied())
+                    {
+                        return true;
+                    }
+                }
+
+                var slice = Math.Min(deadline, nextPeerCheck) - now;
+                signal.Sleep(observed, TimeSpan.FromSeconds((double)slice / Stopwatch.Frequency));
+            }
+            finally
+            {
+                signal.EndSleep();
+            }
+        }
+    }
+
+    /// <summary>One processor pause: <c>PAUSE</c> on x64, <c>YIELD</c> on arm64.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Pause()
+    {
+        if (X86Base.IsSupported)
+        {
+            X86Base.Pause();
+        }
+        else if (ArmBase.IsSupported)
+        {
+            ArmBase.Yield();
+        }
+        else
+        {
+            Thread.SpinWait(1);
+        }
+    }
+
+    public static long Deadline(long start, TimeSpan? timeout)
+    {
+        if (timeout is not { } t || t == Timeout.InfiniteTimeSpan)
+        {
+            return long.MaxValue;
+        }
+
+        if (t <= TimeSpan.Zero)
+        {
+            return start;
+        }
+
+        var ticks = ToTicks(t);
+        return ticks >= long.MaxValue - start ? long.MaxValue : start + ticks;
+    }
+
+    private static long ToTicks(TimeSpan t) => (long)(t.TotalSeconds * Stopwatch.Frequency);
+
+    /// <summary>The state a cancellation callback needs to wake a sleeper; one per signal address, reused.</summary>
+    private sealed unsafe class CancelWake
+    {
+        [ThreadStatic]
+        private static CancelWake? cached;
+
+        private FutexSignal signal;
+
+        public static CancelWake For(FutexSignal signal)
+        {
+            // Only one sleep per thread is in progress at a time, so one object per thread serves them all.
+            var wake = cached ??= new CancelWake();
+            wake.signal = signal;
+            return wake;
+        }
+
+        public void Wake() => signal.Wake();
+    }
+}

@@ -1,0 +1,166 @@
+using System.Globalization;
+using Flowline.SharedMemory;
+using Flowline.SharedMemory.Liveness;
+using Flowline.SharedMemory.TestPeer;
+
+// A child process for the shared-memory tests. Usage: <role> --key value ...
+// Every role exits when its parent (--parent) dies, and prints one line per milestone.
+var role = args.Length > 0 ? args[0] : "";
+var options = new Dictionary<string, string>(StringComparer.Ordinal);
+for (var i = 1; i + 1 < args.Length; i += 2)
+{
+    options[args[i].TrimStart('-')] = args[i + 1];
+}
+
+string Get(string key, string fallback = "") => options.TryGetValue(key, out var v) ? v : fallback;
+long GetLong(string key, long fallback) => options.TryGetValue(key, out var v) ? long.Parse(v, CultureInfo.InvariantCulture) : fallback;
+bool GetBool(string key) => options.TryGetValue(key, out var v) && bool.Parse(v);
+
+if (options.TryGetValue("parent", out var parent))
+{
+    ParentWatch.ExitWhenParentDies(int.Parse(parent, CultureInfo.InvariantCulture));
+}
+
+var ns = Get("ns");
+var name = Get("name");
+var format = new FrameFormat(ElementType.UInt64, (int)GetLong("elements", 8));
+RegionModes.TryParse(Get("mode", "attach"), out var mode);
+var streamOptions = new StreamOptions { CapacityFrames = (int)GetLong("capacity", StreamOptions.DefaultCapacityFrames) };
+
+switch (role)
+{
+    case "write":
+    {
+        using var stream = SharedStream.Open(ns, name, format, mode, streamOptions);
+        using var writer = stream.OpenWriter<ulong>();
+        Console.WriteLine("ready");
+        var count = GetLong("count", long.MaxValue);
+        var uniform = Get("pattern", "checksum") == "uniform";
+        var frame = new ulong[format.ElementCount];
+        for (long s = 0; s < count; s++)
+        {
+            if (writer.Look(out var slot) != WriteStatus.Ok)
+            {
+                return 3;
+            }
+
+            if (uniform)
+            {
+                TestPayload.FillUniform(writer.Position, slot);
+            }
+            else
+            {
+                TestPayload.Fill(writer.Position, slot);
+            }
+
+            writer.Publish(new FrameStamp((ulong)writer.Position * 10, 0));
+        }
+
+        if (GetBool("close"))
+        {
+            writer.Close();
+        }
+
+        Console.WriteLine($"written {count}");
+        if (GetBool("hang"))
+        {
+            Thread.Sleep(Timeout.Infinite);
+        }
+
+        return 0;
+    }
+
+    case "read":
+    {
+        using var stream = SharedStream.Open(ns, name, format, mode, streamOptions);
+        var delivery = Get("delivery", "lossless") == "latest" ? Delivery.Latest : Delivery.Lossless;
+        using var reader = stream.OpenReader<ulong>(new ReaderOptions { Delivery = delivery });
+        Console.WriteLine("ready");
+        var count = GetLong("count", 0);
+        var frame = new ulong[format.ElementCount];
+        long errors = 0;
+        for (long i = 0; i < count; i++)
+        {
+            var status = reader.ReadInto(frame, out var header, TimeSpan.FromSeconds(30));
+            if (status != ReadStatus.Ok)
+            {
+                Console.WriteLine($"status {status}");
+                return 4;
+            }
+
+            if (!TestPayload.Verify(header.Sequence, frame))
+            {
+                errors++;
+            }
+        }
+
+        Console.WriteLine($"read {count} errors {errors}");
+        if (GetBool("hang"))
+        {
+            Thread.Sleep(Timeout.Infinite);
+        }
+
+        return errors == 0 ? 0 : 5;
+    }
+
+    case "create":
+    {
+        using var stream = SharedStream.Open(ns, name, format, RegionMode.Create, streamOptions);
+        using var evt = SharedEvent.Open(ns, name + ".evt", RegionMode.Create);
+        Console.WriteLine("created");
+        if (GetBool("hang"))
+        {
+            Thread.Sleep(Timeout.Infinite);
+        }
+
+        return 0;
+    }
+
+    case "events":
+    {
+        using var wait = SharedEvent.Open(ns, Get("wait"), RegionMode.Attach);
+        using var signal = SharedEvent.Open(ns, Get("signal"), RegionMode.Attach);
+        Console.WriteLine("ready");
+        var rounds = GetLong("rounds", 1);
+        for (long r = 0; r < rounds; r++)
+        {
+            if (!wait.WaitActivation(TimeSpan.FromSeconds(30)))
+            {
+                Console.WriteLine("timeout");
+                return 6;
+            }
+
+            signal.Signal();
+        }
+
+        Console.WriteLine("done");
+        return 0;
+    }
+
+    case "hang":
+        Console.WriteLine("ready");
+        Thread.Sleep(Timeout.Infinite);
+        return 0;
+
+    case "spawn":
+    {
+        // Starts a grandchild that watches this process, prints its pid, and waits to be killed.
+        var info = new System.Diagnostics.ProcessStartInfo(Environment.ProcessPath!) { UseShellExecute = false };
+        if (!Environment.ProcessPath!.EndsWith("TestPeer", StringComparison.Ordinal))
+        {
+            info.ArgumentList.Add(typeof(TestPayload).Assembly.Location);
+        }
+
+        info.ArgumentList.Add("hang");
+        info.ArgumentList.Add("--parent");
+        info.ArgumentList.Add(Environment.ProcessId.ToString(CultureInfo.InvariantCulture));
+        var child = System.Diagnostics.Process.Start(info)!;
+        Console.WriteLine($"child {child.Id}");
+        Thread.Sleep(Timeout.Infinite);
+        return 0;
+    }
+
+    default:
+        Console.Error.WriteLine($"unknown role '{role}'");
+        return 2;
+}
