@@ -2,6 +2,19 @@ using Flowline.SharedMemory.Interop;
 
 namespace Flowline.SharedMemory.Liveness;
 
+/// <summary>What a <c>/proc</c> lookup found.</summary>
+internal enum ProcLookup
+{
+    /// <summary>The process exists and its stat was read.</summary>
+    Found,
+
+    /// <summary>No process has that pid.</summary>
+    NotFound,
+
+    /// <summary>The stat could not be read (permissions, no procfs, ...): nothing is known.</summary>
+    Unknown,
+}
+
 /// <summary>The fields Flowline reads from <c>/proc/&lt;pid&gt;/stat</c>.</summary>
 /// <param name="State">The state letter: R, S, D, T, Z (zombie), X (dead), ...</param>
 /// <param name="UserTicks">CPU time in user mode, in clock ticks (field 14).</param>
@@ -16,14 +29,20 @@ internal readonly record struct ProcStat(char State, ulong UserTicks, ulong Syst
     /// <summary>True for a process that has exited (a zombie waiting to be reaped counts as exited).</summary>
     public bool HasExited => State is 'Z' or 'X' or 'x';
 
-    /// <summary>Reads <c>/proc/&lt;pid&gt;/stat</c> without allocating; false if the process does not exist.</summary>
-    public static unsafe bool TryRead(int pid, out ProcStat stat)
+    /// <summary>Reads <c>/proc/&lt;pid&gt;/stat</c> without allocating; false if the process does not exist or cannot be read.</summary>
+    public static bool TryRead(int pid, out ProcStat stat) => Read(pid, out stat) == ProcLookup.Found;
+
+    /// <summary>
+    /// Reads <c>/proc/&lt;pid&gt;/stat</c> without allocating, telling a process that does not exist
+    /// (<see cref="ProcLookup.NotFound"/>) from one that could not be read (<see cref="ProcLookup.Unknown"/>).
+    /// </summary>
+    public static unsafe ProcLookup Read(int pid, out ProcStat stat)
     {
         stat = default;
         Span<byte> path = stackalloc byte[32];
-        if (!TryFormatPath(pid, path))
+        if (pid <= 0 || !TryFormatPath(pid, path))
         {
-            return false;
+            return ProcLookup.NotFound;
         }
 
         Span<byte> buffer = stackalloc byte[2048];
@@ -34,7 +53,7 @@ internal readonly record struct ProcStat(char State, ulong UserTicks, ulong Syst
             var fd = OpenRaw(p);
             if (fd < 0)
             {
-                return false;
+                return LibC.Errno is LibC.ENoEnt or LibC.ESrch ? ProcLookup.NotFound : ProcLookup.Unknown;
             }
 
             try
@@ -42,7 +61,8 @@ internal readonly record struct ProcStat(char State, ulong UserTicks, ulong Syst
                 var n = LibC.Read(fd, b, (nuint)buffer.Length);
                 if (n <= 0)
                 {
-                    return false;
+                    // A process that exits between open and read reads as ESRCH or empty.
+                    return n == 0 || LibC.Errno == LibC.ESrch ? ProcLookup.NotFound : ProcLookup.Unknown;
                 }
 
                 length = (int)n;
@@ -53,7 +73,7 @@ internal readonly record struct ProcStat(char State, ulong UserTicks, ulong Syst
             }
         }
 
-        return TryParse(buffer[..length], out stat);
+        return TryParse(buffer[..length], out stat) ? ProcLookup.Found : ProcLookup.Unknown;
     }
 
     /// <summary>Parses the text of a stat file; the command name in parentheses may hold spaces and parentheses.</summary>

@@ -22,7 +22,11 @@ public readonly record struct ProcessIdentity(int Pid, ulong StartTicks)
     /// <summary>The current process.</summary>
     public static ProcessIdentity Current => CurrentIdentity.Value;
 
-    /// <summary>True if this process is still running (a zombie counts as exited).</summary>
+    /// <summary>
+    /// False only when this process has provably exited: no process has the pid, the process with the pid
+    /// started at another time, or it is a zombie. When <c>/proc</c> cannot be read, the answer is true:
+    /// a live peer must never be treated as dead.
+    /// </summary>
     public bool IsAlive()
     {
         if (Pid <= 0)
@@ -35,7 +39,12 @@ public readonly record struct ProcessIdentity(int Pid, ulong StartTicks)
             return (StartTicks & StartMask) == (Current.StartTicks & StartMask);
         }
 
-        return ProcStat.TryRead(Pid, out var stat) && !stat.HasExited && (stat.StartTicks & StartMask) == (StartTicks & StartMask);
+        return ProcStat.Read(Pid, out var stat) switch
+        {
+            ProcLookup.NotFound => false,
+            ProcLookup.Found => !stat.HasExited && (stat.StartTicks & StartMask) == (StartTicks & StartMask),
+            _ => true,
+        };
     }
 
     /// <summary>Reads the identity of a running process, or null if it does not exist.</summary>

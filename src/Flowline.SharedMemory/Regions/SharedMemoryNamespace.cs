@@ -104,10 +104,16 @@ public static class SharedMemoryNamespace
     public static bool Unlink(string @namespace, string name)
     {
         var path = PathOf(@namespace, name);
-        var removed = LibC.Unlink(path) == 0;
-        if (!removed && LibC.Errno != LibC.ENoEnt)
+        bool removed;
+        int errno;
+        using (Regions.NamespaceLock.Acquire(@namespace))
         {
-            var errno = LibC.Errno;
+            removed = LibC.Unlink(path) == 0;
+            errno = LibC.Errno;
+        }
+
+        if (!removed && errno != LibC.ENoEnt)
+        {
             throw new SharedMemoryException($"cannot remove region '{@namespace}/{name}' ({path}): {LibC.Describe(errno)}.");
         }
 

@@ -10,6 +10,9 @@ internal unsafe delegate void RegionInitializer(byte* region, long length);
 /// <summary>Checks an existing region's body; returns what does not match, or null if it matches.</summary>
 internal unsafe delegate string? RegionValidator(byte* region, long length);
 
+/// <summary>Names a live process that uses an existing region (other than its owner), or returns null if none does.</summary>
+internal unsafe delegate string? RegionUsers(byte* region, long length);
+
 /// <summary>What to open and how.</summary>
 internal sealed record RegionRequest(
     string Namespace,
@@ -19,7 +22,8 @@ internal sealed record RegionRequest(
     ulong LayoutHash,
     long CreateBytes,
     RegionInitializer? Initialize,
-    RegionValidator? Validate);
+    RegionValidator? Validate,
+    RegionUsers? LiveUsers = null);
 
 /// <summary>
 /// A mapped region file under <c>/dev/shm/flowline/&lt;namespace&gt;/</c>, opened in one of the
@@ -29,9 +33,12 @@ internal sealed record RegionRequest(
 /// <para>Creation is atomic: the region is built and initialised under a hidden temporary name, then
 /// <c>link</c>ed (exclusive create) or <c>rename</c>d (replace) into place. A name that opens is
 /// therefore always a complete region.</para>
-/// <para>A stale region (its creator died) is replaced under an exclusive <c>flock</c> on the stale
-/// file, after checking that the name still refers to the same incarnation (its random region id), so
-/// two processes that find the same stale region do not both replace it.</para>
+/// <para>Changes to an existing name (replace, recreating a stale region, unlink) take an exclusive
+/// <c>flock</c> on the namespace directory and, where they act on one incarnation, check its random
+/// region id under that lock: two processes that find the same stale region do not both replace it,
+/// and an unlink never removes a replacement made meanwhile.</para>
+/// <para>A region is stale when its creator has exited and no other process uses it (for a stream:
+/// no live writer and no live reader).</para>
 /// </remarks>
 internal sealed unsafe class SharedRegion : IDisposable
 {
@@ -86,52 +93,44 @@ internal sealed unsafe class SharedRegion : IDisposable
         switch (request.Mode)
         {
             case RegionMode.Create:
-                return TryCreate(request, path, replace: false)
+                return TryCreate(request, path, replaceId: null)
                     ?? throw new RegionExistsException(
                         $"region '{display}' already exists ({DescribeExisting(path)}); open it with mode create_or_attach or replace.");
 
             case RegionMode.Replace:
-                return TryCreate(request, path, replace: true)!;
+                return TryCreate(request, path, replaceId: AnyIncarnation)!;
 
             case RegionMode.Attach:
             {
-                var outcome = TryAttach(request, path, out var region, out var problem);
-                return outcome switch
+                var attempt = TryAttach(request, path);
+                return attempt.Outcome switch
                 {
-                    AttachOutcome.Attached => region!,
+                    AttachOutcome.Attached => attempt.Region!,
                     AttachOutcome.NotFound => throw new RegionNotFoundException(
                         $"region '{display}' does not exist ({path}); create it first, or open it with mode create_or_attach."),
-                    AttachOutcome.Stale => throw new StaleRegionException(problem!),
-                    _ => throw new RegionLayoutException(problem!),
+                    AttachOutcome.Stale => throw new StaleRegionException(attempt.Problem!),
+                    _ => throw new RegionLayoutException(attempt.Problem!),
                 };
             }
 
             case RegionMode.CreateOrAttach:
-                for (var attempt = 0; attempt < MaxAttempts; attempt++)
+                for (var i = 0; i < MaxAttempts; i++)
                 {
-                    var outcome = TryAttach(request, path, out var region, out var problem);
-                    switch (outcome)
+                    var attempt = TryAttach(request, path);
+                    var region = attempt.Outcome switch
                     {
-                        case AttachOutcome.Attached:
-                            return region!;
-                        case AttachOutcome.NotFound:
-                            region = TryCreate(request, path, replace: false);
-                            if (region is not null)
-                            {
-                                return region;
-                            }
+                        AttachOutcome.Attached => attempt.Region,
 
-                            break; // Someone else created it meanwhile: attach to theirs.
-                        case AttachOutcome.Stale:
-                            region = TryReplaceStale(request, path);
-                            if (region is not null)
-                            {
-                                return region;
-                            }
+                        // null: someone else created it meanwhile, so attach to theirs.
+                        AttachOutcome.NotFound => TryCreate(request, path, replaceId: null),
 
-                            break; // Someone else replaced it meanwhile.
-                        default:
-                            throw new RegionLayoutException(problem!);
+                        // null: someone else replaced or removed it meanwhile.
+                        AttachOutcome.Stale => TryCreate(request, path, replaceId: attempt.RegionId),
+                        _ => throw new RegionLayoutException(attempt.Problem!),
+                    };
+                    if (region is not null)
+                    {
+                        return region;
                     }
                 }
 
@@ -145,31 +144,21 @@ internal sealed unsafe class SharedRegion : IDisposable
     /// <summary>Removes this region's name if it still names this incarnation; returns true if removed.</summary>
     public bool UnlinkIfSame()
     {
-        var fd = LibC.Open(Path, LibC.ORdOnly | LibC.OCloExec, 0);
-        if (fd < 0)
+        bool removed;
+        using (NamespaceLock.Acquire(Namespace))
         {
-            return false;
+            removed = ReadRegionId(Path) == RegionId && LibC.Unlink(Path) == 0;
         }
 
-        try
-        {
-            if (ReadRegionId(fd) != RegionId)
-            {
-                return false;
-            }
-        }
-        finally
-        {
-            LibC.Close(fd);
-        }
-
-        var removed = LibC.Unlink(Path) == 0;
         SharedMemoryNamespace.RemoveDirectoryIfEmpty(Namespace);
         return removed;
     }
 
     /// <summary>Releases this object's reference to the mapping; the memory is unmapped when no reader or writer uses it.</summary>
     public void Dispose() => mapping.Dispose();
+
+    /// <summary>Passed as the incarnation to replace when any incarnation (or none) may be replaced.</summary>
+    private const ulong AnyIncarnation = ulong.MaxValue;
 
     private enum AttachOutcome
     {
@@ -179,22 +168,18 @@ internal sealed unsafe class SharedRegion : IDisposable
         Incompatible,
     }
 
-    private static AttachOutcome TryAttach(RegionRequest request, string path, out SharedRegion? region, out string? problem)
+    private readonly record struct AttachAttempt(AttachOutcome Outcome, SharedRegion? Region = null, string? Problem = null, ulong RegionId = 0);
+
+    private static AttachAttempt TryAttach(RegionRequest request, string path)
     {
-        region = null;
-        problem = null;
         var display = $"{request.Namespace}/{request.Name}";
         var fd = LibC.Open(path, LibC.ORdWr | LibC.OCloExec, 0);
         if (fd < 0)
         {
             var errno = LibC.Errno;
-            if (errno == LibC.ENoEnt)
-            {
-                return AttachOutcome.NotFound;
-            }
-
-            problem = $"cannot open region '{display}' ({path}): {LibC.Describe(errno)}.";
-            return AttachOutcome.Incompatible;
+            return errno == LibC.ENoEnt
+                ? new AttachAttempt(AttachOutcome.NotFound)
+                : new AttachAttempt(AttachOutcome.Incompatible, Problem: $"cannot open region '{display}' ({path}): {LibC.Describe(errno)}.");
         }
 
         MappingHandle? mapping = null;
@@ -203,25 +188,22 @@ internal sealed unsafe class SharedRegion : IDisposable
             var length = LibC.LSeek(fd, 0, LibC.SeekEnd);
             if (length < RegionHeader.Size)
             {
-                problem = $"'{path}' is not a Flowline region: it holds {length} bytes, fewer than a region header ({RegionHeader.Size}); remove it or open with mode replace.";
-                return AttachOutcome.Incompatible;
+                return new AttachAttempt(
+                    AttachOutcome.Incompatible,
+                    Problem: $"'{path}' is not a Flowline region: it holds {length} bytes, fewer than a region header ({RegionHeader.Size}); remove it or open with mode replace.");
             }
 
-            mapping = Map(fd, length, populate: false, path);
+            mapping = Map(fd, length, path);
             var b = (byte*)mapping.DangerousGetHandle();
             var found = Check(b, length, request, path);
             if (found.Problem is not null)
             {
-                problem = found.Problem;
-                var outcome = found.OwnerAlive ? AttachOutcome.Incompatible : AttachOutcome.Stale;
-                mapping.Dispose();
-                mapping = null;
-                return outcome;
+                return new AttachAttempt(found.InUse ? AttachOutcome.Incompatible : AttachOutcome.Stale, Problem: found.Problem, RegionId: RegionHeader.ReadRegionId(b));
             }
 
-            region = new SharedRegion(request.Namespace, request.Name, path, mapping, created: false);
+            var region = new SharedRegion(request.Namespace, request.Name, path, mapping, created: false);
             mapping = null;
-            return AttachOutcome.Attached;
+            return new AttachAttempt(AttachOutcome.Attached, region);
         }
         finally
         {
@@ -230,7 +212,7 @@ internal sealed unsafe class SharedRegion : IDisposable
         }
     }
 
-    private readonly record struct CheckResult(string? Problem, bool OwnerAlive);
+    private readonly record struct CheckResult(string? Problem, bool InUse);
 
     private static CheckResult Check(byte* b, long length, RegionRequest request, string path)
     {
@@ -238,12 +220,12 @@ internal sealed unsafe class SharedRegion : IDisposable
         var magic = RegionHeader.ReadMagic(b);
         if (magic != RegionHeader.Magic)
         {
-            return new($"'{path}' is not a Flowline region (magic 0x{magic:X16}, expected 0x{RegionHeader.Magic:X16}); remove it or open with mode replace.", OwnerAlive: true);
+            return new($"'{path}' is not a Flowline region (magic 0x{magic:X16}, expected 0x{RegionHeader.Magic:X16}); remove it or open with mode replace.", InUse: true);
         }
 
         var owner = RegionHeader.ReadOwner(b);
-        var alive = owner.IsAlive();
-        var ownerText = alive ? $"created by live {owner}" : $"created by {owner}, which has exited";
+        var ownerAlive = owner.IsAlive();
+        var ownerText = ownerAlive ? $"created by live {owner}" : $"created by {owner}, which has exited";
         var version = RegionHeader.ReadVersion(b);
         var kind = RegionHeader.ReadKind(b);
         var hash = RegionHeader.ReadHash(b);
@@ -253,30 +235,44 @@ internal sealed unsafe class SharedRegion : IDisposable
                 $"region '{display}' has layout version {version}, kind {KindName(kind)}, layout hash 0x{hash:X16} ({ownerText}); " +
                 $"expected layout version {RegionHeader.LayoutVersion}, kind {KindName(request.Kind)}, layout hash 0x{request.LayoutHash:X16}. " +
                 "It was made by another Flowline version or for another purpose; stop its users and open it with mode replace.";
-            return new(text, alive);
+            return new(text, ownerAlive);
         }
 
         var total = RegionHeader.ReadTotalBytes(b);
         if (total != length)
         {
-            return new($"region '{display}' is damaged: its header records {total} bytes but the file holds {length} ({ownerText}); open it with mode replace.", alive);
+            return new($"region '{display}' is damaged: its header records {total} bytes but the file holds {length} ({ownerText}); open it with mode replace.", ownerAlive);
+        }
+
+        // With the layout known, processes other than the creator may be found using the region.
+        var user = ownerAlive ? null : request.LiveUsers?.Invoke(b, length);
+        var inUse = ownerAlive || user is not null;
+        if (user is not null)
+        {
+            ownerText += $", but {user}";
         }
 
         var mismatch = request.Validate?.Invoke(b, length);
         if (mismatch is not null)
         {
-            return new($"region '{display}' does not match: {mismatch} ({ownerText}). Use the same definition everywhere, or open it with mode replace.", alive);
+            return new($"region '{display}' does not match: {mismatch} ({ownerText}). Use the same definition everywhere, or open it with mode replace.", inUse);
         }
 
-        if (!alive && request.Mode == RegionMode.Attach)
+        if (!inUse && request.Mode == RegionMode.Attach)
         {
-            return new($"region '{display}' was {ownerText}: nothing keeps it up to date. Start the pipeline that owns it, or open it with mode create_or_attach to recreate it.", OwnerAlive: false);
+            return new($"region '{display}' was {ownerText}: nothing keeps it up to date. Start the pipeline that owns it, or open it with mode create_or_attach to recreate it.", InUse: false);
         }
 
-        return alive ? default : new($"region '{display}' is stale ({ownerText}).", OwnerAlive: false);
+        return inUse ? default : new($"region '{display}' is stale ({ownerText}).", InUse: false);
     }
 
-    private static SharedRegion? TryCreate(RegionRequest request, string path, bool replace)
+    /// <summary>
+    /// Builds a region under a temporary name and puts it in place: exclusively when
+    /// <paramref name="replaceId"/> is null (null if the name exists), otherwise by replacing the
+    /// incarnation <paramref name="replaceId"/> (null if the name now holds another, or nothing) or any
+    /// incarnation (<see cref="AnyIncarnation"/>).
+    /// </summary>
+    private static SharedRegion? TryCreate(RegionRequest request, string path, ulong? replaceId)
     {
         if (request.Initialize is null || request.CreateBytes < RegionHeader.Size)
         {
@@ -299,23 +295,37 @@ internal sealed unsafe class SharedRegion : IDisposable
 
             try
             {
-                var rc = replace ? LibC.Rename(tmp, path) : LibC.Link(tmp, path);
-                if (rc != 0)
+                int rc;
+                if (replaceId is not { } expected)
                 {
-                    var errno = LibC.Errno;
-                    if (errno == LibC.EExist && !replace)
+                    rc = LibC.Link(tmp, path);
+                }
+                else
+                {
+                    using var _ = NamespaceLock.Acquire(request.Namespace);
+                    if (expected != AnyIncarnation && ReadRegionId(path) != expected)
                     {
                         mapping.Dispose();
                         return null;
                     }
 
+                    rc = LibC.Rename(tmp, path);
+                }
+
+                if (rc != 0)
+                {
+                    var errno = LibC.Errno;
+                    mapping.Dispose();
+                    if (errno == LibC.EExist && replaceId is null)
+                    {
+                        return null;
+                    }
+
                     if (errno == LibC.ENoEnt && attempt < MaxAttempts)
                     {
-                        mapping.Dispose();
                         continue;
                     }
 
-                    mapping.Dispose();
                     throw new SharedMemoryException($"cannot create region '{request.Namespace}/{request.Name}' ({path}): {LibC.Describe(errno)}.");
                 }
 
@@ -328,52 +338,17 @@ internal sealed unsafe class SharedRegion : IDisposable
         }
     }
 
-    private static SharedRegion? TryReplaceStale(RegionRequest request, string path)
-    {
-        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec, 0);
-        if (fd < 0)
-        {
-            return null;
-        }
-
-        try
-        {
-            var observed = ReadRegionId(fd);
-            if (LibC.Flock(fd, LibC.LockEx) != 0)
-            {
-                return null;
-            }
-
-            // Under the lock, check the name still refers to the stale incarnation we looked at.
-            var check = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec, 0);
-            if (check < 0)
-            {
-                return null;
-            }
-
-            try
-            {
-                if (ReadRegionId(check) != observed)
-                {
-                    return null;
-                }
-            }
-            finally
-            {
-                LibC.Close(check);
-            }
-
-            return TryCreate(request, path, replace: true);
-        }
-        finally
-        {
-            LibC.Close(fd); // Closing releases the lock.
-        }
-    }
-
+    /// <summary>Creates, sizes, maps and initialises a temporary region file; removes it again if any step fails.</summary>
     private static MappingHandle Build(RegionRequest request, string tmp)
     {
         var fd = LibC.Open(tmp, LibC.ORdWr | LibC.OCreat | LibC.OExcl | LibC.OCloExec, 0b110_000_000);
+        if (fd < 0 && LibC.Errno == LibC.EExist)
+        {
+            // A temporary file left by a killed process that had our pid and thread: remove it and retry.
+            _ = LibC.Unlink(tmp);
+            fd = LibC.Open(tmp, LibC.ORdWr | LibC.OCreat | LibC.OExcl | LibC.OCloExec, 0b110_000_000);
+        }
+
         if (fd < 0)
         {
             var errno = LibC.Errno;
@@ -382,21 +357,11 @@ internal sealed unsafe class SharedRegion : IDisposable
                 throw new DirectoryNotFoundException(tmp);
             }
 
-            if (errno == LibC.EExist)
-            {
-                // A temporary file left by a killed process that had our pid: remove it and retry.
-                _ = LibC.Unlink(tmp);
-                fd = LibC.Open(tmp, LibC.ORdWr | LibC.OCreat | LibC.OExcl | LibC.OCloExec, 0b110_000_000);
-            }
-
-            if (fd < 0)
-            {
-                errno = LibC.Errno;
-                throw new SharedMemoryException($"cannot create region '{request.Namespace}/{request.Name}' in {System.IO.Path.GetDirectoryName(tmp)}: {LibC.Describe(errno)}.");
-            }
+            throw new SharedMemoryException($"cannot create region '{request.Namespace}/{request.Name}' in {System.IO.Path.GetDirectoryName(tmp)}: {LibC.Describe(errno)}.");
         }
 
         MappingHandle? mapping = null;
+        var built = false;
         try
         {
             // Reserve the memory now: a full /dev/shm then fails here with a message, not later with SIGBUS.
@@ -408,25 +373,29 @@ internal sealed unsafe class SharedRegion : IDisposable
                     $"(is {SharedMemoryNamespace.Root} full? `df -h /dev/shm` shows its free space).");
             }
 
-            mapping = Map(fd, request.CreateBytes, populate: true, tmp);
+            mapping = Map(fd, request.CreateBytes, tmp);
             var b = (byte*)mapping.DangerousGetHandle();
             request.Initialize!(b, request.CreateBytes);
             RegionHeader.Write(b, request.Kind, request.LayoutHash, request.CreateBytes, NewRegionId());
-            var result = mapping;
-            mapping = null;
-            return result;
+            built = true;
+            return mapping;
         }
         finally
         {
-            mapping?.Dispose();
+            if (!built)
+            {
+                mapping?.Dispose();
+                _ = LibC.Unlink(tmp);
+            }
+
             LibC.Close(fd);
         }
     }
 
-    private static MappingHandle Map(int fd, long length, bool populate, string path)
+    /// <summary>Maps a whole region, pre-faulting every page so that no fault happens on the data path.</summary>
+    private static MappingHandle Map(int fd, long length, string path)
     {
-        var flags = LibC.MapShared | (populate ? LibC.MapPopulate : 0);
-        var address = LibC.MMap(0, (nuint)length, LibC.ProtRead | LibC.ProtWrite, flags, fd, 0);
+        var address = LibC.MMap(0, (nuint)length, LibC.ProtRead | LibC.ProtWrite, LibC.MapShared | LibC.MapPopulate, fd, 0);
         if (address == LibC.MapFailed)
         {
             var errno = LibC.Errno;
@@ -436,17 +405,32 @@ internal sealed unsafe class SharedRegion : IDisposable
         return new MappingHandle(address, length);
     }
 
-    private static ulong ReadRegionId(int fd)
+    /// <summary>The region id of the file at <paramref name="path"/> now, or 0 if it cannot be read.</summary>
+    private static ulong ReadRegionId(string path)
     {
-        ulong id = 0;
-        return LibC.PRead(fd, (byte*)&id, sizeof(ulong), RegionHeader.RegionIdOffset) == sizeof(ulong) ? id : 0;
+        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec, 0);
+        if (fd < 0)
+        {
+            return 0;
+        }
+
+        try
+        {
+            ulong id = 0;
+            return LibC.PRead(fd, (byte*)&id, sizeof(ulong), RegionHeader.RegionIdOffset) == sizeof(ulong) ? id : 0;
+        }
+        finally
+        {
+            LibC.Close(fd);
+        }
     }
 
     private static ulong NewRegionId()
     {
         Span<byte> bytes = stackalloc byte[8];
         RandomNumberGenerator.Fill(bytes);
-        return BitConverter.ToUInt64(bytes) | 1; // never 0, which means "unreadable"
+        var id = BitConverter.ToUInt64(bytes) | 1; // never 0, which means "unreadable"
+        return id == AnyIncarnation ? id - 2 : id;
     }
 
     private static string DescribeExisting(string path)

@@ -80,14 +80,15 @@ public sealed unsafe class SharedStream : IDisposable
             StreamLayout.Hash,
             bytes,
             (b, _) => StreamLayout.Initialize(b, format, options),
-            (b, length) => Mismatch(b, length, format, options));
+            (b, length) => Mismatch(b, length, format, options),
+            LiveUser);
         return new SharedStream(SharedRegion.Open(request), format, options);
     }
 
     /// <summary>Attaches to an existing stream, whatever its format (read it from <see cref="Format"/>).</summary>
     public static SharedStream Attach(string @namespace, string name)
     {
-        var request = new RegionRequest(@namespace, name, RegionMode.Attach, RegionKind.Stream, StreamLayout.Hash, 0, null, (b, length) => Mismatch(b, length, null, null));
+        var request = new RegionRequest(@namespace, name, RegionMode.Attach, RegionKind.Stream, StreamLayout.Hash, 0, null, (b, length) => Mismatch(b, length, null, null), LiveUser);
         var region = SharedRegion.Open(request);
         var (format, options) = StreamLayout.ReadDescriptor(region.Base, region.Length)!.Value;
         return new SharedStream(region, format, options);
@@ -155,6 +156,7 @@ public sealed unsafe class SharedStream : IDisposable
             Volatile.Read(ref StreamLayout.Long(Base, StreamLayout.WriterEpochOffset)),
             Volatile.Read(ref StreamLayout.Long(Base, StreamLayout.SpaceWaitsOffset)),
             Volatile.Read(ref StreamLayout.Long(Base, StreamLayout.ReclaimedReadersOffset)),
+            Volatile.Read(ref StreamLayout.Int(Base, StreamLayout.DataSleepersOffset)),
             readers);
     }
 
@@ -193,6 +195,32 @@ public sealed unsafe class SharedStream : IDisposable
         _ => "unknown",
     };
 
+    /// <summary>Names a live writer or reader of a stream region, if there is one: a stream in use is not stale.</summary>
+    private static string? LiveUser(byte* b, long length)
+    {
+        var writer = Volatile.Read(ref StreamLayout.ULong(b, StreamLayout.WriterOwnerOffset));
+        if (ProcessIdentity.StateOf(writer) == StreamLayout.WriterAttached && ProcessIdentity.Unpack(writer).IsAlive())
+        {
+            return $"its writer ({ProcessIdentity.Unpack(writer)}) is alive";
+        }
+
+        if (StreamLayout.ReadDescriptor(b, length) is not { } descriptor)
+        {
+            return null;
+        }
+
+        for (var i = 0; i < descriptor.Options.MaxReaders; i++)
+        {
+            var word = Volatile.Read(ref StreamLayout.ULong(b, StreamLayout.ReaderTableOffset + ((long)i * StreamLayout.ReaderEntryBytes) + StreamLayout.ReaderOwnerOffset));
+            if (ProcessIdentity.StateOf(word) != StreamLayout.ReaderFree && ProcessIdentity.Unpack(word).IsAlive())
+            {
+                return $"its reader ({ProcessIdentity.Unpack(word)}) is alive";
+            }
+        }
+
+        return null;
+    }
+
     private static string? Mismatch(byte* b, long length, FrameFormat? format, StreamOptions? options)
     {
         var found = StreamLayout.ReadDescriptor(b, length);
@@ -225,7 +253,8 @@ public sealed unsafe class SharedStream : IDisposable
 /// <param name="WriterPid">The writer's pid, or 0 if no writer ever attached.</param>
 /// <param name="WriterEpoch">How many times a writer attached.</param>
 /// <param name="SpaceWaits">How many times the writer had to wait for a lossless reader.</param>
-/// <param name="ReclaimedReaders">Readers of dead processes whose entries the writer freed.</param>
+/// <param name="ReclaimedReaders">Readers of dead processes whose entries were freed or taken over.</param>
+/// <param name="SleepingReaders">Readers asleep on the stream's futex now (a writer wakes them with a system call).</param>
 /// <param name="Readers">The attached readers.</param>
 public sealed record StreamStatistics(
     long Cursor,
@@ -236,6 +265,7 @@ public sealed record StreamStatistics(
     long WriterEpoch,
     long SpaceWaits,
     long ReclaimedReaders,
+    int SleepingReaders,
     IReadOnlyList<ReaderStatistics> Readers)
 {
     /// <summary>Ring fill of the slowest lossless reader, from 0 to 1.</summary>

@@ -5,6 +5,11 @@ using Flowline.SharedMemory.Streams;
 namespace Flowline.SharedMemory;
 
 /// <summary>What readers and writers share: the mapping they keep alive and the typed view of a frame.</summary>
+/// <remarks>
+/// An endpoint that is dropped without <see cref="Dispose()"/> still leaves the stream when it is
+/// finalized, so a forgotten lossless reader cannot hold a writer back for the life of its process.
+/// Its reference keeps the mapping alive until then.
+/// </remarks>
 public abstract unsafe class StreamEndpoint<T> : IDisposable
     where T : unmanaged
 {
@@ -21,6 +26,8 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
         var clr = typeof(T);
         if (clr != typeof(byte) && clr != stream.Format.ElementType.ClrType())
         {
+            // Nothing was taken yet: there is nothing to finalize.
+            GC.SuppressFinalize(this);
             throw new ArgumentException(
                 $"stream '{stream.DisplayName}' holds {stream.Format.ElementType.ToName()} ({stream.Format.ElementType.ClrType().Name}) elements, not {clr.Name}; " +
                 $"use {stream.Format.ElementType.ClrType().Name}, or byte for raw bytes.");
@@ -29,7 +36,16 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
         Stream = stream;
         FrameLength = stream.Format.FrameBytes / sizeof(T);
         mapping = stream.Mapping;
-        mapping.AddReference();
+        try
+        {
+            mapping.AddReference();
+        }
+        catch
+        {
+            GC.SuppressFinalize(this);
+            throw;
+        }
+
         baseAddress = stream.Base;
         slots = stream.Base + stream.SlotsOffset;
         slotBytes = stream.SlotBytes;
@@ -46,8 +62,18 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
     /// <summary>True once disposed.</summary>
     protected bool IsDisposed => disposed;
 
+    /// <summary>Finalizes an endpoint that was not disposed.</summary>
+    ~StreamEndpoint() => Dispose(disposing: false);
+
     /// <summary>Detaches and lets go of the mapping.</summary>
     public void Dispose()
+    {
+        Dispose(disposing: true);
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Detaches from the stream's tables and releases this endpoint's reference to the mapping.</summary>
+    protected virtual void Dispose(bool disposing)
     {
         if (disposed)
         {
@@ -62,11 +88,10 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
         finally
         {
             mapping.DangerousRelease();
-            GC.SuppressFinalize(this);
         }
     }
 
-    /// <summary>Leaves the stream's tables; called once, from <see cref="Dispose"/>.</summary>
+    /// <summary>Leaves the stream's tables; called once, from <see cref="Dispose()"/>.</summary>
     private protected abstract void Detach();
 
     private protected ref long Cursor => ref StreamLayout.Long(baseAddress, StreamLayout.CursorOffset);

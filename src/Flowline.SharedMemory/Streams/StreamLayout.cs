@@ -38,6 +38,7 @@ namespace Flowline.SharedMemory.Streams;
 ///                            +72 i64  frames skipped (latest delivery)
 ///                            +80 i64  frames read
 ///                            +88 i64  torn copies discarded (latest delivery)
+///                            +96 i32  sleeping: 1 while counted in the data signal's sleepers
 ///  S       slot x capacity slots; slot i holds the frames whose sequence is i mod capacity
 ///                            +0  i64  sequence
 ///                            +8  u64  frame id
@@ -81,6 +82,7 @@ internal static class StreamLayout
     public const int ReaderSkippedOffset = 72;
     public const int ReaderFramesReadOffset = 80;
     public const int ReaderTornOffset = 88;
+    public const int ReaderSleepingOffset = 96;
 
     public const int SlotSequenceOffset = 0;
     public const int SlotFrameIdOffset = 8;
@@ -107,7 +109,7 @@ internal static class StreamLayout
         $"frame@{FrameBytesOffset},slot@{SlotBytesOffset},shape@{ShapeOffset}),cursor@{CursorOffset},writer@{WriterLineOffset}(owner@{WriterOwnerOffset}," +
         $"epoch@{WriterEpochOffset},waits@{SpaceWaitsOffset},reclaimed@{ReclaimedReadersOffset}),data@{DataSignalOffset}+{DataSleepersOffset}," +
         $"space@{SpaceSignalOffset}+{SpaceSleepersOffset},readers@{ReaderTableOffset}x{ReaderEntryBytes}(pos@{ReaderPositionOffset},owner@{ReaderOwnerOffset}," +
-        $"skipped@{ReaderSkippedOffset},read@{ReaderFramesReadOffset},torn@{ReaderTornOffset}),slot(header={SlotHeaderBytes},seq@{SlotSequenceOffset}," +
+        $"skipped@{ReaderSkippedOffset},read@{ReaderFramesReadOffset},torn@{ReaderTornOffset},sleeping@{ReaderSleepingOffset}),slot(header={SlotHeaderBytes},seq@{SlotSequenceOffset}," +
         $"id@{SlotFrameIdOffset},pub@{SlotPublishOffset},origin@{SlotOriginOffset},align={SlotAlignment});owner-word:state3,pid22,start39";
 
     /// <summary>The layout hash recorded in every stream region's header.</summary>

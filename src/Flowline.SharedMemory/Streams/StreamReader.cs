@@ -46,13 +46,13 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         WaitPolicy = options.WaitPolicy;
         SpinTime = options.SpinTime;
         Delivery = options.Delivery;
-        dataSignal = new FutexSignal((int*)(baseAddress + StreamLayout.DataSignalOffset), (int*)(baseAddress + StreamLayout.DataSleepersOffset));
         spaceSignal = new FutexSignal((int*)(baseAddress + StreamLayout.SpaceSignalOffset), (int*)(baseAddress + StreamLayout.SpaceSleepersOffset));
         identity = ProcessIdentity.Current.Pack(0);
         try
         {
             (Index, var address) = ClaimEntry();
             entry = (byte*)address;
+            dataSignal = DataSignal((int*)(entry + StreamLayout.ReaderSleepingOffset));
             Join(options.Delivery);
         }
         catch
@@ -170,6 +170,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool Increment()
     {
+        ThrowIfDisposed();
         var sequence = lookSequence;
         if (sequence < 0)
         {
@@ -202,6 +203,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
             ThrowLookPending();
         }
 
+        long deadline = 0;
         while (true)
         {
             var status = EnsureFrame(timeout, cancellationToken);
@@ -235,9 +237,22 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
                 return ReadStatus.Ok;
             }
 
-            // The writer lapped the ring during the copy: count it and take the newest frame again.
+            // The writer lapped the ring during the copy: count it and take the newest frame again,
+            // unless the time is up (a writer that keeps lapping a slow reader must not hold it forever).
             tornCopies++;
             Volatile.Write(ref Counter(StreamLayout.ReaderTornOffset), tornCopies);
+            cancellationToken.ThrowIfCancellationRequested();
+            var now = Stopwatch.GetTimestamp();
+            if (deadline == 0)
+            {
+                deadline = Waiter.Deadline(now, timeout);
+            }
+
+            if (now >= deadline && timeout is not null)
+            {
+                header = default;
+                return ReadStatus.Timeout;
+            }
         }
     }
 
@@ -256,6 +271,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
 
     private protected override void Detach()
     {
+        lookSequence = -1;
         liveness?.Dispose();
         if (entry == null)
         {
@@ -396,15 +412,25 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
             {
                 var candidate = Stream.ReaderEntry(i);
                 ref var owner = ref StreamLayout.ULong(candidate, StreamLayout.ReaderOwnerOffset);
-                var word = Volatile.Read(ref owner);
-                var free = ProcessIdentity.StateOf(word) == StreamLayout.ReaderFree;
-
-                // The second pass takes over entries whose process has died.
-                if ((free || (pass == 1 && !ProcessIdentity.Unpack(word).IsAlive()))
-                    && Interlocked.CompareExchange(ref owner, joining, word) == word)
+                while (true)
                 {
+                    var word = Volatile.Read(ref owner);
+                    var free = ProcessIdentity.StateOf(word) == StreamLayout.ReaderFree;
+
+                    // The second pass takes over entries whose process has provably died.
+                    if (!free && (pass == 0 || ProcessIdentity.Unpack(word).IsAlive()))
+                    {
+                        break;
+                    }
+
+                    if (Interlocked.CompareExchange(ref owner, joining, word) != word)
+                    {
+                        continue; // Lost a race for this entry: look at it again.
+                    }
+
                     if (!free)
                     {
+                        DataSignal(null).ForgetDeadSleeper((int*)(candidate + StreamLayout.ReaderSleepingOffset));
                         Interlocked.Increment(ref StreamLayout.Long(baseAddress, StreamLayout.ReclaimedReadersOffset));
                     }
 
@@ -423,6 +449,9 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
             "dispose readers that are done, or create the stream with more MaxReaders.");
     }
 
+    private FutexSignal DataSignal(int* sleepingFlag) =>
+        new((int*)(baseAddress + StreamLayout.DataSignalOffset), (int*)(baseAddress + StreamLayout.DataSleepersOffset), sleepingFlag);
+
     /// <summary>
     /// Takes part in the stream with <paramref name="delivery"/>, at the writer's position.
     /// </summary>
@@ -436,7 +465,11 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         next = Volatile.Read(ref Cursor);
         Volatile.Write(ref PositionWord, next);
         var word = identity | (uint)(delivery == Delivery.Lossless ? StreamLayout.ReaderLossless : StreamLayout.ReaderLatest);
-        Interlocked.Exchange(ref Owner, word);
+        if (Interlocked.CompareExchange(ref Owner, word, ownerWord) != ownerWord)
+        {
+            ThrowEntryLost();
+        }
+
         ownerWord = word;
         next = Volatile.Read(ref Cursor);
         cachedCursor = next;
@@ -447,6 +480,10 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowLookPending() => throw new InvalidOperationException("call Increment before the next Look or read: a look is in progress.");
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ThrowEntryLost() =>
+        throw new SharedMemoryException($"stream '{Stream.DisplayName}': reader entry {Index} was taken over by another process, which judged this one dead.");
 
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static void ThrowNoLook() => throw new InvalidOperationException("Increment needs a frame from Look first.");

@@ -114,6 +114,7 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
     {
         if (!lookPending)
         {
+            ThrowIfDisposed();
             ThrowNoLook();
         }
 
@@ -151,6 +152,7 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
 
     private protected override void Detach()
     {
+        lookPending = false;
         liveness?.Dispose();
         if (!closed && ownerWordInstalled)
         {
@@ -184,6 +186,9 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
         }
 
         ownerWordInstalled = true;
+
+        // The only writer is the only space sleeper: a count left by a writer killed in its sleep goes.
+        Interlocked.Exchange(ref *(int*)(baseAddress + StreamLayout.SpaceSleepersOffset), 0);
         Interlocked.Increment(ref StreamLayout.Long(baseAddress, StreamLayout.WriterEpochOffset));
         next = Volatile.Read(ref Cursor);
         cachedMinReader = MinLosslessPosition();
@@ -239,13 +244,20 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
 
         lastPeerCheck = now;
         liveness ??= new PeerLiveness();
+        var holding = (ownerWord & ~7UL) | (uint)StreamLayout.ReaderJoining;
         for (var i = 0; i < Stream.Options.MaxReaders; i++)
         {
-            ref var owner = ref StreamLayout.ULong(Stream.ReaderEntry(i), StreamLayout.ReaderOwnerOffset);
+            var entry = Stream.ReaderEntry(i);
+            ref var owner = ref StreamLayout.ULong(entry, StreamLayout.ReaderOwnerOffset);
             var word = Volatile.Read(ref owner);
+
+            // Hold the entry (joining, under this writer's name) while the dead reader's sleeper count
+            // is taken back, so that no new reader can claim it and raise its own flag meanwhile.
             if (ProcessIdentity.StateOf(word) != StreamLayout.ReaderFree && !liveness.IsAlive(ProcessIdentity.Unpack(word))
-                && Interlocked.CompareExchange(ref owner, StreamLayout.ReaderFree, word) == word)
+                && Interlocked.CompareExchange(ref owner, holding, word) == word)
             {
+                dataSignal.ForgetDeadSleeper((int*)(entry + StreamLayout.ReaderSleepingOffset));
+                Interlocked.Exchange(ref owner, StreamLayout.ReaderFree);
                 Interlocked.Increment(ref StreamLayout.Long(baseAddress, StreamLayout.ReclaimedReadersOffset));
             }
         }

@@ -14,14 +14,22 @@ namespace Flowline.SharedMemory.Waiting;
 /// re-check; a notifier that changed it after sees the sleeper (both sides fence between their store and
 /// their load), and its bump makes the waiter's futex call return at once. So no wake-up is lost, and a
 /// busy stream makes no system call at all, because nobody sleeps.</para>
+/// <para>A waiter with an entry of its own (a reader) also raises a flag there while it is counted, so
+/// that whoever reclaims the entry of a process killed in its sleep can take its count back
+/// (<see cref="ForgetDeadSleeper"/>); otherwise every later notification would make a system call.</para>
 /// </remarks>
-internal readonly unsafe struct FutexSignal(int* word, int* sleepers)
+internal readonly unsafe struct FutexSignal(int* word, int* sleepers, int* sleepingFlag = null)
 {
     /// <summary>Registers as a sleeper and returns the word to pass to <see cref="Sleep"/>; re-check the condition after this.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public int BeginSleep()
     {
         Interlocked.Increment(ref *sleepers);
+        if (sleepingFlag != null)
+        {
+            Volatile.Write(ref *sleepingFlag, 1);
+        }
+
         return Volatile.Read(ref *word);
     }
 
@@ -30,7 +38,28 @@ internal readonly unsafe struct FutexSignal(int* word, int* sleepers)
 
     /// <summary>Unregisters as a sleeper.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void EndSleep() => Interlocked.Decrement(ref *sleepers);
+    public void EndSleep()
+    {
+        if (sleepingFlag != null)
+        {
+            Volatile.Write(ref *sleepingFlag, 0);
+        }
+
+        Interlocked.Decrement(ref *sleepers);
+    }
+
+    /// <summary>
+    /// Takes back the count of a waiter whose process died while sleeping, given its flag; called only by
+    /// whoever proved the death and owns the entry now. A process killed between counting itself and
+    /// raising its flag leaves one count behind (extra wake-up calls, never a lost wake-up).
+    /// </summary>
+    public void ForgetDeadSleeper(int* deadSleepingFlag)
+    {
+        if (Interlocked.Exchange(ref *deadSleepingFlag, 0) == 1)
+        {
+            Interlocked.Decrement(ref *sleepers);
+        }
+    }
 
     /// <summary>Wakes sleepers if there are any. The caller has made its change visible with a full fence.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -222,3 +222,90 @@ public sealed class CrossProcessTests(ITestOutputHelper output) : ShmTest
         Assert.Equal(0, ping.PendingActivations);
     }
 }
+
+/// <summary>Cases found in review: counts and entries of killed processes, stale regions still in use, races.</summary>
+public sealed class PeerDeathTests(ITestOutputHelper output) : ShmTest
+{
+    private static readonly FrameFormat Words = new(ElementType.UInt64, 8);
+
+    [Fact]
+    public void ReaderKilledInItsSleep_IsForgotten_SoWritesStopWakingNobody()
+    {
+        var stream = Own(SharedStream.Open(Ns, "nap", Words, RegionMode.Create, new StreamOptions { CapacityFrames = 4 }));
+        var peer = StartPeer("read", "--name", "nap", "--capacity", "4", "--count", "1");
+        peer.Expect("ready");
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        while (stream.GetStatistics().SleepingReaders == 0 && watch.Elapsed < Bound)
+        {
+            Thread.Sleep(5);
+        }
+
+        Assert.Equal(1, stream.GetStatistics().SleepingReaders);
+        peer.Kill();
+        Assert.Equal(1, stream.GetStatistics().SleepingReaders);
+
+        // Filling the ring makes the writer wait for the dead reader, find it dead, and reclaim it.
+        var writer = Own(stream.OpenWriter<ulong>(new WriterOptions { WaitPolicy = WaitPolicy.Block }));
+        for (var i = 0; i < 6; i++)
+        {
+            Assert.Equal(WriteStatus.Ok, writer.Write(new ulong[8], Bound));
+        }
+
+        var stats = stream.GetStatistics();
+        output.WriteLine($"reclaimed {stats.ReclaimedReaders}, sleeping {stats.SleepingReaders}");
+        Assert.Equal(1, stats.ReclaimedReaders);
+        Assert.Equal(0, stats.SleepingReaders);
+    }
+
+    [Fact]
+    public void StreamOfADeadCreator_WithALiveReader_IsNotStale()
+    {
+        var creator = StartPeer("create", "--name", "kept", "--hang", "true");
+        creator.Expect("created");
+        var stream = Own(SharedStream.Open(Ns, "kept", Words, RegionMode.Attach));
+        var reader = Own(stream.OpenReader<ulong>());
+        creator.Kill();
+
+        using var again = SharedStream.Open(Ns, "kept", Words, RegionMode.CreateOrAttach);
+        Assert.False(again.Created);
+        using var attached = SharedStream.Open(Ns, "kept", Words, RegionMode.Attach);
+        using var writer = attached.OpenWriter<ulong>();
+        writer.Write(new ulong[8]);
+        Assert.Equal(ReadStatus.Ok, reader.ReadInto(new ulong[8], Bound));
+    }
+
+    [Fact]
+    public void StaleRegion_OpenedFromManyThreadsAtOnce_IsReplacedExactlyOnce()
+    {
+        var creator = StartPeer("create", "--name", "herd");
+        creator.Expect("created");
+        Assert.True(creator.WaitForExit(Bound));
+
+        var streams = new SharedStream[6];
+        using var start = new Barrier(streams.Length);
+        var threads = Enumerable.Range(0, streams.Length).Select(i => new Thread(() =>
+        {
+            start.SignalAndWait(Bound);
+            streams[i] = SharedStream.Open(Ns, "herd", Words);
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        Assert.All(threads, t => Assert.True(t.Join(Bound)));
+
+        try
+        {
+            Assert.Single(streams, s => s.Created);
+            using var writer = streams[0].OpenWriter<ulong>();
+            var readers = streams.Select(s => s.OpenReader<ulong>(new ReaderOptions { Delivery = Delivery.Latest })).ToList();
+            writer.Write(new ulong[8]);
+            Assert.All(readers, r => Assert.Equal(ReadStatus.Ok, r.ReadInto(new ulong[8], TimeSpan.FromSeconds(5))));
+            readers.ForEach(r => r.Dispose());
+        }
+        finally
+        {
+            foreach (var stream in streams)
+            {
+                stream.Dispose();
+            }
+        }
+    }
+}

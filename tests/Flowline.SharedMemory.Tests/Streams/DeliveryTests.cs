@@ -229,3 +229,55 @@ public sealed class DeliveryTests : ShmTest
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5));
     }
 }
+
+public sealed class EndpointLifetimeTests : ShmTest
+{
+    private SharedStream NewStream() =>
+        Own(SharedStream.Open(Ns, "life", new FrameFormat(ElementType.Int32, 4), RegionMode.Create, new StreamOptions { CapacityFrames = 2 }));
+
+    [Fact]
+    public void IncrementAndPublish_AfterDispose_ThrowInsteadOfTouchingTheTable()
+    {
+        var stream = NewStream();
+        var writer = stream.OpenWriter<int>();
+        var reader = stream.OpenReader<int>();
+        writer.Write([1, 2, 3, 4]);
+        reader.Look(out _, Bound);
+        writer.Look(out _);
+        reader.Dispose();
+        writer.Dispose();
+
+        Assert.Throws<ObjectDisposedException>(() => reader.Increment());
+        Assert.Throws<ObjectDisposedException>(() => writer.Publish());
+    }
+
+    [Fact]
+    public void ReaderDroppedWithoutDispose_LeavesTheTableWhenFinalized()
+    {
+        var stream = NewStream();
+        var writer = Own(stream.OpenWriter<int>());
+        OpenAndDrop(stream);
+        Assert.Single(stream.GetStatistics().Readers);
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+
+        Assert.Empty(stream.GetStatistics().Readers);
+        Assert.Equal(WriteStatus.Ok, writer.Write([1, 2, 3, 4], TimeSpan.Zero));
+        Assert.Equal(WriteStatus.Ok, writer.Write([1, 2, 3, 4], TimeSpan.Zero));
+        Assert.Equal(WriteStatus.Ok, writer.Write([1, 2, 3, 4], TimeSpan.Zero));
+    }
+
+    [Fact]
+    public void CreatingARegionTooLargeForSharedMemory_FailsClearly_AndLeavesNothing()
+    {
+        var huge = new FrameFormat(ElementType.UInt8, 1 << 30);
+        var error = Assert.Throws<SharedMemoryException>(() =>
+            SharedStream.Open(Ns, "huge", huge, RegionMode.Create, new StreamOptions { CapacityFrames = 4096 }));
+        Assert.Contains("df -h /dev/shm", error.Message, StringComparison.Ordinal);
+        Assert.False(SharedMemoryNamespace.Exists(Ns, "huge"));
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static void OpenAndDrop(SharedStream stream) => stream.OpenReader<int>();
+}
