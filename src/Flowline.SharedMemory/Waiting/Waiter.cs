@@ -64,7 +64,7 @@ internal static class Waiter
                 var now = Stopwatch.GetTimestamp();
                 if (now < spinUntil)
                 {
-                    // Hybrid polls the shared line after 1, 2, 3, then 4 pauses (a poller that never lets go
+                    // Hybrid polls the shared line after 0, 1, 2, 3, then 4 pauses (a poller that never lets go
                     // of the line slows the very writer it waits for); spin polls after every pause.
                     for (var i = 0; i < SpinsPerCheck; i++)
                     {
@@ -88,21 +88,10 @@ internal static class Waiter
                     }
                 }
 
-                now = Stopwatch.GetTimestamp();
-                if (now >= deadline)
+                var verdict = CheckTimeAndPeers(ref condition, deadline, ref nextPeerCheck, cancellationToken, out now);
+                if (verdict != Verdict.KeepWaiting)
                 {
-                    return false;
-                }
-
-                cancellationToken.ThrowIfCancellationRequested();
-                if (now >= nextPeerCheck)
-                {
-                    nextPeerCheck = now + LivenessTicks;
-                    condition.CheckPeers();
-                    if (condition.IsSatisfied())
-                    {
-                        return true;
-                    }
+                    return verdict == Verdict.Satisfied;
                 }
 
                 if (now >= awakeUntil)
@@ -132,21 +121,10 @@ internal static class Waiter
                     return true;
                 }
 
-                var now = Stopwatch.GetTimestamp();
-                if (now >= deadline)
+                var verdict = CheckTimeAndPeers(ref condition, deadline, ref nextPeerCheck, cancellationToken, out var now);
+                if (verdict != Verdict.KeepWaiting)
                 {
-                    return false;
-                }
-
-                cancellationToken.ThrowIfCancellationRequested();
-                if (now >= nextPeerCheck)
-                {
-                    nextPeerCheck = now + LivenessTicks;
-                    condition.CheckPeers();
-                    if (condition.IsSatisfied())
-                    {
-                        return true;
-                    }
+                    return verdict == Verdict.Satisfied;
                 }
 
                 var slice = Math.Min(deadline, nextPeerCheck) - now;
@@ -157,6 +135,37 @@ internal static class Waiter
                 signal.EndSleep();
             }
         }
+    }
+
+    private enum Verdict
+    {
+        KeepWaiting,
+        Satisfied,
+        TimedOut,
+    }
+
+    /// <summary>Between polls: ends the wait at the deadline, throws on cancellation, and checks the peers when it is time.</summary>
+    private static Verdict CheckTimeAndPeers<TCondition>(ref TCondition condition, long deadline, ref long nextPeerCheck, CancellationToken cancellationToken, out long now)
+        where TCondition : struct, IWaitCondition
+    {
+        now = Stopwatch.GetTimestamp();
+        if (now >= deadline)
+        {
+            return Verdict.TimedOut;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        if (now >= nextPeerCheck)
+        {
+            nextPeerCheck = now + LivenessTicks;
+            condition.CheckPeers();
+            if (condition.IsSatisfied())
+            {
+                return Verdict.Satisfied;
+            }
+        }
+
+        return Verdict.KeepWaiting;
     }
 
     /// <summary>One processor pause: <c>PAUSE</c> on x64, <c>YIELD</c> on arm64.</summary>
