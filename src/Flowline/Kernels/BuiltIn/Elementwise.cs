@@ -1,0 +1,166 @@
+using System.Numerics;
+using System.Numerics.Tensors;
+using Flowline.SharedMemory;
+
+namespace Flowline.Kernels.BuiltIn;
+
+/// <summary>
+/// Element-by-element kernels: the output has the input's shape and a float type; integer inputs are
+/// converted. The auxiliary input of the binary kinds has the input's shape.
+/// </summary>
+internal abstract class ElementwiseDefinition : KernelDefinition
+{
+    public override void Validate(KernelContext context)
+    {
+        var input = context.Inputs[0];
+        var output = context.Outputs[0];
+        context.RequireDtype(input, context.InputField(), Numeric.RealTypes);
+        context.RequireDtype(output, context.OutputField(), Numeric.FloatTypes);
+        if (!input.Shape.SequenceEqual(output.Shape))
+        {
+            context.Error(context.OutputField(), $"output '{output.Name}' has shape [{string.Join(", ", output.Shape)}]; {Kind} keeps the input's shape [{string.Join(", ", input.Shape)}]");
+        }
+
+        foreach (var (binding, stream) in context.Auxiliary)
+        {
+            context.RequireDtype(stream, context.AuxiliaryField(binding.Alias), Numeric.RealTypes);
+            if (!stream.Shape.SequenceEqual(input.Shape))
+            {
+                context.Error(context.AuxiliaryField(binding.Alias), $"auxiliary '{stream.Name}' has shape [{string.Join(", ", stream.Shape)}]; it must have the input's shape [{string.Join(", ", input.Shape)}]");
+            }
+        }
+
+        ValidateParameters(context);
+    }
+
+    public override IKernel Create(KernelContext context)
+    {
+        ValidateParameters(context);
+        return context.Outputs[0].Dtype == ElementType.Float32 ? Create<float>(context) : Create<double>(context);
+    }
+
+    protected virtual void ValidateParameters(KernelContext context)
+    {
+    }
+
+    protected abstract IKernel Create<T>(KernelContext context)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    /// <summary>The input converted into the output, as the output's element type.</summary>
+    protected static Span<T> InputIntoOutput<T>(KernelIo io, ElementType inputType)
+        where T : unmanaged, INumber<T>
+    {
+        var output = io.Output<T>();
+        Numeric.ConvertInto(inputType, io.Input<byte>(), output);
+        return output;
+    }
+}
+
+internal sealed class ScaleDefinition : ElementwiseDefinition
+{
+    public override string Kind => "cpu.scale";
+
+    public override string Description => "out = input * factor";
+
+    public override IReadOnlyList<ParameterInfo> Parameters { get; } = [new("factor", "number", true, null, "the factor")];
+
+    protected override void ValidateParameters(KernelContext context) => context.Number("factor", required: true);
+
+    protected override IKernel Create<T>(KernelContext context) => new Kernel<T>(context.Inputs[0].Dtype, T.CreateChecked(context.Number("factor")!.Value));
+
+    private sealed class Kernel<T>(ElementType inputType, T factor) : IKernel
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Compute(KernelIo io)
+        {
+            var output = InputIntoOutput<T>(io, inputType);
+            TensorPrimitives.Multiply(output, factor, output);
+        }
+    }
+}
+
+internal sealed class AddConstantDefinition : ElementwiseDefinition
+{
+    public override string Kind => "cpu.add_constant";
+
+    public override string Description => "out = input + constant";
+
+    public override IReadOnlyList<ParameterInfo> Parameters { get; } = [new("constant", "number", true, null, "the value added")];
+
+    protected override void ValidateParameters(KernelContext context) => context.Number("constant", required: true);
+
+    protected override IKernel Create<T>(KernelContext context) => new Kernel<T>(context.Inputs[0].Dtype, T.CreateChecked(context.Number("constant")!.Value));
+
+    private sealed class Kernel<T>(ElementType inputType, T constant) : IKernel
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        public void Compute(KernelIo io)
+        {
+            var output = InputIntoOutput<T>(io, inputType);
+            TensorPrimitives.Add(output, constant, output);
+        }
+    }
+}
+
+/// <summary>Kinds with one auxiliary input of the input's shape.</summary>
+internal abstract class BinaryDefinition : ElementwiseDefinition
+{
+    public override Arity Auxiliary => Arity.Exactly(1);
+
+    protected override IKernel Create<T>(KernelContext context) =>
+        new Kernel<T>(context.Inputs[0].Dtype, context.Auxiliary[0].Stream.Dtype, context.Inputs[0].ElementCount, Operation<T>(context));
+
+    /// <summary>The operation: (output holding the converted input, auxiliary) -> output.</summary>
+    protected abstract BinaryOperation<T> Operation<T>(KernelContext context)
+        where T : unmanaged, IFloatingPointIeee754<T>;
+
+    protected delegate void BinaryOperation<T>(Span<T> output, ReadOnlySpan<T> auxiliary);
+
+    private sealed class Kernel<T>(ElementType inputType, ElementType auxiliaryType, int length, BinaryOperation<T> operation) : IKernel
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        private readonly T[] scratch = auxiliaryType.ClrType() == typeof(T) ? [] : new T[length];
+
+        public void Compute(KernelIo io)
+        {
+            var output = InputIntoOutput<T>(io, inputType);
+            operation(output, Numeric.As<T>(auxiliaryType, io.Auxiliary<byte>(0), scratch));
+        }
+    }
+}
+
+internal sealed class ScaleOffsetDefinition : BinaryDefinition
+{
+    public override string Kind => "cpu.scale_offset";
+
+    public override string Description => "out = gain * input - offset, with the offset frame as auxiliary input";
+
+    public override IReadOnlyList<ParameterInfo> Parameters { get; } = [new("gain", "number", true, null, "the gain")];
+
+    protected override void ValidateParameters(KernelContext context) => context.Number("gain", required: true);
+
+    protected override BinaryOperation<T> Operation<T>(KernelContext context)
+    {
+        var gain = T.CreateChecked(context.Number("gain")!.Value);
+        return (output, offset) =>
+        {
+            TensorPrimitives.Multiply(output, gain, output);
+            TensorPrimitives.Subtract(output, offset, output);
+        };
+    }
+}
+
+internal sealed class ElementwiseOperationDefinition(string name, string symbol) : BinaryDefinition
+{
+    public override string Kind => $"cpu.elementwise_{name}";
+
+    public override string Description => $"out = input {symbol} auxiliary, element by element";
+
+    protected override BinaryOperation<T> Operation<T>(KernelContext context) => name switch
+    {
+        "add" => static (output, aux) => TensorPrimitives.Add(output, aux, output),
+        "subtract" => static (output, aux) => TensorPrimitives.Subtract(output, aux, output),
+        "multiply" => static (output, aux) => TensorPrimitives.Multiply(output, aux, output),
+        _ => static (output, aux) => TensorPrimitives.Divide(output, aux, output),
+    };
+}
