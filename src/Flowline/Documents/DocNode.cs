@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using YamlDotNet.Core;
-using YamlDotNet.RepresentationModel;
+using YamlDotNet.Core.Events;
 
 namespace Flowline.Documents;
 
@@ -95,13 +95,19 @@ internal sealed record DocEntry(string Key, SourcePosition KeyPosition, DocNode 
 /// <summary>Turns YAML and JSON into <see cref="DocNode"/>s.</summary>
 internal static class DocNodes
 {
-    /// <summary>Parses YAML text. Syntax errors become a <see cref="DocumentSyntaxException"/> with the line.</summary>
+    /// <summary>
+    /// Parses YAML text into nodes with positions, from YamlDotNet's event stream (so that duplicate keys
+    /// reach the binder, which reports them with their path). Syntax errors become a
+    /// <see cref="DocumentSyntaxException"/> with the line.
+    /// </summary>
     public static DocNode? ParseYaml(string text, string? file)
     {
-        var stream = new YamlStream();
+        var parser = new Parser(new StringReader(text));
+        var reader = new EventReader(parser);
+        List<DocNode?> documents;
         try
         {
-            stream.Load(new StringReader(text));
+            documents = reader.ReadStream();
         }
         catch (YamlException e)
         {
@@ -109,19 +115,135 @@ internal static class DocNodes
             var message = e.InnerException is { } inner && inner.Message != e.Message ? $"{e.Message} {inner.Message}" : e.Message;
             throw new DocumentSyntaxException(new SpecError("", $"YAML syntax error: {Clean(message)}", file, where));
         }
-
-        if (stream.Documents.Count == 0)
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException)
         {
-            return null;
+            throw new DocumentSyntaxException(new SpecError("", $"YAML syntax error: {e.Message}", file, reader.LastPosition));
         }
 
-        if (stream.Documents.Count > 1)
+        if (documents.Count > 1)
         {
-            var second = stream.Documents[1].RootNode.Start;
-            throw new DocumentSyntaxException(new SpecError("", "the file holds more than one YAML document; a pipeline is one document", file, new SourcePosition((int)second.Line, (int)second.Column)));
+            throw new DocumentSyntaxException(new SpecError("", "the file holds more than one YAML document; a pipeline is one document", file, reader.SecondDocument));
         }
 
-        return FromYaml(stream.Documents[0].RootNode);
+        return documents.Count == 0 ? null : documents[0];
+    }
+
+    /// <summary>Builds nodes from parser events, resolving anchors and aliases.</summary>
+    private sealed class EventReader(IParser parser)
+    {
+        private readonly Dictionary<string, DocNode> anchors = new(StringComparer.Ordinal);
+
+        public SourcePosition LastPosition { get; private set; } = new(1, 1);
+
+        public SourcePosition SecondDocument { get; private set; }
+
+        public List<DocNode?> ReadStream()
+        {
+            var documents = new List<DocNode?>();
+            Next();
+            Expect<StreamStart>();
+            Next();
+            while (parser.Current is DocumentStart)
+            {
+                Next();
+                if (documents.Count == 1 && parser.Current is { } root)
+                {
+                    SecondDocument = Position(root.Start);
+                }
+
+                documents.Add(parser.Current is DocumentEnd ? null : Read());
+                Expect<DocumentEnd>();
+                Next();
+            }
+
+            Expect<StreamEnd>();
+            return documents;
+        }
+
+        private DocNode Read()
+        {
+            var current = parser.Current ?? throw new InvalidOperationException("the YAML ends in the middle of a value");
+            var position = Position(current.Start);
+            DocNode node;
+            string? anchor = null;
+            switch (current)
+            {
+                case Scalar scalar:
+                    Next();
+                    var quoted = scalar.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted or ScalarStyle.Literal or ScalarStyle.Folded
+                                 || (!scalar.Tag.IsEmpty && !scalar.Tag.IsNonSpecific && scalar.Tag.Value is "tag:yaml.org,2002:str" or "!!str");
+                    anchor = scalar.Anchor.IsEmpty ? null : scalar.Anchor.Value;
+                    node = new DocScalar(scalar.Value, quoted, position);
+                    break;
+
+                case SequenceStart sequence:
+                    Next();
+                    anchor = sequence.Anchor.IsEmpty ? null : sequence.Anchor.Value;
+                    var items = new List<DocNode>();
+                    while (parser.Current is not SequenceEnd)
+                    {
+                        items.Add(Read());
+                    }
+
+                    Next();
+                    node = new DocSequence(items, position);
+                    break;
+
+                case MappingStart mapping:
+                    Next();
+                    anchor = mapping.Anchor.IsEmpty ? null : mapping.Anchor.Value;
+                    var entries = new List<DocEntry>();
+                    while (parser.Current is not MappingEnd)
+                    {
+                        var key = Read();
+                        var value = Read();
+                        var keyText = key is DocScalar k ? k.Text ?? "" : "(a key that is not a scalar)";
+                        entries.Add(new DocEntry(keyText, key.Position, value));
+                    }
+
+                    Next();
+                    node = new DocMapping(entries, position);
+                    break;
+
+                case AnchorAlias alias:
+                    Next();
+                    return anchors.TryGetValue(alias.Value.Value, out var target)
+                        ? target
+                        : throw new YamlException(current.Start, current.End, $"alias *{alias.Value.Value} refers to no anchor defined before it");
+
+                default:
+                    throw new YamlException(current.Start, current.End, $"unexpected {current.GetType().Name}");
+            }
+
+            if (anchor is not null)
+            {
+                anchors[anchor] = node;
+            }
+
+            return node;
+        }
+
+        private void Next()
+        {
+            if (parser.Current is { } current)
+            {
+                LastPosition = Position(current.End);
+            }
+
+            parser.MoveNext();
+        }
+
+        private void Expect<T>()
+            where T : ParsingEvent
+        {
+            if (parser.Current is not T)
+            {
+                var at = parser.Current;
+                throw new YamlException(at?.Start ?? Mark.Empty, at?.End ?? Mark.Empty, $"expected {typeof(T).Name}, found {at?.GetType().Name ?? "the end"}");
+            }
+        }
+
+        private static SourcePosition Position(Mark mark) => new((int)mark.Line, (int)mark.Column);
     }
 
     /// <summary>Converts a JSON value (an HTTP body); nodes have no position.</summary>
@@ -139,35 +261,14 @@ internal static class DocNodes
         var kind = value.GetValueKind();
         return kind switch
         {
+            // Numbers JSON cannot hold travel as YAML's tokens (see DocumentWriter): read them back as numbers.
+            System.Text.Json.JsonValueKind.String when value.GetValue<string>() is ".nan" or ".inf" or "-.inf" => new DocScalar(value.GetValue<string>(), false, SourcePosition.None),
             System.Text.Json.JsonValueKind.String => new DocScalar(value.GetValue<string>(), true, SourcePosition.None),
             System.Text.Json.JsonValueKind.True => new DocScalar("true", false, SourcePosition.None),
             System.Text.Json.JsonValueKind.False => new DocScalar("false", false, SourcePosition.None),
             System.Text.Json.JsonValueKind.Null => new DocScalar(null, false, SourcePosition.None),
             _ => new DocScalar(value.ToJsonString(), false, SourcePosition.None),
         };
-    }
-
-    private static DocNode FromYaml(YamlNode node)
-    {
-        var position = new SourcePosition((int)node.Start.Line, (int)node.Start.Column);
-        switch (node)
-        {
-            case YamlScalarNode scalar:
-                return new DocScalar(scalar.Value, scalar.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted or ScalarStyle.Literal or ScalarStyle.Folded, position);
-            case YamlSequenceNode sequence:
-                return new DocSequence(sequence.Children.Select(FromYaml).ToList(), position);
-            case YamlMappingNode mapping:
-                var entries = new List<DocEntry>();
-                foreach (var (key, value) in mapping.Children)
-                {
-                    var keyText = key is YamlScalarNode k ? k.Value ?? "" : key.ToString();
-                    entries.Add(new DocEntry(keyText, new SourcePosition((int)key.Start.Line, (int)key.Start.Column), FromYaml(value)));
-                }
-
-                return new DocMapping(entries, position);
-            default:
-                return new DocScalar(null, false, position);
-        }
     }
 
     private static string Clean(string message)

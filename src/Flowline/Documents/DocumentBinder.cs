@@ -58,6 +58,7 @@ internal sealed class DocumentBinder(string? file)
             return new PipelineSpec { File = file };
         }
 
+        DuplicateKeys(top, "");
         CheckKeys(top, "", TopKeys);
         var streams = List(top, "shared_memory", "", required: true, item: BindStream);
         var kernels = List(top, "kernels", "", required: false, item: BindKernel);
@@ -119,6 +120,12 @@ internal sealed class DocumentBinder(string? file)
                 if (ElementTypes.TryParse(text, out var parsed))
                 {
                     dtype = parsed;
+                    var bytes = (shape?.Aggregate(1L, (a, d) => a * d) ?? 0) * parsed.SizeOf();
+                    if (bytes > FrameFormat.MaxFrameBytes)
+                    {
+                        Error($"{path}.shape", map.Find("shape")!.Value, $"a frame of {parsed.ToName()}[{string.Join(", ", shape!.Value)}] holds {bytes:N0} bytes, larger than the largest frame ({FrameFormat.MaxFrameBytes:N0} bytes)");
+                        shape = null;
+                    }
                 }
                 else
                 {
@@ -292,7 +299,8 @@ internal sealed class DocumentBinder(string? file)
 
                 var flat = new List<double>();
                 var found = new List<int>();
-                if (!NestedValues(valuesNode, $"{path}.values", flat, found, 0))
+                var leafDepth = -1;
+                if (!NestedValues(valuesNode, $"{path}.values", flat, found, 0, ref leafDepth))
                 {
                     return null;
                 }
@@ -323,10 +331,17 @@ internal sealed class DocumentBinder(string? file)
         }
     }
 
-    private bool NestedValues(DocNode node, string path, List<double> flat, List<int> shape, int depth)
+    /// <summary>Flattens nested lists, checking every list at a depth has one length and every number sits at one depth.</summary>
+    private bool NestedValues(DocNode node, string path, List<double> flat, List<int> shape, int depth, ref int leafDepth)
     {
         if (node is DocSequence seq)
         {
+            if (leafDepth >= 0 && depth >= leafDepth)
+            {
+                Error(path, node, "is ragged: a list where the others at this depth are numbers");
+                return false;
+            }
+
             if (shape.Count == depth)
             {
                 shape.Add(seq.Items.Count);
@@ -339,7 +354,7 @@ internal sealed class DocumentBinder(string? file)
 
             for (var i = 0; i < seq.Items.Count; i++)
             {
-                if (!NestedValues(seq.Items[i], $"{path}[{i}]", flat, shape, depth + 1))
+                if (!NestedValues(seq.Items[i], $"{path}[{i}]", flat, shape, depth + 1, ref leafDepth))
                 {
                     return false;
                 }
@@ -348,7 +363,12 @@ internal sealed class DocumentBinder(string? file)
             return true;
         }
 
-        if (shape.Count != depth)
+        if (leafDepth < 0)
+        {
+            leafDepth = depth;
+        }
+
+        if (shape.Count != depth || leafDepth != depth)
         {
             Error(path, node, "is ragged: a number where the others at this depth are lists");
             return false;
@@ -920,7 +940,6 @@ internal sealed class DocumentBinder(string? file)
 
     private void CheckKeys(DocMapping map, string path, string[] allowed)
     {
-        DuplicateKeys(map, path);
         foreach (var entry in map.Entries)
         {
             if (Array.IndexOf(allowed, entry.Key) < 0)

@@ -17,6 +17,9 @@ public sealed record DocumentCheck(ValidatedPipeline? Pipeline, IReadOnlyList<Sp
 {
     /// <summary>True when the document is valid.</summary>
     public bool IsValid => Errors.Count == 0;
+
+    /// <summary>True when the text is not well-formed YAML (nothing else was checked).</summary>
+    public bool IsSyntaxError { get; init; }
 }
 
 /// <summary>
@@ -58,7 +61,7 @@ public static class PipelineDocument
         }
         catch (DocumentSyntaxException e)
         {
-            return new DocumentCheck(null, e.Errors);
+            return new DocumentCheck(null, e.Errors) { IsSyntaxError = true };
         }
 
         return Check(root, file, baseDirectory, kinds);
@@ -121,5 +124,5 @@ public static class PipelineDocument
     }
 
     private static ValidatedPipeline Throw(DocumentCheck check) =>
-        check.Pipeline ?? throw new DocumentValidationException(check.Errors);
+        check.Pipeline ?? throw (check.IsSyntaxError ? new DocumentSyntaxException(check.Errors[0]) : new DocumentValidationException(check.Errors));
 }

@@ -387,7 +387,7 @@ internal sealed class PipelineValidator
             return true;
         }
 
-        Error(field, $"{kind} takes {arity} {what}{(arity.Max == 1 ? "" : "s")}, not {count}");
+        Error(field, arity.Max == 0 ? $"{kind} takes no {what}s, not {count}" : $"{kind} takes {arity} {what}{(arity.Max == 1 ? "" : "s")}, not {count}");
         return false;
     }
 

@@ -28,7 +28,11 @@ public enum StreamRole
 /// <param name="Target">Where data flows to.</param>
 /// <param name="Role">input, input:N, auxiliary:&lt;alias&gt;, output, output:N, source, source:N, sink, sink_output.</param>
 /// <param name="Stream">The stream.</param>
-public sealed record GraphEdge(string Source, string Target, string Role, string Stream);
+public sealed record GraphEdge(string Source, string Target, string Role, string Stream)
+{
+    /// <summary>True when a node reads the stream (the node is <see cref="Target"/>); false when it writes it.</summary>
+    public bool IsRead => Role.StartsWith("input", StringComparison.Ordinal) || Role.StartsWith("auxiliary", StringComparison.Ordinal) || Role == "sink";
+}
 
 /// <summary>
 /// Who writes and who reads each stream, which kernels feed which, and each stream's role: the pipeline
@@ -122,11 +126,11 @@ public sealed class PipelineGraph
 
     /// <summary>Kernels whose outputs a node reads.</summary>
     public IReadOnlyList<string> UpstreamKernels(string node) =>
-        [.. edges.Where(e => e.Target == node && !IsNode(e.Source)).SelectMany(e => ProducersOf(e.Stream)).Where(IsKernel).Distinct()];
+        [.. edges.Where(e => e.IsRead && e.Target == node).SelectMany(e => ProducersOf(e.Stream)).Where(IsKernel).Distinct()];
 
     /// <summary>Kernels that read a node's outputs.</summary>
     public IReadOnlyList<string> DownstreamKernels(string node) =>
-        [.. edges.Where(e => e.Source == node).SelectMany(e => ConsumersOf(e.Stream)).Where(IsKernel).Distinct()];
+        [.. edges.Where(e => !e.IsRead && e.Source == node).SelectMany(e => ConsumersOf(e.Stream)).Where(IsKernel).Distinct()];
 
     /// <summary>Streams that enter the pipeline.</summary>
     public IReadOnlyList<string> SourceStreams => [.. Spec.Streams.Select(s => s.Name).Where(s => RoleOf(s) is StreamRole.Source or StreamRole.SourceAndSink)];
@@ -147,7 +151,7 @@ public sealed class PipelineGraph
         var next = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         foreach (var (name, outputs) in Spec.Kernels.Select(k => (k.Name, k.Outputs)).Concat(Spec.Sinks.Select(s => (s.Name, s.Outputs))))
         {
-            next[name] = [.. outputs.SelectMany(o => edges.Where(e => e.Source == o && IsTrigger(e.Role)).Select(e => e.Target)).Distinct()];
+            next[name] = [.. outputs.SelectMany(o => edges.Where(e => e.IsRead && e.Source == o && IsTrigger(e.Role)).Select(e => e.Target)).Distinct()];
         }
 
         var state = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -283,8 +287,6 @@ public sealed class PipelineGraph
     private bool IsKernel(string node) => Spec.Kernels.Any(k => k.Name == node);
 
     private bool IsSink(string node) => Spec.Sinks.Any(s => s.Name == node);
-
-    private bool IsNode(string name) => IsKernel(name) || IsSink(name) || Spec.Sources.Any(s => s.Name == name);
 
     private void ReadAuxiliary(NodeSpec node)
     {
