@@ -30,12 +30,7 @@ public class KernelBenchmarks
         var pipeline = PipelineDocument.Load(Path.Combine(RepositoryRoot(), "examples", Example, "pipeline.yaml"));
         var spec = pipeline.Spec.Kernels.Single(k => k.Name == Stage);
         var streams = pipeline.Spec;
-        var context = new KernelContext(
-            spec,
-            [.. spec.Inputs.Select(n => streams.FindStream(n)!)],
-            [.. spec.Auxiliary.Select(a => (a, streams.FindStream(a.Stream)!))],
-            [.. spec.Outputs.Select(n => streams.FindStream(n)!)]);
-        kernel = pipeline.Kinds.Kernels[spec.Kind].Create(context);
+        kernel = pipeline.CreateKernel(Stage);
         io = new KernelIo(spec.Inputs.Length, spec.Auxiliary.Length, spec.Outputs.Length);
         var random = new Random(1);
         byte[] Frame(string stream)

@@ -392,12 +392,9 @@ internal sealed class DocumentBinder(string? file)
         }
 
         CheckKeys(map, path, KernelKeys);
-        var name = NodeName(map, path);
-        var kind = RequiredString(map, path, "kind", "a kernel kind such as cpu.copy");
+        var common = CommonFields(map, path, "a kernel kind such as cpu.copy");
         var (inputs, inputsAsList) = OneOrMany(map, path, "input", "inputs", "stream");
         var (outputs, outputsAsList) = OneOrMany(map, path, "output", "outputs", "stream");
-        var (auxiliary, auxAsMap) = Auxiliary(map, path);
-        var parameters = BindParameters(map, path);
         string? operation = null;
         if (Field(map, path, "operation", required: false) is { } opNode)
         {
@@ -413,8 +410,6 @@ internal sealed class DocumentBinder(string? file)
         var propagate = OptionalBool(map, path, "propagate_frame_id");
         var delivery = PerInputValues(map, path, "delivery", DeliveryNames, v => (Delivery)v);
         var wait = PerInputValues(map, path, "wait", WaitNames, v => (WaitPolicy)v);
-        var placement = OptionalEnum(map, path, "placement", PlacementNames);
-        var cpu = OptionalCpu(map, path);
 
         if (sync?.Mode == SynchronizationMode.MatchingFrameId && inputs is { } ins)
         {
@@ -426,22 +421,19 @@ internal sealed class DocumentBinder(string? file)
         }
 
         // A node whose name, kind and streams are known takes part in the graph checks even if other fields are wrong.
-        if (name is null || kind is null || inputs is null || outputs is null)
+        if (common.Name is null || common.Kind is null || inputs is null || outputs is null)
         {
             return null;
         }
 
-        return new KernelSpec
+        return WithCommon(common, new KernelSpec
         {
-            Name = name,
-            Kind = kind,
+            Name = common.Name,
+            Kind = common.Kind,
             Inputs = inputs.Value,
             InputsAsList = inputsAsList,
             Outputs = outputs.Value,
             OutputsAsList = outputsAsList,
-            Auxiliary = auxiliary,
-            AuxiliaryAsMapping = auxAsMap,
-            Parameters = parameters,
             Operation = operation,
             ReadTimeout = readTimeout,
             PauseSleep = pauseSleep,
@@ -451,9 +443,7 @@ internal sealed class DocumentBinder(string? file)
             PropagateFrameId = propagate,
             Delivery = delivery,
             Wait = wait,
-            Placement = placement is null ? null : (WorkerPlacement)placement,
-            Cpu = cpu,
-        };
+        });
     }
 
     private SourceSpec? BindSource(DocNode node, string path)
@@ -464,34 +454,24 @@ internal sealed class DocumentBinder(string? file)
         }
 
         CheckKeys(map, path, SourceKeys);
-        var name = NodeName(map, path);
-        var kind = RequiredString(map, path, "kind", "a source kind such as synthetic.array");
+        var common = CommonFields(map, path, "a source kind such as synthetic.array");
         var (streams, asList) = OneOrMany(map, path, "stream", "streams", "stream");
-        var (auxiliary, auxAsMap) = Auxiliary(map, path);
-        var parameters = BindParameters(map, path);
         var pollInterval = OptionalPositive(map, path, "poll_interval", allowZero: false);
         var readTimeout = OptionalPositive(map, path, "read_timeout", allowZero: false);
-        var placement = OptionalEnum(map, path, "placement", PlacementNames);
-        var cpu = OptionalCpu(map, path);
-        if (name is null || kind is null || streams is null)
+        if (common.Name is null || common.Kind is null || streams is null)
         {
             return null;
         }
 
-        return new SourceSpec
+        return WithCommon(common, new SourceSpec
         {
-            Name = name,
-            Kind = kind,
+            Name = common.Name,
+            Kind = common.Kind,
             Streams = streams.Value,
             StreamsAsList = asList,
-            Auxiliary = auxiliary,
-            AuxiliaryAsMapping = auxAsMap,
-            Parameters = parameters,
             PollInterval = pollInterval,
             ReadTimeout = readTimeout,
-            Placement = placement is null ? null : (WorkerPlacement)placement,
-            Cpu = cpu,
-        };
+        });
     }
 
     private SinkSpec? BindSink(DocNode node, string path)
@@ -502,8 +482,7 @@ internal sealed class DocumentBinder(string? file)
         }
 
         CheckKeys(map, path, SinkKeys);
-        var name = NodeName(map, path);
-        var kind = RequiredString(map, path, "kind", "a sink kind such as null.sink");
+        var common = CommonFields(map, path, "a sink kind such as null.sink");
         var stream = RequiredString(map, path, "stream", "the stream it consumes");
         ImmutableArray<string> outputs = [];
         if (Field(map, path, "outputs", required: false) is { } outputsNode)
@@ -511,38 +490,60 @@ internal sealed class DocumentBinder(string? file)
             outputs = StringList(outputsNode, $"{path}.outputs", "a list of stream names") ?? [];
         }
 
-        var (auxiliary, auxAsMap) = Auxiliary(map, path);
-        var parameters = BindParameters(map, path);
         var readTimeout = OptionalPositive(map, path, "read_timeout", allowZero: false);
         var pauseSleep = OptionalPositive(map, path, "pause_sleep", allowZero: true);
         var consumeTimeout = OptionalPositive(map, path, "consume_timeout", allowZero: false);
         var delivery = OptionalEnum(map, path, "delivery", DeliveryNames);
         var wait = OptionalEnum(map, path, "wait", WaitNames);
-        var placement = OptionalEnum(map, path, "placement", PlacementNames);
-        var cpu = OptionalCpu(map, path);
-        if (name is null || kind is null || stream is null)
+        if (common.Name is null || common.Kind is null || stream is null)
         {
             return null;
         }
 
-        return new SinkSpec
+        return WithCommon(common, new SinkSpec
         {
-            Name = name,
-            Kind = kind,
+            Name = common.Name,
+            Kind = common.Kind,
             Stream = stream,
             Outputs = outputs,
-            Auxiliary = auxiliary,
-            AuxiliaryAsMapping = auxAsMap,
-            Parameters = parameters,
             ReadTimeout = readTimeout,
             PauseSleep = pauseSleep,
             ConsumeTimeout = consumeTimeout,
             Delivery = delivery is null ? null : (Delivery)delivery,
             Wait = wait is null ? null : (WaitPolicy)wait,
-            Placement = placement is null ? null : (WorkerPlacement)placement,
-            Cpu = cpu,
-        };
+        });
     }
+
+    /// <summary>The fields every node has: name, kind, auxiliary inputs, parameters, placement and CPU.</summary>
+    private readonly record struct NodeFields(
+        string? Name,
+        string? Kind,
+        ImmutableArray<AuxiliaryBinding> Auxiliary,
+        bool AuxiliaryAsMapping,
+        Parameters Parameters,
+        WorkerPlacement? Placement,
+        int? Cpu);
+
+    private NodeFields CommonFields(DocMapping map, string path, string kindExample)
+    {
+        var name = NodeName(map, path);
+        var kind = RequiredString(map, path, "kind", kindExample);
+        var (auxiliary, auxAsMap) = Auxiliary(map, path);
+        var parameters = BindParameters(map, path);
+        var placement = OptionalEnum(map, path, "placement", PlacementNames);
+        return new NodeFields(name, kind, auxiliary, auxAsMap, parameters, placement is null ? null : (WorkerPlacement)placement, OptionalCpu(map, path));
+    }
+
+    private static T WithCommon<T>(NodeFields fields, T node)
+        where T : NodeSpec =>
+        (T)((NodeSpec)node with
+        {
+            Auxiliary = fields.Auxiliary,
+            AuxiliaryAsMapping = fields.AuxiliaryAsMapping,
+            Parameters = fields.Parameters,
+            Placement = fields.Placement,
+            Cpu = fields.Cpu,
+        });
 
     private SynchronizationSpec? Synchronization(DocNode node, string path)
     {

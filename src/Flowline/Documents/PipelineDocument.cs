@@ -8,7 +8,15 @@ namespace Flowline.Documents;
 /// <param name="Spec">The spec.</param>
 /// <param name="Graph">Its graph.</param>
 /// <param name="Kinds">The built-in kinds plus those of the document's plugins.</param>
-public sealed record ValidatedPipeline(PipelineSpec Spec, PipelineGraph Graph, KindRegistry Kinds);
+public sealed record ValidatedPipeline(PipelineSpec Spec, PipelineGraph Graph, KindRegistry Kinds)
+{
+    /// <summary>Creates the runnable kernel of the kernel named <paramref name="name"/>.</summary>
+    public Kernels.IKernel CreateKernel(string name)
+    {
+        var spec = Spec.Kernels.FirstOrDefault(k => k.Name == name) ?? throw new ArgumentException($"the pipeline has no kernel named '{name}'", nameof(name));
+        return Kinds.Kernels[spec.Kind].Create(Kernels.KernelContext.For(Spec, spec));
+    }
+}
 
 /// <summary>The outcome of checking a document without throwing.</summary>
 /// <param name="Pipeline">The validated pipeline, or null when there are errors.</param>

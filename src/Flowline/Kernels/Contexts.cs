@@ -234,6 +234,18 @@ public sealed class KernelContext : NodeContext
         Outputs = outputs;
     }
 
+    /// <summary>The context of kernel <paramref name="spec"/> of <paramref name="pipeline"/>: its streams looked up by name.</summary>
+    public static KernelContext For(PipelineSpec pipeline, KernelSpec spec, Action<string, string>? report = null)
+    {
+        StreamSpec Stream(string name) => pipeline.FindStream(name) ?? throw new ArgumentException($"kernel '{spec.Name}' names stream '{name}', which the pipeline does not declare");
+        return new KernelContext(
+            spec,
+            [.. spec.Inputs.Select(Stream)],
+            [.. spec.Auxiliary.Select(a => (a, Stream(a.Stream)))],
+            [.. spec.Outputs.Select(Stream)],
+            report);
+    }
+
     /// <summary>The kernel's spec.</summary>
     public KernelSpec Spec { get; }
 

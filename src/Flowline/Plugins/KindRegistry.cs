@@ -81,8 +81,8 @@ public sealed class KindRegistry
         KindDefinition[] builtIn =
         [
             new CopyDefinition(),
-            new ScaleDefinition(),
-            new AddConstantDefinition(),
+            new ScalarOperationDefinition("cpu.scale", '*', "factor", "the factor"),
+            new ScalarOperationDefinition("cpu.add_constant", '+', "constant", "the value added"),
             new ScaleOffsetDefinition(),
             new ElementwiseOperationDefinition("add", "+"),
             new ElementwiseOperationDefinition("subtract", "-"),

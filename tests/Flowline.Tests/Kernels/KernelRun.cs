@@ -43,13 +43,7 @@ internal sealed class KernelRun
     {
         var pipeline = PipelineDocument.Parse(yaml, "kernel.yaml");
         var spec = name is null ? pipeline.Spec.Kernels[0] : pipeline.Spec.Kernels.Single(k => k.Name == name);
-        var streams = pipeline.Spec;
-        var context = new KernelContext(
-            spec,
-            [.. spec.Inputs.Select(n => streams.FindStream(n)!)],
-            [.. spec.Auxiliary.Select(a => (a, streams.FindStream(a.Stream)!))],
-            [.. spec.Outputs.Select(n => streams.FindStream(n)!)]);
-        return new KernelRun(pipeline.Kinds.Kernels[spec.Kind].Create(context), spec, pipeline);
+        return new KernelRun(pipeline.CreateKernel(spec.Name), spec, pipeline);
     }
 
     public KernelRun Input<T>(T[] values, int index = 0)

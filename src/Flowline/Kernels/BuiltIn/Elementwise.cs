@@ -56,48 +56,34 @@ internal abstract class ElementwiseDefinition : KernelDefinition
     }
 }
 
-internal sealed class ScaleDefinition : ElementwiseDefinition
+/// <summary><c>cpu.scale</c> (out = input * factor) and <c>cpu.add_constant</c> (out = input + constant).</summary>
+internal sealed class ScalarOperationDefinition(string kind, char operation, string parameter, string meaning) : ElementwiseDefinition
 {
-    public override string Kind => "cpu.scale";
+    public override string Kind => kind;
 
-    public override string Description => "out = input * factor";
+    public override string Description => $"out = input {operation} {parameter}";
 
-    public override IReadOnlyList<ParameterInfo> Parameters { get; } = [new("factor", "number", true, null, "the factor")];
+    public override IReadOnlyList<ParameterInfo> Parameters { get; } = [new(parameter, "number", true, null, meaning)];
 
-    protected override void ValidateParameters(KernelContext context) => context.Number("factor", required: true);
+    protected override void ValidateParameters(KernelContext context) => context.Number(parameter, required: true);
 
-    protected override IKernel Create<T>(KernelContext context) => new Kernel<T>(context.Inputs[0].Dtype, T.CreateChecked(context.Number("factor")!.Value));
+    protected override IKernel Create<T>(KernelContext context) =>
+        new Kernel<T>(context.Inputs[0].Dtype, operation, T.CreateChecked(context.Number(parameter)!.Value));
 
-    private sealed class Kernel<T>(ElementType inputType, T factor) : IKernel
+    private sealed class Kernel<T>(ElementType inputType, char operation, T value) : IKernel
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         public void Compute(KernelIo io)
         {
             var output = InputIntoOutput<T>(io, inputType);
-            TensorPrimitives.Multiply(output, factor, output);
-        }
-    }
-}
-
-internal sealed class AddConstantDefinition : ElementwiseDefinition
-{
-    public override string Kind => "cpu.add_constant";
-
-    public override string Description => "out = input + constant";
-
-    public override IReadOnlyList<ParameterInfo> Parameters { get; } = [new("constant", "number", true, null, "the value added")];
-
-    protected override void ValidateParameters(KernelContext context) => context.Number("constant", required: true);
-
-    protected override IKernel Create<T>(KernelContext context) => new Kernel<T>(context.Inputs[0].Dtype, T.CreateChecked(context.Number("constant")!.Value));
-
-    private sealed class Kernel<T>(ElementType inputType, T constant) : IKernel
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        public void Compute(KernelIo io)
-        {
-            var output = InputIntoOutput<T>(io, inputType);
-            TensorPrimitives.Add(output, constant, output);
+            if (operation == '*')
+            {
+                TensorPrimitives.Multiply(output, value, output);
+            }
+            else
+            {
+                TensorPrimitives.Add(output, value, output);
+            }
         }
     }
 }
