@@ -51,7 +51,8 @@ internal static class DocumentWriter
         var text = writer.ToString();
 
         // YamlDotNet ends a saved stream with a document-end marker; a pipeline file is one plain document.
-        return text.EndsWith("...\n", StringComparison.Ordinal) ? text[..^4] : text.Replace("\n...\r\n", "\n", StringComparison.Ordinal);
+        text = text.TrimEnd();
+        return (text.EndsWith("...", StringComparison.Ordinal) ? text[..^3].TrimEnd() : text) + "\n";
     }
 
     private static JsonObject Stream(StreamSpec s)
