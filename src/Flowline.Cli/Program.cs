@@ -5,6 +5,7 @@ using Flowline.Cli.Commands;
 var root = new RootCommand("Flowline: real-time dataflow pipelines over shared memory.");
 root.Subcommands.Add(DocumentCommands.Validate());
 root.Subcommands.Add(DocumentCommands.Describe());
+root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(KindCommands.Kinds());
 root.Subcommands.Add(KindCommands.Sources());
 root.Subcommands.Add(KindCommands.Sinks());

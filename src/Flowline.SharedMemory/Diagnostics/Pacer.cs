@@ -4,20 +4,34 @@ using Flowline.SharedMemory.Waiting;
 namespace Flowline.SharedMemory.Diagnostics;
 
 /// <summary>
-/// Sends at a fixed rate: sleeps until each intended time (absolute <c>clock_nanosleep</c>, with the
-/// thread's timer slack cut to 1 ns), or spins when asked to.
+/// Paces work at a fixed rate: sleeps until each intended time (absolute <c>clock_nanosleep</c>, with
+/// the thread's timer slack cut to 1 ns), or spins when asked to.
 /// </summary>
-/// <remarks>A paced sender that sleeps leaves its core to the receiver and to the rest of the machine, as a real source does.</remarks>
-internal sealed class Pacer
+/// <remarks>
+/// <para>A paced sender that sleeps leaves its core to the receiver and to the rest of the machine, as a real source does.</para>
+/// <para>With <c>catchUp</c> off (what sources use), a late pacer does not burst to make up lost
+/// time: the next intended time becomes max(previous + interval, now), and the deadlines skipped are
+/// counted in <see cref="Missed"/>. With it on (what latency probes use), the schedule is kept exactly.</para>
+/// </remarks>
+public sealed class Pacer
 {
+    private static readonly long SliceNs = 50_000_000;
     private readonly long intervalNs;
     private readonly bool sleep;
+    private readonly bool catchUp;
     private long nextNs = MonotonicClock.NowNs();
 
-    public Pacer(double rateHz, bool sleep = true)
+    /// <summary>Creates a pacer for <paramref name="rateHz"/> (greater than 0); the first wait ends one interval from now.</summary>
+    public Pacer(double rateHz, bool sleep = true, bool catchUp = true)
     {
-        intervalNs = (long)(1e9 / rateHz);
+        if (!(rateHz > 0) || double.IsInfinity(rateHz))
+        {
+            throw new ArgumentOutOfRangeException(nameof(rateHz), rateHz, "the rate must be a positive number of hertz");
+        }
+
+        intervalNs = Math.Max(1, (long)(1e9 / rateHz));
         this.sleep = sleep;
+        this.catchUp = catchUp;
         if (sleep)
         {
             // The default slack (50 µs) would make every sleep that much late.
@@ -25,17 +39,55 @@ internal sealed class Pacer
         }
     }
 
-    /// <summary>Waits until the next intended send time and returns it (ns).</summary>
-    public unsafe long WaitNext()
+    /// <summary>The interval between intended times, in nanoseconds.</summary>
+    public long IntervalNs => intervalNs;
+
+    /// <summary>Intended times skipped because the caller was late (only without catch-up).</summary>
+    public long Missed { get; private set; }
+
+    /// <summary>Restarts the schedule from now (after a pause).</summary>
+    public void Reset() => nextNs = MonotonicClock.NowNs();
+
+    /// <summary>
+    /// Waits until the next intended time and returns it (ns, <see cref="MonotonicClock"/>). Throws
+    /// <see cref="OperationCanceledException"/> within 50 ms of <paramref name="cancellationToken"/> firing.
+    /// </summary>
+    public unsafe long WaitNext(CancellationToken cancellationToken = default)
     {
         nextNs += intervalNs;
+        if (!catchUp)
+        {
+            var now = MonotonicClock.NowNs();
+            if (now > nextNs)
+            {
+                Missed += (now - nextNs) / intervalNs;
+                nextNs = now;
+                return nextNs;
+            }
+        }
+
         if (sleep)
         {
-            LibC.Timespec ts;
-            ts.Seconds = nextNs / 1_000_000_000;
-            ts.Nanoseconds = nextNs % 1_000_000_000;
-            while (LibC.ClockNanosleep(LibC.ClockMonotonic, LibC.TimerAbsTime, &ts, null) == LibC.EIntr)
+            while (true)
             {
+                cancellationToken.ThrowIfCancellationRequested();
+                var until = nextNs;
+                if (cancellationToken.CanBeCanceled)
+                {
+                    until = Math.Min(nextNs, MonotonicClock.NowNs() + SliceNs);
+                }
+
+                LibC.Timespec ts;
+                ts.Seconds = until / 1_000_000_000;
+                ts.Nanoseconds = until % 1_000_000_000;
+                while (LibC.ClockNanosleep(LibC.ClockMonotonic, LibC.TimerAbsTime, &ts, null) == LibC.EIntr)
+                {
+                }
+
+                if (until == nextNs)
+                {
+                    break;
+                }
             }
         }
 

@@ -90,6 +90,72 @@ internal static unsafe class Futex
         }
     }
 
+    private static bool waitvMissing;
+
+    /// <summary>
+    /// Sleeps while every word of <paramref name="words"/> holds its value in <paramref name="expected"/>,
+    /// for at most <paramref name="timeout"/> (<c>futex_waitv</c>, Linux 5.16+). Where the kernel lacks
+    /// it, sleeps on the first word for at most a millisecond instead: callers re-check their conditions,
+    /// so the only cost is latency on the other words.
+    /// </summary>
+    public static void WaitAny(ReadOnlySpan<nint> words, ReadOnlySpan<int> expected, TimeSpan timeout)
+    {
+        if (timeout <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        if (timeout > MaxWait)
+        {
+            timeout = MaxWait;
+        }
+
+        if (waitvMissing || words.Length > 128)
+        {
+            Wait((int*)words[0], expected[0], timeout < TimeSpan.FromMilliseconds(1) ? timeout : TimeSpan.FromMilliseconds(1));
+            return;
+        }
+
+        // struct futex_waitv { u64 val; u64 uaddr; u32 flags; u32 reserved; }, FUTEX2_SIZE_U32 and shared.
+        var waiters = stackalloc ulong[words.Length * 3];
+        for (var i = 0; i < words.Length; i++)
+        {
+            waiters[i * 3] = (uint)expected[i];
+            waiters[(i * 3) + 1] = (ulong)words[i];
+            waiters[(i * 3) + 2] = 2;
+        }
+
+        var deadlineNs = MonotonicClock.NowNs() + (timeout.Ticks * 100);
+        LibC.Timespec ts;
+        ts.Seconds = deadlineNs / 1_000_000_000;
+        ts.Nanoseconds = deadlineNs % 1_000_000_000;
+        while (true)
+        {
+            var rc = LibC.Syscall(Syscalls.FutexWaitv, (nint)waiters, words.Length, 0, (nint)(&ts), LibC.ClockMonotonic, 0);
+            if (rc >= 0)
+            {
+                return;
+            }
+
+            var errno = LibC.Errno;
+            switch (errno)
+            {
+                case LibC.EAgain:
+                case LibC.ETimedOut:
+                    return;
+                case LibC.EIntr:
+                    Interlocked.Increment(ref interruptedWaits);
+                    continue;
+                case LibC.ENoSys:
+                    waitvMissing = true;
+                    Wait((int*)words[0], expected[0], TimeSpan.FromMilliseconds(1));
+                    return;
+                default:
+                    throw new SharedMemoryException($"futex_waitv failed: {LibC.Describe(errno)} (errno {errno}).");
+            }
+        }
+    }
+
     /// <summary>Wakes up to <paramref name="count"/> waiters on <paramref name="word"/>; returns how many woke.</summary>
     public static int Wake(int* word, int count = int.MaxValue)
     {

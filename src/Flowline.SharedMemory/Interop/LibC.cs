@@ -38,6 +38,7 @@ internal static unsafe partial class LibC
     public const int EExist = 17;
     public const int ENotEmpty = 39;
     public const int ETimedOut = 110;
+    public const int ENoSys = 38;
     public const int EWouldBlock = EAgain;
 
     public static readonly nint MapFailed = -1;
@@ -89,6 +90,9 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Lib, EntryPoint = "kill", SetLastError = true)]
     public static partial int Kill(int pid, int signal);
+
+    [LibraryImport(Lib, EntryPoint = "sched_setaffinity", SetLastError = true)]
+    public static partial int SchedSetAffinity(int pid, nuint cpuSetSize, ulong* mask);
 
     [LibraryImport(Lib, EntryPoint = "gettid")]
     public static partial int GetTid();

@@ -16,6 +16,9 @@ internal static class Syscalls
     /// <summary><c>SYS_pidfd_open</c>: 434 on both x86-64 and arm64 (Linux 5.3+).</summary>
     public const long PidfdOpen = 434;
 
+    /// <summary><c>SYS_futex_waitv</c>: 449 on both x86-64 and arm64 (Linux 5.16+).</summary>
+    public const long FutexWaitv = 449;
+
     /// <summary>Throws unless the process runs on Linux x64 or arm64.</summary>
     public static void EnsureSupported()
     {

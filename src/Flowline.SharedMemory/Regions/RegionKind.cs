@@ -11,4 +11,7 @@ public enum RegionKind
 
     /// <summary>A probe: two cache lines that benchmarks bounce between processes to measure the machine's limits.</summary>
     Probe = 3,
+
+    /// <summary>A worker's control block: command, state, heartbeat, metrics and last error.</summary>
+    ControlBlock = 4,
 }

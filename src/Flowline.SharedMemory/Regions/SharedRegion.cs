@@ -466,6 +466,7 @@ internal sealed unsafe class SharedRegion : IDisposable
         RegionKind.Stream => "stream",
         RegionKind.Event => "event",
         RegionKind.Probe => "probe",
+        RegionKind.ControlBlock => "control block",
         _ => $"unknown ({(int)kind})",
     };
 }

@@ -20,6 +20,7 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
     private protected readonly long mask;
     private protected readonly int capacity;
     private bool disposed;
+    private SlotMemoryManager[]? slotMemories;
 
     private protected StreamEndpoint(SharedStream stream)
     {
@@ -107,6 +108,40 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
         *(ulong*)(slot + StreamLayout.SlotFrameIdOffset),
         *(long*)(slot + StreamLayout.SlotPublishOffset),
         *(long*)(slot + StreamLayout.SlotOriginOffset));
+
+    /// <summary>The payload of the slot that holds <paramref name="sequence"/>, as memory; one manager per slot, made once.</summary>
+    private protected Memory<byte> SlotMemory(long sequence)
+    {
+        slotMemories ??= CreateSlotMemories();
+        return slotMemories[sequence & mask].Memory;
+    }
+
+    private SlotMemoryManager[] CreateSlotMemories()
+    {
+        var managers = new SlotMemoryManager[capacity];
+        for (var i = 0; i < capacity; i++)
+        {
+            managers[i] = new SlotMemoryManager(slots + (i * slotBytes) + StreamLayout.SlotHeaderBytes, Stream.Format.FrameBytes);
+        }
+
+        return managers;
+    }
+
+    /// <summary>Memory over one slot's payload; valid while the endpoint holds the mapping.</summary>
+    private sealed class SlotMemoryManager(byte* payload, int length) : System.Buffers.MemoryManager<byte>
+    {
+        public override Span<byte> GetSpan() => new(payload, length);
+
+        public override System.Buffers.MemoryHandle Pin(int elementIndex = 0) => new(payload + elementIndex);
+
+        public override void Unpin()
+        {
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+        }
+    }
 
     private protected void ThrowIfDisposed()
     {

@@ -79,6 +79,13 @@ public sealed record ReaderOptions
 
     /// <summary>How long a hybrid wait spins and yields before it sleeps. Default 50 µs.</summary>
     public TimeSpan SpinTime { get; init; } = WaitTuning.DefaultSpinTime;
+
+    /// <summary>
+    /// When true, a writer that detached or died does not end a wait: the reader keeps waiting for a
+    /// writer to attach and publish (a restarted worker). <see cref="ReadStatus.WriterGone"/> is then
+    /// never returned; <see cref="ReadStatus.EndOfStream"/> still is. Default false.
+    /// </summary>
+    public bool WaitThroughWriterChanges { get; init; }
 }
 
 /// <summary>Options of a stream writer.</summary>

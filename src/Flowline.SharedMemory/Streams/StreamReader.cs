@@ -39,6 +39,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     private long lastPeerCheck;
     private PeerLiveness? liveness;
     private ReadStatus waitOutcome;
+    private readonly bool waitThroughWriterChanges;
 
     internal StreamReader(SharedStream stream, ReaderOptions options)
         : base(stream)
@@ -46,6 +47,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         WaitPolicy = options.WaitPolicy;
         SpinTime = options.SpinTime;
         Delivery = options.Delivery;
+        waitThroughWriterChanges = options.WaitThroughWriterChanges;
         spaceSignal = new FutexSignal((int*)(baseAddress + StreamLayout.SpaceSignalOffset), (int*)(baseAddress + StreamLayout.SpaceSleepersOffset));
         identity = ProcessIdentity.Current.Pack(0);
         try
@@ -189,6 +191,156 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         return intact;
     }
 
+    /// <summary>
+    /// Gives the next frame in place as memory (for APIs that keep frames in <see cref="ReadOnlyMemory{T}"/>,
+    /// such as a kernel's inputs); same rules as <see cref="Look(out ReadOnlySpan{T}, out FrameHeader, TimeSpan?, CancellationToken)"/>.
+    /// </summary>
+    public ReadStatus LookMemory(out ReadOnlyMemory<byte> frame, out FrameHeader header, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var status = Look(out _, out header, timeout, cancellationToken);
+        frame = status == ReadStatus.Ok ? SlotMemory(lookSequence) : default;
+        return status;
+    }
+
+    /// <summary>
+    /// Gives the newest frame the stream holds, whenever it was published (even before this reader
+    /// joined), in place and without consuming anything: what an auxiliary input reads. False if nothing
+    /// was ever published. The writer may overwrite it meanwhile: check with <see cref="IsStillIntact"/>.
+    /// </summary>
+    public bool PeekNewest(out ReadOnlyMemory<byte> frame, out FrameHeader header)
+    {
+        ThrowIfDisposed();
+        var cursor = Volatile.Read(ref Cursor);
+        if (cursor == 0)
+        {
+            frame = default;
+            header = default;
+            return false;
+        }
+
+        var sequence = cursor - 1;
+        header = ReadHeader(SlotOf(sequence));
+        frame = SlotMemory(sequence);
+        return true;
+    }
+
+    /// <summary>True if the frame of <paramref name="sequence"/> has not been overwritten since it was looked at or peeked.</summary>
+    /// <remarks>A lossless look held by this reader is always intact: the writer waits for it.</remarks>
+    public bool IsStillIntact(long sequence) => (Delivery == Delivery.Lossless && sequence == lookSequence) || IsIntact(sequence);
+
+    /// <summary>
+    /// Waits until one of <paramref name="readers"/> can read without waiting (a frame, or its writer
+    /// closed or left) and returns its index, or -1 when <paramref name="timeout"/> elapses. Consumes
+    /// nothing. Spins first when the first reader's policy says so, then sleeps on every stream at once
+    /// (<c>futex_waitv</c>). Throws <see cref="OperationCanceledException"/> if <paramref name="cancellationToken"/> fires.
+    /// </summary>
+    public static int WaitAny(ReadOnlySpan<StreamReader<T>> readers, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        if (readers.IsEmpty)
+        {
+            throw new ArgumentException("give at least one reader", nameof(readers));
+        }
+
+        var ready = PollAny(readers);
+        if (ready >= 0 || timeout <= TimeSpan.Zero)
+        {
+            return ready;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var start = Stopwatch.GetTimestamp();
+        var deadline = start + (long)(Math.Min(timeout.TotalSeconds, 1e6) * Stopwatch.Frequency);
+        var first = readers[0];
+        if (first.WaitPolicy != WaitPolicy.Block)
+        {
+            var awakeUntil = first.WaitPolicy == WaitPolicy.Spin ? deadline : start + (long)(first.SpinTime.TotalSeconds * Stopwatch.Frequency);
+            while (Stopwatch.GetTimestamp() < Math.Min(awakeUntil, deadline))
+            {
+                Waiter.Pause();
+                if ((ready = PollAny(readers)) >= 0)
+                {
+                    return ready;
+                }
+
+                cancellationToken.ThrowIfCancellationRequested();
+            }
+        }
+
+        using var registration = cancellationToken.CanBeCanceled
+            ? cancellationToken.UnsafeRegister(static s => ((Waiter.CancelWake)s!).Wake(), Waiter.CancelWake.For(first.dataSignal))
+            : default;
+        Span<nint> words = readers.Length <= 16 ? stackalloc nint[readers.Length] : new nint[readers.Length];
+        Span<int> observed = readers.Length <= 16 ? stackalloc int[readers.Length] : new int[readers.Length];
+        var nextPeerCheck = start;
+        while (true)
+        {
+            for (var i = 0; i < readers.Length; i++)
+            {
+                words[i] = (nint)readers[i].dataSignal.Word;
+                observed[i] = readers[i].dataSignal.BeginSleep();
+            }
+
+            try
+            {
+                if ((ready = PollAny(readers)) >= 0)
+                {
+                    return ready;
+                }
+
+                var now = Stopwatch.GetTimestamp();
+                if (now >= deadline)
+                {
+                    return -1;
+                }
+
+                cancellationToken.ThrowIfCancellationRequested();
+                if (now >= nextPeerCheck)
+                {
+                    nextPeerCheck = now + (long)(WaitTuning.LivenessInterval.TotalSeconds * Stopwatch.Frequency);
+                    foreach (var reader in readers)
+                    {
+                        reader.CheckWriter();
+                    }
+
+                    if ((ready = PollAny(readers)) >= 0)
+                    {
+                        return ready;
+                    }
+                }
+
+                var slice = Math.Min(deadline, nextPeerCheck) - now;
+                Interop.Futex.WaitAny(words, observed, TimeSpan.FromSeconds((double)slice / Stopwatch.Frequency));
+            }
+            finally
+            {
+                foreach (var reader in readers)
+                {
+                    reader.dataSignal.EndSleep();
+                }
+            }
+        }
+    }
+
+    private static int PollAny(ReadOnlySpan<StreamReader<T>> readers)
+    {
+        for (var i = 0; i < readers.Length; i++)
+        {
+            var reader = readers[i];
+            reader.ThrowIfDisposed();
+            if (reader.lookSequence >= 0)
+            {
+                ThrowLookPending();
+            }
+
+            if (reader.next < reader.cachedCursor || reader.PollFrame())
+            {
+                return i;
+            }
+        }
+
+        return -1;
+    }
+
     /// <summary>Copies the next frame into <paramref name="destination"/> and consumes it.</summary>
     public ReadStatus ReadInto(Span<T> destination, out FrameHeader header, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
@@ -320,7 +472,8 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         }
 
         var state = ProcessIdentity.StateOf(Volatile.Read(ref WriterOwner));
-        if (state is StreamLayout.WriterNone or StreamLayout.WriterAttached)
+        if (state is StreamLayout.WriterNone or StreamLayout.WriterAttached ||
+            (waitThroughWriterChanges && state is StreamLayout.WriterDetached or StreamLayout.WriterDead))
         {
             return false;
         }

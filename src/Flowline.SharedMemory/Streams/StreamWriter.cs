@@ -105,6 +105,14 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
         return WriteStatus.Ok;
     }
 
+    /// <summary>Gives the next slot as memory (for APIs that keep frames in <see cref="Memory{T}"/>); same rules as <see cref="Look"/>.</summary>
+    public WriteStatus LookMemory(out Memory<byte> slot, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        var status = Look(out _, timeout, cancellationToken);
+        slot = status == WriteStatus.Ok ? SlotMemory(next) : default;
+        return status;
+    }
+
     /// <summary>Publishes the slot given by <see cref="Look"/>, stamped with its sequence as frame id and now as origin.</summary>
     public void Publish() => Publish(new FrameStamp(unchecked((ulong)next), 0));
 

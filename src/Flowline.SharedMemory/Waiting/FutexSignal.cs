@@ -79,6 +79,9 @@ internal readonly unsafe struct FutexSignal(int* word, int* sleepers, int* sleep
         Futex.Wake(word);
     }
 
+    /// <summary>The futex word (for waits on several signals at once).</summary>
+    public int* Word => word;
+
     /// <summary>The number of sleepers now.</summary>
     public int Sleepers => Volatile.Read(ref *sleepers);
 }

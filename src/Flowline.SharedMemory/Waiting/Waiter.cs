@@ -205,7 +205,7 @@ internal static class Waiter
     private static long ToTicks(TimeSpan t) => (long)(t.TotalSeconds * Stopwatch.Frequency);
 
     /// <summary>The state a cancellation callback needs to wake a sleeper; one per signal address, reused.</summary>
-    private sealed unsafe class CancelWake
+    internal sealed unsafe class CancelWake
     {
         [ThreadStatic]
         private static CancelWake? cached;

@@ -16,6 +16,20 @@ public sealed record ValidatedPipeline(PipelineSpec Spec, PipelineGraph Graph, K
         var spec = Spec.Kernels.FirstOrDefault(k => k.Name == name) ?? throw new ArgumentException($"the pipeline has no kernel named '{name}'", nameof(name));
         return Kinds.Kernels[spec.Kind].Create(Kernels.KernelContext.For(Spec, spec));
     }
+
+    /// <summary>Creates the runnable source of source <paramref name="name"/>.</summary>
+    public Kernels.ISource CreateSource(string name)
+    {
+        var spec = Spec.Sources.FirstOrDefault(k => k.Name == name) ?? throw new ArgumentException($"the pipeline has no source named '{name}'", nameof(name));
+        return Kinds.Sources[spec.Kind].Create(Kernels.SourceContext.For(Spec, spec));
+    }
+
+    /// <summary>Creates the runnable sink of sink <paramref name="name"/>.</summary>
+    public Kernels.ISink CreateSink(string name)
+    {
+        var spec = Spec.Sinks.FirstOrDefault(k => k.Name == name) ?? throw new ArgumentException($"the pipeline has no sink named '{name}'", nameof(name));
+        return Kinds.Sinks[spec.Kind].Create(Kernels.SinkContext.For(Spec, spec));
+    }
 }
 
 /// <summary>The outcome of checking a document without throwing.</summary>

@@ -211,6 +211,10 @@ public abstract class NodeContext
         return false;
     }
 
+    /// <summary>The stream <paramref name="node"/> names <paramref name="name"/>; throws if the pipeline does not declare it.</summary>
+    private protected static StreamSpec Lookup(PipelineSpec pipeline, NodeSpec node, string name) =>
+        pipeline.FindStream(name) ?? throw new ArgumentException($"{node.Kind} '{node.Name}' names stream '{name}', which the pipeline does not declare");
+
     /// <summary>Describes a stream's format: <c>float32[120, 120]</c>.</summary>
     public static string Describe(StreamSpec stream) => $"{stream.Dtype.ToName()}[{string.Join(", ", stream.Shape)}]";
 
@@ -237,7 +241,9 @@ public sealed class KernelContext : NodeContext
     /// <summary>The context of kernel <paramref name="spec"/> of <paramref name="pipeline"/>: its streams looked up by name.</summary>
     public static KernelContext For(PipelineSpec pipeline, KernelSpec spec, Action<string, string>? report = null)
     {
-        StreamSpec Stream(string name) => pipeline.FindStream(name) ?? throw new ArgumentException($"kernel '{spec.Name}' names stream '{name}', which the pipeline does not declare");
+        ArgumentNullException.ThrowIfNull(pipeline);
+        ArgumentNullException.ThrowIfNull(spec);
+        StreamSpec Stream(string name) => Lookup(pipeline, spec, name);
         return new KernelContext(
             spec,
             [.. spec.Inputs.Select(Stream)],
@@ -285,6 +291,14 @@ public sealed class SourceContext : NodeContext
         Streams = streams;
     }
 
+    /// <summary>The context of source <paramref name="spec"/> of <paramref name="pipeline"/>: its streams looked up by name.</summary>
+    public static SourceContext For(PipelineSpec pipeline, SourceSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        ArgumentNullException.ThrowIfNull(spec);
+        return new SourceContext(spec, [.. spec.Streams.Select(n => Lookup(pipeline, spec, n))], [.. spec.Auxiliary.Select(a => (a, Lookup(pipeline, spec, a.Stream)))]);
+    }
+
     /// <summary>The source's spec.</summary>
     public SourceSpec Spec { get; }
 
@@ -302,6 +316,18 @@ public sealed class SinkContext : NodeContext
         Spec = spec;
         Stream = stream;
         Outputs = outputs;
+    }
+
+    /// <summary>The context of sink <paramref name="spec"/> of <paramref name="pipeline"/>: its streams looked up by name.</summary>
+    public static SinkContext For(PipelineSpec pipeline, SinkSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        ArgumentNullException.ThrowIfNull(spec);
+        return new SinkContext(
+            spec,
+            Lookup(pipeline, spec, spec.Stream),
+            [.. spec.Outputs.Select(n => Lookup(pipeline, spec, n))],
+            [.. spec.Auxiliary.Select(a => (a, Lookup(pipeline, spec, a.Stream)))]);
     }
 
     /// <summary>The sink's spec.</summary>

@@ -48,8 +48,8 @@ public abstract class KernelDefinition : KindDefinition
 }
 
 /// <summary>
-/// A source kind: writes frames into its streams. This build validates and lists sources; the hooks a
-/// worker calls to run one arrive with the runtime.
+/// A source kind: validates a source of its kind and creates the runnable <see cref="ISource"/> that
+/// writes frames into its streams. Subclass it in a plugin assembly to add a kind.
 /// </summary>
 public abstract class SourceDefinition : KindDefinition
 {
@@ -63,11 +63,14 @@ public abstract class SourceDefinition : KindDefinition
     public virtual void Validate(SourceContext context)
     {
     }
+
+    /// <summary>Creates the source for a validated spec (called once per worker, in the worker).</summary>
+    public abstract ISource Create(SourceContext context);
 }
 
 /// <summary>
-/// A sink kind: consumes one stream, and a stateful sink writes feedback outputs. This build validates
-/// and lists sinks; the hooks a worker calls to run one arrive with the runtime.
+/// A sink kind: validates a sink of its kind and creates the runnable <see cref="ISink"/> that consumes
+/// one stream (a stateful sink also writes feedback outputs). Subclass it in a plugin assembly to add a kind.
 /// </summary>
 public abstract class SinkDefinition : KindDefinition
 {
@@ -78,4 +81,7 @@ public abstract class SinkDefinition : KindDefinition
     public virtual void Validate(SinkContext context)
     {
     }
+
+    /// <summary>Creates the sink for a validated spec (called once per worker, in the worker).</summary>
+    public abstract ISink Create(SinkContext context);
 }

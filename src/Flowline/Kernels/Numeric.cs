@@ -67,4 +67,59 @@ internal static class Numeric
         ConvertInto(type, frame, scratch);
         return scratch;
     }
+
+    /// <summary>Stores <paramref name="values"/> as elements of <paramref name="type"/> (saturating; bool is value != 0; complex gets a zero imaginary part).</summary>
+    public static void Store(ReadOnlySpan<double> values, ElementType type, Span<byte> destination)
+    {
+        switch (type)
+        {
+            case ElementType.Float32: Store<float>(values, destination); break;
+            case ElementType.Float64: Store<double>(values, destination); break;
+            case ElementType.Int8: Store<sbyte>(values, destination); break;
+            case ElementType.Int16: Store<short>(values, destination); break;
+            case ElementType.Int32: Store<int>(values, destination); break;
+            case ElementType.Int64: Store<long>(values, destination); break;
+            case ElementType.UInt8: Store<byte>(values, destination); break;
+            case ElementType.UInt16: Store<ushort>(values, destination); break;
+            case ElementType.UInt32: Store<uint>(values, destination); break;
+            case ElementType.UInt64: Store<ulong>(values, destination); break;
+            case ElementType.Bool:
+                for (var i = 0; i < values.Length; i++)
+                {
+                    destination[i] = values[i] != 0 ? (byte)1 : (byte)0;
+                }
+
+                break;
+            case ElementType.Complex64:
+                var pairs = MemoryMarshal.Cast<byte, float>(destination);
+                for (var i = 0; i < values.Length; i++)
+                {
+                    pairs[2 * i] = (float)values[i];
+                    pairs[(2 * i) + 1] = 0;
+                }
+
+                break;
+            case ElementType.Complex128:
+                var wide = MemoryMarshal.Cast<byte, double>(destination);
+                for (var i = 0; i < values.Length; i++)
+                {
+                    wide[2 * i] = values[i];
+                    wide[(2 * i) + 1] = 0;
+                }
+
+                break;
+            default:
+                throw new NotSupportedException($"cannot store values as {type.ToName()} elements");
+        }
+    }
+
+    private static void Store<T>(ReadOnlySpan<double> values, Span<byte> destination)
+        where T : unmanaged, INumber<T>
+    {
+        var target = MemoryMarshal.Cast<byte, T>(destination);
+        for (var i = 0; i < values.Length; i++)
+        {
+            target[i] = T.CreateSaturating(values[i]);
+        }
+    }
 }

@@ -22,6 +22,9 @@ public sealed class KindRegistry
         Origins = origins;
     }
 
+    /// <summary>The origin of the built-in kinds.</summary>
+    public const string BuiltInOrigin = "built-in";
+
     /// <summary>The built-in kinds.</summary>
     public static KindRegistry BuiltIn { get; } = Create();
 
@@ -39,7 +42,8 @@ public sealed class KindRegistry
 
     /// <summary>
     /// A registry with <paramref name="definitions"/> added, from <paramref name="origin"/>. A kind that
-    /// already exists is an error: built-in kinds cannot be replaced, and two plugins cannot share a kind.
+    /// already exists is an error: built-in kinds cannot be replaced, and two plugins cannot share a kind
+    /// (adding the same assembly's kinds again changes nothing).
     /// </summary>
     public KindRegistry With(IEnumerable<KindDefinition> definitions, string origin)
     {
@@ -51,6 +55,12 @@ public sealed class KindRegistry
         {
             if (origins.TryGetValue(definition.Kind, out var existing))
             {
+                KindDefinition? same = kernels.GetValueOrDefault(definition.Kind) ?? (KindDefinition?)sources.GetValueOrDefault(definition.Kind) ?? sinks.GetValueOrDefault(definition.Kind);
+                if (existing == origin && origin != BuiltInOrigin && same?.GetType() == definition.GetType())
+                {
+                    continue; // the same assembly added again (a document validated twice): nothing changes
+                }
+
                 throw new InvalidOperationException($"kind '{definition.Kind}' from {origin} is already defined by {existing}; give it another name");
             }
 
@@ -103,6 +113,6 @@ public sealed class KindRegistry
             new SyntheticFrameSetDefinition(),
             new NullSinkDefinition(),
         ];
-        return empty.With(builtIn, "built-in");
+        return empty.With(builtIn, BuiltInOrigin);
     }
 }

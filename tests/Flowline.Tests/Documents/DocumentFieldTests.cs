@@ -126,6 +126,8 @@ public sealed class DocumentFieldTests
         public override Arity Auxiliary => Arity.AtLeast(0);
 
         public override bool AcceptsUndeclaredParameters => true;
+
+        public override ISource Create(SourceContext context) => throw new NotSupportedException("validation only");
     }
 
     /// <summary>A sink kind taking any auxiliary inputs and up to two feedback outputs.</summary>
@@ -138,6 +140,8 @@ public sealed class DocumentFieldTests
         public override Arity Auxiliary => Arity.AtLeast(0);
 
         public override Arity Outputs => Arity.Between(0, 2);
+
+        public override ISink Create(SinkContext context) => throw new NotSupportedException("validation only");
     }
 
     private static readonly KindRegistry OpenKinds = KindRegistry.BuiltIn.With([new OpenSource(), new OpenSink()], "tests");

@@ -20,6 +20,8 @@ public sealed class RoundTripTests
         public override Arity Auxiliary => Arity.AtLeast(0);
 
         public override bool AcceptsUndeclaredParameters => true;
+
+        public override ISource Create(SourceContext context) => throw new NotSupportedException("validation only");
     }
 
     /// <summary>A sink kind with auxiliary inputs.</summary>
@@ -30,6 +32,8 @@ public sealed class RoundTripTests
         public override string Description => "a sink with auxiliary inputs";
 
         public override Arity Auxiliary => Arity.AtLeast(0);
+
+        public override ISink Create(SinkContext context) => throw new NotSupportedException("validation only");
     }
 
     private static readonly KindRegistry Kinds = KindRegistry.BuiltIn.With([new AuxiliarySource(), new AuxiliarySink()], "tests");

@@ -66,6 +66,8 @@ public sealed class FeedbackRuleTests
         public override Arity Auxiliary => Arity.Between(0, 1);
 
         public override IReadOnlyList<string> RequiredFeedbackAliases => ["feedback"];
+
+        public override ISource Create(SourceContext context) => throw new NotSupportedException("validation only");
     }
 
     private sealed class LoopSink : SinkDefinition
@@ -75,5 +77,7 @@ public sealed class FeedbackRuleTests
         public override string Description => "a stateful sink";
 
         public override Arity Outputs => Arity.Exactly(1);
+
+        public override ISink Create(SinkContext context) => throw new NotSupportedException("validation only");
     }
 }

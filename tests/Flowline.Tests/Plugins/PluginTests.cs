@@ -272,11 +272,13 @@ public sealed class PluginTests
     }
 
     [Fact]
-    public void PluginLoader_TestPlugin_DefinesItsThreeKinds()
+    public void PluginLoader_TestPlugin_DefinesItsKinds()
     {
         var kinds = PluginLoader.Load(PluginFullPath);
 
-        Assert.Equal(["test.counter", "test.recorder", "test.square"], kinds.Select(k => k.Kind).Order(StringComparer.Ordinal));
+        Assert.Equal(
+            ["test.capture", "test.counter", "test.fail_create", "test.frame_ids", "test.hang", "test.recorder", "test.slow_create", "test.square", "test.sum"],
+            kinds.Select(k => k.Kind).Order(StringComparer.Ordinal));
         Assert.Same(kinds, PluginLoader.Load(PluginFullPath));
         Assert.IsAssignableFrom<KernelDefinition>(Assert.Single(kinds, k => k.Kind == "test.square"));
         Assert.IsAssignableFrom<SourceDefinition>(Assert.Single(kinds, k => k.Kind == "test.counter"));

@@ -1,3 +1,7 @@
+using System.Diagnostics;
+using System.Text.Json.Nodes;
+using Flowline.Runtime;
+
 namespace Flowline.Kernels.BuiltIn;
 
 /// <summary>The synthetic patterns of shmpipeline's <c>synthetic.array</c> source and synthetic inputs.</summary>
@@ -51,6 +55,27 @@ internal sealed class SyntheticArrayDefinition : SourceDefinition
             context.RequireDtype(stream, context.Spec.StreamsAsList ? "streams" : "stream", Numeric.RealTypes);
         }
     }
+
+    public override ISource Create(SourceContext context)
+    {
+        var settings = SyntheticSettings.From(context.Parameters);
+        return new Source(settings, [.. context.Streams.Select((s, i) => new SyntheticPattern(s.Format, settings with { Seed = settings.Seed + i }))]);
+    }
+
+    private sealed class Source(SyntheticSettings settings, SyntheticPattern[] patterns) : ISource
+    {
+        public double? RateHz => settings.RateHz;
+
+        public bool Produce(SourceIo io)
+        {
+            for (var i = 0; i < patterns.Length; i++)
+            {
+                patterns[i].Next(io.Output<byte>(i));
+            }
+
+            return true;
+        }
+    }
 }
 
 /// <summary><c>synthetic.frame_set</c>: one generation across two or more streams, with a shared frame id (cameras in lock-step).</summary>
@@ -81,6 +106,76 @@ internal sealed class SyntheticFrameSetDefinition : SourceDefinition
             context.RequireDtype(context.Streams[i], $"streams[{i}]", Numeric.RealTypes);
         }
     }
+
+    public override ISource Create(SourceContext context)
+    {
+        var settings = SyntheticSettings.From(context.Parameters);
+        return new FrameSet(
+            settings,
+            [.. context.Streams.Select((s, i) => new SyntheticPattern(s.Format, settings with { Seed = settings.Seed + i }))],
+            context.Boolean("assign_frame_id", true)!.Value,
+            context.Number("jitter_us", 0)!.Value,
+            context.Number("drop_probability", 0)!.Value);
+    }
+
+    /// <summary>One generation across every stream: per-stream jitter before each write, random drops, a shared frame id.</summary>
+    private sealed class FrameSet(SyntheticSettings settings, SyntheticPattern[] patterns, bool assignFrameId, double jitterUs, double dropProbability) : ISource
+    {
+        private readonly Random random = new(unchecked((int)settings.Seed) ^ 0x5eed);
+        private readonly long[] writes = new long[patterns.Length];
+        private readonly long[] drops = new long[patterns.Length];
+        private long generations;
+        private double lastSkewUs;
+        private double maxSkewUs;
+
+        public double? RateHz => settings.RateHz;
+
+        public bool Produce(SourceIo io)
+        {
+            io.PerStreamFrameIds = !assignFrameId;
+            long first = 0;
+            long last = 0;
+            for (var i = 0; i < patterns.Length; i++)
+            {
+                if (dropProbability > 0 && random.NextDouble() < dropProbability)
+                {
+                    drops[i]++;
+                    continue;
+                }
+
+                if (jitterUs > 0)
+                {
+                    var until = Stopwatch.GetTimestamp() + (long)(random.NextDouble() * jitterUs * Stopwatch.Frequency / 1e6);
+                    while (Stopwatch.GetTimestamp() < until)
+                    {
+                        Thread.SpinWait(20);
+                    }
+                }
+
+                patterns[i].Next(io.Output<byte>(i));
+                last = Stopwatch.GetTimestamp();
+                first = first == 0 ? last : first;
+                writes[i]++;
+            }
+
+            generations++;
+            lastSkewUs = first == 0 ? 0 : (last - first) * 1e6 / Stopwatch.Frequency;
+            maxSkewUs = Math.Max(maxSkewUs, lastSkewUs);
+            return true;
+        }
+
+        public JsonObject Metrics() => new()
+        {
+            ["generations"] = generations,
+            ["per_stream_writes"] = new JsonArray([.. writes.Select(w => (JsonNode?)w)]),
+            ["per_stream_drops"] = new JsonArray([.. drops.Select(d => (JsonNode?)d)]),
+            ["requested_rate_hz"] = settings.RateHz,
+            ["jitter_us"] = jitterUs,
+            ["drop_probability"] = dropProbability,
+            ["last_skew_us"] = Math.Round(lastSkewUs, 3),
+            ["max_skew_us"] = Math.Round(maxSkewUs, 3),
+        };
+    }
 }
 
 /// <summary><c>null.sink</c>: consumes frames and discards them, reporting consume-time percentiles.</summary>
@@ -100,5 +195,48 @@ internal sealed class NullSinkDefinition : SinkDefinition
     {
         context.Number("device_delay_s", 0, min: 0);
         context.Integer("sample_window", 8192, min: 1, max: 10_000_000);
+    }
+
+    public override ISink Create(SinkContext context) =>
+        new Sink(context.Number("device_delay_s", 0)!.Value, (int)context.Integer("sample_window", 8192)!.Value);
+
+    /// <summary>Discards frames, optionally after a fake device delay, and keeps a window of consume times.</summary>
+    private sealed class Sink(double deviceDelayS, int sampleWindow) : ISink
+    {
+        private readonly long[] samples = new long[sampleWindow];
+        private long consumed;
+
+        public void Consume(SinkIo io)
+        {
+            var start = Stopwatch.GetTimestamp();
+            if (deviceDelayS > 0)
+            {
+                io.Wait(TimeSpan.FromSeconds(deviceDelayS));
+            }
+
+            samples[consumed % samples.Length] = Stopwatch.GetTimestamp() - start;
+            consumed++;
+        }
+
+        public JsonObject Metrics()
+        {
+            var count = (int)Math.Min(consumed, samples.Length);
+            var sorted = samples[..count];
+            Array.Sort(sorted);
+            double Us(double q) => count == 0 ? 0 : Math.Round(sorted[Math.Clamp((int)Math.Ceiling(q * count) - 1, 0, count - 1)] * 1e6 / Stopwatch.Frequency, 3);
+            return new JsonObject
+            {
+                ["consumed"] = consumed,
+                ["device_delay_us"] = deviceDelayS * 1e6,
+                ["consume_us"] = new JsonObject
+                {
+                    ["p50"] = Us(0.50),
+                    ["p90"] = Us(0.90),
+                    ["p99"] = Us(0.99),
+                    ["p99_9"] = Us(0.999),
+                    ["max"] = Us(1.0),
+                },
+            };
+        }
     }
 }

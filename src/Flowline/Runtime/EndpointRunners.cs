@@ -1,0 +1,197 @@
+using System.Text.Json.Nodes;
+using Flowline.Documents;
+using Flowline.Kernels;
+using Flowline.SharedMemory;
+using Flowline.SharedMemory.Diagnostics;
+
+namespace Flowline.Runtime;
+
+/// <summary>
+/// The loop of a source's worker: paces generations at the source's rate without catch-up bursts
+/// (deadlines it was too late for count as missed writes), lets the source fill its output slots in
+/// place, and publishes them stamped with one frame id per generation.
+/// </summary>
+internal sealed class SourceRunner : WorkerRunner
+{
+    private readonly ISource source;
+    private readonly SourceSpec spec;
+    private readonly StreamWriter<byte>[] outputs;
+    private readonly AuxiliaryInput[] auxiliary;
+    private readonly TimeSpan pollInterval;
+    private Pacer? pacer;
+    private long generation;
+
+    public SourceRunner(PipelinePlan plan, SourceSpec spec, ControlBlock control)
+        : base(control)
+    {
+        this.spec = spec;
+        try
+        {
+            outputs = [.. spec.Streams.Select(name => OpenWriter(plan, name))];
+            auxiliary = [.. spec.Auxiliary.Select(a => Own(new AuxiliaryInput(plan.Namespace, a.Stream)))];
+            source = plan.Pipeline.CreateSource(spec.Name);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+
+        pollInterval = TimeSpan.FromSeconds(spec.PollInterval ?? 0.01);
+    }
+
+    protected override void Loop(CancellationToken stop)
+    {
+        var io = new SourceIo(outputs.Length, auxiliary.Length, i => LookSlot(outputs[i], stop), stop);
+        if (source.RateHz is { } rate)
+        {
+            pacer = new Pacer(rate, sleep: true, catchUp: false);
+        }
+
+        while (!stop.IsCancellationRequested)
+        {
+            pacer?.WaitNext(stop);
+            io.Begin(generation);
+            for (var i = 0; i < auxiliary.Length; i++)
+            {
+                io.SetAuxiliary(i, auxiliary[i].Refresh());
+            }
+
+            var start = MonotonicClock.NowNs();
+            if (!source.Produce(io))
+            {
+                Reporter.Tick(Collect);
+                stop.WaitHandle.WaitOne(pollInterval);
+                continue;
+            }
+
+            var written = 0;
+            for (var i = 0; i < outputs.Length; i++)
+            {
+                if (io.WasWritten(i))
+                {
+                    var id = io.PerStreamFrameIds ? unchecked((ulong)outputs[i].Position) : io.FrameId ?? unchecked((ulong)generation);
+                    outputs[i].Publish(new FrameStamp(id, io.OriginTimestampNs));
+                    written++;
+                }
+            }
+
+            generation++;
+            var end = MonotonicClock.NowNs();
+            Reporter.Window.Record(end - start, end, 0);
+            Reporter.Counters.OutputFrames += written;
+            Reporter.Tick(Collect);
+        }
+    }
+
+    protected override JsonObject? PluginMetrics() => source?.Metrics();
+
+    protected override void DisposeResources() => DisposeIfDisposable(source);
+
+    private void Collect(WorkerReporter reporter) => reporter.Counters.MissedWrites = pacer?.Missed ?? 0;
+}
+
+/// <summary>
+/// The loop of a sink's worker: reads its stream (frames it skipped count as missed writes), lets the
+/// sink consume each frame in place, and publishes a stateful sink's feedback stamped with the input's
+/// frame id and origin. The latency it reports is the pipeline's end to end.
+/// </summary>
+internal sealed class SinkRunner : WorkerRunner
+{
+    private readonly ISink sink;
+    private readonly StreamReader<byte> input;
+    private readonly StreamWriter<byte>[] outputs;
+    private readonly AuxiliaryInput[] auxiliary;
+    private long tornFrames;
+
+    public SinkRunner(PipelinePlan plan, SinkSpec spec, ControlBlock control)
+        : base(control)
+    {
+        try
+        {
+            input = OpenReader(plan, spec.Stream, plan.TriggerReader(spec, spec.Stream));
+            outputs = [.. spec.Outputs.Select(name => OpenWriter(plan, name))];
+            auxiliary = [.. spec.Auxiliary.Select(a => Own(new AuxiliaryInput(plan.Namespace, a.Stream)))];
+            sink = plan.Pipeline.CreateSink(spec.Name);
+        }
+        catch
+        {
+            Dispose();
+            throw;
+        }
+    }
+
+    protected override void Loop(CancellationToken stop)
+    {
+        var io = new SinkIo(outputs.Length, auxiliary.Length, i => LookSlot(outputs[i], stop), stop);
+        var ended = false;
+        while (!stop.IsCancellationRequested)
+        {
+            if (ended)
+            {
+                stop.WaitHandle.WaitOne(WaitSlice);
+                Reporter.Tick(Collect);
+                continue;
+            }
+
+            var status = input.LookMemory(out var frame, out var header, WaitSlice, stop);
+            if (status != ReadStatus.Ok)
+            {
+                if (status is ReadStatus.EndOfStream or ReadStatus.WriterGone)
+                {
+                    ended = true;
+                    foreach (var output in outputs)
+                    {
+                        output.Close();
+                    }
+                }
+
+                Reporter.Tick(Collect);
+                continue;
+            }
+
+            io.Begin(frame, header);
+            for (var i = 0; i < auxiliary.Length; i++)
+            {
+                io.SetAuxiliary(i, auxiliary[i].Refresh());
+            }
+
+            var start = MonotonicClock.NowNs();
+            try
+            {
+                sink.Consume(io);
+            }
+            finally
+            {
+                if (!input.Increment())
+                {
+                    tornFrames++;
+                }
+            }
+
+            for (var i = 0; i < outputs.Length; i++)
+            {
+                if (io.WasWritten(i))
+                {
+                    outputs[i].Publish(FrameStamp.From(header));
+                    Reporter.Counters.OutputFrames++;
+                }
+            }
+
+            var end = MonotonicClock.NowNs();
+            Reporter.Window.Record(end - start, end, header.OriginTimestampNs);
+            Reporter.Tick(Collect);
+        }
+    }
+
+    protected override JsonObject? PluginMetrics() => sink?.Metrics();
+
+    protected override void DisposeResources() => DisposeIfDisposable(sink);
+
+    private void Collect(WorkerReporter reporter)
+    {
+        reporter.Counters.MissedWrites = input.FramesSkipped;
+        reporter.Counters.SkippedPerInput[0] = input.FramesSkipped;
+        reporter.Counters.TornFrames = tornFrames;
+    }
+}

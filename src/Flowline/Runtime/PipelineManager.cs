@@ -1,0 +1,835 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using Flowline.Documents;
+using Flowline.SharedMemory;
+using Flowline.SharedMemory.Liveness;
+
+namespace Flowline.Runtime;
+
+/// <summary>
+/// Owns one pipeline's life (shmpipeline's <c>PipelineManager</c>): builds its streams, starts its
+/// workers (sinks, then kernels, then sources, behind a start barrier), pauses, resumes, stops and
+/// restarts them, supervises them (a death is seen within milliseconds, a hung worker by its
+/// heartbeat), and reports status, snapshots and events. Every operation is thread-safe.
+/// </summary>
+/// <example>
+/// <code>
+/// using var manager = PipelineManager.Open("examples/ao-basic/pipeline.yaml");
+/// manager.Build();
+/// manager.Start();
+/// Thread.Sleep(1000);
+/// Console.WriteLine(manager.Status().ToJsonString());
+/// manager.Shutdown();
+/// </code>
+/// </example>
+public sealed partial class PipelineManager : IDisposable
+{
+    private readonly object gate = new();
+    private readonly object dispatchGate = new();
+    private readonly PipelineManagerOptions options;
+    private readonly Dictionary<string, SharedStream> streams = new(StringComparer.Ordinal);
+    private readonly HashSet<string> createdStreams = new(StringComparer.Ordinal);
+    private readonly WorkerSlot?[] slots;
+    private readonly Dictionary<int, JsonObject> failures = [];
+    private readonly Dictionary<string, SyntheticInput> synthetic = new(StringComparer.Ordinal);
+    private readonly Queue<PipelineEvent> history = new();
+    private readonly ConcurrentQueue<PipelineEvent> pending = new();
+    private readonly ConcurrentQueue<WorkerSlot> exits = new();
+    private readonly AutoResetEvent wake = new(false);
+    private readonly Thread supervisor;
+    private readonly string? workerPath;
+    private readonly IReadOnlyList<string> kindAssemblies;
+    private volatile bool disposed;
+    private long nextEventId = 1;
+    private long lastMetricsNs;
+    private long lastCpuNs;
+    private bool pausedBeforeFailure;
+
+    /// <summary>Creates a manager for <paramref name="pipeline"/>; nothing is built until <see cref="Build"/>.</summary>
+    public PipelineManager(ValidatedPipeline pipeline, PipelineManagerOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(pipeline);
+        this.options = options ?? new PipelineManagerOptions();
+        Pipeline = pipeline;
+        Plan = new PipelinePlan(pipeline, this.options.Placement, this.options.Namespace);
+        SharedMemoryNamespace.Validate(Plan.Namespace, "namespace");
+        slots = new WorkerSlot?[Plan.Workers.Count];
+        kindAssemblies = KindAssemblies(pipeline);
+        if (Plan.Workers.Any(w => w.Placement == WorkerPlacement.Process))
+        {
+            workerPath = this.options.WorkerPath ?? Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.dll");
+        }
+
+        supervisor = new Thread(Supervise) { IsBackground = true, Name = $"flowline-supervisor-{Plan.Namespace}" };
+        supervisor.Start();
+    }
+
+    /// <summary>Raised for every event, in order, on a thread that holds no lock of the manager's.</summary>
+    public event EventHandler<PipelineEvent>? EventRaised;
+
+    /// <summary>The pipeline.</summary>
+    public ValidatedPipeline Pipeline { get; }
+
+    /// <summary>How it runs: namespace, stream options, workers.</summary>
+    public PipelinePlan Plan { get; }
+
+    /// <summary>The namespace of its streams.</summary>
+    public string Namespace => Plan.Namespace;
+
+    /// <summary>The state now.</summary>
+    public PipelineState State { get; private set; } = PipelineState.Initialized;
+
+    /// <summary>Loads and validates a document, and creates a manager for it.</summary>
+    public static PipelineManager Open(string path, PipelineManagerOptions? options = null) => new(PipelineDocument.Load(path), options);
+
+    /// <summary>Validates the pipeline again, creates its streams and applies their <c>initial</c> values. From initialized or stopped; to built.</summary>
+    public void Build()
+    {
+        lock (gate)
+        {
+            Require("build", PipelineState.Initialized, PipelineState.Stopped);
+            var check = PipelineDocument.CheckJson(PipelineDocument.ToJson(Pipeline.Spec), Pipeline.Spec.BaseDirectory, Pipeline.Kinds);
+            if (!check.IsValid)
+            {
+                throw new DocumentValidationException(check.Errors);
+            }
+
+            try
+            {
+                foreach (var spec in Pipeline.Spec.Streams)
+                {
+                    SharedStream stream;
+                    try
+                    {
+                        stream = SharedStream.Open(Namespace, spec.Name, spec.Format, spec.Mode ?? RegionMode.CreateOrAttach, Plan.OptionsOf(spec.Name));
+                    }
+                    catch (Exception e) when (e is SharedMemoryException or IOException or UnauthorizedAccessException)
+                    {
+                        throw new InvalidOperationException($"cannot build stream '{spec.Name}': {e.Message}", e);
+                    }
+
+                    streams[spec.Name] = stream;
+                    if (stream.Created)
+                    {
+                        createdStreams.Add(spec.Name);
+                    }
+
+                    if (spec.Initial is { } initial)
+                    {
+                        ApplyInitial(stream, spec, initial);
+                    }
+                }
+            }
+            catch
+            {
+                CloseStreams(unlink: true, unlinkExternal: false);
+                throw;
+            }
+
+            failures.Clear();
+            SetState(PipelineState.Built);
+        }
+
+        Flush();
+    }
+
+    /// <summary>
+    /// Starts every worker (sinks, then kernels, then sources) and waits until all are attached, then
+    /// lets them run. From built; to running. If any worker fails or the start times out, everything
+    /// started is torn down, the pipeline stays built, and the error says why.
+    /// </summary>
+    public void Start()
+    {
+        try
+        {
+            lock (gate)
+            {
+                Require("start", PipelineState.Built);
+                try
+                {
+                    var all = Enumerable.Range(0, slots.Length).ToList();
+                    Launch(all);
+                    AwaitReady(all, options.StartTimeout);
+                    foreach (var role in new[] { WorkerRole.Sink, WorkerRole.Kernel, WorkerRole.Source })
+                    {
+                        Command(role, WorkerCommand.Run);
+                    }
+                }
+                catch
+                {
+                    StopWorkers(TimeSpan.FromSeconds(2), force: true);
+                    failures.Clear();
+                    throw;
+                }
+
+                pausedBeforeFailure = false;
+                SetState(PipelineState.Running);
+            }
+        }
+        finally
+        {
+            Flush();
+        }
+    }
+
+    /// <summary>Pauses every worker (each finishes the frame in hand). From running; to paused.</summary>
+    public void Pause()
+    {
+        lock (gate)
+        {
+            Require("pause", PipelineState.Running);
+            foreach (var role in new[] { WorkerRole.Source, WorkerRole.Kernel, WorkerRole.Sink })
+            {
+                Command(role, WorkerCommand.Pause);
+            }
+
+            AwaitState(WorkerState.Paused, TimeSpan.FromSeconds(2));
+            SetState(PipelineState.Paused);
+        }
+
+        Flush();
+    }
+
+    /// <summary>Lets paused workers run again. From paused; to running.</summary>
+    public void Resume()
+    {
+        lock (gate)
+        {
+            Require("resume", PipelineState.Paused);
+            foreach (var role in new[] { WorkerRole.Sink, WorkerRole.Kernel, WorkerRole.Source })
+            {
+                Command(role, WorkerCommand.Run);
+            }
+
+            SetState(PipelineState.Running);
+        }
+
+        Flush();
+    }
+
+    /// <summary>
+    /// Stops every worker (sources, then kernels, then sinks), waiting up to <paramref name="timeout"/>
+    /// (default 5 s) before ending a process with SIGTERM (SIGKILL when <paramref name="force"/>). The
+    /// streams stay. From running, paused or failed; to built (a no-op when built).
+    /// </summary>
+    public void Stop(TimeSpan? timeout = null, bool force = false)
+    {
+        lock (gate)
+        {
+            if (State == PipelineState.Built)
+            {
+                return;
+            }
+
+            Require("stop", PipelineState.Running, PipelineState.Paused, PipelineState.Failed);
+            StopWorkers(timeout ?? TimeSpan.FromSeconds(5), force);
+            failures.Clear();
+            SetState(PipelineState.Built);
+        }
+
+        Flush();
+    }
+
+    /// <summary>
+    /// Starts again the workers that failed, died or hung (ending a hung process first); the others keep
+    /// running. From running, paused or failed; a failed pipeline with no failure left runs again.
+    /// </summary>
+    public void Restart(TimeSpan? timeout = null)
+    {
+        try
+        {
+            lock (gate)
+            {
+                Require("restart", PipelineState.Running, PipelineState.Paused, PipelineState.Failed);
+                var broken = Enumerable.Range(0, slots.Length).Where(i => failures.ContainsKey(i) || slots[i] is null || slots[i]!.HasExited).ToList();
+                foreach (var i in broken)
+                {
+                    var slot = slots[i];
+                    if (slot is not null)
+                    {
+                        slot.StopRequested = true;
+                        if (!slot.HasExited && !slot.Terminate(force: true))
+                        {
+                            throw new InvalidOperationException($"cannot restart {Describe(slot.Plan)}: it runs on a thread of this process and does not answer; stop the pipeline instead");
+                        }
+
+                        slot.WaitForExit(TimeSpan.FromSeconds(5));
+                        slot.Control.Unlink();
+                        slot.Dispose();
+                        slots[i] = null;
+                    }
+
+                    failures.Remove(i);
+                }
+
+                Launch(broken);
+                AwaitReady(broken, timeout ?? options.StartTimeout);
+                var command = State == PipelineState.Paused || (State == PipelineState.Failed && pausedBeforeFailure) ? WorkerCommand.Pause : WorkerCommand.Run;
+                foreach (var i in broken.OrderBy(i => slots[i]!.Plan.Role switch { WorkerRole.Sink => 0, WorkerRole.Kernel => 1, _ => 2 }))
+                {
+                    slots[i]!.Control.Command = command;
+                }
+
+                if (State == PipelineState.Failed && failures.Count == 0)
+                {
+                    SetState(command == WorkerCommand.Pause ? PipelineState.Paused : PipelineState.Running);
+                }
+            }
+        }
+        finally
+        {
+            Flush();
+        }
+    }
+
+    /// <summary>
+    /// Stops synthetic inputs and workers, closes every handle, and removes the streams this manager
+    /// created (when <paramref name="unlink"/>) and those it attached to (when <paramref name="unlinkExternal"/>).
+    /// From any state; to stopped.
+    /// </summary>
+    public void Shutdown(bool unlink = true, bool unlinkExternal = false, bool force = false)
+    {
+        lock (gate)
+        {
+            foreach (var input in synthetic.Values)
+            {
+                input.Dispose();
+            }
+
+            synthetic.Clear();
+            if (State is PipelineState.Running or PipelineState.Paused or PipelineState.Failed)
+            {
+                StopWorkers(TimeSpan.FromSeconds(force ? 1 : 5), force);
+            }
+
+            failures.Clear();
+            CloseStreams(unlink, unlinkExternal);
+            if (State != PipelineState.Stopped)
+            {
+                SetState(PipelineState.Stopped);
+            }
+        }
+
+        Flush();
+    }
+
+    /// <summary>Throws <see cref="WorkerFailedException"/> if a worker failed ("kernel 'x' failed: message").</summary>
+    public void RaiseIfFailed()
+    {
+        lock (gate)
+        {
+            Drain();
+            if (failures.Count == 0)
+            {
+                return;
+            }
+
+            var records = failures.OrderBy(f => f.Key).Select(f => f.Value).ToList();
+            var first = records[0];
+            var more = records.Count > 1 ? $" (and {records.Count - 1} more)" : "";
+            throw new WorkerFailedException($"{first["component_type"]} '{first["kernel"]}' failed: {first["error"]}{more}", records);
+        }
+    }
+
+    /// <summary>The events after <paramref name="afterId"/> still in the history (the last <see cref="PipelineManagerOptions.EventHistory"/>).</summary>
+    public IReadOnlyList<PipelineEvent> Events(long afterId = 0)
+    {
+        lock (gate)
+        {
+            return [.. history.Where(e => e.Id > afterId)];
+        }
+    }
+
+    /// <summary>Shuts down (forcing) and lets go of everything.</summary>
+    public void Dispose()
+    {
+        if (disposed)
+        {
+            return;
+        }
+
+        try
+        {
+            Shutdown(force: true);
+        }
+        finally
+        {
+            disposed = true;
+            wake.Set();
+            supervisor.Join(TimeSpan.FromSeconds(2));
+            wake.Dispose();
+        }
+    }
+
+    private static IReadOnlyList<string> KindAssemblies(ValidatedPipeline pipeline)
+    {
+        // Kinds registered in code (not built in, not from the document's plugins) reach worker
+        // processes through their assemblies.
+        var documentPlugins = pipeline.Spec.Plugins
+            .Select(p => Path.GetFullPath(Path.Combine(pipeline.Spec.BaseDirectory ?? Environment.CurrentDirectory, p)))
+            .ToHashSet(StringComparer.Ordinal);
+        var kinds = pipeline.Spec.Kernels.Select(k => k.Kind).Concat(pipeline.Spec.Sources.Select(s => s.Kind)).Concat(pipeline.Spec.Sinks.Select(s => s.Kind));
+        var builtIn = typeof(PipelineManager).Assembly;
+        return [.. kinds.Distinct()
+            .Where(k => !documentPlugins.Contains(pipeline.Kinds.Origins.GetValueOrDefault(k, "")))
+            .Select(k => (object?)pipeline.Kinds.Kernels.GetValueOrDefault(k) ?? (object?)pipeline.Kinds.Sources.GetValueOrDefault(k) ?? pipeline.Kinds.Sinks.GetValueOrDefault(k))
+            .Select(d => d?.GetType().Assembly)
+            .Where(a => a is not null && a != builtIn && !string.IsNullOrEmpty(a.Location))
+            .Select(a => a!.Location)
+            .Distinct(StringComparer.Ordinal)];
+    }
+
+    private static void ApplyInitial(SharedStream stream, StreamSpec spec, InitialSpec initial)
+    {
+        StreamWriter<byte> writer;
+        try
+        {
+            writer = stream.OpenWriter<byte>();
+        }
+        catch (SharedMemoryException e)
+        {
+            throw new InvalidOperationException($"cannot apply the initial values of stream '{spec.Name}': {e.Message}", e);
+        }
+
+        using (writer)
+        {
+            writer.Look(out var slot);
+            InitialValues.Fill(spec, initial, slot);
+            writer.Publish();
+        }
+    }
+
+    private static string Describe(WorkerPlan worker) => $"{worker.Role.ToString().ToLowerInvariant()} '{worker.Name}'";
+
+    private void Require(string operation, params PipelineState[] allowed)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        Drain();
+        if (!allowed.Contains(State))
+        {
+            throw new StateTransitionException(operation, State, AllowedCalls(State));
+        }
+    }
+
+    private static IEnumerable<string> AllowedCalls(PipelineState state) => state switch
+    {
+        PipelineState.Initialized => ["build", "shutdown"],
+        PipelineState.Built => ["start", "stop", "shutdown"],
+        PipelineState.Running => ["pause", "stop", "restart", "shutdown"],
+        PipelineState.Paused => ["resume", "stop", "restart", "shutdown"],
+        PipelineState.Failed => ["stop", "restart", "shutdown"],
+        _ => ["build", "shutdown"],
+    };
+
+    private void SetState(PipelineState state)
+    {
+        var previous = State;
+        State = state;
+        Emit("state_changed", new JsonObject { ["state"] = state.ToName(), ["previous"] = previous.ToName() });
+    }
+
+    /// <summary>Creates control blocks and starts workers <paramref name="indices"/>.</summary>
+    private void Launch(IEnumerable<int> indices)
+    {
+        if (workerPath is not null && !File.Exists(workerPath))
+        {
+            throw new InvalidOperationException(
+                $"cannot find the worker program '{workerPath}'; reference the Flowline.Worker project (or package) from the application, " +
+                "set PipelineManagerOptions.WorkerPath, or place workers on threads (placement: thread)");
+        }
+
+        foreach (var i in indices)
+        {
+            var worker = Plan.Workers[i];
+            var control = ControlBlock.Create(Plan.ControlNamespace, worker.ControlName);
+            var slot = new WorkerSlot(worker, control, OnExit);
+            slots[i] = slot;
+            if (worker.Placement == WorkerPlacement.Thread)
+            {
+                slot.StartThread(Plan);
+            }
+            else
+            {
+                slot.StartProcess(workerPath!, new WorkerManifest
+                {
+                    Document = PipelineDocument.ToJson(Pipeline.Spec),
+                    BaseDirectory = Pipeline.Spec.BaseDirectory,
+                    Assemblies = kindAssemblies,
+                    Namespace = Namespace,
+                    Placement = Plan.Placement,
+                    Worker = i,
+                    Node = worker.Name,
+                    ControlNamespace = Plan.ControlNamespace,
+                    ControlName = worker.ControlName,
+                    ParentPid = Environment.ProcessId,
+                });
+            }
+        }
+    }
+
+    /// <summary>Waits until workers <paramref name="indices"/> are attached; throws, naming the worker and why, if one fails or the time runs out.</summary>
+    private void AwaitReady(IReadOnlyCollection<int> indices, TimeSpan timeout)
+    {
+        var deadline = MonotonicClock.NowNs() + (long)(timeout.TotalSeconds * 1e9);
+        var waiting = new HashSet<int>(indices);
+        while (waiting.Count > 0)
+        {
+            foreach (var i in waiting.ToList())
+            {
+                var slot = slots[i]!;
+                var state = slot.Control.State;
+                if (state == WorkerState.Failed || slot.HasExited)
+                {
+                    slot.WaitForExit(TimeSpan.FromSeconds(1));
+                    var record = RecordFailure(i, slot);
+                    throw new InvalidOperationException($"{Describe(slot.Plan)} failed to start: {record["error"]}");
+                }
+
+                if (state is WorkerState.Ready or WorkerState.Running or WorkerState.Paused)
+                {
+                    waiting.Remove(i);
+                    ReportStarted(slot);
+                }
+            }
+
+            if (waiting.Count == 0)
+            {
+                break;
+            }
+
+            if (MonotonicClock.NowNs() > deadline)
+            {
+                var names = string.Join(", ", waiting.Select(i => Describe(Plan.Workers[i])));
+                throw new TimeoutException($"{names} did not start within {timeout.TotalSeconds:0.###} s");
+            }
+
+            Thread.Sleep(2);
+        }
+    }
+
+    private void AwaitState(WorkerState state, TimeSpan timeout)
+    {
+        var deadline = MonotonicClock.NowNs() + (long)(timeout.TotalSeconds * 1e9);
+        while (slots.Any(s => s is not null && !s.HasExited && !failures.ContainsKey(s.Plan.Index) && s.Control.State != state) && MonotonicClock.NowNs() < deadline)
+        {
+            Thread.Sleep(1);
+        }
+    }
+
+    private void Command(WorkerRole role, WorkerCommand command)
+    {
+        foreach (var slot in slots)
+        {
+            if (slot is not null && slot.Plan.Role == role && !slot.HasExited)
+            {
+                slot.Control.Command = command;
+            }
+        }
+    }
+
+    /// <summary>Stops every worker: sources, then kernels, then sinks; ends processes that do not stop in time.</summary>
+    private void StopWorkers(TimeSpan timeout, bool force)
+    {
+        var deadline = MonotonicClock.NowNs() + (long)(timeout.TotalSeconds * 1e9);
+        foreach (var role in new[] { WorkerRole.Source, WorkerRole.Kernel, WorkerRole.Sink })
+        {
+            var group = slots.Where(s => s is not null && s.Plan.Role == role).Select(s => s!).ToList();
+            foreach (var slot in group)
+            {
+                slot.StopRequested = true;
+                slot.Control.Command = WorkerCommand.Stop;
+            }
+
+            foreach (var slot in group)
+            {
+                var left = TimeSpan.FromTicks(Math.Max(0, (deadline - MonotonicClock.NowNs()) / 100));
+                if (!slot.WaitForExit(left) && slot.Terminate(force))
+                {
+                    if (!slot.WaitForExit(TimeSpan.FromSeconds(2)))
+                    {
+                        slot.Terminate(force: true);
+                        slot.WaitForExit(TimeSpan.FromSeconds(5));
+                    }
+                }
+            }
+        }
+
+        for (var i = 0; i < slots.Length; i++)
+        {
+            if (slots[i] is { } slot)
+            {
+                if (slot.HasExited && !slot.ExitHandled && !failures.ContainsKey(i))
+                {
+                    slot.ExitHandled = true;
+                    Emit("worker_stopped", WorkerEventData(slot, "worker_stopped"));
+                }
+                else if (!slot.HasExited)
+                {
+                    Emit("worker_stopped", WorkerEventData(slot, "worker_stopped").Also("error", $"{Describe(slot.Plan)} did not stop within the timeout; it runs on a thread and was abandoned"));
+                }
+
+                slot.Control.Unlink();
+                slot.Dispose();
+                slots[i] = null;
+            }
+        }
+    }
+
+    private void CloseStreams(bool unlink, bool unlinkExternal)
+    {
+        foreach (var (name, stream) in streams)
+        {
+            var created = createdStreams.Contains(name);
+            if ((created && unlink) || (!created && unlinkExternal))
+            {
+                stream.Unlink();
+            }
+
+            stream.Dispose();
+        }
+
+        streams.Clear();
+        createdStreams.Clear();
+    }
+
+    /// <summary>Called on any thread when a worker's process or thread ends.</summary>
+    private void OnExit(WorkerSlot slot)
+    {
+        exits.Enqueue(slot);
+        wake.Set();
+    }
+
+    /// <summary>Handles the exits seen so far (under the lock).</summary>
+    private void Drain()
+    {
+        while (exits.TryDequeue(out var slot))
+        {
+            var index = slot.Plan.Index;
+            if (!ReferenceEquals(slots[index], slot) || slot.ExitHandled)
+            {
+                continue;
+            }
+
+            slot.ExitHandled = true;
+            if (slot.StopRequested && slot.Control.State != WorkerState.Failed)
+            {
+                Emit("worker_stopped", WorkerEventData(slot, "worker_stopped"));
+                continue;
+            }
+
+            RecordFailure(index, slot);
+        }
+    }
+
+    /// <summary>Records the failure of <paramref name="slot"/> (its error if it wrote one, else how it ended) and moves a running pipeline to failed.</summary>
+    private JsonObject RecordFailure(int index, WorkerSlot slot, string? reason = null)
+    {
+        var type = slot.Plan.Role switch { WorkerRole.Source => "source_failed", WorkerRole.Sink => "sink_failed", _ => "worker_failed" };
+        var record = WorkerEventData(slot, type);
+        if (reason is not null)
+        {
+            record["error"] = reason;
+            record["exception_type"] = "hung";
+            record["traceback"] = "";
+        }
+        else if (slot.Control.State == WorkerState.Failed && slot.Control.ReadError() is { } text)
+        {
+            var error = WorkerError.Parse(text);
+            record["error"] = error.Error;
+            record["exception_type"] = error.Type;
+            record["traceback"] = error.Traceback;
+        }
+        else
+        {
+            slot.WaitForExit(TimeSpan.FromMilliseconds(200));
+            record["error"] = $"worker {slot.DescribeExit()}";
+            record["exception_type"] = "crash";
+            record["traceback"] = slot.OutputTail;
+        }
+
+        record["exitcode"] = slot.ExitCode;
+        if (failures.TryGetValue(index, out var existing) && (string?)existing["exception_type"] is not ("crash" or "hung") && reason is null)
+        {
+            return existing; // a detailed record is not replaced by a generic one
+        }
+
+        failures[index] = record;
+        Emit(type, (JsonObject)record.DeepClone());
+        if (State is PipelineState.Running or PipelineState.Paused)
+        {
+            pausedBeforeFailure = State == PipelineState.Paused;
+            SetState(PipelineState.Failed);
+        }
+
+        return record;
+    }
+
+    private void ReportStarted(WorkerSlot slot)
+    {
+        if (!slot.StartReported)
+        {
+            slot.StartReported = true;
+            Emit("worker_started", WorkerEventData(slot, "worker_started"));
+        }
+    }
+
+    private JsonObject WorkerEventData(WorkerSlot slot, string type)
+    {
+        var data = new JsonObject
+        {
+            ["type"] = type,
+            ["kernel"] = slot.Plan.Name,
+            ["component_type"] = slot.Plan.Role.ToString().ToLowerInvariant(),
+            ["kind"] = slot.Plan.Node.Kind,
+            ["pid"] = slot.Pid,
+            ["cpu_slot"] = slot.Plan.Cpu,
+        };
+        switch (slot.Plan.Node)
+        {
+            case SourceSpec s:
+                data["stream"] = s.Streams[0];
+                data["streams"] = new JsonArray([.. s.Streams.Select(n => (JsonNode?)n)]);
+                break;
+            case SinkSpec s:
+                data["stream"] = s.Stream;
+                data["outputs"] = new JsonArray([.. s.Outputs.Select(n => (JsonNode?)n)]);
+                break;
+        }
+
+        return data;
+    }
+
+    private void Emit(string type, JsonObject data)
+    {
+        var e = new PipelineEvent(nextEventId++, type, Clock.UnixNow(), data);
+        history.Enqueue(e);
+        while (history.Count > Math.Max(1, options.EventHistory))
+        {
+            history.Dequeue();
+        }
+
+        pending.Enqueue(e);
+    }
+
+    /// <summary>Hands pending events to the handlers, outside the manager's lock.</summary>
+    private void Flush()
+    {
+        if (pending.IsEmpty)
+        {
+            return;
+        }
+
+        lock (dispatchGate)
+        {
+            while (pending.TryDequeue(out var e))
+            {
+                try
+                {
+                    EventRaised?.Invoke(this, e);
+                }
+                catch (Exception ex) when (ex is not OutOfMemoryException)
+                {
+                    // A handler's failure is not the pipeline's.
+                }
+            }
+        }
+    }
+
+    /// <summary>The supervisor: exits, start and metrics events, hung workers, CPU samples.</summary>
+    private void Supervise()
+    {
+        while (!disposed)
+        {
+            wake.WaitOne(TimeSpan.FromMilliseconds(50));
+            if (disposed)
+            {
+                break;
+            }
+
+            lock (gate)
+            {
+                Drain();
+                var now = MonotonicClock.NowNs();
+                if (State is PipelineState.Running or PipelineState.Paused or PipelineState.Failed)
+                {
+                    Watch(now);
+                }
+            }
+
+            Flush();
+        }
+    }
+
+    private void Watch(long now)
+    {
+        var metricsDue = now - lastMetricsNs >= WorkerReporter.IntervalNs;
+        var cpuDue = now - lastCpuNs >= 1_000_000_000;
+        lastMetricsNs = metricsDue ? now : lastMetricsNs;
+        lastCpuNs = cpuDue ? now : lastCpuNs;
+        for (var i = 0; i < slots.Length; i++)
+        {
+            if (slots[i] is not { } slot || slot.HasExited || failures.ContainsKey(i))
+            {
+                continue;
+            }
+
+            var state = slot.Control.State;
+            if (state is WorkerState.Running or WorkerState.Paused)
+            {
+                ReportStarted(slot);
+            }
+
+            if (state == WorkerState.Running && !slot.HungReported && now - slot.Control.HeartbeatNs > options.HungTimeout.Ticks * 100)
+            {
+                slot.HungReported = true;
+                var age = (now - slot.Control.HeartbeatNs) / 1e9;
+                Emit("worker_hung", WorkerEventData(slot, "worker_hung").Also("heartbeat_age_s", Math.Round(age, 3)));
+                RecordFailure(i, slot, $"worker is hung: no heartbeat for {age:0.0} s (limit {options.HungTimeout.TotalSeconds:0.###} s)");
+                continue;
+            }
+
+            if (cpuDue)
+            {
+                SampleCpu(slot, now);
+            }
+
+            if (metricsDue && slot.Control.TryReadMetrics(out var metrics) && metrics.FramesProcessed != slot.ReportedFrames)
+            {
+                slot.ReportedFrames = metrics.FramesProcessed;
+                var data = WorkerEventData(slot, "worker_metrics");
+                foreach (var (key, value) in MetricsJson(slot, metrics, now))
+                {
+                    data[key] = value?.DeepClone();
+                }
+
+                Emit("worker_metrics", data);
+            }
+        }
+    }
+
+    private static void SampleCpu(WorkerSlot slot, long now)
+    {
+        var id = slot.IsThread ? slot.Control.ThreadId : slot.Pid;
+        if (ThisProcess.TryReadUsage(id, out var cpu, out _))
+        {
+            var (lastCpu, at) = slot.LastCpuSample;
+            if (at != 0 && now > at)
+            {
+                slot.CpuPercent = Math.Round((cpu - lastCpu).TotalSeconds * 1e9 / (now - at) * 100, 2);
+            }
+
+            slot.LastCpuSample = (cpu, now);
+        }
+    }
+}
+
+/// <summary>Small helpers for building JSON payloads.</summary>
+internal static class JsonObjectExtensions
+{
+    /// <summary>Sets <paramref name="key"/> and returns the object.</summary>
+    public static JsonObject Also(this JsonObject o, string key, JsonNode? value)
+    {
+        o[key] = value;
+        return o;
+    }
+}

@@ -1,0 +1,131 @@
+using System.Text.Json.Nodes;
+
+namespace Flowline.Runtime;
+
+/// <summary>The states of a pipeline (shmpipeline's).</summary>
+public enum PipelineState
+{
+    /// <summary>Created; nothing exists yet.</summary>
+    Initialized,
+
+    /// <summary>Streams exist and hold their initial values; no worker runs.</summary>
+    Built,
+
+    /// <summary>Workers run.</summary>
+    Running,
+
+    /// <summary>Workers wait, holding their streams.</summary>
+    Paused,
+
+    /// <summary>A worker failed; the others keep running.</summary>
+    Failed,
+
+    /// <summary>Shut down: handles closed, owned streams removed.</summary>
+    Stopped,
+}
+
+/// <summary>Names of states as documents, JSON and messages write them.</summary>
+public static class PipelineStateNames
+{
+    /// <summary>"initialized", "built", "running", "paused", "failed" or "stopped".</summary>
+    public static string ToName(this PipelineState state) => state.ToString().ToLowerInvariant();
+}
+
+/// <summary>A call the pipeline's state does not allow; names the state and the calls it allows.</summary>
+public sealed class StateTransitionException : InvalidOperationException
+{
+    /// <summary>Creates the exception.</summary>
+    public StateTransitionException(string operation, PipelineState state, IEnumerable<string> allowed)
+        : base($"cannot {operation} a pipeline that is {state.ToName()}; allowed now: {string.Join(", ", allowed)}")
+    {
+        Operation = operation;
+        State = state;
+    }
+
+    /// <summary>The call refused.</summary>
+    public string Operation { get; } = "";
+
+    /// <summary>The state it was refused in.</summary>
+    public PipelineState State { get; }
+
+    /// <summary>Creates the exception.</summary>
+    public StateTransitionException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public StateTransitionException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public StateTransitionException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+}
+
+/// <summary>A worker failed (shmpipeline's <c>WorkerProcessError</c>): "kernel 'x' failed: message".</summary>
+public sealed class WorkerFailedException : Exception
+{
+    /// <summary>Creates the exception.</summary>
+    public WorkerFailedException(string message, IReadOnlyList<JsonObject> failures)
+        : base(message)
+    {
+        Failures = failures;
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkerFailedException()
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkerFailedException(string message)
+        : base(message)
+    {
+    }
+
+    /// <summary>Creates the exception.</summary>
+    public WorkerFailedException(string message, Exception innerException)
+        : base(message, innerException)
+    {
+    }
+
+    /// <summary>The failure records.</summary>
+    public IReadOnlyList<JsonObject> Failures { get; } = [];
+}
+
+/// <summary>Something that happened to a pipeline, in the order it happened; the control plane publishes them.</summary>
+/// <param name="Id">Its number: 1, 2, 3, ... for the life of the manager.</param>
+/// <param name="Type">
+/// <c>worker_started</c>, <c>worker_metrics</c>, <c>worker_failed</c>, <c>worker_stopped</c>,
+/// <c>worker_hung</c>, <c>source_failed</c>, <c>sink_failed</c>, <c>state_changed</c>,
+/// <c>synthetic_failed</c>.
+/// </param>
+/// <param name="Timestamp">When (seconds since the Unix epoch).</param>
+/// <param name="Data">Its payload (shmpipeline's event dict).</param>
+public sealed record PipelineEvent(long Id, string Type, double Timestamp, JsonObject Data);
+
+/// <summary>How a manager runs its pipeline.</summary>
+public sealed record PipelineManagerOptions
+{
+    /// <summary>How workers are pinned to CPUs (default none: the scheduler places them).</summary>
+    public PlacementPolicy Placement { get; init; } = PlacementPolicy.None;
+
+    /// <summary>How long <see cref="PipelineManager.Start"/> waits for every worker to attach (shmpipeline's <c>worker_start_timeout</c>, 10 s).</summary>
+    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A running worker whose heartbeat is older than this is reported hung (default 5 s).</summary>
+    public TimeSpan HungTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The namespace of the streams, instead of the document's (or one derived from its file name).</summary>
+    public string? Namespace { get; init; }
+
+    /// <summary>The worker program (<c>Flowline.Worker.dll</c>); by default the one beside the application.</summary>
+    public string? WorkerPath { get; init; }
+
+    /// <summary>How many events the manager keeps for late readers (default 512).</summary>
+    public int EventHistory { get; init; } = 512;
+}

@@ -1,0 +1,156 @@
+using Flowline.Documents;
+using Flowline.Kernels;
+using Flowline.SharedMemory;
+
+namespace Flowline.Runtime;
+
+/// <summary>
+/// The synthetic patterns of shmpipeline: <c>constant</c>, <c>random</c> (seeded normal noise), <c>ramp</c>,
+/// <c>sine</c>, <c>impulse</c> and <c>checkerboard</c>, written straight into a frame of any real type.
+/// </summary>
+/// <remarks>
+/// For frame k and element i (row r, column c of the last two dimensions):
+/// constant = constant; random = offset + amplitude * N(0, 1); ramp = offset + amplitude * ((i + k) mod
+/// period) / period; sine = offset + amplitude * sin(2 pi (i + k) / period); impulse = offset + amplitude on
+/// every impulse_interval-th frame, offset otherwise; checkerboard = offset +/- amplitude in tiles of period
+/// elements, scrolling one tile per frame. Float values are converted (truncated) for integer types.
+/// </remarks>
+public sealed class SyntheticPattern
+{
+    private readonly double[] values;
+    private readonly int rows;
+    private readonly int columns;
+    private readonly Random random;
+    private long frame;
+
+    /// <summary>Creates a pattern for frames of <paramref name="format"/>.</summary>
+    public SyntheticPattern(FrameFormat format, SyntheticSettings settings)
+    {
+        ArgumentNullException.ThrowIfNull(format);
+        Format = format;
+        Settings = settings ?? throw new ArgumentNullException(nameof(settings));
+        values = new double[format.ElementCount];
+        columns = format.Shape.Length >= 1 ? format.Shape[^1] : 1;
+        rows = format.Shape.Length >= 2 ? format.Shape[^2] : 1;
+        random = new Random(unchecked((int)settings.Seed));
+    }
+
+    /// <summary>The frames it fills.</summary>
+    public FrameFormat Format { get; }
+
+    /// <summary>Its settings.</summary>
+    public SyntheticSettings Settings { get; }
+
+    /// <summary>Writes the next frame into <paramref name="destination"/> (the frame's bytes).</summary>
+    public void Next(Span<byte> destination)
+    {
+        Generate();
+        Numeric.Store(values, Format.ElementType, destination);
+        frame++;
+    }
+
+    private void Generate()
+    {
+        var s = Settings;
+        switch (s.Pattern)
+        {
+            case "constant":
+                Array.Fill(values, s.Constant);
+                break;
+            case "random":
+                for (var i = 0; i < values.Length; i += 2)
+                {
+                    // Box-Muller: two normal values from two uniform ones.
+                    var u1 = 1.0 - random.NextDouble();
+                    var u2 = random.NextDouble();
+                    var radius = Math.Sqrt(-2.0 * Math.Log(u1));
+                    values[i] = s.Offset + (s.Amplitude * radius * Math.Cos(2 * Math.PI * u2));
+                    if (i + 1 < values.Length)
+                    {
+                        values[i + 1] = s.Offset + (s.Amplitude * radius * Math.Sin(2 * Math.PI * u2));
+                    }
+                }
+
+                break;
+            case "ramp":
+                for (var i = 0; i < values.Length; i++)
+                {
+                    values[i] = s.Offset + (s.Amplitude * (((i + frame) % s.Period) / s.Period));
+                }
+
+                break;
+            case "sine":
+                for (var i = 0; i < values.Length; i++)
+                {
+                    values[i] = s.Offset + (s.Amplitude * Math.Sin(2 * Math.PI * (i + frame) / s.Period));
+                }
+
+                break;
+            case "impulse":
+                Array.Fill(values, frame % s.ImpulseInterval == 0 ? s.Offset + s.Amplitude : s.Offset);
+                break;
+            default: // checkerboard
+                var tile = Math.Max(1, (long)s.Period);
+                for (var i = 0; i < values.Length; i++)
+                {
+                    var r = i / columns % rows;
+                    var c = i % columns;
+                    var parity = ((r / tile) + (c / tile) + frame) % 2;
+                    values[i] = s.Offset + (parity == 0 ? s.Amplitude : -s.Amplitude);
+                }
+
+                break;
+        }
+    }
+}
+
+/// <summary>
+/// What a synthetic pattern generates: shmpipeline's <c>SyntheticInputConfig</c> fields (without the stream).
+/// </summary>
+public sealed record SyntheticSettings
+{
+    /// <summary>The patterns there are.</summary>
+    public static readonly IReadOnlyList<string> Patterns = ["constant", "random", "ramp", "sine", "impulse", "checkerboard"];
+
+    /// <summary><c>pattern</c> (default random).</summary>
+    public string Pattern { get; init; } = "random";
+
+    /// <summary><c>rate_hz</c>: frames per second; null writes as fast as possible.</summary>
+    public double? RateHz { get; init; }
+
+    /// <summary><c>seed</c> of the random pattern (default 0).</summary>
+    public long Seed { get; init; }
+
+    /// <summary><c>amplitude</c> (default 1).</summary>
+    public double Amplitude { get; init; } = 1.0;
+
+    /// <summary><c>offset</c> (default 0).</summary>
+    public double Offset { get; init; }
+
+    /// <summary><c>period</c> of ramp and sine, tile size of checkerboard (default 64).</summary>
+    public double Period { get; init; } = 64.0;
+
+    /// <summary><c>constant</c> value of the constant pattern (default 0).</summary>
+    public double Constant { get; init; }
+
+    /// <summary><c>impulse_interval</c> in frames (default 64).</summary>
+    public long ImpulseInterval { get; init; } = 64;
+
+    /// <summary>Reads the pattern parameters of a source node.</summary>
+    public static SyntheticSettings From(Parameters parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        double? Number(string name, double? fallback) => parameters.TryGetDouble(name, out var v) ? v : fallback;
+        return new SyntheticSettings
+        {
+            Pattern = parameters.TryGetString("pattern", out var p) ? p : "random",
+            RateHz = Number("rate_hz", null),
+            Seed = parameters.TryGetLong("seed", out var seed) ? seed : 0,
+            Amplitude = Number("amplitude", 1.0)!.Value,
+            Offset = Number("offset", 0)!.Value,
+            Period = Number("period", 64)!.Value,
+            Constant = Number("constant", 0)!.Value,
+            ImpulseInterval = parameters.TryGetLong("impulse_interval", out var interval) ? interval : 64,
+        };
+    }
+}

@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Flowline.SharedMemory;
+using Flowline.SharedMemory.Liveness;
+
+namespace Flowline.Runtime;
+
+/// <summary>
+/// One launch of one worker: its control block and its process (or thread), the output it printed
+/// last, and how it ended. The manager makes a new one for every start and restart.
+/// </summary>
+internal sealed class WorkerSlot : IDisposable
+{
+    private const int OutputTailLines = 40;
+    private readonly Queue<string> output = new();
+    private readonly Action<WorkerSlot> onExit;
+    private Process? process;
+    private Thread? thread;
+    private int threadExitCode = -1;
+    private int exitReported;
+
+    public WorkerSlot(WorkerPlan plan, ControlBlock control, Action<WorkerSlot> onExit)
+    {
+        Plan = plan;
+        Control = control;
+        this.onExit = onExit;
+    }
+
+    public WorkerPlan Plan { get; }
+
+    public ControlBlock Control { get; }
+
+    public int Pid { get; private set; }
+
+    /// <summary>True once the manager asked it to stop (an exit then is not a failure).</summary>
+    public bool StopRequested { get; set; }
+
+    /// <summary>True once worker_started was reported.</summary>
+    public bool StartReported { get; set; }
+
+    /// <summary>True once its exit was handled.</summary>
+    public bool ExitHandled { get; set; }
+
+    /// <summary>True once it was reported hung.</summary>
+    public bool HungReported { get; set; }
+
+    public long LaunchedNs { get; private set; }
+
+    /// <summary>The frames count last reported in a worker_metrics event.</summary>
+    public long ReportedFrames { get; set; } = -1;
+
+    /// <summary>CPU time and time of the last sample, for the CPU use figure.</summary>
+    public (TimeSpan Cpu, long AtNs) LastCpuSample { get; set; }
+
+    public double CpuPercent { get; set; }
+
+    public bool IsThread => Plan.Placement == Documents.WorkerPlacement.Thread;
+
+    public bool HasExited => process is { } p ? p.HasExited : thread is { } t ? !t.IsAlive : true;
+
+    /// <summary>The exit code, once exited (a thread reports what the worker loop returned).</summary>
+    public int? ExitCode => process is { } p ? (p.HasExited ? p.ExitCode : null) : thread is { IsAlive: false } ? threadExitCode : null;
+
+    /// <summary>The last lines the worker process printed (standard output and error).</summary>
+    public string OutputTail
+    {
+        get
+        {
+            lock (output)
+            {
+                return string.Join('\n', output);
+            }
+        }
+    }
+
+    /// <summary>Starts the worker process: <c>dotnet Flowline.Worker.dll</c> reading <paramref name="manifest"/> on its standard input.</summary>
+    public void StartProcess(string workerPath, WorkerManifest manifest)
+    {
+        var info = new ProcessStartInfo(DotnetHost.Path)
+        {
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        info.ArgumentList.Add(workerPath);
+        info.ArgumentList.Add(manifest.Namespace);
+        info.ArgumentList.Add(Plan.Name);
+        LaunchedNs = MonotonicClock.NowNs();
+        var p = new Process { StartInfo = info, EnableRaisingEvents = true };
+        p.OutputDataReceived += (_, e) => Remember(e.Data);
+        p.ErrorDataReceived += (_, e) => Remember(e.Data);
+        p.Exited += (_, _) => ReportExit();
+        p.Start();
+        process = p;
+        Pid = p.Id;
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        p.StandardInput.Write(manifest.ToJson());
+        p.StandardInput.Close();
+    }
+
+    /// <summary>Starts the worker on a thread of this process.</summary>
+    public void StartThread(PipelinePlan plan)
+    {
+        LaunchedNs = MonotonicClock.NowNs();
+        Pid = Environment.ProcessId;
+        thread = new Thread(() =>
+        {
+            try
+            {
+                threadExitCode = WorkerHost.Run(plan, Plan, Control);
+            }
+            finally
+            {
+                ReportExit();
+            }
+        })
+        {
+            IsBackground = true,
+            Name = $"flowline-{Plan.Name}",
+        };
+        thread.Start();
+    }
+
+    /// <summary>Waits for the worker to end; true if it did.</summary>
+    public bool WaitForExit(TimeSpan timeout) => process is { } p ? p.WaitForExit(timeout) : thread?.Join(timeout) ?? true;
+
+    /// <summary>Sends SIGTERM (or SIGKILL when <paramref name="force"/>) to a worker process; false for a thread, which cannot be ended from outside.</summary>
+    public bool Terminate(bool force)
+    {
+        if (process is not { } p)
+        {
+            return false;
+        }
+
+        if (!p.HasExited)
+        {
+            _ = ThisProcess.SendSignal(p.Id, force ? 9 : 15);
+        }
+
+        return true;
+    }
+
+    /// <summary>Describes how it ended: "exited with code 1", "was killed by signal 9 (SIGKILL)".</summary>
+    public string DescribeExit()
+    {
+        var code = ExitCode;
+        if (code is null)
+        {
+            return "is still running";
+        }
+
+        if (process is not null && code > 128 && code < 128 + 65)
+        {
+            var signal = code.Value - 128;
+            return $"was killed by signal {signal}{SignalName(signal)}";
+        }
+
+        return code == ParentWatch.ParentDiedExitCode ? "exited because its manager died" : $"exited with code {code}";
+    }
+
+    public void Dispose()
+    {
+        process?.Dispose();
+        Control.Dispose();
+    }
+
+    private static string SignalName(int signal) => signal switch
+    {
+        6 => " (SIGABRT)",
+        9 => " (SIGKILL)",
+        11 => " (SIGSEGV)",
+        15 => " (SIGTERM)",
+        2 => " (SIGINT)",
+        7 => " (SIGBUS)",
+        4 => " (SIGILL)",
+        8 => " (SIGFPE)",
+        _ => "",
+    };
+
+    private void Remember(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (output)
+        {
+            output.Enqueue(line);
+            while (output.Count > OutputTailLines)
+            {
+                output.Dequeue();
+            }
+        }
+    }
+
+    private void ReportExit()
+    {
+        if (Interlocked.Exchange(ref exitReported, 1) == 0)
+        {
+            onExit(this);
+        }
+    }
+}
+
+/// <summary>Where the <c>dotnet</c> host is, to start worker processes with the runtime this process runs on.</summary>
+public static class DotnetHost
+{
+    /// <summary>The host's path: the SDK's when run under it, else the one of this runtime's installation, else "dotnet".</summary>
+    public static string Path { get; } = Find();
+
+    private static string Find()
+    {
+        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
+        {
+            return fromSdk;
+        }
+
+        if (Environment.ProcessPath is { } self && System.IO.Path.GetFileNameWithoutExtension(self) == "dotnet")
+        {
+            return self;
+        }
+
+        // The runtime lives in <dotnet root>/shared/Microsoft.NETCore.App/<version>/.
+        var root = System.IO.Path.GetFullPath(System.IO.Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
+        var host = System.IO.Path.Combine(root, "dotnet");
+        return File.Exists(host) ? host : "dotnet";
+    }
+}

@@ -1,0 +1,123 @@
+using System.Diagnostics;
+using System.Globalization;
+using Flowline.Documents;
+using Flowline.Runtime;
+using Flowline.SharedMemory;
+
+namespace Flowline.Tests.Runtime;
+
+/// <summary>
+/// Base of the tests that run pipelines with real worker processes: a namespace of their own, every
+/// manager shut down at the end, and a check that no region and no worker process is left behind.
+/// </summary>
+/// <remarks>These tests run one at a time, after the others: each starts several processes on a 2-core machine.</remarks>
+[Collection(nameof(RuntimeTest))]
+public abstract class RuntimeTest : IDisposable
+{
+    private readonly List<PipelineManager> managers = [];
+
+    /// <summary>A namespace no other test uses.</summary>
+    protected string Namespace { get; } = "rt-" + Guid.NewGuid().ToString("N")[..10];
+
+    /// <summary>Parses <paramref name="yaml"/> (relative plugin paths resolve beside the tests).</summary>
+    protected static ValidatedPipeline Parse(string yaml) => PipelineDocument.Parse(yaml, "runtime-test.yaml", AppContext.BaseDirectory);
+
+    /// <summary>A manager for <paramref name="yaml"/> in this test's namespace (or <paramref name="namespace"/>), shut down at the end.</summary>
+    protected PipelineManager Manager(string yaml, PipelineManagerOptions? options = null, string? @namespace = null)
+    {
+        var manager = new PipelineManager(Parse(yaml), (options ?? new PipelineManagerOptions()) with { Namespace = @namespace ?? Namespace });
+        managers.Add(manager);
+        return manager;
+    }
+
+    /// <summary>Waits until <paramref name="condition"/> holds; fails the test with <paramref name="what"/> after <paramref name="seconds"/>.</summary>
+    protected static void WaitUntil(Func<bool> condition, string what, double seconds = 20)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (watch.Elapsed.TotalSeconds > seconds)
+            {
+                Assert.Fail($"timed out after {seconds} s waiting until {what}");
+            }
+
+            Thread.Sleep(10);
+        }
+    }
+
+    /// <summary>The frames a worker (kernel, source or sink) has processed, from the status.</summary>
+    protected static long Frames(PipelineManager manager, string name)
+    {
+        var status = manager.Status();
+        foreach (var group in new[] { "workers", "sources", "sinks" })
+        {
+            if (status[group]![name] is { } node)
+            {
+                return (long?)node["frames_processed"] ?? 0;
+            }
+        }
+
+        throw new ArgumentException($"no worker named '{name}'");
+    }
+
+    /// <summary>Worker processes of this test's pipelines still alive (not zombies).</summary>
+    protected IReadOnlyList<int> WorkerChildren() => WorkerChildren(managers.Select(m => m.Namespace).Append(Namespace));
+
+    /// <summary>Worker processes of this test process, in one of <paramref name="namespaces"/>, still alive (not zombies).</summary>
+    private static List<int> WorkerChildren(IEnumerable<string> namespaces)
+    {
+        var wanted = namespaces.ToHashSet(StringComparer.Ordinal);
+        var me = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+                var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                var worker = Array.FindIndex(arguments, a => a.EndsWith("Flowline.Worker.dll", StringComparison.Ordinal));
+                if (fields[1] == me && fields[0] != "Z" && worker >= 0 && worker + 1 < arguments.Length && wanted.Contains(arguments[worker + 1]))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Shuts every manager down and checks that nothing is left.</summary>
+    public void Dispose()
+    {
+        foreach (var manager in managers)
+        {
+            manager.Dispose();
+        }
+
+        var namespaces = managers.Select(m => m.Namespace).Append(Namespace).Distinct().ToList();
+        WaitUntil(() => WorkerChildren().Count == 0, "every worker process has exited", 10);
+        foreach (var ns in namespaces)
+        {
+            Assert.False(Directory.Exists(SharedMemoryNamespace.DirectoryOf(ns)), $"namespace {ns} was left in /dev/shm/flowline");
+            Assert.False(Directory.Exists(SharedMemoryNamespace.DirectoryOf(ns + ".control")), $"namespace {ns}.control was left in /dev/shm/flowline");
+        }
+
+        GC.SuppressFinalize(this);
+    }
+}
+
+/// <summary>The collection of pipeline tests, run without parallelism.</summary>
+[CollectionDefinition(nameof(RuntimeTest), DisableParallelization = true)]
+public sealed class RuntimeTestCollection;
