@@ -6,6 +6,7 @@ var root = new RootCommand("Flowline: real-time dataflow pipelines over shared m
 root.Subcommands.Add(DocumentCommands.Validate());
 root.Subcommands.Add(DocumentCommands.Describe());
 root.Subcommands.Add(RunCommand.Create());
+root.Subcommands.Add(BenchmarkCommand.Create());
 root.Subcommands.Add(KindCommands.Kinds());
 root.Subcommands.Add(KindCommands.Sources());
 root.Subcommands.Add(KindCommands.Sinks());

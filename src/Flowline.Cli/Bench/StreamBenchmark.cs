@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using Flowline.SharedMemory;
 using Flowline.SharedMemory.Diagnostics;
 
@@ -54,7 +53,7 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
             return new StreamBenchReport(
                 "flowline bench streams" + (options.Quick ? " --quick" : "") + (options.Pin ? " --pin" : "") + (options.Only.Count > 0 ? " --only " + string.Join(",", options.Only) : ""),
                 DateTimeOffset.UtcNow,
-                DescribeMachine(CpuTimes.Read().StealPercentSince(cpuBefore)),
+                Machine.Describe(options.Pin, CpuTimes.Read().StealPercentSince(cpuBefore)),
                 limits,
                 latency,
                 throughput,
@@ -249,35 +248,7 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
     private BenchChild StartChild(string role, string name, params string[] arguments) =>
         BenchChild.Start(ChildAffinity, [role, "--ns", ns, "--name", name, .. arguments]);
 
-    private MachineInfo DescribeMachine(double stealPercent)
-    {
-        var cpu = File.Exists("/proc/cpuinfo")
-            ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown"
-            : "unknown";
-        var kernel = File.Exists("/proc/sys/kernel/osrelease") ? File.ReadAllText("/proc/sys/kernel/osrelease").Trim() : RuntimeInformation.OSDescription;
-        return new MachineInfo(cpu, Environment.ProcessorCount, kernel, RuntimeInformation.FrameworkDescription, options.Pin, stealPercent);
-    }
-
     private void Say(string line) => progress.WriteLine(line);
-
-    /// <summary>The machine-wide CPU time counters of the first line of /proc/stat, in clock ticks.</summary>
-    private readonly record struct CpuTimes(long Total, long Steal)
-    {
-        public static CpuTimes Read()
-        {
-            if (!File.Exists("/proc/stat"))
-            {
-                return default;
-            }
-
-            // cpu user nice system idle iowait irq softirq steal guest guest_nice
-            var fields = File.ReadLines("/proc/stat").First().Split(' ', StringSplitOptions.RemoveEmptyEntries).Skip(1).Take(8).Select(long.Parse).ToArray();
-            return new CpuTimes(fields.Sum(), fields.Length > 7 ? fields[7] : 0);
-        }
-
-        public double StealPercentSince(CpuTimes before) =>
-            Total > before.Total ? 100.0 * (Steal - before.Steal) / (Total - before.Total) : 0;
-    }
 
     private static string Name(WaitPolicy policy) => policy.ToString().ToLowerInvariant();
 

@@ -215,6 +215,11 @@ public sealed unsafe class ControlBlock : IDisposable
     {
         var bytes = Encoding.UTF8.GetBytes(text);
         var length = Math.Min(bytes.Length, ErrorCapacity);
+        while (length < bytes.Length && length > 0 && (bytes[length] & 0xC0) == 0x80)
+        {
+            length--; // cut before a character, not inside one
+        }
+
         bytes.AsSpan(0, length).CopyTo(new Span<byte>(region.Base + ErrorOffset + 4, ErrorCapacity));
         Volatile.Write(ref Int(ErrorOffset), length);
     }

@@ -21,12 +21,15 @@ public sealed class Pacer
     private readonly bool catchUp;
     private long nextNs = MonotonicClock.NowNs();
 
-    /// <summary>Creates a pacer for <paramref name="rateHz"/> (greater than 0); the first wait ends one interval from now.</summary>
+    /// <summary>The lowest rate a pacer keeps (one frame every 11.6 days): lower ones would overflow its clock.</summary>
+    public const double MinRateHz = 1e-6;
+
+    /// <summary>Creates a pacer for <paramref name="rateHz"/> (at least <see cref="MinRateHz"/>); the first wait ends one interval from now.</summary>
     public Pacer(double rateHz, bool sleep = true, bool catchUp = true)
     {
-        if (!(rateHz > 0) || double.IsInfinity(rateHz))
+        if (!(rateHz >= MinRateHz) || double.IsInfinity(rateHz))
         {
-            throw new ArgumentOutOfRangeException(nameof(rateHz), rateHz, "the rate must be a positive number of hertz");
+            throw new ArgumentOutOfRangeException(nameof(rateHz), rateHz, $"the rate must be a number of hertz from {MinRateHz} (one per {1 / MinRateHz / 86400:0.#} days) up");
         }
 
         intervalNs = Math.Max(1, (long)(1e9 / rateHz));

@@ -230,7 +230,8 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
 
     /// <summary>
     /// Waits until one of <paramref name="readers"/> can read without waiting (a frame, or its writer
-    /// closed or left) and returns its index, or -1 when <paramref name="timeout"/> elapses. Consumes
+    /// closed or left) and returns its index, or -1 when <paramref name="timeout"/> elapses
+    /// (<see cref="Timeout.InfiniteTimeSpan"/> waits without limit). Consumes
     /// nothing. Spins first when the first reader's policy says so, then sleeps on every stream at once
     /// (<c>futex_waitv</c>). Throws <see cref="OperationCanceledException"/> if <paramref name="cancellationToken"/> fires.
     /// </summary>
@@ -242,14 +243,15 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         }
 
         var ready = PollAny(readers);
-        if (ready >= 0 || timeout <= TimeSpan.Zero)
+        var forever = timeout == Timeout.InfiniteTimeSpan;
+        if (ready >= 0 || (timeout <= TimeSpan.Zero && !forever))
         {
             return ready;
         }
 
         cancellationToken.ThrowIfCancellationRequested();
         var start = Stopwatch.GetTimestamp();
-        var deadline = start + (long)(Math.Min(timeout.TotalSeconds, 1e6) * Stopwatch.Frequency);
+        var deadline = forever ? long.MaxValue : start + (long)(Math.Min(timeout.TotalSeconds, 1e6) * Stopwatch.Frequency);
         var first = readers[0];
         if (first.WaitPolicy != WaitPolicy.Block)
         {

@@ -627,7 +627,7 @@ public sealed class DocumentFieldTests
     [InlineData("auxiliary: [c]", "sources[0].auxiliary", "synthetic.array takes no auxiliary inputs, not 1", 11)]
     [InlineData("parameters: {pattern: wave}", "sources[0].parameters.pattern", "must be one of constant, random, ramp, sine, impulse, checkerboard, not \"wave\"", 11)]
     [InlineData("parameters: {patern: sine}", "sources[0].parameters.patern", "unknown parameter 'patern' (did you mean 'pattern'?); synthetic.array takes pattern, rate_hz, seed", 11)]
-    [InlineData("parameters:\n  rate_hz: 0", "sources[0].parameters.rate_hz", "0 is out of range; it must be greater than 0", 12)]
+    [InlineData("parameters:\n  rate_hz: 0", "sources[0].parameters.rate_hz", "0 is out of range; it must be at least 1E-06", 12)]
     [InlineData("parameters: 5", "sources[0].parameters", "must be a mapping of parameter names to values, not '5'", 11)]
     [InlineData("poll_interval: 0", "sources[0].poll_interval", "it must be a positive finite number of seconds", 11)]
     [InlineData("read_timeout: -2", "sources[0].read_timeout", "it must be a positive finite number of seconds", 11)]

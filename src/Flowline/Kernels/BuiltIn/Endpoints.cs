@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Flowline.Runtime;
+using Flowline.SharedMemory.Diagnostics;
 
 namespace Flowline.Kernels.BuiltIn;
 
@@ -12,7 +13,7 @@ internal static class SyntheticPatterns
     public static readonly ParameterInfo[] Parameters =
     [
         new("pattern", string.Join(" | ", Names), false, "random", "what to generate"),
-        new("rate_hz", "number > 0, or null", false, "null", "frames per second; null writes as fast as possible"),
+        new("rate_hz", "number >= 1e-6, or null", false, "null", "frames per second; null writes as fast as possible"),
         new("seed", "integer", false, "0", "seed of the random pattern"),
         new("amplitude", "number", false, "1.0", "scale of the pattern"),
         new("offset", "number", false, "0.0", "added to the pattern"),
@@ -26,7 +27,7 @@ internal static class SyntheticPatterns
         context.Choice("pattern", Names, "random");
         if (context.Parameters.Contains("rate_hz") && context.Parameters.Get("rate_hz") is not null)
         {
-            context.Number("rate_hz", min: 0, minExclusive: true);
+            context.Number("rate_hz", min: Pacer.MinRateHz);
         }
 
         context.Integer("seed", 0);

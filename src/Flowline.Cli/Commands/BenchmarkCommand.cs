@@ -1,0 +1,129 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Flowline.Cli.Bench;
+using Flowline.Documents;
+using Flowline.Runtime;
+using Flowline.SharedMemory;
+using Spectre.Console;
+
+namespace Flowline.Cli.Commands;
+
+/// <summary><c>flowline benchmark</c>: run a pipeline and measure it at an output stream.</summary>
+internal static class BenchmarkCommand
+{
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    public static Command Create()
+    {
+        var file = new Argument<FileInfo>("file") { Description = "The pipeline document (YAML)." };
+        var duration = new Option<double>("--duration", "-d") { Description = "Seconds to measure (default 5).", DefaultValueFactory = _ => 5 };
+        var warmup = new Option<double>("--warmup") { Description = "Seconds to run before measuring (default 1).", DefaultValueFactory = _ => 1 };
+        var sources = new Option<string[]>("--source")
+        {
+            Description = "Drive a stream nothing writes with a synthetic input: STREAM:PATTERN[:RATE_HZ] (repeatable; no rate = as fast as possible).",
+            AllowMultipleArgumentsPerToken = false,
+        };
+        var output = new Option<string?>("--output-stream") { Description = "The stream to measure at (default: the first sink's stream, else the last kernel's output)." };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (progress goes to standard error)." };
+        var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
+        placement.AcceptOnlyFromAmong("none", "round-robin");
+        var command = new Command("benchmark", "Run a pipeline and measure throughput, inter-arrival times and true end-to-end latency at an output stream, with every worker's figures.")
+        {
+            file, duration, warmup, sources, output, json, placement,
+        };
+        command.SetAction((parse, cancellation) =>
+        {
+            var asJson = parse.GetValue(json);
+            var progress = asJson ? Console.Error : Console.Out;
+            if (!(parse.GetValue(duration) > 0) || !(parse.GetValue(warmup) >= 0))
+            {
+                Console.Error.WriteLine("flowline benchmark: --duration must be greater than 0 and --warmup at least 0");
+                return Task.FromResult(ExitCodes.Failed);
+            }
+
+            try
+            {
+                var options = new PipelineBenchOptions(
+                    TimeSpan.FromSeconds(parse.GetValue(duration)),
+                    TimeSpan.FromSeconds(parse.GetValue(warmup)),
+                    parse.GetValue(output),
+                    [.. (parse.GetValue(sources) ?? []).Select(BenchSource.Parse)],
+                    parse.GetValue(placement) == "round-robin" ? PlacementPolicy.RoundRobin : PlacementPolicy.None);
+                using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+                using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+                {
+                    c.Cancel = true;
+                    stop.Cancel();
+                });
+                var report = new PipelineBenchmark(parse.GetValue(file)!.ToString(), options, progress).Run(stop.Token);
+                if (asJson)
+                {
+                    Console.Out.WriteLine(report.ToJsonString(Indented));
+                }
+                else
+                {
+                    Render(report);
+                }
+
+                return Task.FromResult((string?)report["state"] == "ok" ? ExitCodes.Ok : ExitCodes.WorkerFailed);
+            }
+            catch (DocumentValidationException e)
+            {
+                Console.Error.WriteLine(e.Message);
+                return Task.FromResult(ExitCodes.Failed);
+            }
+            catch (FormatException e)
+            {
+                Console.Error.WriteLine($"flowline benchmark: {e.Message}");
+                return Task.FromResult(ExitCodes.Failed);
+            }
+            catch (Exception e) when (e is InvalidOperationException or TimeoutException or SharedMemoryException or KeyNotFoundException or ArgumentException or IOException)
+            {
+                Console.Error.WriteLine($"flowline benchmark: {e.Message}");
+                return Task.FromResult(ExitCodes.StartFailed);
+            }
+        });
+        return command;
+    }
+
+    private static void Render(JsonObject report)
+    {
+        static string F(JsonNode? v, string format = "0.0") => v is null ? "" : v.GetValue<double>().ToString(format, CultureInfo.InvariantCulture);
+        var machine = report["machine"]!;
+        AnsiConsole.MarkupLine($"[bold]{Markup.Escape((string)report["pipeline"]!)}[/] measured at '{Markup.Escape((string)report["output_stream"]!)}'");
+        AnsiConsole.MarkupLine($"{Markup.Escape((string)machine["cpu"]!)}, {machine["logical_cpus"]} CPUs, Linux {Markup.Escape((string)machine["kernel"]!)}, {Markup.Escape((string)report["runtime"]!)}, steal {F(machine["steal_percent"], "0.00")} %");
+        var summary = new Table().AddColumns("figure", "value");
+        summary.AddRow("build, start", $"{F(report["build_s"]!.GetValue<double>() * 1e3)} ms, {F(report["start_s"]!.GetValue<double>() * 1e3)} ms");
+        summary.AddRow("frames (skipped by the reader)", $"{report["frames"]} ({report["frames_skipped"]})");
+        summary.AddRow("throughput", $"{F(report["throughput_hz"])} Hz");
+        foreach (var (label, key) in new[] { ("end-to-end latency µs", "latency_us"), ("inter-arrival µs", "inter_arrival_us") })
+        {
+            var s = report[key]!;
+            summary.AddRow(label, $"p50 {F(s["p50"])}  p90 {F(s["p90"])}  p99 {F(s["p99"])}  p99.9 {F(s["p99_9"])}  max {F(s["max"])}  (std {F(s["std"])})");
+        }
+
+        summary.AddRow("worker CPU, total", $"{F(report["worker_cpu_percent_total"])} % of one core");
+        AnsiConsole.Write(summary);
+        var workers = new Table().Title("workers").AddColumns("worker", "frames", "Hz", "exec µs", "jitter µs", "latency p50/p99 µs", "CPU %");
+        foreach (var group in new[] { "sources", "workers", "sinks" })
+        {
+            foreach (var (name, w) in report[group]!.AsObject())
+            {
+                var latency = w!["latency_us"] is JsonObject l ? $"{F(l["p50"])} / {F(l["p99"])}" : "";
+                workers.AddRow(Markup.Escape(name), $"{w["frames_processed"]}", F(w["throughput_hz"]), F(w["avg_exec_us"], "0.00"), F(w["jitter_us_rms"], "0.00"), latency, F(report["worker_cpu_percent"]![name]));
+            }
+        }
+
+        AnsiConsole.Write(workers);
+        if (report["failures"] is JsonArray { Count: > 0 } failures)
+        {
+            foreach (var failure in failures)
+            {
+                Console.Error.WriteLine($"{failure!["component_type"]} '{failure["kernel"]}' failed: {failure["error"]}");
+            }
+        }
+    }
+}
