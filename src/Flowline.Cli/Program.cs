@@ -2,6 +2,12 @@ using System.CommandLine;
 using Flowline.Cli.Commands;
 
 // The flowline command. Each verb lives in Commands/; exit codes are documented in docs/cli.md.
+// Tables written to a file or a pipe are not cut to 80 columns.
+if (Console.IsOutputRedirected)
+{
+    Spectre.Console.AnsiConsole.Profile.Width = 200;
+}
+
 var root = new RootCommand("Flowline: real-time dataflow pipelines over shared memory.");
 root.Subcommands.Add(DocumentCommands.Validate());
 root.Subcommands.Add(DocumentCommands.Describe());

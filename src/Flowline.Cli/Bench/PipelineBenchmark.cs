@@ -42,7 +42,23 @@ internal sealed record BenchSource(string Stream, string Pattern, double? RateHz
 }
 
 /// <summary>How <c>flowline benchmark</c> runs.</summary>
-internal sealed record PipelineBenchOptions(TimeSpan Duration, TimeSpan Warmup, string? OutputStream, IReadOnlyList<BenchSource> Sources, PlacementPolicy Placement);
+/// <param name="Duration">How long to measure.</param>
+/// <param name="Warmup">How long to run before measuring.</param>
+/// <param name="OutputStream">Where to measure (null: the first sink's stream, else the last kernel's output).</param>
+/// <param name="Sources">Synthetic inputs to start.</param>
+/// <param name="Placement">CPU placement of the workers.</param>
+/// <param name="WithoutSources">Leave the document's sources out (their streams can then be driven by <paramref name="Sources"/> or <paramref name="Lockstep"/>).</param>
+/// <param name="Lockstep">A stream the benchmark writes itself, one frame at a time, waiting for each to come out before the next.</param>
+/// <param name="Lossless">Make every stream lossless, so that an unthrottled source runs at the pace of the slowest stage instead of overwriting frames.</param>
+internal sealed record PipelineBenchOptions(
+    TimeSpan Duration,
+    TimeSpan Warmup,
+    string? OutputStream,
+    IReadOnlyList<BenchSource> Sources,
+    PlacementPolicy Placement,
+    bool WithoutSources = false,
+    string? Lockstep = null,
+    bool Lossless = false);
 
 /// <summary>
 /// Runs a pipeline and measures it at an output stream from a reader of the benchmark's own:
@@ -55,6 +71,31 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
     public JsonObject Run(CancellationToken cancellation)
     {
         var pipeline = PipelineDocument.Load(path);
+        if (options.WithoutSources || options.Lossless)
+        {
+            var spec = pipeline.Spec;
+            if (options.WithoutSources)
+            {
+                spec = spec with { Sources = [] };
+            }
+
+            if (options.Lossless)
+            {
+                spec = spec with
+                {
+                    Streams = [.. spec.Streams.Select(s => s with { Delivery = Delivery.Lossless })],
+                    Kernels = [.. spec.Kernels.Select(k => k with { Delivery = null })],
+                    Sinks = [.. spec.Sinks.Select(k => k with { Delivery = null })],
+                };
+            }
+
+            pipeline = PipelineDocument.Validate(spec, pipeline.Kinds);
+        }
+
+        if (options.Lockstep is { } entry && (pipeline.Spec.FindStream(entry) is null || pipeline.Graph.ProducersOf(entry).Count > 0))
+        {
+            throw new InvalidOperationException($"--lockstep: '{entry}' must be a stream of the pipeline that nothing writes (leave the sources out with --without-sources)");
+        }
         var output = options.OutputStream ?? DefaultOutput(pipeline)
             ?? throw new InvalidOperationException("the pipeline has no sink or kernel output to measure at; name one with --output-stream");
         if (pipeline.Spec.FindStream(output) is null)
@@ -63,7 +104,20 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         }
 
         var cpuBefore = CpuTimes.Read();
-        using var manager = new PipelineManager(pipeline, new PipelineManagerOptions { Placement = options.Placement, Namespace = $"bench-{Environment.ProcessId}" });
+        foreach (var source in options.Sources)
+        {
+            if (pipeline.Spec.FindStream(source.Stream) is null)
+            {
+                throw new InvalidOperationException($"--source: the pipeline has no stream '{source.Stream}'");
+            }
+
+            if (pipeline.Graph.ProducersOf(source.Stream) is [var producer, ..])
+            {
+                throw new InvalidOperationException($"--source: stream '{source.Stream}' is written by '{producer}' (leave the document's sources out with --without-sources)");
+            }
+        }
+
+        using var manager = new PipelineManager(pipeline, new PipelineManagerOptions { Placement = options.Placement });
         var watch = Stopwatch.StartNew();
         manager.Build();
         var buildS = watch.Elapsed.TotalSeconds;
@@ -78,15 +132,16 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
 
         using var stream = SharedStream.Attach(manager.Namespace, output);
         using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest, WaitPolicy = pipeline.Spec.FindStream(output)!.Wait ?? WaitPolicy.Hybrid });
-        progress.WriteLine($"warming up for {options.Warmup.TotalSeconds:0.#} s, then measuring '{output}' for {options.Duration.TotalSeconds:0.#} s");
-        Consume(reader, MonotonicClock.NowNs() + Ns(options.Warmup), null, cancellation);
+        using var lockstep = options.Lockstep is { } lockName ? new Lockstep(manager.Namespace, lockName, reader) : null;
+        progress.WriteLine($"warming up for {options.Warmup.TotalSeconds:0.#} s, then measuring '{output}' for {options.Duration.TotalSeconds:0.#} s{(lockstep is null ? "" : $", one frame at a time into '{options.Lockstep}'")}");
+        Measure(reader, lockstep, MonotonicClock.NowNs() + Ns(options.Warmup), null, cancellation);
 
         var pids = Pids(manager.Status());
         var cpuAtStart = pids.ToDictionary(p => p.Key, p => ThisProcess.TryReadUsage(p.Value, out var cpu, out _) ? cpu : TimeSpan.Zero);
         var skippedBefore = reader.FramesSkipped;
         var samples = new Samples();
         var measureStart = MonotonicClock.NowNs();
-        Consume(reader, measureStart + Ns(options.Duration), samples, cancellation);
+        Measure(reader, lockstep, measureStart + Ns(options.Duration), samples, cancellation);
         var measured = (MonotonicClock.NowNs() - measureStart) / 1e9;
         var cpuPercent = new JsonObject();
         var cpuTotal = 0.0;
@@ -116,6 +171,9 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             ["start_s"] = Math.Round(startS, 4),
             ["frames"] = samples.Count,
             ["frames_skipped"] = reader.FramesSkipped - skippedBefore,
+            ["lockstep_stream"] = options.Lockstep,
+            ["lossless"] = options.Lossless,
+            ["lockstep_lost"] = lockstep?.Lost ?? 0,
             ["throughput_hz"] = samples.Count > 1 ? Math.Round((samples.Count - 1) / ((samples.LastArrival - samples.FirstArrival) / 1e9), 2) : 0,
             ["inter_arrival_us"] = Summary(samples.InterArrivals()),
             ["latency_us"] = Summary(samples.Latencies()),
@@ -159,6 +217,18 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         }
 
         return pids;
+    }
+
+    private static void Measure(StreamReader<byte> reader, Lockstep? lockstep, long untilNs, Samples? samples, CancellationToken cancellation)
+    {
+        if (lockstep is null)
+        {
+            Consume(reader, untilNs, samples, cancellation);
+        }
+        else
+        {
+            lockstep.Run(untilNs, samples, cancellation);
+        }
     }
 
     /// <summary>Reads frames until <paramref name="untilNs"/>, recording arrival and origin when <paramref name="samples"/> is given.</summary>
@@ -208,6 +278,68 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             ["p99_9"] = Us(s.P999Ns),
             ["max"] = Us(s.MaxNs),
         };
+    }
+
+    /// <summary>
+    /// Lock-step driving: writes a random frame into the entry stream stamped with its own origin, waits
+    /// until the output shows a frame of that origin, and only then writes the next (frame in, command out).
+    /// </summary>
+    private sealed class Lockstep : IDisposable
+    {
+        private static readonly long LostAfterNs = 1_000_000_000;
+        private readonly SharedStream stream;
+        private readonly StreamWriter<byte> writer;
+        private readonly SyntheticPattern pattern;
+        private readonly StreamReader<byte> output;
+        private ulong frameId;
+
+        public Lockstep(string @namespace, string entry, StreamReader<byte> output)
+        {
+            this.output = output;
+            stream = SharedStream.Attach(@namespace, entry);
+            writer = stream.OpenWriter<byte>();
+            pattern = new SyntheticPattern(stream.Format, new SyntheticSettings { Pattern = "random", Seed = 1 });
+        }
+
+        /// <summary>Frames that did not come out within a second (the loop then goes on with the next).</summary>
+        public long Lost { get; private set; }
+
+        public void Run(long untilNs, Samples? samples, CancellationToken cancellation)
+        {
+            while (!cancellation.IsCancellationRequested && MonotonicClock.NowNs() < untilNs)
+            {
+                writer.Look(out var slot);
+                pattern.Next(System.Runtime.InteropServices.MemoryMarshal.AsBytes(slot));
+                var origin = MonotonicClock.NowNs();
+                writer.Publish(new FrameStamp(frameId++, origin));
+                while (true)
+                {
+                    var status = output.LookMemory(out _, out var header, TimeSpan.FromMilliseconds(100), cancellation);
+                    var now = MonotonicClock.NowNs();
+                    if (status == ReadStatus.Ok)
+                    {
+                        output.Increment();
+                        if (header.OriginTimestampNs == origin)
+                        {
+                            samples?.Add(now, origin);
+                            break;
+                        }
+                    }
+
+                    if (now - origin > LostAfterNs || status is ReadStatus.EndOfStream or ReadStatus.WriterGone)
+                    {
+                        Lost++;
+                        break;
+                    }
+                }
+            }
+        }
+
+        public void Dispose()
+        {
+            writer.Dispose();
+            stream.Dispose();
+        }
     }
 
     /// <summary>Arrival and origin times of the frames measured (grown in chunks; the measuring loop allocates only when a chunk fills).</summary>

@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -27,12 +26,15 @@ internal static class BenchmarkCommand
             AllowMultipleArgumentsPerToken = false,
         };
         var output = new Option<string?>("--output-stream") { Description = "The stream to measure at (default: the first sink's stream, else the last kernel's output)." };
+        var without = new Option<bool>("--without-sources") { Description = "Leave the document's sources out, to drive their streams with --source or --lockstep." };
+        var lockstep = new Option<string?>("--lockstep") { Description = "Write this stream from the benchmark, one frame at a time, each after the previous came out (frame in to frame out, lock-step)." };
+        var lossless = new Option<bool>("--lossless") { Description = "Make every stream lossless: an unthrottled source then runs at the pace of the slowest stage instead of overwriting frames." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (progress goes to standard error)." };
         var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
         placement.AcceptOnlyFromAmong("none", "round-robin");
         var command = new Command("benchmark", "Run a pipeline and measure throughput, inter-arrival times and true end-to-end latency at an output stream, with every worker's figures.")
         {
-            file, duration, warmup, sources, output, json, placement,
+            file, duration, warmup, sources, output, without, lockstep, lossless, json, placement,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -51,7 +53,10 @@ internal static class BenchmarkCommand
                     TimeSpan.FromSeconds(parse.GetValue(warmup)),
                     parse.GetValue(output),
                     [.. (parse.GetValue(sources) ?? []).Select(BenchSource.Parse)],
-                    parse.GetValue(placement) == "round-robin" ? PlacementPolicy.RoundRobin : PlacementPolicy.None);
+                    parse.GetValue(placement) == "round-robin" ? PlacementPolicy.RoundRobin : PlacementPolicy.None,
+                    parse.GetValue(without),
+                    parse.GetValue(lockstep),
+                    parse.GetValue(lossless));
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
                 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
                 {
@@ -91,12 +96,12 @@ internal static class BenchmarkCommand
 
     private static void Render(JsonObject report)
     {
-        static string F(JsonNode? v, string format = "0.0") => v is null ? "" : v.GetValue<double>().ToString(format, CultureInfo.InvariantCulture);
+        static string F(JsonNode? v, string format = "0.0") => Numbers.Format(v, format);
         var machine = report["machine"]!;
         AnsiConsole.MarkupLine($"[bold]{Markup.Escape((string)report["pipeline"]!)}[/] measured at '{Markup.Escape((string)report["output_stream"]!)}'");
         AnsiConsole.MarkupLine($"{Markup.Escape((string)machine["cpu"]!)}, {machine["logical_cpus"]} CPUs, Linux {Markup.Escape((string)machine["kernel"]!)}, {Markup.Escape((string)report["runtime"]!)}, steal {F(machine["steal_percent"], "0.00")} %");
         var summary = new Table().AddColumns("figure", "value");
-        summary.AddRow("build, start", $"{F(report["build_s"]!.GetValue<double>() * 1e3)} ms, {F(report["start_s"]!.GetValue<double>() * 1e3)} ms");
+        summary.AddRow("build, start", $"{Numbers.Format(Numbers.Value(report["build_s"]) * 1e3)} ms, {Numbers.Format(Numbers.Value(report["start_s"]) * 1e3)} ms");
         summary.AddRow("frames (skipped by the reader)", $"{report["frames"]} ({report["frames_skipped"]})");
         summary.AddRow("throughput", $"{F(report["throughput_hz"])} Hz");
         foreach (var (label, key) in new[] { ("end-to-end latency µs", "latency_us"), ("inter-arrival µs", "inter_arrival_us") })

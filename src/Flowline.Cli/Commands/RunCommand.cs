@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
@@ -96,7 +95,7 @@ internal static class RunCommand
         }
 
         var snapshot = manager.RuntimeSnapshot();
-        if (manager.State == PipelineState.Failed)
+        if ((string?)snapshot["state"] == "failed")
         {
             exit = ExitCodes.WorkerFailed;
             foreach (var failure in snapshot["failures"]!.AsArray())
@@ -131,10 +130,10 @@ internal static class RunCommand
         return !stop.IsCancellationRequested && DateTime.UtcNow < until && manager.State != PipelineState.Failed;
     }
 
-    private static Table Table(JsonObject status, string path)
+    private static Table Table(JsonObject status, string path, string? title = null)
     {
         var table = new Table()
-            .Title($"{Markup.Escape(path)}: [bold]{status["state"]}[/] (namespace {Markup.Escape((string?)status["namespace"] ?? "")})")
+            .Title(title ?? $"{Markup.Escape(path)}: [bold]{status["state"]}[/] (namespace {Markup.Escape((string?)status["namespace"] ?? "")})")
             .AddColumns("worker", "role", "health", "frames", "Hz", "exec µs", "jitter µs", "latency p50/p99 µs", "CPU %");
         foreach (var (group, role) in new[] { ("sources", "source"), ("workers", "kernel"), ("sinks", "sink") })
         {
@@ -161,19 +160,11 @@ internal static class RunCommand
 
     private static Table Summary(JsonObject snapshot)
     {
-        var table = Table(snapshot, "summary");
+        var table = Table(snapshot, "", $"final figures ({snapshot["state"]} until shut down, namespace {Markup.Escape((string?)snapshot["namespace"] ?? "")})");
         var failures = snapshot["failures"]!.AsArray().Count;
         table.Caption($"{failures} failure{(failures == 1 ? "" : "s")}");
         return table;
     }
 
-    private static string F(JsonNode? value, string format = "0.0")
-    {
-        if (value is null)
-        {
-            return "";
-        }
-
-        return value.GetValueKind() == JsonValueKind.Number ? value.GetValue<double>().ToString(format, CultureInfo.InvariantCulture) : value.ToString();
-    }
+    private static string F(JsonNode? value, string format = "0.0") => Numbers.Format(value, format);
 }

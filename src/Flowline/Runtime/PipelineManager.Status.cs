@@ -127,14 +127,11 @@ public sealed partial class PipelineManager
         }
     }
 
+    /// <summary>Called on a synthetic input's thread: queued for the supervisor, so that the thread never waits for the manager's lock.</summary>
     private void OnSyntheticError(SyntheticInput input, Exception error)
     {
-        lock (gate)
-        {
-            Emit("synthetic_failed", new JsonObject { ["stream_name"] = input.StreamName, ["error"] = $"{error.GetType().Name}: {error.Message}" });
-        }
-
-        Flush();
+        syntheticErrors.Enqueue(new JsonObject { ["stream_name"] = input.StreamName, ["error"] = $"{error.GetType().Name}: {error.Message}" });
+        wake.Set();
     }
 
     private JsonObject SyntheticStatus()

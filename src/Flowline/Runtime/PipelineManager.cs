@@ -35,6 +35,7 @@ public sealed partial class PipelineManager : IDisposable
     private readonly Queue<PipelineEvent> history = new();
     private readonly ConcurrentQueue<PipelineEvent> pending = new();
     private readonly ConcurrentQueue<WorkerSlot> exits = new();
+    private readonly ConcurrentQueue<JsonObject> syntheticErrors = new();
     private readonly AutoResetEvent wake = new(false);
     private readonly Thread supervisor;
     private readonly string? workerPath;
@@ -209,8 +210,8 @@ public sealed partial class PipelineManager : IDisposable
 
     /// <summary>
     /// Stops every worker (sources, then kernels, then sinks), waiting up to <paramref name="timeout"/>
-    /// (default 5 s) before ending a process with SIGTERM (SIGKILL when <paramref name="force"/>). The
-    /// streams stay. From running, paused or failed; to built (a no-op when built).
+    /// (default 5 s; at most 1 s when <paramref name="force"/>) before killing a process that has not
+    /// stopped. The streams stay. From running, paused or failed; to built (a no-op when built).
     /// </summary>
     public void Stop(TimeSpan? timeout = null, bool force = false)
     {
@@ -248,7 +249,7 @@ public sealed partial class PipelineManager : IDisposable
                     if (slot is not null)
                     {
                         slot.StopRequested = true;
-                        if (!slot.HasExited && !slot.Terminate(force: true))
+                        if (!slot.HasExited && !slot.Kill())
                         {
                             throw new InvalidOperationException($"cannot restart {Describe(slot.Plan)}: it runs on a thread of this process and does not answer; stop the pipeline instead");
                         }
@@ -527,9 +528,14 @@ public sealed partial class PipelineManager : IDisposable
         }
     }
 
-    /// <summary>Stops every worker: sources, then kernels, then sinks; ends processes that do not stop in time.</summary>
+    /// <summary>Stops every worker: sources, then kernels, then sinks; kills processes that do not stop in time (in a second at most when forced).</summary>
     private void StopWorkers(TimeSpan timeout, bool force)
     {
+        if (force && timeout > TimeSpan.FromSeconds(1))
+        {
+            timeout = TimeSpan.FromSeconds(1);
+        }
+
         var deadline = MonotonicClock.NowNs() + (long)(timeout.TotalSeconds * 1e9);
         foreach (var role in new[] { WorkerRole.Source, WorkerRole.Kernel, WorkerRole.Sink })
         {
@@ -543,13 +549,9 @@ public sealed partial class PipelineManager : IDisposable
             foreach (var slot in group)
             {
                 var left = TimeSpan.FromTicks(Math.Max(0, (deadline - MonotonicClock.NowNs()) / 100));
-                if (!slot.WaitForExit(left) && slot.Terminate(force))
+                if (!slot.WaitForExit(left) && slot.Kill())
                 {
-                    if (!slot.WaitForExit(TimeSpan.FromSeconds(2)))
-                    {
-                        slot.Terminate(force: true);
-                        slot.WaitForExit(TimeSpan.FromSeconds(5));
-                    }
+                    slot.WaitForExit(TimeSpan.FromSeconds(5));
                 }
             }
         }
@@ -599,9 +601,14 @@ public sealed partial class PipelineManager : IDisposable
         wake.Set();
     }
 
-    /// <summary>Handles the exits seen so far (under the lock).</summary>
+    /// <summary>Handles the exits and synthetic input errors seen so far (under the lock).</summary>
     private void Drain()
     {
+        while (syntheticErrors.TryDequeue(out var error))
+        {
+            Emit("synthetic_failed", error);
+        }
+
         while (exits.TryDequeue(out var slot))
         {
             var index = slot.Plan.Index;

@@ -50,6 +50,14 @@ public sealed class PipelinePlan
     /// <summary>Ring depth of a stream that does not say.</summary>
     public const int DefaultDepth = 8;
 
+    /// <summary>
+    /// How long a worker's hybrid wait stays awake (spinning, then yielding) before it sleeps: 20 µs, not
+    /// the 50 µs of a lone pair of processes. A pipeline has more workers than cores, and a worker that
+    /// stays awake after its frame holds a core the next stage needs (the AO loop in lock step runs
+    /// about 25 % faster on two cores; see docs/performance.md).
+    /// </summary>
+    public static readonly TimeSpan SpinTime = TimeSpan.FromMicroseconds(20);
+
     /// <summary>Delivery of a reader whose stream and node do not say (shmpipeline's streams hold the latest value).</summary>
     public const Delivery DefaultDelivery = Delivery.Latest;
 
@@ -125,14 +133,15 @@ public sealed class PipelinePlan
             Delivery = delivery ?? spec.Delivery ?? DefaultDelivery,
             WaitPolicy = wait ?? spec.Wait ?? WaitPolicy.Hybrid,
             WaitThroughWriterChanges = true,
+            SpinTime = SpinTime,
         };
     }
 
     /// <summary>The options of a reader of an auxiliary input: latest delivery, never holding the writer back.</summary>
-    public static ReaderOptions AuxiliaryReader { get; } = new() { Delivery = Delivery.Latest, WaitPolicy = WaitPolicy.Block, WaitThroughWriterChanges = true };
+    public static ReaderOptions AuxiliaryReader { get; } = new() { Delivery = Delivery.Latest, WaitPolicy = WaitPolicy.Block, WaitThroughWriterChanges = true, SpinTime = SpinTime };
 
     /// <summary>The options of the writer of <paramref name="stream"/>.</summary>
-    public WriterOptions Writer(string stream) => new() { WaitPolicy = Pipeline.Spec.FindStream(stream)!.Wait ?? WaitPolicy.Hybrid };
+    public WriterOptions Writer(string stream) => new() { WaitPolicy = Pipeline.Spec.FindStream(stream)!.Wait ?? WaitPolicy.Hybrid, SpinTime = SpinTime };
 
     /// <summary>A namespace from a document's file name: its letters, digits, '_', '-' and '.', or "pipeline".</summary>
     public static string DeriveNamespace(string? file)

@@ -13,7 +13,9 @@ namespace Flowline.Runtime;
 /// constant = constant; random = offset + amplitude * N(0, 1); ramp = offset + amplitude * ((i + k) mod
 /// period) / period; sine = offset + amplitude * sin(2 pi (i + k) / period); impulse = offset + amplitude on
 /// every impulse_interval-th frame, offset otherwise; checkerboard = offset +/- amplitude in tiles of period
-/// elements, scrolling one tile per frame. Float values are converted (truncated) for integer types.
+/// elements, scrolling one tile per frame. Float values are converted (saturating) for integer types.
+/// The random pattern is drawn once for up to <see cref="RandomBankFrames"/> frames (16 MiB at most) and
+/// then repeats, so that a source writes noise at memory speed rather than at the speed of the generator.
 /// </remarks>
 public sealed class SyntheticPattern
 {
@@ -21,7 +23,11 @@ public sealed class SyntheticPattern
     private readonly int rows;
     private readonly int columns;
     private readonly Random random;
+    private byte[][]? bank;
     private long frame;
+
+    /// <summary>How many frames of noise the random pattern draws before it repeats.</summary>
+    public const int RandomBankFrames = 16;
 
     /// <summary>Creates a pattern for frames of <paramref name="format"/>.</summary>
     public SyntheticPattern(FrameFormat format, SyntheticSettings settings)
@@ -44,9 +50,31 @@ public sealed class SyntheticPattern
     /// <summary>Writes the next frame into <paramref name="destination"/> (the frame's bytes).</summary>
     public void Next(Span<byte> destination)
     {
+        if (Settings.Pattern == "random")
+        {
+            bank ??= DrawBank();
+            bank[frame % bank.Length].CopyTo(destination);
+            frame++;
+            return;
+        }
+
         Generate();
         Numeric.Store(values, Format.ElementType, destination);
         frame++;
+    }
+
+    private byte[][] DrawBank()
+    {
+        var count = (int)Math.Clamp((16L << 20) / Math.Max(1, Format.FrameBytes), 1, RandomBankFrames);
+        var frames = new byte[count][];
+        for (var i = 0; i < count; i++)
+        {
+            Generate();
+            frames[i] = new byte[Format.FrameBytes];
+            Numeric.Store(values, Format.ElementType, frames[i]);
+        }
+
+        return frames;
     }
 
     private void Generate()

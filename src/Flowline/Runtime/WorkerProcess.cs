@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -66,6 +67,13 @@ public static class WorkerProcess
     public static int Run(TextReader input)
     {
         ArgumentNullException.ThrowIfNull(input);
+
+        // A worker's life belongs to its manager (commands, then SIGKILL) and ends with it (ParentWatch):
+        // Ctrl-C in a terminal, which signals the whole process group, or a group-wide SIGTERM must not end
+        // it behind the manager's back, which would be recorded as a failure.
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => c.Cancel = true);
+        using var sigquit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => c.Cancel = true);
         WorkerManifest manifest;
         ControlBlock control;
         try

@@ -126,8 +126,8 @@ internal sealed class WorkerSlot : IDisposable
     /// <summary>Waits for the worker to end; true if it did.</summary>
     public bool WaitForExit(TimeSpan timeout) => process is { } p ? p.WaitForExit(timeout) : thread?.Join(timeout) ?? true;
 
-    /// <summary>Sends SIGTERM (or SIGKILL when <paramref name="force"/>) to a worker process; false for a thread, which cannot be ended from outside.</summary>
-    public bool Terminate(bool force)
+    /// <summary>Kills a worker process (SIGKILL: workers ignore SIGINT and SIGTERM); false for a thread, which cannot be ended from outside.</summary>
+    public bool Kill()
     {
         if (process is not { } p)
         {
@@ -136,7 +136,7 @@ internal sealed class WorkerSlot : IDisposable
 
         if (!p.HasExited)
         {
-            _ = ThisProcess.SendSignal(p.Id, force ? 9 : 15);
+            _ = ThisProcess.SendSignal(p.Id, 9);
         }
 
         return true;

@@ -175,6 +175,16 @@ public sealed class SyntheticPatternTests
     }
 
     [Fact]
+    public void Random_DrawsABankOfFrames_ThenRepeatsIt()
+    {
+        var frames = Frames(Pattern(ElementType.Float64, [5], new SyntheticSettings { Pattern = "random", Seed = 9 }), (2 * SyntheticPattern.RandomBankFrames) + 1);
+
+        Assert.Equal(SyntheticPattern.RandomBankFrames, frames.Take(SyntheticPattern.RandomBankFrames).Select(f => string.Join(",", f)).Distinct().Count());
+        Assert.Equal(frames[0], frames[SyntheticPattern.RandomBankFrames]);
+        Assert.Equal(frames[1], frames[(2 * SyntheticPattern.RandomBankFrames) + 1 - SyntheticPattern.RandomBankFrames]);
+    }
+
+    [Fact]
     public void Random_OverManyValues_HasTheOffsetAsMeanAndTheAmplitudeAsStandardDeviation()
     {
         var settings = new SyntheticSettings { Pattern = "random", Seed = 5, Offset = 3, Amplitude = 2 };

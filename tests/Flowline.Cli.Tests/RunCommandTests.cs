@@ -1,0 +1,652 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
+
+namespace Flowline.Cli.Tests;
+
+/// <summary>
+/// <c>flowline run</c> and <c>flowline benchmark</c>, run as child processes with real worker processes
+/// (Flowline.Worker.dll beside Flowline.Cli.dll). Every test checks that its namespace is gone from
+/// /dev/shm/flowline and that no worker of it is left.
+/// </summary>
+/// <remarks>The tests of a class run one at a time; each run is 1-3 s of pipeline time (the machine has 2 cores).</remarks>
+public sealed class RunCommandTests : IDisposable
+{
+    private const int SigInt = 2;
+    private const int SigTerm = 15;
+    private const string ShmRoot = "/dev/shm/flowline";
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(60);
+    private static readonly string WorkerDll = Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.dll");
+    private static readonly string Copy64 = Path.Combine("examples", "copy-64", "pipeline.yaml");
+
+    private readonly string directory = Directory.CreateTempSubdirectory("flowline-cli-run-").FullName;
+    private readonly List<Child> children = [];
+    private readonly List<string> ownNamespaces = [];
+
+    /// <summary>The worker program the CLI starts must be where the CLI looks for it: beside it.</summary>
+    [Fact]
+    public void TheWorkerProgram_IsBesideTheCli()
+    {
+        Assert.True(File.Exists(Path.Combine(AppContext.BaseDirectory, "Flowline.Cli.dll")));
+        Assert.True(File.Exists(WorkerDll), $"{WorkerDll} is missing: run would exit 2 (cannot find the worker program)");
+        Assert.True(File.Exists(Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.runtimeconfig.json")));
+    }
+
+    [Fact]
+    public void Run_Copy64_JsonStatus_PrintsTheFinalSnapshot_AndLeavesNothing()
+    {
+        var watch = Stopwatch.StartNew();
+        var result = Run(Copy64, "--duration", "1.5", "--json-status");
+        watch.Stop();
+
+        AssertExit(0, result);
+        Assert.Equal("", result.Error);
+        var snapshot = Json(result);
+
+        // The snapshot is taken when the duration is over, before the shutdown.
+        Assert.Equal("running", (string?)snapshot["state"]);
+        Assert.Equal("copy-64", (string?)snapshot["namespace"]); // no namespace: field; derived from the directory
+        Assert.Empty(snapshot["failures"]!.AsArray());
+        Assert.True((long)snapshot["workers"]!["copy"]!["frames_processed"]! > 0);
+        Assert.True((long)snapshot["sinks"]!["sink"]!["frames_consumed"]! > 0);
+
+        // A 1 kHz source for 1.5 s: the run lasted about --duration, not much less nor much more.
+        var written = (long)snapshot["sources"]!["camera"]!["frames_written"]!;
+        Assert.InRange(written, 500, 1700);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(15), $"flowline run --duration 1.5 took {watch.Elapsed.TotalSeconds:0.0} s");
+
+        var graph = snapshot["graph"]!.AsObject();
+        Assert.Equal(["input_vector"], graph["source_streams"]!.AsArray().Select(n => (string?)n));
+        Assert.Equal(["output_vector"], graph["sink_streams"]!.AsArray().Select(n => (string?)n));
+        Assert.NotNull(snapshot["timestamp"]);
+        AssertNothingLeft("copy-64");
+    }
+
+    [Fact]
+    public void Run_WithoutJsonStatus_StdoutRedirected_PrintsTheSummaryTable()
+    {
+        var result = Run(Copy64, "--duration", "1");
+
+        AssertExit(0, result);
+        Assert.Equal("", result.Error);
+        Assert.Contains("final figures", result.Output, StringComparison.Ordinal);
+        Assert.Contains("namespace copy-64", result.Output, StringComparison.Ordinal);
+        foreach (var worker in new[] { "camera", "copy", "sink" })
+        {
+            Assert.Contains(worker, result.Output, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("0 failures", result.Output, StringComparison.Ordinal);
+        AssertNothingLeft("copy-64");
+    }
+
+    [Fact]
+    public void Run_AnInvalidDocument_NamesTheFieldAndLine_AndExitsOne()
+    {
+        var ns = OwnNamespace();
+        var file = Document("bad.yaml", $$$"""
+            namespace: {{{ns}}}
+            shared_memory:
+              - {name: input, shape: [4], dtype: float32}
+              - {name: output, shape: [4], dtype: float32}
+            kernels:
+              - {name: k, kind: cpu.frobnicate, input: input, output: output}
+            """);
+
+        var result = Run(file, "--duration", "1");
+
+        AssertExit(1, result);
+        Assert.Contains($"{file}:6:", result.Error, StringComparison.Ordinal);
+        Assert.Contains("kernels[0].kind", result.Error, StringComparison.Ordinal);
+        Assert.Contains("unknown kernel kind 'cpu.frobnicate'", result.Error, StringComparison.Ordinal);
+        Assert.Equal("", result.Output);
+        AssertNothingLeft(ns);
+    }
+
+    [Fact]
+    public void Run_AStreamToAttachThatDoesNotExist_CannotStart_AndExitsTwo()
+    {
+        var ns = OwnNamespace();
+        var file = Document("attach.yaml", $$$"""
+            namespace: {{{ns}}}
+            shared_memory:
+              - {name: input, shape: [4], dtype: float32}
+              - {name: external, shape: [4], dtype: float32, mode: attach}
+              - {name: output, shape: [4], dtype: float32}
+            sources:
+              - {name: camera, kind: synthetic.array, stream: input, parameters: {pattern: sine, rate_hz: 200}}
+            kernels:
+              - {name: copy, kind: cpu.copy, input: input, output: output}
+            sinks:
+              - {name: sink, kind: null.sink, stream: output}
+              - {name: side, kind: null.sink, stream: external}
+            """);
+
+        var result = Run(file, "--duration", "1");
+
+        AssertExit(2, result);
+        Assert.Contains($"{file}: cannot start:", result.Error, StringComparison.Ordinal);
+        Assert.Contains("stream 'external'", result.Error, StringComparison.Ordinal);
+        Assert.Equal("", result.Output);
+        AssertNothingLeft(ns); // the stream 'input' it created before failing is removed too
+    }
+
+    [Fact]
+    public void Run_AKernelThatFails_StopsByItself_SaysWhichAndWhy_AndExitsThree()
+    {
+        var ns = OwnNamespace();
+        var file = Document("fail.yaml", $$$"""
+            namespace: {{{ns}}}
+            shared_memory:
+              - {name: input, shape: [4], dtype: float32}
+              - {name: output, shape: [4], dtype: float32}
+            sources:
+              - {name: camera, kind: synthetic.array, stream: input, parameters: {pattern: sine, rate_hz: 200}}
+            kernels:
+              - {name: exploder, kind: cpu.raise_error, input: input, output: output, parameters: {message: boom}}
+            sinks:
+              - {name: sink, kind: null.sink, stream: output}
+            """);
+
+        // No --duration: the failure alone ends the run.
+        var result = Run(file, TimeSpan.FromSeconds(30), "--json-status");
+
+        AssertExit(3, result);
+        Assert.Contains("kernel 'exploder' failed: boom", result.Error, StringComparison.Ordinal);
+        var snapshot = Json(result);
+        Assert.Equal("failed", (string?)snapshot["state"]);
+        var failure = Assert.Single(snapshot["failures"]!.AsArray())!;
+        Assert.Equal("exploder", (string?)failure["kernel"]);
+        Assert.Equal("boom", (string?)failure["error"]);
+        Assert.Equal("failed", (string?)snapshot["workers"]!["exploder"]!["health"]);
+        AssertNothingLeft(ns);
+    }
+
+    [Theory]
+    [InlineData(SigTerm)]
+    [InlineData(SigInt)]
+    public void Run_ASignalToTheCli_ShutsDownCleanly_AndExitsZero(int signal)
+    {
+        var ns = OwnNamespace();
+        var file = Document("copy.yaml", Copy64WithNamespace(ns));
+        var child = Start(newSession: false, "run", file, "--json-status");
+        WaitUntilRunning(child, ns, workers: 3);
+
+        Assert.Equal(0, Kill(child.Process.Id, signal));
+        var result = child.Finish(TimeSpan.FromSeconds(5));
+
+        Assert.True(result is not null, $"flowline run did not exit within 5 s of signal {signal}");
+        AssertExit(0, result);
+        Assert.Equal("", result.Error);
+        var snapshot = Json(result);
+        Assert.Equal(ns, (string?)snapshot["namespace"]);
+        Assert.Empty(snapshot["failures"]!.AsArray());
+        Assert.True((long)snapshot["sinks"]!["sink"]!["frames_consumed"]! > 0);
+        AssertNothingLeft(ns);
+    }
+
+    /// <summary>
+    /// Ctrl-C in a terminal sends SIGINT to the whole foreground process group: the CLI and its workers.
+    /// The CLI runs in a session of its own (setsid) so that the signal reaches its group and nothing else.
+    /// </summary>
+    [Fact]
+    public void Run_CtrlC_SigintToTheProcessGroup_ShutsDownCleanly_AndExitsZero()
+    {
+        Assert.SkipUnless(File.Exists("/usr/bin/setsid") || File.Exists("/bin/setsid"), "needs setsid (util-linux)");
+        var ns = OwnNamespace();
+        var file = Document("copy.yaml", Copy64WithNamespace(ns));
+        var child = Start(newSession: true, "run", file, "--json-status");
+        WaitUntilRunning(child, ns, workers: 3);
+        var pid = child.Process.Id;
+        Assert.Equal(pid, ProcessGroupOf(pid));
+        Assert.NotEqual(ProcessGroupOf(Environment.ProcessId), pid);
+
+        Assert.Equal(0, Kill(-pid, SigInt));
+        var result = child.Finish(TimeSpan.FromSeconds(5));
+
+        Assert.True(result is not null, "flowline run did not exit within 5 s of Ctrl-C");
+        AssertNothingLeft(ns);
+        var snapshot = Json(result);
+        Assert.True(
+            result.ExitCode == 0,
+            $"exit code {result.ExitCode} after Ctrl-C; stderr: '{result.Error}'; snapshot: state {snapshot["state"]}, failures {snapshot["failures"]!.ToJsonString()}");
+        Assert.Equal("", result.Error);
+        Assert.Empty(snapshot["failures"]!.AsArray());
+    }
+
+    [Fact]
+    public void Benchmark_Copy64_Json_MeasuresThroughputAndLatency()
+    {
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--warmup", "0.5", "--json");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(0, result);
+        Assert.Contains("warming up", result.Error, StringComparison.Ordinal); // progress goes to standard error
+        var report = Json(result).AsObject();
+        string[] keys =
+        [
+            "pipeline", "output_stream", "state", "failures", "warmup_s", "duration_s", "build_s", "start_s", "frames", "frames_skipped",
+            "throughput_hz", "inter_arrival_us", "latency_us", "worker_cpu_percent", "worker_cpu_percent_total", "workers", "sources", "sinks",
+            "synthetic_sources", "machine", "os", "runtime", "flowline_version", "timestamp",
+        ];
+        Assert.Empty(keys.Except(report.Select(p => p.Key)));
+        foreach (var summary in new[] { "inter_arrival_us", "latency_us" })
+        {
+            Assert.Equal(["samples", "mean", "std", "p50", "p90", "p99", "p99_9", "max"], report[summary]!.AsObject().Select(p => p.Key));
+        }
+
+        Assert.Equal(["cpu", "logical_cpus", "kernel", "steal_percent"], report["machine"]!.AsObject().Select(p => p.Key));
+        Assert.Equal(Path.Combine(AppContext.BaseDirectory, Copy64), (string?)report["pipeline"]);
+        Assert.Equal("output_vector", (string?)report["output_stream"]); // the sink's stream
+        Assert.Equal("ok", (string?)report["state"]);
+        Assert.Empty(report["failures"]!.AsArray());
+        Assert.Equal(0.5, (double)report["warmup_s"]!);
+        Assert.InRange((double)report["duration_s"]!, 0.9, 1.5);
+
+        var frames = (int)report["frames"]!;
+        Assert.True(frames > 0);
+        Assert.InRange((double)report["throughput_hz"]!, 300, 1500); // the source writes at 1 kHz
+        Assert.Equal(frames, (int)report["latency_us"]!["samples"]!);
+        Assert.Equal(frames - 1, (int)report["inter_arrival_us"]!["samples"]!);
+        var latency = report["latency_us"]!;
+        Assert.True((double)latency["p50"]! > 0);
+        Assert.True((double)latency["p50"]! <= (double)latency["p99"]!);
+        Assert.True((double)latency["p99"]! <= (double)latency["max"]!);
+        Assert.True((double)report["build_s"]! > 0);
+        Assert.True((double)report["start_s"]! > 0);
+
+        Assert.Equal(["camera", "copy", "sink"], report["worker_cpu_percent"]!.AsObject().Select(p => p.Key).Order(StringComparer.Ordinal));
+        Assert.True((long)report["workers"]!["copy"]!["frames_processed"]! > 0);
+        Assert.Empty(report["synthetic_sources"]!.AsObject());
+        Assert.Equal(Environment.ProcessorCount, (int)report["machine"]!["logical_cpus"]!);
+        Assert.StartsWith(".NET ", (string?)report["runtime"], StringComparison.Ordinal);
+        Assert.False(string.IsNullOrEmpty((string?)report["flowline_version"]));
+        Assert.True(DateTimeOffset.TryParse((string?)report["timestamp"], CultureInfo.InvariantCulture, DateTimeStyles.None, out _));
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
+    [Fact]
+    public void Benchmark_APipelineWithoutASource_IsDrivenBySource_AndMeasured()
+    {
+        var ns = OwnNamespace();
+        var file = Document("no-source.yaml", $$$"""
+            namespace: {{{ns}}}
+            shared_memory:
+              - {name: input, shape: [16], dtype: float32}
+              - {name: output, shape: [16], dtype: float32}
+            kernels:
+              - {name: copy, kind: cpu.copy, input: input, output: output}
+            sinks:
+              - {name: sink, kind: null.sink, stream: output}
+            """);
+
+        var child = Start(newSession: false, "benchmark", file, "--duration", "1", "--warmup", "0.3", "--source", "input:constant:200", "--json");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(0, result);
+        var report = Json(result);
+        Assert.Equal("ok", (string?)report["state"]);
+        Assert.Equal("output", (string?)report["output_stream"]);
+        Assert.True((int)report["frames"]! > 0);
+        Assert.InRange((double)report["throughput_hz"]!, 100, 300); // driven at 200 Hz
+        var input = report["synthetic_sources"]!["input"]!;
+        Assert.Equal("constant", (string?)input["pattern"]);
+        Assert.True((long)input["frames_written"]! > 0);
+        Assert.Empty(report["sources"]!.AsObject());
+        AssertNothingLeft(ns, child.BenchNamespace);
+    }
+
+    [Fact]
+    public void Benchmark_AnUnknownSourcePattern_ExitsOne_NamingIt()
+    {
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--source", "input:plaid", "--json");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(1, result);
+        Assert.Contains("--source 'input:plaid'", result.Error, StringComparison.Ordinal);
+        Assert.Contains("unknown pattern 'plaid'", result.Error, StringComparison.Ordinal);
+        Assert.Equal("", result.Output);
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
+    [Fact]
+    public void Benchmark_AnOutputStreamThePipelineLacks_ExitsTwo_NamingIt()
+    {
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--output-stream", "nowhere", "--json");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(2, result);
+        Assert.Contains("--output-stream: the pipeline has no stream 'nowhere'", result.Error, StringComparison.Ordinal);
+        Assert.Equal("", result.Output);
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
+    [Fact]
+    public void Benchmark_ASourceOnAStreamThePipelineLacks_ExitsTwo_AndStopsTheWorkersItStarted()
+    {
+        // Found only after the pipeline was built and started: its workers must still be stopped.
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--source", "nowhere:constant", "--json");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(2, result);
+        Assert.Contains("no stream 'nowhere'", result.Error, StringComparison.Ordinal);
+        Assert.Equal("", result.Output);
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
+    /// <summary>A document that attaches to a stream another pipeline creates (mode: attach) can be benchmarked while that pipeline runs.</summary>
+    [Fact]
+    public void Benchmark_APipelineThatAttachesToAnotherPipelinesStream_MeasuresIt()
+    {
+        var ns = OwnNamespace();
+        var producer = Document("producer.yaml", $$$"""
+            namespace: {{{ns}}}
+            shared_memory:
+              - {name: camera_frames, shape: [16], dtype: float32}
+            sources:
+              - {name: camera, kind: synthetic.array, stream: camera_frames, parameters: {pattern: sine, rate_hz: 500}}
+            """);
+        var consumer = Document("consumer.yaml", $$$"""
+            namespace: {{{ns}}}
+            shared_memory:
+              - {name: camera_frames, shape: [16], dtype: float32, mode: attach}
+              - {name: out, shape: [16], dtype: float32}
+            kernels:
+              - {name: copy, kind: cpu.copy, input: camera_frames, output: out}
+            sinks:
+              - {name: sink, kind: null.sink, stream: out}
+            """);
+        var running = Start(newSession: false, "run", producer, "--json-status");
+        WaitUntilRunning(running, ns, workers: 1);
+
+        var bench = Start(newSession: false, "benchmark", consumer, "--duration", "1", "--warmup", "0.3", "--json");
+        var result = bench.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+        Assert.Equal(0, Kill(running.Process.Id, SigTerm));
+        var producerResult = running.Finish(TimeSpan.FromSeconds(10));
+
+        AssertExit(0, result);
+        Assert.True((int)Json(result)["frames"]! > 0);
+        Assert.NotNull(producerResult);
+        AssertExit(0, producerResult);
+        AssertNothingLeft(ns, bench.BenchNamespace);
+    }
+
+    /// <summary>SIGKILL cannot be handled: the workers notice that their manager died and exit by themselves within a second.</summary>
+    [Fact]
+    public void Run_KilledWithSigkill_ItsWorkersExitByThemselves()
+    {
+        var ns = OwnNamespace();
+        var file = Document("copy.yaml", Copy64WithNamespace(ns));
+        var child = Start(newSession: false, "run", file);
+        WaitUntilRunning(child, ns, workers: 3);
+
+        Assert.Equal(0, Kill(child.Process.Id, 9));
+        Assert.NotNull(child.Finish(TimeSpan.FromSeconds(5)));
+        var watch = Stopwatch.StartNew();
+        while (WorkerProcesses([ns]).Count > 0 && watch.Elapsed < TimeSpan.FromSeconds(10))
+        {
+            Thread.Sleep(20);
+        }
+
+        Assert.Empty(WorkerProcesses([ns]));
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"the workers took {watch.Elapsed.TotalSeconds:0.00} s to exit after their manager was killed");
+
+        // The regions stay (the next build of the namespace replaces them); Dispose removes them.
+    }
+
+    public void Dispose()
+    {
+        foreach (var child in children)
+        {
+            child.Dispose();
+        }
+
+        // Nothing of a failed test may outlive it: its workers, and its own namespaces' regions.
+        var namespaces = ownNamespaces.Concat(children.Select(c => c.BenchNamespace)).ToList();
+        foreach (var pid in WorkerProcesses(namespaces))
+        {
+            try
+            {
+                using var worker = Process.GetProcessById(pid);
+                worker.Kill();
+                worker.WaitForExit(TimeSpan.FromSeconds(5));
+            }
+            catch (ArgumentException)
+            {
+                // Already gone.
+            }
+            catch (InvalidOperationException)
+            {
+                // Already gone.
+            }
+        }
+
+        foreach (var ns in namespaces.SelectMany(n => new[] { n, n + ".control" }))
+        {
+            var path = Path.Combine(ShmRoot, ns);
+            if (Directory.Exists(path))
+            {
+                Directory.Delete(path, recursive: true);
+            }
+        }
+
+        Directory.Delete(directory, recursive: true);
+    }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
+    private string OwnNamespace()
+    {
+        var ns = "cli-test-" + Guid.NewGuid().ToString("N")[..10];
+        ownNamespaces.Add(ns);
+        return ns;
+    }
+
+    private string Document(string name, string yaml)
+    {
+        var path = Path.Combine(directory, name);
+        File.WriteAllText(path, yaml + "\n");
+        return path;
+    }
+
+    /// <summary>The copy-64 example (a 1 kHz source, a copy, a null sink) in a namespace of the test's own.</summary>
+    private static string Copy64WithNamespace(string ns) =>
+        $"namespace: {ns}\n" + File.ReadAllText(Path.Combine(AppContext.BaseDirectory, Copy64));
+
+    private Cli.Result Run(string file, params string[] options) => Run(file, Timeout, options);
+
+    private Cli.Result Run(string file, TimeSpan timeout, params string[] options)
+    {
+        var child = Start(newSession: false, ["run", file, .. options]);
+        return child.Finish(timeout) ?? throw new TimeoutException($"flowline run {file} did not finish within {timeout.TotalSeconds} s");
+    }
+
+    /// <summary>Starts the CLI (in a session and process group of its own when <paramref name="newSession"/>).</summary>
+    private Child Start(bool newSession, params string[] arguments)
+    {
+        var info = new ProcessStartInfo(newSession ? "setsid" : DotnetHost())
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        if (newSession)
+        {
+            info.ArgumentList.Add(DotnetHost());
+        }
+
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Flowline.Cli.dll"));
+        foreach (var argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        var child = new Child(Process.Start(info)!, string.Join(' ', arguments));
+        children.Add(child);
+        return child;
+    }
+
+    /// <summary>Waits until <paramref name="workers"/> worker processes of <paramref name="ns"/> run, and then a second, so that frames flow.</summary>
+    private static void WaitUntilRunning(Child child, string ns, int workers)
+    {
+        var watch = Stopwatch.StartNew();
+        while (!(Directory.Exists(Path.Combine(ShmRoot, ns)) && WorkerProcesses([ns]).Count == workers))
+        {
+            if (child.Process.HasExited)
+            {
+                var early = child.Finish(TimeSpan.FromSeconds(5));
+                Assert.Fail($"flowline {child.Arguments} exited with {early?.ExitCode} before it ran: {early?.Error}");
+            }
+
+            if (watch.Elapsed > TimeSpan.FromSeconds(20))
+            {
+                Assert.Fail($"timed out waiting for {workers} workers of namespace {ns}");
+            }
+
+            Thread.Sleep(20);
+        }
+
+        Thread.Sleep(1000);
+    }
+
+    private static void AssertExit(int expected, Cli.Result result)
+    {
+        if (result.ExitCode != expected)
+        {
+            Assert.Fail($"exit code {result.ExitCode}, expected {expected}\nstderr:\n{result.Error}\nstdout:\n{Head(result.Output)}");
+        }
+    }
+
+    private static JsonNode Json(Cli.Result result)
+    {
+        try
+        {
+            return JsonNode.Parse(result.Output) ?? throw new InvalidDataException("null");
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidDataException)
+        {
+            Assert.Fail($"standard output is not JSON ({e.Message}):\n{Head(result.Output)}\nstderr:\n{result.Error}");
+            throw;
+        }
+    }
+
+    private static string Head(string text) => text.Length > 1500 ? text[..1500] + "..." : text;
+
+    /// <summary>After the CLI exited: no region directory and no control directory of the namespaces, and no worker of them alive.</summary>
+    private static void AssertNothingLeft(params string[] namespaces)
+    {
+        foreach (var ns in namespaces)
+        {
+            Assert.False(Directory.Exists(Path.Combine(ShmRoot, ns)), $"namespace {ns} was left in {ShmRoot}");
+            Assert.False(Directory.Exists(Path.Combine(ShmRoot, ns + ".control")), $"namespace {ns}.control was left in {ShmRoot}");
+        }
+
+        var left = WorkerProcesses(namespaces);
+        Assert.True(left.Count == 0, $"worker processes left behind: {string.Join(", ", left)}");
+    }
+
+    /// <summary>Live (not zombie) processes running this build's Flowline.Worker.dll for one of <paramref name="namespaces"/>.</summary>
+    private static List<int> WorkerProcesses(IEnumerable<string> namespaces)
+    {
+        var wanted = namespaces.ToHashSet(StringComparer.Ordinal);
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+                var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                var worker = Array.IndexOf(arguments, WorkerDll);
+                if (state != "Z" && worker >= 0 && worker + 1 < arguments.Length && wanted.Contains(arguments[worker + 1]))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+
+    private static int ProcessGroupOf(int pid)
+    {
+        var stat = File.ReadAllText($"/proc/{pid}/stat");
+        return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[2], CultureInfo.InvariantCulture);
+    }
+
+    private static string DotnetHost()
+    {
+        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
+        {
+            return fromSdk;
+        }
+
+        var host = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
+        return File.Exists(host) ? host : "dotnet";
+    }
+
+    /// <summary>A CLI process and what it prints.</summary>
+    private sealed class Child(Process process, string arguments) : IDisposable
+    {
+        private readonly Task<string> output = process.StandardOutput.ReadToEndAsync();
+        private readonly Task<string> error = process.StandardError.ReadToEndAsync();
+
+        public Process Process { get; } = process;
+
+        public string Arguments { get; } = arguments;
+
+        /// <summary>The namespace <c>flowline benchmark</c> runs its pipeline in: <c>bench-PID</c>, whatever the document says.</summary>
+        public string BenchNamespace { get; } = $"bench-{process.Id}";
+
+        /// <summary>Waits for it to exit; null if it did not within <paramref name="timeout"/>.</summary>
+        public Cli.Result? Finish(TimeSpan timeout)
+        {
+            if (!Process.WaitForExit(timeout))
+            {
+                return null;
+            }
+
+            // The output ends when the CLI exits (its workers do not hold its standard output).
+            if (!Task.WaitAll([output, error], TimeSpan.FromSeconds(10)))
+            {
+                throw new TimeoutException($"the output of flowline {Arguments} did not end after it exited");
+            }
+
+            return new Cli.Result(Process.ExitCode, output.Result, error.Result);
+        }
+
+        /// <summary>Ends it (and its workers) if it still runs.</summary>
+        public void Dispose()
+        {
+            try
+            {
+                if (!Process.HasExited)
+                {
+                    Process.Kill(entireProcessTree: true);
+                    Process.WaitForExit(TimeSpan.FromSeconds(10));
+                }
+            }
+            catch (InvalidOperationException)
+            {
+                // It has exited meanwhile.
+            }
+
+            Process.Dispose();
+        }
+    }
+}
