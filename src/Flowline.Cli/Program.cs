@@ -13,6 +13,13 @@ root.Subcommands.Add(DocumentCommands.Validate());
 root.Subcommands.Add(DocumentCommands.Describe());
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(BenchmarkCommand.Create());
+root.Subcommands.Add(ServeCommand.Create());
+foreach (var verb in RemoteCommands.Create())
+{
+    root.Subcommands.Add(verb);
+}
+
+root.Subcommands.Add(ServersCommand.Create());
 root.Subcommands.Add(KindCommands.Kinds());
 root.Subcommands.Add(KindCommands.Sources());
 root.Subcommands.Add(KindCommands.Sinks());

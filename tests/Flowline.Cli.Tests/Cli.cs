@@ -8,7 +8,25 @@ internal static class Cli
 {
     public sealed record Result(int ExitCode, string Output, string Error);
 
-    public static Result Run(params string[] arguments)
+    public static Result Run(params string[] arguments) => Run(null, arguments);
+
+    /// <summary>Runs the command with extra environment variables.</summary>
+    public static Result Run(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
+    {
+        using var process = Start(environment, arguments);
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
+        {
+            process.Kill();
+            throw new TimeoutException($"flowline {string.Join(' ', arguments)} did not finish within 60 s");
+        }
+
+        return new Result(process.ExitCode, output.Result, error.Result);
+    }
+
+    /// <summary>Starts the command with its output redirected.</summary>
+    public static Process Start(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
         var info = new ProcessStartInfo(DotnetHost())
         {
@@ -23,19 +41,15 @@ internal static class Cli
             info.ArgumentList.Add(argument);
         }
 
-        using var process = Process.Start(info)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
         {
-            process.Kill();
-            throw new TimeoutException($"flowline {string.Join(' ', arguments)} did not finish within 60 s");
+            info.Environment[name] = value;
         }
 
-        return new Result(process.ExitCode, output.Result, error.Result);
+        return Process.Start(info)!;
     }
 
-    private static string DotnetHost()
+    public static string DotnetHost()
     {
         var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
         if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
@@ -46,4 +60,65 @@ internal static class Cli
         var host = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
         return File.Exists(host) ? host : "dotnet";
     }
+}
+
+/// <summary>What a test checks was left behind: shared-memory namespaces and worker processes.</summary>
+internal static class Leftovers
+{
+    private const string ShmRoot = "/dev/shm/flowline";
+    private static readonly string WorkerDll = Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.dll");
+
+    /// <summary>After the CLI exited: no region directory and no control directory of the namespaces, and no worker of them alive.</summary>
+    public static void AssertNothingLeft(params string[] namespaces)
+    {
+        foreach (var ns in namespaces)
+        {
+            Assert.False(Directory.Exists(Path.Combine(ShmRoot, ns)), $"namespace {ns} was left in {ShmRoot}");
+            Assert.False(Directory.Exists(Path.Combine(ShmRoot, ns + ".control")), $"namespace {ns}.control was left in {ShmRoot}");
+        }
+
+        var left = WorkerProcesses(namespaces);
+        Assert.True(left.Count == 0, $"worker processes left behind: {string.Join(", ", left)}");
+    }
+
+    /// <summary>Live (not zombie) processes running this build's Flowline.Worker.dll for one of <paramref name="namespaces"/>.</summary>
+    public static List<int> WorkerProcesses(IEnumerable<string> namespaces)
+    {
+        var wanted = namespaces.ToHashSet(StringComparer.Ordinal);
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+                var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                var worker = Array.IndexOf(arguments, WorkerDll);
+                if (state != "Z" && worker >= 0 && worker + 1 < arguments.Length && wanted.Contains(arguments[worker + 1]))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+}
+
+/// <summary>Signals sent to child processes.</summary>
+internal static class Signals
+{
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    public static extern int Kill(int pid, int signal);
 }

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 
 namespace Flowline.Cli.Tests;
@@ -434,8 +433,7 @@ public sealed class RunCommandTests : IDisposable
         Directory.Delete(directory, recursive: true);
     }
 
-    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
-    private static extern int Kill(int pid, int signal);
+    private static int Kill(int pid, int signal) => Signals.Kill(pid, signal);
 
     private string OwnNamespace()
     {
@@ -535,52 +533,9 @@ public sealed class RunCommandTests : IDisposable
 
     private static string Head(string text) => text.Length > 1500 ? text[..1500] + "..." : text;
 
-    /// <summary>After the CLI exited: no region directory and no control directory of the namespaces, and no worker of them alive.</summary>
-    private static void AssertNothingLeft(params string[] namespaces)
-    {
-        foreach (var ns in namespaces)
-        {
-            Assert.False(Directory.Exists(Path.Combine(ShmRoot, ns)), $"namespace {ns} was left in {ShmRoot}");
-            Assert.False(Directory.Exists(Path.Combine(ShmRoot, ns + ".control")), $"namespace {ns}.control was left in {ShmRoot}");
-        }
+    private static void AssertNothingLeft(params string[] namespaces) => Leftovers.AssertNothingLeft(namespaces);
 
-        var left = WorkerProcesses(namespaces);
-        Assert.True(left.Count == 0, $"worker processes left behind: {string.Join(", ", left)}");
-    }
-
-    /// <summary>Live (not zombie) processes running this build's Flowline.Worker.dll for one of <paramref name="namespaces"/>.</summary>
-    private static List<int> WorkerProcesses(IEnumerable<string> namespaces)
-    {
-        var wanted = namespaces.ToHashSet(StringComparer.Ordinal);
-        var found = new List<int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid))
-            {
-                continue;
-            }
-
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
-                var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                var worker = Array.IndexOf(arguments, WorkerDll);
-                if (state != "Z" && worker >= 0 && worker + 1 < arguments.Length && wanted.Contains(arguments[worker + 1]))
-                {
-                    found.Add(pid);
-                }
-            }
-            catch (IOException)
-            {
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
-        }
-
-        return found;
-    }
+    private static List<int> WorkerProcesses(IEnumerable<string> namespaces) => Leftovers.WorkerProcesses(namespaces);
 
     private static int ProcessGroupOf(int pid)
     {
@@ -588,17 +543,7 @@ public sealed class RunCommandTests : IDisposable
         return int.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[2], CultureInfo.InvariantCulture);
     }
 
-    private static string DotnetHost()
-    {
-        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
-        {
-            return fromSdk;
-        }
-
-        var host = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
-        return File.Exists(host) ? host : "dotnet";
-    }
+    private static string DotnetHost() => Cli.DotnetHost();
 
     /// <summary>A CLI process and what it prints.</summary>
     private sealed class Child(Process process, string arguments) : IDisposable

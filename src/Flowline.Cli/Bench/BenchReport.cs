@@ -105,6 +105,7 @@ internal sealed record PeerResult(LatencySummary? Latency, long Frames, double S
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, WriteIndented = true)]
 [JsonSerializable(typeof(StreamBenchReport))]
 [JsonSerializable(typeof(PeerResult))]
+[JsonSerializable(typeof(ControlBenchReport))]
 internal sealed partial class BenchJsonContext : JsonSerializerContext;
 
 /// <summary>JSON of benchmark reports: snake_case, like every Flowline wire format.</summary>
@@ -113,6 +114,8 @@ internal static class BenchJson
     private static readonly BenchJsonContext Compact = new(new JsonSerializerOptions(BenchJsonContext.Default.Options) { WriteIndented = false });
 
     public static string Serialize(StreamBenchReport report) => JsonSerializer.Serialize(report, BenchJsonContext.Default.StreamBenchReport);
+
+    public static string Serialize(ControlBenchReport report) => JsonSerializer.Serialize(report, BenchJsonContext.Default.ControlBenchReport);
 
     public static string SerializeLine(PeerResult result) => JsonSerializer.Serialize(result, Compact.PeerResult);
 

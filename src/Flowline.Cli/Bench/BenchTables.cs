@@ -87,6 +87,22 @@ internal static class BenchTables
         return ("", null);
     }
 
+    public static void Render(ControlBenchReport report)
+    {
+        var console = AnsiConsole.Console;
+        var m = report.Machine;
+        console.MarkupLine($"[bold]flowline bench control[/]  {Escape(report.Document)} ({report.Workers} workers running)  {Escape(m.Cpu)}, {m.LogicalCpus} CPUs, Linux {Escape(m.Kernel)}, {Escape(m.Runtime)}, hypervisor steal {m.StealPercent:0.0} %");
+        var table = new Table().AddColumns("measurement", "rate", "p50", "p90", "p99", "p99.9", "max");
+        var st = report.StatusLatency;
+        table.AddRow($"GET /status, {report.Concurrency} concurrent clients", $"{report.StatusRequestsPerSecond:N0} req/s", Ns(st.P50Ns), Ns(st.P90Ns), Ns(st.P99Ns), Ns(st.P999Ns), Ns(st.MaxNs));
+        var ev = report.EventDelay;
+        table.AddRow(
+            $"event delay to {report.Subscribers} subscribers",
+            $"{report.EventsReceived:N0} of {(long)report.EventsPublished * report.Subscribers:N0} received, {report.SubscribersCutOff} cut off",
+            Ns(ev.P50Ns), Ns(ev.P90Ns), Ns(ev.P99Ns), Ns(ev.P999Ns), Ns(ev.MaxNs));
+        console.Write(table);
+    }
+
     private static void AddLatencyRow(Table table, string name, LatencySummary s) =>
         table.AddRow(name, Ns(s.P50Ns), Ns(s.P99Ns), Ns(s.P999Ns), Ns(s.MaxNs));
 

@@ -50,7 +50,52 @@ internal static class BenchCommand
             }
         });
 
-        return new Command("bench", "Measure Flowline on this machine.") { streams };
+        return new Command("bench", "Measure Flowline on this machine.") { streams, Control() };
+    }
+
+    private static Command Control()
+    {
+        var document = new Option<FileInfo>("--document") { Description = "The pipeline the server runs meanwhile.", DefaultValueFactory = _ => new FileInfo("examples/copy-64/pipeline.yaml") };
+        var duration = new Option<double>("--duration") { Description = "Seconds of each measurement.", DefaultValueFactory = _ => 10 };
+        var concurrency = new Option<int>("--concurrency") { Description = "Clients polling GET /status at once.", DefaultValueFactory = _ => 8 };
+        var subscribers = new Option<int>("--subscribers") { Description = "Clients following GET /events.", DefaultValueFactory = _ => 50 };
+        var rate = new Option<double>("--event-rate") { Description = "Events published per second.", DefaultValueFactory = _ => 100 };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object." };
+        var command = new Command("control", "Latency of GET /status under concurrent load, and the delay of events to many SSE subscribers, on a real server running a real pipeline.")
+        {
+            document, duration, concurrency, subscribers, rate, json,
+        };
+        command.SetAction(parse =>
+        {
+            var options = new ControlBenchOptions(parse.GetValue(document)!.FullName, parse.GetValue(duration), parse.GetValue(concurrency), parse.GetValue(subscribers), parse.GetValue(rate));
+            if (options.Duration <= 0 || options.Concurrency < 1 || options.Subscribers < 1 || options.EventRateHz <= 0)
+            {
+                Console.Error.WriteLine("--duration, --concurrency, --subscribers and --event-rate must be positive");
+                return ExitCodes.Failed;
+            }
+
+            var asJson = parse.GetValue(json);
+            try
+            {
+                var report = new ControlBenchmark(options, asJson ? Console.Error : Console.Out).RunAsync().GetAwaiter().GetResult();
+                if (asJson)
+                {
+                    Console.Out.WriteLine(BenchJson.Serialize(report));
+                }
+                else
+                {
+                    BenchTables.Render(report);
+                }
+
+                return ExitCodes.Ok;
+            }
+            catch (Exception e) when (e is TimeoutException or InvalidOperationException or IOException or HttpRequestException or Documents.DocumentValidationException)
+            {
+                Console.Error.WriteLine($"flowline bench control: {e.Message}");
+                return ExitCodes.Failed;
+            }
+        });
+        return command;
     }
 }
 

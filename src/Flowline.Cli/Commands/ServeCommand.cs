@@ -1,0 +1,114 @@
+using System.CommandLine;
+using Flowline.Client;
+using Flowline.ControlPlane;
+using Flowline.Documents;
+using Flowline.Runtime;
+
+namespace Flowline.Cli.Commands;
+
+/// <summary><c>flowline serve</c>: the HTTP control plane of one pipeline.</summary>
+internal static class ServeCommand
+{
+    /// <summary>The environment variable holding an admin token.</summary>
+    public const string TokenVariable = "FLOWLINE_TOKEN";
+
+    /// <summary>The environment variable naming a token file.</summary>
+    public const string TokenFileVariable = "FLOWLINE_TOKEN_FILE";
+
+    public static Command Create()
+    {
+        var file = new Argument<FileInfo>("file") { Description = "The pipeline document (YAML) to serve." };
+        var host = new Option<string>("--host") { Description = "Address to listen on: an IP address or localhost. Anything but loopback needs a token.", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8765 };
+        var token = new Option<string?>("--token") { Description = $"An admin bearer token. Visible to `ps`: prefer --token-file or {TokenVariable}." };
+        var tokenFile = new Option<FileInfo?>("--token-file") { Description = $"A file of tokens: one bare token (admin), or lines 'read: T', 'control: T', 'admin: T'. Also {TokenFileVariable}." };
+        var loadRoot = new Option<string[]>("--load-root") { Description = "A directory POST /document/load may read from, besides the served document's own (repeatable).", AllowMultipleArgumentsPerToken = false };
+        var ns = new Option<string?>("--namespace") { Description = "Shared-memory namespace of the pipeline (default: the document's)." };
+        var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
+        placement.AcceptOnlyFromAmong("none", "round-robin");
+        var command = new Command("serve", "Serve a pipeline over HTTP (JSON and Server-Sent Events, shmpipeline's wire format) until Ctrl-C or SIGTERM.")
+        {
+            file, host, port, token, tokenFile, loadRoot, ns, placement,
+        };
+        command.SetAction(parse => Serve(
+            parse.GetValue(file)!.FullName,
+            new ControlServerOptions
+            {
+                Host = parse.GetValue(host)!,
+                Port = parse.GetValue(port),
+                LogToConsole = true,
+                Service = new ControlServiceOptions
+                {
+                    LoadRoots = parse.GetValue(loadRoot) ?? [],
+                    Manager = new PipelineManagerOptions
+                    {
+                        Namespace = parse.GetValue(ns),
+                        Placement = parse.GetValue(placement) == "round-robin" ? PlacementPolicy.RoundRobin : PlacementPolicy.None,
+                    },
+                },
+            },
+            parse.GetValue(token),
+            parse.GetValue(tokenFile)?.FullName).GetAwaiter().GetResult());
+        return command;
+    }
+
+    // The host handles SIGINT and SIGTERM itself (ConsoleLifetime): the action is synchronous so that the
+    // command line library does not race it with its own termination handling.
+    private static async Task<int> Serve(string path, ControlServerOptions options, string? token, string? tokenFile)
+    {
+        AccessTokens tokens;
+        try
+        {
+            tokens = Tokens(token, tokenFile);
+        }
+        catch (Exception e) when (e is ArgumentException or FormatException or IOException or UnauthorizedAccessException)
+        {
+            await Console.Error.WriteLineAsync($"flowline serve: {e.Message}").ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
+
+        ControlServer server;
+        try
+        {
+            server = await ControlServer.StartAsync(path, options with { Tokens = tokens }).ConfigureAwait(false);
+        }
+        catch (DocumentValidationException e)
+        {
+            await Console.Error.WriteLineAsync(e.Message).ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidOperationException)
+        {
+            var message = e is IOException && e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase)
+                ? $"port {options.Port} on {options.Host} is already in use; give another with --port (0 picks a free one)"
+                : e.Message;
+            await Console.Error.WriteLineAsync($"flowline serve: {message}").ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
+
+        await using (server.ConfigureAwait(false))
+        {
+            var scopes = tokens.Required ? string.Join(", ", tokens.Scopes.Select(s => s.ToString().ToLowerInvariant())) : "none (loopback only)";
+            Console.WriteLine($"serving {path} at {server.Address} (namespace {server.Service.Manager.Namespace}; tokens: {scopes}); Ctrl-C or SIGTERM stops");
+            await server.WaitForShutdownAsync().ConfigureAwait(false);
+        }
+
+        Console.WriteLine("stopped; the pipeline is shut down and its streams removed");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The tokens from --token, --token-file, then the environment; none when nothing is given.</summary>
+    internal static AccessTokens Tokens(string? token, string? tokenFile)
+    {
+        tokenFile ??= Environment.GetEnvironmentVariable(TokenFileVariable) is { Length: > 0 } f ? f : null;
+        token ??= Environment.GetEnvironmentVariable(TokenVariable) is { Length: > 0 } t ? t : null;
+        if (token is not null && tokenFile is not null)
+        {
+            throw new ArgumentException("give either a token or a token file, not both");
+        }
+
+        return tokenFile is not null ? AccessTokens.Scoped(TokenFile.ReadScoped(tokenFile))
+            : token is not null ? AccessTokens.Single(token)
+            : AccessTokens.None;
+    }
+}

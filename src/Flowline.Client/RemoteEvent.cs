@@ -1,0 +1,9 @@
+using System.Text.Json.Nodes;
+
+namespace Flowline.Client;
+
+/// <summary>One event of the control plane's event stream (<c>GET /events</c>).</summary>
+/// <param name="Id">The event's number, or null for unnumbered events (the <c>snapshot</c> sent on connecting).</param>
+/// <param name="Type">The event name: <c>snapshot</c>, <c>document_updated</c>, <c>worker_started</c>, ...; <c>message</c> when the server gave none.</param>
+/// <param name="Data">The event's JSON payload; a string value when the data is not JSON; null when there is no data.</param>
+public sealed record RemoteEvent(long? Id, string Type, JsonNode? Data);

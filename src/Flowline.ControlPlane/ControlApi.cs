@@ -1,0 +1,333 @@
+using System.Net.ServerSentEvents;
+using System.Text.Json.Nodes;
+using Flowline.Documents;
+using Flowline.Runtime;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Flowline.ControlPlane;
+
+/// <summary>Settings of the HTTP endpoints.</summary>
+public sealed record ControlApiOptions
+{
+    /// <summary>An idle event stream gets a <c>: keepalive</c> comment this often (default 1 s).</summary>
+    public TimeSpan KeepaliveInterval { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary><c>GET /streams/{name}/latest</c> reads a stream at most this often; requests in between get the same frame (default 100 ms).</summary>
+    public TimeSpan PreviewInterval { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Values a preview sends at most (the rest is cut, with <c>truncated: true</c>; default 65,536).</summary>
+    public int PreviewMaxElements { get; init; } = 65_536;
+}
+
+/// <summary>
+/// The endpoints of the control plane, with shmpipeline's paths, bodies, responses and status codes
+/// (docs/http-api.md), plus <c>/commands/restart</c>, <c>/streams/{name}/latest</c> and <c>/metrics</c>.
+/// </summary>
+public static class ControlApi
+{
+    private static readonly byte[] Keepalive = ": keepalive\n\n"u8.ToArray();
+
+    /// <summary>Maps every endpoint of <paramref name="service"/>, guarded by <paramref name="tokens"/>.</summary>
+    public static void MapControlEndpoints(this IEndpointRouteBuilder app, ControlService service, AccessTokens tokens, ControlApiOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ArgumentNullException.ThrowIfNull(service);
+        ArgumentNullException.ThrowIfNull(tokens);
+        options ??= new ControlApiOptions();
+        var preview = new StreamPreview(service, options);
+
+        var read = app.MapGroup("").AddEndpointFilter(new ScopeFilter(tokens, Scope.Read));
+        var control = app.MapGroup("").AddEndpointFilter(new ScopeFilter(tokens, Scope.Control));
+        var admin = app.MapGroup("").AddEndpointFilter(new ScopeFilter(tokens, Scope.Admin));
+
+        read.MapGet("/health", () => Reply(service, service.Health));
+        read.MapGet("/info", () => Reply(service, service.Info));
+        read.MapGet("/document", () => Reply(service, service.Document));
+        read.MapGet("/status", () => Reply(service, service.Status));
+        read.MapGet("/snapshot", () => Reply(service, service.Snapshot));
+        read.MapGet("/graph", () => Reply(service, service.Graph));
+        read.MapPost("/document/validate", async (HttpRequest request, CancellationToken ct) =>
+            await ReplyAsync(service, request, ct, body => service.Validate(body)).ConfigureAwait(false));
+        read.MapGet("/events", (HttpContext context) => StreamEventsAsync(context, service, options));
+        read.MapGet("/streams/{name}/latest", (string name) => Reply(service, () => preview.Latest(name)));
+        read.MapGet("/metrics", () => Guard(service, () => Results.Text(PrometheusText.Of(service), "text/plain; version=0.0.4; charset=utf-8")));
+
+        admin.MapPut("/document", async (HttpRequest request, CancellationToken ct) =>
+            await ReplyAsync(service, request, ct, body => service.ReplaceDocument(body ?? throw new BadBodyException("the request body must be the document, a JSON object"))).ConfigureAwait(false));
+        admin.MapPost("/document/load", async (HttpRequest request, CancellationToken ct) =>
+            await ReplyAsync(service, request, ct, body => service.LoadDocument(ControlJson.Text(body, "path", required: true)!)).ConfigureAwait(false));
+        admin.MapPost("/commands/build", () => Reply(service, service.Build));
+        admin.MapPost("/commands/shutdown", async (HttpRequest request, CancellationToken ct) =>
+            await ReplyAsync(service, request, ct, body => service.Shutdown(
+                ControlJson.Boolean(body, "unlink", true),
+                ControlJson.Boolean(body, "unlink_external", false),
+                ControlJson.Boolean(body, "force", false))).ConfigureAwait(false));
+
+        control.MapPost("/commands/start", () => Reply(service, service.Start));
+        control.MapPost("/commands/pause", () => Reply(service, service.Pause));
+        control.MapPost("/commands/resume", () => Reply(service, service.Resume));
+        control.MapPost("/commands/stop", async (HttpRequest request, CancellationToken ct) =>
+            await ReplyAsync(service, request, ct, body => service.Stop(
+                Seconds(body, "timeout", 5.0)!.Value,
+                ControlJson.Boolean(body, "force", false))).ConfigureAwait(false));
+        control.MapPost("/commands/restart", async (HttpRequest request, CancellationToken ct) =>
+            await ReplyAsync(service, request, ct, body => service.Restart(Seconds(body, "timeout", null))).ConfigureAwait(false));
+        control.MapPost("/synthetic/start", async (HttpRequest request, CancellationToken ct) =>
+            await ReplyAsync(service, request, ct, body => service.StartSynthetic(
+                ControlJson.Text(body, "stream_name", required: true)!,
+                SyntheticFrom(body))).ConfigureAwait(false));
+        control.MapPost("/synthetic/stop", async (HttpRequest request, CancellationToken ct) =>
+            await ReplyAsync(service, request, ct, body => service.StopSynthetic(
+                ControlJson.Text(body, "stream_name", required: true)!,
+                Seconds(body, "timeout", 2.0)!.Value)).ConfigureAwait(false));
+    }
+
+    private static SyntheticSettings SyntheticFrom(JsonObject? body) => new()
+    {
+        Pattern = ControlJson.Text(body, "pattern", required: false, "random")!,
+        RateHz = ControlJson.Number(body, "rate_hz", null),
+        Seed = ControlJson.Integer(body, "seed", 0),
+        Amplitude = ControlJson.Number(body, "amplitude", 1.0)!.Value,
+        Offset = ControlJson.Number(body, "offset", 0.0)!.Value,
+        Period = ControlJson.Number(body, "period", 64.0)!.Value,
+        Constant = ControlJson.Number(body, "constant", 0.0)!.Value,
+        ImpulseInterval = ControlJson.Integer(body, "impulse_interval", 64),
+    };
+
+    private static TimeSpan? Seconds(JsonObject? body, string name, double? fallback)
+    {
+        var value = ControlJson.Number(body, name, fallback);
+        return value switch
+        {
+            null => null,
+            < 0 or double.NaN or > 86_400 => throw new BadBodyException($"'{name}' must be between 0 and 86400 seconds, not {value}"),
+            _ => TimeSpan.FromSeconds(value.Value),
+        };
+    }
+
+    private static IResult Reply(ControlService service, Func<JsonObject> action) => Guard(service, () => Json(200, action()));
+
+    private static async Task<IResult> ReplyAsync(ControlService service, HttpRequest request, CancellationToken cancellationToken, Func<JsonObject?, JsonObject> action)
+    {
+        JsonObject? body;
+        try
+        {
+            body = await ControlJson.ReadObjectAsync(request, cancellationToken).ConfigureAwait(false);
+        }
+        catch (BadBodyException e)
+        {
+            return Error(422, e.Message);
+        }
+
+        return Guard(service, () => Json(200, action(body)));
+    }
+
+    /// <summary>Runs <paramref name="action"/> and maps what it throws to shmpipeline's status codes.</summary>
+    private static IResult Guard(ControlService service, Func<IResult> action)
+    {
+        try
+        {
+            return action();
+        }
+        catch (BadBodyException e)
+        {
+            return Error(422, e.Message);
+        }
+        catch (ControlException e)
+        {
+            return Error(e.StatusCode, e.Message, e.Extra);
+        }
+        catch (StateTransitionException e)
+        {
+            return Error(409, e.Message);
+        }
+        catch (DocumentValidationException e)
+        {
+            return Error(400, e.Message, new JsonObject
+            {
+                ["valid"] = false,
+                ["errors"] = new JsonArray([.. e.Errors.Select(x => (JsonNode)JsonValue.Create(x.ToString())!)]),
+            });
+        }
+        catch (WorkerFailedException e)
+        {
+            return Error(500, e.Message, new JsonObject { ["failures"] = new JsonArray([.. e.Failures.Select(f => f.DeepClone())]) });
+        }
+        catch (Exception e) when (e is KeyNotFoundException or FileNotFoundException or DirectoryNotFoundException)
+        {
+            return Error(404, e.Message);
+        }
+        catch (ObjectDisposedException)
+        {
+            return Error(503, "the server is shutting down");
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
+        {
+            return Error(400, e.Message);
+        }
+#pragma warning disable CA1031 // Every other failure is reported to the caller and to event subscribers, not thrown into Kestrel.
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            var detail = $"{e.GetType().Name}: {e.Message}";
+            service.Events.Publish("service_error", new JsonObject { ["error"] = detail });
+            return Error(500, detail);
+        }
+    }
+
+    private static IResult Json(int status, JsonNode body) =>
+        Results.Content(body.ToJsonString(ControlJson.Options), "application/json; charset=utf-8", System.Text.Encoding.UTF8, status);
+
+    /// <summary>An error body: <c>{"detail": "..."}</c> plus <paramref name="extra"/> fields.</summary>
+    internal static IResult Error(int status, string detail, JsonObject? extra = null)
+    {
+        var body = new JsonObject { ["detail"] = detail };
+        if (extra is not null)
+        {
+            foreach (var (key, value) in extra.ToList())
+            {
+                if (key != "detail")
+                {
+                    extra.Remove(key);
+                    body[key] = value;
+                }
+            }
+        }
+
+        return Json(status, body);
+    }
+
+    /// <summary>
+    /// <c>GET /events</c>: the history after <c>Last-Event-ID</c>, one unnumbered <c>snapshot</c>
+    /// (<c>reason: initial</c>), then live events, with a keepalive comment after each idle interval.
+    /// </summary>
+    private static async Task StreamEventsAsync(HttpContext context, ControlService service, ControlApiOptions options)
+    {
+        long? lastEventId = null;
+        if (context.Request.Headers.TryGetValue("Last-Event-ID", out var header) && !string.IsNullOrWhiteSpace(header))
+        {
+            if (!long.TryParse(header.ToString().Trim(), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var parsed))
+            {
+                await Error(400, $"Last-Event-ID must be an integer, not '{header}'").ExecuteAsync(context).ConfigureAwait(false);
+                return;
+            }
+
+            lastEventId = parsed;
+        }
+
+        var response = context.Response;
+        var cancel = context.RequestAborted;
+        response.StatusCode = 200;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        var body = response.Body;
+
+        var (replay, queue) = service.Events.Subscribe(lastEventId);
+        try
+        {
+            foreach (var e in replay)
+            {
+                await WriteAsync(body, e, cancel).ConfigureAwait(false);
+            }
+
+            JsonObject initial;
+            try
+            {
+                initial = new JsonObject { ["reason"] = "initial", ["snapshot"] = service.Snapshot() };
+            }
+            catch (ObjectDisposedException)
+            {
+                return;
+            }
+
+            await WriteAsync(body, new ServiceEvent(null, "snapshot", initial.ToJsonString(ControlJson.Options)), cancel).ConfigureAwait(false);
+            await body.FlushAsync(cancel).ConfigureAwait(false);
+
+            var reader = queue.Reader;
+            while (!cancel.IsCancellationRequested)
+            {
+                using var idle = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+                idle.CancelAfter(options.KeepaliveInterval);
+                bool more;
+                try
+                {
+                    more = await reader.WaitToReadAsync(idle.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (!cancel.IsCancellationRequested)
+                {
+                    await body.WriteAsync(Keepalive, cancel).ConfigureAwait(false);
+                    await body.FlushAsync(cancel).ConfigureAwait(false);
+                    continue;
+                }
+                catch (SubscriberTooSlowException)
+                {
+                    return;
+                }
+
+                if (!more)
+                {
+                    return;
+                }
+
+                while (reader.TryRead(out var e))
+                {
+                    await WriteAsync(body, e, cancel).ConfigureAwait(false);
+                }
+
+                await body.FlushAsync(cancel).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+        catch (IOException) when (cancel.IsCancellationRequested)
+        {
+            // The client went away mid-write.
+        }
+        finally
+        {
+            service.Events.Unsubscribe(queue);
+        }
+    }
+
+    /// <summary>Writes one event with the framework's SSE formatter (<c>event:</c>, <c>data:</c>, <c>id:</c> lines).</summary>
+    private static Task WriteAsync(Stream body, ServiceEvent e, CancellationToken cancellationToken) =>
+        SseFormatter.WriteAsync(One(new SseItem<string>(e.Json, e.Type) { EventId = e.Id?.ToString(System.Globalization.CultureInfo.InvariantCulture) }), body, cancellationToken);
+
+    private static async IAsyncEnumerable<SseItem<string>> One(SseItem<string> item)
+    {
+        await Task.CompletedTask.ConfigureAwait(false);
+        yield return item;
+    }
+
+    /// <summary>401 without a known bearer token, 403 when its scope is below the endpoint's.</summary>
+    private sealed class ScopeFilter(AccessTokens tokens, Scope required) : IEndpointFilter
+    {
+        public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+        {
+            if (tokens.Required)
+            {
+                var http = context.HttpContext;
+                var header = http.Request.Headers.Authorization.ToString();
+                const string Bearer = "Bearer ";
+                var scope = header.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase) ? tokens.ScopeOf(header[Bearer.Length..].Trim()) : null;
+                if (scope is null)
+                {
+                    http.Response.Headers.WWWAuthenticate = "Bearer";
+                    return Error(401, header.Length == 0 ? "missing bearer token (send 'Authorization: Bearer <token>')" : "invalid bearer token");
+                }
+
+                if (scope < required)
+                {
+                    return Error(403, $"this token's scope is '{scope.Value.ToString().ToLowerInvariant()}'; {http.Request.Method} {http.Request.Path} needs '{required.ToString().ToLowerInvariant()}'");
+                }
+            }
+
+            return await next(context).ConfigureAwait(false);
+        }
+    }
+}

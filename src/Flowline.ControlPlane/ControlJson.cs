@@ -1,0 +1,111 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+
+namespace Flowline.ControlPlane;
+
+/// <summary>JSON settings and request-body readers of the control plane.</summary>
+internal static class ControlJson
+{
+    /// <summary>Compact output; metrics that are not finite numbers are written as strings rather than failing.</summary>
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        WriteIndented = false,
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    /// <summary>The body as a JSON object: null when there is none; <see cref="BadBodyException"/> (422) when it is not an object.</summary>
+    public static async Task<JsonObject?> ReadObjectAsync(Microsoft.AspNetCore.Http.HttpRequest request, CancellationToken cancellationToken)
+    {
+        using var reader = new StreamReader(request.Body);
+        var text = await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        JsonNode? node;
+        try
+        {
+            node = JsonNode.Parse(text);
+        }
+        catch (JsonException e)
+        {
+            throw new BadBodyException($"the request body is not valid JSON: {e.Message}");
+        }
+
+        return node switch
+        {
+            null => null,
+            JsonObject o => o,
+            _ => throw new BadBodyException($"the request body must be a JSON object, not {node.GetValueKind().ToString().ToLowerInvariant()}"),
+        };
+    }
+
+    /// <summary>Field <paramref name="name"/> as a number, or <paramref name="fallback"/> when absent or null.</summary>
+    public static double? Number(JsonObject? body, string name, double? fallback)
+    {
+        if (body?[name] is not { } node)
+        {
+            return fallback;
+        }
+
+        return node.GetValueKind() == JsonValueKind.Number
+            ? node.GetValue<double>()
+            : throw new BadBodyException($"'{name}' must be a number, not {node.ToJsonString()}");
+    }
+
+    /// <summary>Field <paramref name="name"/> as an integer, or <paramref name="fallback"/> when absent or null.</summary>
+    public static long Integer(JsonObject? body, string name, long fallback)
+    {
+        if (Number(body, name, null) is not { } value)
+        {
+            return fallback;
+        }
+
+        return value == Math.Floor(value) && Math.Abs(value) < 9e15
+            ? (long)value
+            : throw new BadBodyException($"'{name}' must be an integer, not {value}");
+    }
+
+    /// <summary>Field <paramref name="name"/> as a boolean, or <paramref name="fallback"/> when absent or null.</summary>
+    public static bool Boolean(JsonObject? body, string name, bool fallback)
+    {
+        if (body?[name] is not { } node)
+        {
+            return fallback;
+        }
+
+        return node.GetValueKind() switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new BadBodyException($"'{name}' must be true or false, not {node.ToJsonString()}"),
+        };
+    }
+
+    /// <summary>Field <paramref name="name"/> as a string; <see cref="BadBodyException"/> when required and absent.</summary>
+    public static string? Text(JsonObject? body, string name, bool required, string? fallback = null)
+    {
+        if (body?[name] is not { } node)
+        {
+            return required ? throw new BadBodyException($"the request body needs '{name}'") : fallback;
+        }
+
+        return node.GetValueKind() == JsonValueKind.String
+            ? node.GetValue<string>()
+            : throw new BadBodyException($"'{name}' must be a string, not {node.ToJsonString()}");
+    }
+}
+
+/// <summary>A request body that is not JSON or has fields of the wrong type (422).</summary>
+internal sealed class BadBodyException(string message) : Exception(message);
+
+/// <summary>A request the service refuses with a given status and body.</summary>
+internal sealed class ControlException(int statusCode, string detail, JsonObject? extra = null) : Exception(detail)
+{
+    /// <summary>The HTTP status.</summary>
+    public int StatusCode { get; } = statusCode;
+
+    /// <summary>Fields added beside <c>detail</c> in the body.</summary>
+    public JsonObject? Extra { get; } = extra;
+}

@@ -1,0 +1,403 @@
+using System.Text.Json.Nodes;
+using Flowline.Documents;
+using Flowline.Runtime;
+
+namespace Flowline.ControlPlane;
+
+/// <summary>Settings of a <see cref="ControlService"/>.</summary>
+public sealed record ControlServiceOptions
+{
+    /// <summary>Options of every manager the service creates (namespace, placement, timeouts).</summary>
+    public PipelineManagerOptions Manager { get; init; } = new();
+
+    /// <summary>Directories <c>POST /document/load</c> may read from, besides the served document's own directory.</summary>
+    public IReadOnlyList<string> LoadRoots { get; init; } = [];
+
+    /// <summary>Events kept for <c>Last-Event-ID</c> replay (default 512).</summary>
+    public int EventHistory { get; init; } = 512;
+
+    /// <summary>Events queued per subscriber before a subscriber that does not keep up is cut off (default 128).</summary>
+    public int SubscriberQueue { get; init; } = 128;
+}
+
+/// <summary>
+/// One pipeline manager and its editable document, with a revision number, behind the control plane.
+/// Commands are serialised (one at a time, in arrival order) and go straight to the manager: the
+/// service adds no state machine of its own. Reads (status, snapshot) do not wait behind a command.
+/// </summary>
+public sealed class ControlService : IDisposable
+{
+    /// <summary>The commands of <c>/info</c>.</summary>
+    public static readonly IReadOnlyList<string> Commands = ["build", "start", "pause", "resume", "stop", "shutdown", "restart"];
+
+    // Invariant: `document`, `pipeline`, `manager`, `configPath`, `configBasePath` and `revision` change
+    // only under `commands`, and together; readers take the volatile `current` snapshot of them.
+    private readonly Lock commands = new();
+    private readonly ControlServiceOptions options;
+    private volatile Current current;
+    private bool disposed;
+
+    /// <summary>Serves the document at <paramref name="configPath"/>; throws <see cref="DocumentValidationException"/> if it is not valid.</summary>
+    public ControlService(string configPath, ControlServiceOptions? options = null)
+    {
+        this.options = options ?? new ControlServiceOptions();
+        Events = new EventHub(Math.Max(1, this.options.EventHistory), Math.Max(1, this.options.SubscriberQueue));
+        var full = Path.GetFullPath(configPath);
+        var pipeline = PipelineDocument.Load(full);
+        current = Create(pipeline, full, revision: 1);
+        LoadRoots = [Path.GetDirectoryName(full)!, .. this.options.LoadRoots.Select(Path.GetFullPath)];
+    }
+
+    /// <summary>The directories <c>POST /document/load</c> may read from.</summary>
+    public IReadOnlyList<string> LoadRoots { get; }
+
+    /// <summary>The event stream of <c>GET /events</c>.</summary>
+    internal EventHub Events { get; }
+
+    /// <summary>The manager now (a new one after the document is replaced).</summary>
+    public PipelineManager Manager => current.Manager;
+
+    /// <summary>The document's revision: 1 at start, +1 at each replacement.</summary>
+    public long Revision => current.Revision;
+
+    /// <summary>The served document's path (null once replaced by a document sent over HTTP).</summary>
+    public string? ConfigPath => current.ConfigPath;
+
+    /// <summary>The directory relative paths of the document resolve against.</summary>
+    public string ConfigBasePath => current.ConfigBasePath;
+
+    // ---- reads -------------------------------------------------------------------------------
+
+    /// <summary><c>GET /health</c>.</summary>
+    public JsonObject Health()
+    {
+        var c = current;
+        return new JsonObject { ["ok"] = true, ["state"] = c.Manager.State.ToName(), ["document_revision"] = c.Revision };
+    }
+
+    /// <summary><c>GET /info</c>.</summary>
+    public JsonObject Info()
+    {
+        var c = current;
+        var kinds = c.Pipeline.Kinds;
+        return new JsonObject
+        {
+            ["config_path"] = c.ConfigPath,
+            ["config_base_path"] = c.ConfigBasePath,
+            ["state"] = c.Manager.State.ToName(),
+            ["commands"] = Names(Commands),
+            ["kernel_kinds"] = Names(kinds.Kernels.Keys.Order(StringComparer.Ordinal)),
+            ["source_kinds"] = Names(kinds.Sources.Keys.Order(StringComparer.Ordinal)),
+            ["sink_kinds"] = Names(kinds.Sinks.Keys.Order(StringComparer.Ordinal)),
+            ["synthetic_patterns"] = Names(SyntheticSettings.Patterns),
+            ["document_revision"] = c.Revision,
+            ["server"] = "flowline",
+            ["version"] = typeof(ControlService).Assembly.GetName().Version?.ToString(3),
+            ["namespace"] = c.Manager.Namespace,
+        };
+    }
+
+    /// <summary><c>GET /document</c>.</summary>
+    public JsonObject Document()
+    {
+        var c = current;
+        return new JsonObject
+        {
+            ["config_path"] = c.ConfigPath,
+            ["config_base_path"] = c.ConfigBasePath,
+            ["revision"] = c.Revision,
+            ["document"] = c.Document.DeepClone(),
+        };
+    }
+
+    /// <summary><c>GET /status</c>: the manager's status plus the document's revision and paths.</summary>
+    public JsonObject Status()
+    {
+        var c = current;
+        return c.Manager.Status()
+            .With("document_revision", c.Revision)
+            .With("config_path", c.ConfigPath)
+            .With("config_base_path", c.ConfigBasePath);
+    }
+
+    /// <summary><c>GET /snapshot</c>: the runtime snapshot plus the document's revision and path.</summary>
+    public JsonObject Snapshot()
+    {
+        var c = current;
+        return c.Manager.RuntimeSnapshot().With("document_revision", c.Revision).With("config_path", c.ConfigPath);
+    }
+
+    /// <summary><c>GET /graph</c>.</summary>
+    public JsonObject Graph() => current.Pipeline.Graph.ToJson();
+
+    /// <summary><c>POST /document/validate</c>: the given document, or the current one when null.</summary>
+    public JsonObject Validate(JsonObject? document)
+    {
+        var c = current;
+        var check = document is null
+            ? new DocumentCheck(c.Pipeline, [])
+            : PipelineDocument.CheckJson(document, c.ConfigBasePath, null);
+        return CheckResult(check);
+    }
+
+    // ---- document ----------------------------------------------------------------------------
+
+    /// <summary><c>PUT /document</c>: validates, then replaces the document atomically (refused while the pipeline is active).</summary>
+    public JsonObject ReplaceDocument(JsonObject document)
+    {
+        ArgumentNullException.ThrowIfNull(document);
+        lock (commands)
+        {
+            var c = current;
+            var check = PipelineDocument.CheckJson(document, c.ConfigBasePath, null);
+            return Replace(check, c.ConfigPath, c.ConfigBasePath, "document_updated");
+        }
+    }
+
+    /// <summary><c>POST /document/load</c>: reads a YAML file under the allowed roots and serves it.</summary>
+    public JsonObject LoadDocument(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        lock (commands)
+        {
+            var c = current;
+            var full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(c.ConfigBasePath, path));
+            var real = ResolveLinks(full);
+            if (!LoadRoots.Any(root => IsUnder(real, ResolveLinks(root))))
+            {
+                throw new ControlException(403, $"'{path}' is outside the directories this server may read ({string.Join(", ", LoadRoots)}); start the server with --load-root to allow another");
+            }
+
+            if (!File.Exists(real))
+            {
+                throw new FileNotFoundException($"no such file: '{full}'", full);
+            }
+
+            var check = PipelineDocument.CheckFile(real);
+            return Replace(check, full, Path.GetDirectoryName(full)!, "document_loaded");
+        }
+    }
+
+    private JsonObject Replace(DocumentCheck check, string? configPath, string basePath, string reason)
+    {
+        var c = current;
+        if (check.Pipeline is not { } pipeline)
+        {
+            var result = CheckResult(check);
+            throw new ControlException(400, $"the document is not valid: {string.Join("; ", check.Errors)}", result);
+        }
+
+        if (c.Manager.State is PipelineState.Running or PipelineState.Paused or PipelineState.Failed)
+        {
+            throw new StateTransitionException(
+                $"cannot replace the document while the pipeline is {c.Manager.State.ToName()}; stop or shut it down first (allowed in: initialized, built, stopped)");
+        }
+
+        var next = Create(pipeline, configPath, c.Revision + 1, basePath);
+        c.Manager.Shutdown(unlink: true, unlinkExternal: false, force: true);
+        c.Manager.Dispose();
+        current = next;
+        var body = DocumentResult(next, check);
+        Events.Publish("document_updated", ((JsonObject)body.DeepClone()).With("reason", reason));
+        return body;
+    }
+
+    // ---- commands ----------------------------------------------------------------------------
+
+    /// <summary><c>POST /commands/build</c>: from initialized or stopped (a stopped pipeline is rebuilt by a new manager).</summary>
+    public JsonObject Build() => Command("build", m =>
+    {
+        if (m.State == PipelineState.Stopped)
+        {
+            m = Renew();
+        }
+
+        m.Build();
+    });
+
+    /// <summary><c>POST /commands/start</c>: builds first from initialized or stopped.</summary>
+    public JsonObject Start() => Command("start", m =>
+    {
+        if (m.State is PipelineState.Initialized or PipelineState.Stopped)
+        {
+            if (m.State == PipelineState.Stopped)
+            {
+                m = Renew();
+            }
+
+            m.Build();
+        }
+
+        m.Start();
+    });
+
+    /// <summary><c>POST /commands/pause</c>.</summary>
+    public JsonObject Pause() => Command("pause", m => m.Pause());
+
+    /// <summary><c>POST /commands/resume</c>.</summary>
+    public JsonObject Resume() => Command("resume", m => m.Resume());
+
+    /// <summary><c>POST /commands/stop</c>.</summary>
+    public JsonObject Stop(TimeSpan timeout, bool force) => Command("stop", m => m.Stop(timeout, force));
+
+    /// <summary><c>POST /commands/restart</c>: restarts failed or dead workers only.</summary>
+    public JsonObject Restart(TimeSpan? timeout) => Command("restart", m => m.Restart(timeout));
+
+    /// <summary><c>POST /commands/shutdown</c>.</summary>
+    public JsonObject Shutdown(bool unlink, bool unlinkExternal, bool force) => Command("shutdown", m => m.Shutdown(unlink, unlinkExternal, force));
+
+    /// <summary><c>POST /synthetic/start</c>.</summary>
+    public JsonObject StartSynthetic(string streamName, SyntheticSettings settings)
+    {
+        lock (commands)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            var status = current.Manager.StartSyntheticInput(streamName, settings);
+            var snapshot = PublishSnapshot("synthetic_start");
+            return new JsonObject { ["synthetic_source"] = status, ["snapshot"] = snapshot };
+        }
+    }
+
+    /// <summary><c>POST /synthetic/stop</c>.</summary>
+    public JsonObject StopSynthetic(string streamName, TimeSpan timeout)
+    {
+        lock (commands)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            current.Manager.StopSyntheticInput(streamName, timeout);
+            var snapshot = PublishSnapshot("synthetic_stop");
+            return new JsonObject { ["stream_name"] = streamName, ["snapshot"] = snapshot };
+        }
+    }
+
+    /// <summary>Shuts the pipeline down (forcing), removes its streams and ends every event stream.</summary>
+    public void Dispose()
+    {
+        lock (commands)
+        {
+            if (disposed)
+            {
+                return;
+            }
+
+            disposed = true;
+            try
+            {
+                current.Manager.Shutdown(unlink: true, unlinkExternal: false, force: true);
+            }
+            finally
+            {
+                current.Manager.Dispose();
+                Events.CompleteAll();
+            }
+        }
+    }
+
+    private JsonObject Command(string name, Action<PipelineManager> action)
+    {
+        lock (commands)
+        {
+            ObjectDisposedException.ThrowIf(disposed, this);
+            action(current.Manager);
+            return PublishSnapshot(name);
+        }
+    }
+
+    /// <summary>A new manager for the same document (after a stop, the old one's plan is spent).</summary>
+    private PipelineManager Renew()
+    {
+        var c = current;
+        c.Manager.Shutdown(unlink: true, unlinkExternal: false, force: true);
+        c.Manager.Dispose();
+        var next = Create(c.Pipeline, c.ConfigPath, c.Revision, c.ConfigBasePath);
+        current = next;
+        return next.Manager;
+    }
+
+    private JsonObject PublishSnapshot(string reason)
+    {
+        var snapshot = Snapshot();
+        Events.Publish("snapshot", new JsonObject { ["reason"] = reason, ["snapshot"] = snapshot.DeepClone() });
+        return snapshot;
+    }
+
+    private Current Create(ValidatedPipeline pipeline, string? configPath, long revision, string? basePath = null)
+    {
+        var manager = new PipelineManager(pipeline, options.Manager);
+        manager.EventRaised += OnManagerEvent;
+        var document = PipelineDocument.ToJson(pipeline.Spec);
+        return new Current(pipeline, manager, document, configPath, basePath ?? pipeline.Spec.BaseDirectory ?? Path.GetDirectoryName(configPath) ?? Environment.CurrentDirectory, revision);
+    }
+
+    private void OnManagerEvent(object? sender, PipelineEvent e)
+    {
+        try
+        {
+            Events.Publish(e.Type, e.Data);
+        }
+        catch (Exception error) when (error is InvalidOperationException or NotSupportedException or ArgumentException)
+        {
+            Events.Publish("service_error", new JsonObject { ["error"] = $"{error.GetType().Name}: {error.Message}", ["event"] = e.Type });
+        }
+    }
+
+    private static JsonObject CheckResult(DocumentCheck check) => new()
+    {
+        ["valid"] = check.IsValid,
+        ["errors"] = new JsonArray([.. check.Errors.Select(e => (JsonNode)JsonValue.Create(e.ToString())!)]),
+        ["graph"] = check.Pipeline?.Graph.ToJson(),
+    };
+
+    private static JsonObject DocumentResult(Current c, DocumentCheck check) => new JsonObject
+    {
+        ["config_path"] = c.ConfigPath,
+        ["config_base_path"] = c.ConfigBasePath,
+        ["revision"] = c.Revision,
+        ["document"] = c.Document.DeepClone(),
+    }.Merge(CheckResult(check));
+
+    private static JsonArray Names(IEnumerable<string> names) => new([.. names.Select(n => (JsonNode)JsonValue.Create(n)!)]);
+
+    private static string ResolveLinks(string path)
+    {
+        try
+        {
+            var info = new FileInfo(path);
+            return info.LinkTarget is null ? path : info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path;
+        }
+        catch (IOException)
+        {
+            return path;
+        }
+    }
+
+    private static bool IsUnder(string path, string root)
+    {
+        var r = Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar;
+        return path.StartsWith(r, StringComparison.Ordinal);
+    }
+
+    private sealed record Current(ValidatedPipeline Pipeline, PipelineManager Manager, JsonObject Document, string? ConfigPath, string ConfigBasePath, long Revision);
+}
+
+internal static class JsonObjectMerge
+{
+    /// <summary>Sets <paramref name="key"/> and returns the object.</summary>
+    public static JsonObject With(this JsonObject o, string key, JsonNode? value)
+    {
+        o[key] = value;
+        return o;
+    }
+
+    /// <summary>Adds every field of <paramref name="other"/> to <paramref name="o"/>; returns <paramref name="o"/>.</summary>
+    public static JsonObject Merge(this JsonObject o, JsonObject other)
+    {
+        foreach (var (key, value) in other.ToList())
+        {
+            other.Remove(key);
+            o[key] = value;
+        }
+
+        return o;
+    }
+}
