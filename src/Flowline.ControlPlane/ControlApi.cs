@@ -36,6 +36,11 @@ public static class ControlApi
         ArgumentNullException.ThrowIfNull(service);
         ArgumentNullException.ThrowIfNull(tokens);
         options ??= new ControlApiOptions();
+        if (options.KeepaliveInterval < TimeSpan.FromMilliseconds(10) || options.PreviewInterval < TimeSpan.Zero || options.PreviewMaxElements < 1)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), "the keepalive interval must be at least 10 ms, the preview interval not negative, and previews at least one value long");
+        }
+
         var preview = new StreamPreview(service, options);
 
         var read = app.MapGroup("").AddEndpointFilter(new ScopeFilter(tokens, Scope.Read));

@@ -10,6 +10,7 @@ internal static class ControlJson
     public static readonly JsonSerializerOptions Options = new()
     {
         WriteIndented = false,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping, // as Python's json.dumps: quotes and non-ASCII text stay readable
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 

@@ -112,6 +112,11 @@ public sealed class ControlServer : IAsyncDisposable
                 k.AddServerHeader = false;
             });
             app = builder.Build();
+
+            // Unknown paths (404) and methods (405) answer with a JSON detail too, as FastAPI does.
+            app.UseStatusCodePages(context => context.HttpContext.Response.HasStarted
+                ? Task.CompletedTask
+                : ControlApi.Error(context.HttpContext.Response.StatusCode, Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(context.HttpContext.Response.StatusCode)).ExecuteAsync(context.HttpContext));
             app.MapControlEndpoints(service, options.Tokens, options.Api);
             app.Lifetime.ApplicationStopping.Register(service.Events.CompleteAll);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);

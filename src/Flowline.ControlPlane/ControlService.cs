@@ -32,6 +32,9 @@ public sealed class ControlService : IDisposable
 
     // Invariant: `document`, `pipeline`, `manager`, `configPath`, `configBasePath` and `revision` change
     // only under `commands`, and together; readers take the volatile `current` snapshot of them.
+    /// <summary>How long a read waits for a command in progress before it answers with the last status (marked <c>stale</c>).</summary>
+    private static readonly TimeSpan ReadWait = TimeSpan.FromMilliseconds(100);
+
     private readonly Lock commands = new();
     private readonly ControlServiceOptions options;
     private volatile Current current;
@@ -60,7 +63,7 @@ public sealed class ControlService : IDisposable
     /// <summary>The document's revision: 1 at start, +1 at each replacement.</summary>
     public long Revision => current.Revision;
 
-    /// <summary>The served document's path (null once replaced by a document sent over HTTP).</summary>
+    /// <summary>The served document's path (a document sent with <c>PUT /document</c> keeps it; <c>/document/load</c> changes it).</summary>
     public string? ConfigPath => current.ConfigPath;
 
     /// <summary>The directory relative paths of the document resolve against.</summary>
@@ -114,7 +117,7 @@ public sealed class ControlService : IDisposable
     public JsonObject Status()
     {
         var c = current;
-        return c.Manager.Status()
+        return (c.Manager.TryStatus(ReadWait) ?? c.Manager.Status())
             .With("document_revision", c.Revision)
             .With("config_path", c.ConfigPath)
             .With("config_base_path", c.ConfigBasePath);
@@ -124,7 +127,7 @@ public sealed class ControlService : IDisposable
     public JsonObject Snapshot()
     {
         var c = current;
-        return c.Manager.RuntimeSnapshot().With("document_revision", c.Revision).With("config_path", c.ConfigPath);
+        return (c.Manager.TryRuntimeSnapshot(ReadWait) ?? c.Manager.RuntimeSnapshot()).With("document_revision", c.Revision).With("config_path", c.ConfigPath);
     }
 
     /// <summary><c>GET /graph</c>.</summary>
@@ -162,8 +165,8 @@ public sealed class ControlService : IDisposable
         {
             var c = current;
             var full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(c.ConfigBasePath, path));
-            var real = ResolveLinks(full);
-            if (!LoadRoots.Any(root => IsUnder(real, ResolveLinks(root))))
+            var real = RealPath(full);
+            if (!LoadRoots.Any(root => IsUnder(real, RealPath(root))))
             {
                 throw new ControlException(403, $"'{path}' is outside the directories this server may read ({string.Join(", ", LoadRoots)}); start the server with --load-root to allow another");
             }
@@ -358,22 +361,37 @@ public sealed class ControlService : IDisposable
 
     private static JsonArray Names(IEnumerable<string> names) => new([.. names.Select(n => (JsonNode)JsonValue.Create(n)!)]);
 
-    private static string ResolveLinks(string path)
+    /// <summary>
+    /// The path with every symbolic link resolved, component by component (realpath(3)), so that neither a
+    /// linked file nor a linked directory can lead outside the allowed roots. Missing parts stay as given.
+    /// </summary>
+    internal static string RealPath(string path)
     {
-        try
+        var full = Path.GetFullPath(path);
+        var resolved = Path.GetPathRoot(full)!;
+        foreach (var part in full[resolved.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
         {
-            var info = new FileInfo(path);
-            return info.LinkTarget is null ? path : info.ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? path;
+            var next = Path.Combine(resolved, part);
+            for (var hops = 0; hops < 40; hops++)
+            {
+                FileSystemInfo info = Directory.Exists(next) ? new DirectoryInfo(next) : new FileInfo(next);
+                if (info.LinkTarget is not { } target)
+                {
+                    break;
+                }
+
+                next = Path.GetFullPath(Path.Combine(Path.GetDirectoryName(next)!, target));
+            }
+
+            resolved = next;
         }
-        catch (IOException)
-        {
-            return path;
-        }
+
+        return resolved;
     }
 
     private static bool IsUnder(string path, string root)
     {
-        var r = Path.TrimEndingDirectorySeparator(root) + Path.DirectorySeparatorChar;
+        var r = Path.EndsInDirectorySeparator(root) ? root : root + Path.DirectorySeparatorChar;
         return path.StartsWith(r, StringComparison.Ordinal);
     }
 

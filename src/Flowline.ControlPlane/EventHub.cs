@@ -24,7 +24,7 @@ internal sealed class EventHub(int historyCapacity, int queueCapacity)
     private readonly List<Channel<ServiceEvent>> subscribers = [];
     private long nextId = 1;
 
-    /// <summary>Events cut off because a subscriber's queue was full.</summary>
+    /// <summary>Subscribers cut off because their queue was full.</summary>
     public long SubscribersCutOff { get; private set; }
 
     /// <summary>Subscribers connected now.</summary>

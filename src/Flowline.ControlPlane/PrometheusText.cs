@@ -120,8 +120,9 @@ internal static class PrometheusText
         }
     }
 
+    /// <summary>A number of the status, whether it was stored as an integer or a float.</summary>
     private static double? Number(JsonNode? node) =>
-        node is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? v.GetValue<double>() : null;
+        node is JsonValue v && v.GetValueKind() == JsonValueKind.Number ? double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture) : null;
 
     private static void Header(StringBuilder text, string metric, string type, string help) =>
         text.Append("# HELP ").Append(metric).Append(' ').Append(help).Append('\n')

@@ -24,15 +24,15 @@ internal sealed class StreamPreview(ControlService service, ControlApiOptions op
             $"the pipeline has no stream '{name}'; streams are: {string.Join(", ", manager.Pipeline.Spec.Streams.Select(s => s.Name))}");
         lock (gate)
         {
+            if (manager.State is PipelineState.Initialized or PipelineState.Stopped)
+            {
+                throw new ControlException(409, $"stream '{name}' does not exist while the pipeline is {manager.State.ToName()}; build it first");
+            }
+
             var now = Environment.TickCount64;
             if (cache.TryGetValue(name, out var hit) && hit.Manager == manager && now - hit.At < options.PreviewInterval.TotalMilliseconds)
             {
                 return (JsonObject)hit.Body.DeepClone();
-            }
-
-            if (manager.State is PipelineState.Initialized or PipelineState.Stopped)
-            {
-                throw new ControlException(409, $"stream '{name}' does not exist while the pipeline is {manager.State.ToName()}; build it first");
             }
 
             var body = Read(manager.Namespace, name, spec.Shape.ToArray(), spec.Dtype);

@@ -85,7 +85,7 @@ internal static class BenchmarkCommand
                 Console.Error.WriteLine($"flowline benchmark: {e.Message}");
                 return Task.FromResult(ExitCodes.Failed);
             }
-            catch (Exception e) when (e is InvalidOperationException or TimeoutException or SharedMemoryException or KeyNotFoundException or ArgumentException or IOException)
+            catch (Exception e) when (e is InvalidOperationException or WorkerFailedException or TimeoutException or SharedMemoryException or KeyNotFoundException or ArgumentException or IOException)
             {
                 Console.Error.WriteLine($"flowline benchmark: {e.Message}");
                 return Task.FromResult(ExitCodes.StartFailed);

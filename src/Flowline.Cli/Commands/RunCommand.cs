@@ -67,7 +67,7 @@ internal static class RunCommand
             manager.Build();
             manager.Start();
         }
-        catch (Exception e) when (e is InvalidOperationException or TimeoutException or DocumentValidationException or IOException)
+        catch (Exception e) when (e is InvalidOperationException or WorkerFailedException or TimeoutException or DocumentValidationException or IOException)
         {
             Console.Error.WriteLine($"{path}: cannot start: {e.Message}");
             return ExitCodes.StartFailed;

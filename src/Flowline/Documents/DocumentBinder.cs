@@ -12,6 +12,9 @@ namespace Flowline.Documents;
 /// </summary>
 internal sealed class DocumentBinder(string? file)
 {
+    /// <summary>Accepts a document without kernels, sources or sinks (a code-first pipeline whose nodes are tasks).</summary>
+    public bool AllowNoNodes { get; init; }
+
     private static readonly string[] TopKeys = ["shared_memory", "kernels", "sources", "sinks", "namespace", "plugins"];
     private static readonly string[] StreamKeys = ["name", "shape", "dtype", "storage", "gpu_device", "cpu_mirror", "notify", "mode", "initial", "depth", "delivery", "wait"];
     private static readonly string[] KernelKeys =
@@ -67,7 +70,7 @@ internal sealed class DocumentBinder(string? file)
         var plugins = List(top, "plugins", "", required: false, item: (node, path) => String(node, path, "a path to a .dll file"));
 
         var hasNodes = Present(top, "kernels") || Present(top, "sources") || Present(top, "sinks");
-        if (!hasNodes || (kernels.Count == 0 && sources.Count == 0 && sinks.Count == 0 && errors.Count == 0))
+        if (!AllowNoNodes && (!hasNodes || (kernels.Count == 0 && sources.Count == 0 && sinks.Count == 0 && errors.Count == 0)))
         {
             Error("", top, "the pipeline has no kernels, sources or sinks; give at least one");
         }

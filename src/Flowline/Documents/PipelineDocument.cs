@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Text.Json.Nodes;
 using Flowline.Graph;
 using Flowline.Plugins;
@@ -116,9 +117,26 @@ public static class PipelineDocument
         File.Move(temporary, full, overwrite: true);
     }
 
-    private static DocumentCheck Check(DocNode? root, string? file, string? baseDirectory, KindRegistry? kinds)
+    /// <summary>
+    /// Checks the document part of a code-first pipeline (its streams), then adds its tasks and events,
+    /// which documents do not carry.
+    /// </summary>
+    internal static DocumentCheck CheckWithTasks(JsonNode? json, string? baseDirectory, KindRegistry? kinds, IEnumerable<TaskSpec> tasks, IEnumerable<EventSpec> events)
     {
-        var binder = new DocumentBinder(file);
+        var taskList = tasks.ToImmutableArray();
+        var check = Check(DocNodes.FromJson(json), null, baseDirectory, kinds, allowNoNodes: !taskList.IsEmpty);
+        if (check.Pipeline is not { } pipeline || (taskList.IsEmpty && !events.Any()))
+        {
+            return check;
+        }
+
+        var spec = pipeline.Spec with { Tasks = taskList, Events = [.. events] };
+        return check with { Pipeline = pipeline with { Spec = spec, Graph = new PipelineGraph(spec) } };
+    }
+
+    private static DocumentCheck Check(DocNode? root, string? file, string? baseDirectory, KindRegistry? kinds, bool allowNoNodes = false)
+    {
+        var binder = new DocumentBinder(file) { AllowNoNodes = allowNoNodes };
         var spec = binder.Bind(root) with { BaseDirectory = baseDirectory };
         var errors = new List<SpecError>(binder.Errors);
         var registry = kinds ?? KindRegistry.BuiltIn;

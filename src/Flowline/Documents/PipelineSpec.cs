@@ -26,6 +26,12 @@ public sealed record PipelineSpec
     /// <summary>The sinks.</summary>
     public ImmutableArray<SinkSpec> Sinks { get; init; } = [];
 
+    /// <summary>Tasks of a code-first pipeline (<c>Pipeline.AddTask</c>); documents have none.</summary>
+    public ImmutableArray<TaskSpec> Tasks { get; init; } = [];
+
+    /// <summary>Events of a code-first pipeline (<c>Pipeline.AddEvent</c>); documents have none.</summary>
+    public ImmutableArray<EventSpec> Events { get; init; } = [];
+
     /// <summary>Assemblies that provide kernels, sources and sinks, relative to <see cref="BaseDirectory"/> (a Flowline extension).</summary>
     public ImmutableArray<string> Plugins { get; init; } = [];
 
@@ -40,7 +46,8 @@ public sealed record PipelineSpec
 
     /// <summary>Two specs are equal when they make the same document (file and base directory aside).</summary>
     public bool Equals(PipelineSpec? other) =>
-        other is not null && System.Text.Json.Nodes.JsonNode.DeepEquals(DocumentWriter.ToJson(this), DocumentWriter.ToJson(other));
+        other is not null && System.Text.Json.Nodes.JsonNode.DeepEquals(DocumentWriter.ToJson(this), DocumentWriter.ToJson(other))
+        && Tasks.SequenceEqual(other.Tasks) && Events.SequenceEqual(other.Events);
 
     /// <inheritdoc/>
     public override int GetHashCode() => HashCode.Combine(Namespace, Streams.Length, Kernels.Length, Sources.Length, Sinks.Length);

@@ -78,6 +78,19 @@ public sealed class PipelineGraph
             }
         }
 
+        foreach (var task in spec.Tasks)
+        {
+            foreach (var stream in task.Reads.Values)
+            {
+                Read(task.Name, stream, "input");
+            }
+
+            foreach (var stream in task.Writes.Values)
+            {
+                Write(task.Name, stream, "output");
+            }
+        }
+
         foreach (var sink in spec.Sinks)
         {
             Read(sink.Name, sink.Stream, "sink");

@@ -15,6 +15,7 @@ namespace Flowline.Plugins;
 public static class PluginLoader
 {
     private static readonly ConcurrentDictionary<string, Lazy<IReadOnlyList<KindDefinition>>> Loaded = new(StringComparer.Ordinal);
+    private static readonly ConcurrentDictionary<string, Lazy<Assembly>> Assemblies = new(StringComparer.Ordinal);
 
     /// <summary>The kinds an assembly defines. Throws <see cref="PluginLoadException"/> with a clear message if it cannot be used.</summary>
     public static IReadOnlyList<KindDefinition> Load(string assemblyPath)
@@ -35,17 +36,30 @@ public static class PluginLoader
         return registry;
     }
 
-    private static IReadOnlyList<KindDefinition> LoadFrom(string path)
+    /// <summary>Loads an assembly (and its dependencies, from its deps.json) in a context of its own, once per path.</summary>
+    public static Assembly LoadAssembly(string assemblyPath)
+    {
+        var path = Path.GetFullPath(assemblyPath);
+        return Assemblies.GetOrAdd(path, p => new Lazy<Assembly>(() => LoadAssemblyFrom(p))).Value;
+    }
+
+    private static Assembly LoadAssemblyFrom(string path)
     {
         if (!File.Exists(path))
         {
-            throw new PluginLoadException($"cannot find plugin assembly '{path}'");
+            throw new PluginLoadException($"cannot find assembly '{path}'");
         }
 
-        Assembly assembly;
         try
         {
-            assembly = new PluginLoadContext(path).LoadFromAssemblyPath(path);
+            // An assembly the host already has (a task defined in the program that runs the pipeline) is not loaded twice.
+            var name = AssemblyName.GetAssemblyName(path);
+            if (AssemblyLoadContext.Default.Assemblies.FirstOrDefault(a => AssemblyName.ReferenceMatchesDefinition(a.GetName(), name)) is { } loaded)
+            {
+                return loaded;
+            }
+
+            return new PluginLoadContext(path).LoadFromAssemblyPath(path);
         }
         catch (BadImageFormatException)
         {
@@ -53,8 +67,18 @@ public static class PluginLoader
         }
         catch (FileLoadException e)
         {
-            throw new PluginLoadException($"cannot load plugin assembly '{path}': {e.Message}");
+            throw new PluginLoadException($"cannot load assembly '{path}': {e.Message}");
         }
+    }
+
+    private static IReadOnlyList<KindDefinition> LoadFrom(string path)
+    {
+        if (!File.Exists(path))
+        {
+            throw new PluginLoadException($"cannot find plugin assembly '{path}'");
+        }
+
+        var assembly = LoadAssembly(path);
 
         Type[] types;
         try

@@ -23,19 +23,52 @@ public sealed partial class PipelineManager
         {
             Drain();
             status = BuildStatus();
+            lastStatus = status;
         }
 
         Flush();
-        return status;
+        return (JsonObject)status.DeepClone();
+    }
+
+    /// <summary>
+    /// The status, without waiting more than <paramref name="wait"/> for an operation in progress (a
+    /// start that waits for its workers holds the manager): then the last status built, with
+    /// <c>stale: true</c>. Null only if no status was ever built and the manager is busy.
+    /// </summary>
+    public JsonObject? TryStatus(TimeSpan wait)
+    {
+        if (!Monitor.TryEnter(gate, wait))
+        {
+            return lastStatus?.DeepClone() is JsonObject cached ? cached.Also("stale", true) : null;
+        }
+
+        JsonObject status;
+        try
+        {
+            Drain();
+            status = BuildStatus();
+            lastStatus = status;
+        }
+        finally
+        {
+            Monitor.Exit(gate);
+        }
+
+        Flush();
+        return (JsonObject)status.DeepClone();
     }
 
     /// <summary>The status plus <c>timestamp</c> and <c>graph</c>.</summary>
-    public JsonObject RuntimeSnapshot()
+    public JsonObject RuntimeSnapshot() => AsSnapshot(Status());
+
+    /// <summary>The snapshot of <see cref="TryStatus"/>; null when that is null.</summary>
+    public JsonObject? TryRuntimeSnapshot(TimeSpan wait) => TryStatus(wait) is { } status ? AsSnapshot(status) : null;
+
+    private JsonObject AsSnapshot(JsonObject status)
     {
-        var snapshot = Status();
-        snapshot["timestamp"] = Clock.UnixNow();
-        snapshot["graph"] = Pipeline.Graph.ToJson();
-        return snapshot;
+        status["timestamp"] = Clock.UnixNow();
+        status["graph"] = Pipeline.Graph.ToJson();
+        return status;
     }
 
     /// <summary>
@@ -172,10 +205,18 @@ public sealed partial class PipelineManager
             var lastError = failures.TryGetValue(plan.Index, out var failure) ? failure["error"]?.DeepClone() : null;
             switch (plan.Node)
             {
-                case KernelSpec:
+                case KernelSpec or TaskSpec:
                     foreach (var (key, value) in figures)
                     {
                         entry[key] = value?.DeepClone();
+                    }
+
+                    if (plan.Node is TaskSpec task)
+                    {
+                        entry["task"] = true;
+                        entry["reads"] = Names(task.Reads.Values);
+                        entry["writes"] = Names(task.Writes.Values);
+                        entry["finished"] = slot is not null && slot.HasExited && slot.Control.State == WorkerState.Stopped && !failures.ContainsKey(plan.Index);
                     }
 
                     workers[plan.Name] = entry;
@@ -222,7 +263,7 @@ public sealed partial class PipelineManager
             ["streams"] = StreamStatus(),
             ["summary"] = new JsonObject
             {
-                ["workers_total"] = Pipeline.Spec.Kernels.Length,
+                ["workers_total"] = Pipeline.Spec.Kernels.Length + Pipeline.Spec.Tasks.Length,
                 ["active_workers"] = C("workers:active"),
                 ["idle_workers"] = C("workers:idle"),
                 ["waiting_workers"] = C("workers:waiting-input") + C("workers:starting"),
@@ -248,6 +289,7 @@ public sealed partial class PipelineManager
     private string Health(WorkerPlan plan, WorkerSlot? slot, long now, out WorkerMetrics metrics)
     {
         metrics = default;
+        slot?.Control.TryReadMetrics(out metrics); // a worker that ended keeps its last figures
         if (failures.ContainsKey(plan.Index))
         {
             return "failed";
@@ -258,7 +300,6 @@ public sealed partial class PipelineManager
             return "stopped";
         }
 
-        slot.Control.TryReadMetrics(out metrics);
         if (State == PipelineState.Paused || slot.Control.State == WorkerState.Paused)
         {
             return "paused";
@@ -285,7 +326,7 @@ public sealed partial class PipelineManager
         static double Us(double ns) => Math.Round(ns / 1e3, 3);
         static double Ms(double ns) => Math.Round(ns / 1e6, 6);
         var skipped = new JsonObject();
-        var inputs = slot.Plan.Node switch { KernelSpec k => k.Inputs.ToArray(), SinkSpec s => [s.Stream], _ => [] };
+        var inputs = slot.Plan.Node switch { KernelSpec k => k.Inputs.ToArray(), SinkSpec s => [s.Stream], TaskSpec t => t.Reads.Values.ToArray(), _ => [] };
         for (var i = 0; i < Math.Min(inputs.Length, WorkerMetrics.MaxInputs); i++)
         {
             skipped[inputs[i]] = m.SkippedPerInput[i];

@@ -25,10 +25,12 @@ namespace Flowline.Runtime;
 public sealed partial class PipelineManager : IDisposable
 {
     private readonly object gate = new();
+    private volatile JsonObject? lastStatus;
     private readonly object dispatchGate = new();
     private readonly PipelineManagerOptions options;
     private readonly Dictionary<string, SharedStream> streams = new(StringComparer.Ordinal);
     private readonly HashSet<string> createdStreams = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, SharedEvent> events = new(StringComparer.Ordinal);
     private readonly WorkerSlot?[] slots;
     private readonly Dictionary<int, JsonObject> failures = [];
     private readonly Dictionary<string, SyntheticInput> synthetic = new(StringComparer.Ordinal);
@@ -52,7 +54,7 @@ public sealed partial class PipelineManager : IDisposable
         ArgumentNullException.ThrowIfNull(pipeline);
         this.options = options ?? new PipelineManagerOptions();
         Pipeline = pipeline;
-        Plan = new PipelinePlan(pipeline, this.options.Placement, this.options.Namespace);
+        Plan = new PipelinePlan(pipeline, this.options.Placement, this.options.Namespace) { TaskDelegates = this.options.TaskDelegates };
         SharedMemoryNamespace.Validate(Plan.Namespace, "namespace");
         slots = new WorkerSlot?[Plan.Workers.Count];
         kindAssemblies = KindAssemblies(pipeline);
@@ -89,7 +91,7 @@ public sealed partial class PipelineManager : IDisposable
         lock (gate)
         {
             Require("build", PipelineState.Initialized, PipelineState.Stopped);
-            var check = PipelineDocument.CheckJson(PipelineDocument.ToJson(Pipeline.Spec), Pipeline.Spec.BaseDirectory, Pipeline.Kinds);
+            var check = PipelineDocument.CheckWithTasks(PipelineDocument.ToJson(Pipeline.Spec), Pipeline.Spec.BaseDirectory, Pipeline.Kinds, Pipeline.Spec.Tasks, Pipeline.Spec.Events);
             if (!check.IsValid)
             {
                 throw new DocumentValidationException(check.Errors);
@@ -119,6 +121,12 @@ public sealed partial class PipelineManager : IDisposable
                     {
                         ApplyInitial(stream, spec, initial);
                     }
+                }
+
+                foreach (var spec in Pipeline.Spec.Events)
+                {
+                    var e = SharedEvent.Open(Namespace, spec.Name, RegionMode.Replace, spec.InitialState);
+                    events[spec.Name] = e;
                 }
             }
             catch
@@ -151,7 +159,7 @@ public sealed partial class PipelineManager : IDisposable
                     var all = Enumerable.Range(0, slots.Length).ToList();
                     Launch(all);
                     AwaitReady(all, options.StartTimeout);
-                    foreach (var role in new[] { WorkerRole.Sink, WorkerRole.Kernel, WorkerRole.Source })
+                    foreach (var role in new[] { WorkerRole.Sink, WorkerRole.Task, WorkerRole.Kernel, WorkerRole.Source })
                     {
                         Command(role, WorkerCommand.Run);
                     }
@@ -179,7 +187,7 @@ public sealed partial class PipelineManager : IDisposable
         lock (gate)
         {
             Require("pause", PipelineState.Running);
-            foreach (var role in new[] { WorkerRole.Source, WorkerRole.Kernel, WorkerRole.Sink })
+            foreach (var role in new[] { WorkerRole.Source, WorkerRole.Kernel, WorkerRole.Task, WorkerRole.Sink })
             {
                 Command(role, WorkerCommand.Pause);
             }
@@ -197,7 +205,7 @@ public sealed partial class PipelineManager : IDisposable
         lock (gate)
         {
             Require("resume", PipelineState.Paused);
-            foreach (var role in new[] { WorkerRole.Sink, WorkerRole.Kernel, WorkerRole.Source })
+            foreach (var role in new[] { WorkerRole.Sink, WorkerRole.Task, WorkerRole.Kernel, WorkerRole.Source })
             {
                 Command(role, WorkerCommand.Run);
             }
@@ -266,7 +274,7 @@ public sealed partial class PipelineManager : IDisposable
                 Launch(broken);
                 AwaitReady(broken, timeout ?? options.StartTimeout);
                 var command = State == PipelineState.Paused || (State == PipelineState.Failed && pausedBeforeFailure) ? WorkerCommand.Pause : WorkerCommand.Run;
-                foreach (var i in broken.OrderBy(i => slots[i]!.Plan.Role switch { WorkerRole.Sink => 0, WorkerRole.Kernel => 1, _ => 2 }))
+                foreach (var i in broken.OrderBy(i => slots[i]!.Plan.Role switch { WorkerRole.Sink => 0, WorkerRole.Task => 1, WorkerRole.Kernel => 2, _ => 3 }))
                 {
                     slots[i]!.Control.Command = command;
                 }
@@ -312,6 +320,36 @@ public sealed partial class PipelineManager : IDisposable
         }
 
         Flush();
+    }
+
+    /// <summary>
+    /// Waits until every started worker has ended (tasks whose functions returned, failed workers);
+    /// false if some still run after <paramref name="timeout"/> (null waits for ever).
+    /// </summary>
+    public bool WaitForWorkers(TimeSpan? timeout = null)
+    {
+        var deadline = timeout is { } t ? MonotonicClock.NowNs() + (long)(t.TotalSeconds * 1e9) : long.MaxValue;
+        while (true)
+        {
+            lock (gate)
+            {
+                if (slots.All(s => s is null || s.HasExited))
+                {
+                    Drain();
+                    break;
+                }
+            }
+
+            if (MonotonicClock.NowNs() >= deadline)
+            {
+                return false;
+            }
+
+            Thread.Sleep(5);
+        }
+
+        Flush();
+        return true;
     }
 
     /// <summary>Throws <see cref="WorkerFailedException"/> if a worker failed ("kernel 'x' failed: message").</summary>
@@ -454,6 +492,8 @@ public sealed partial class PipelineManager : IDisposable
                 slot.StartProcess(workerPath!, new WorkerManifest
                 {
                     Document = PipelineDocument.ToJson(Pipeline.Spec),
+                    Tasks = Pipeline.Spec.Tasks.IsEmpty ? null : new JsonArray([.. Pipeline.Spec.Tasks.Select(t => (JsonNode)t.ToJson())]),
+                    Events = Pipeline.Spec.Events.IsEmpty ? null : new JsonArray([.. Pipeline.Spec.Events.Select(e => (JsonNode)e.ToJson())]),
                     BaseDirectory = Pipeline.Spec.BaseDirectory,
                     Assemblies = kindAssemblies,
                     Namespace = Namespace,
@@ -483,7 +523,7 @@ public sealed partial class PipelineManager : IDisposable
                 {
                     slot.WaitForExit(TimeSpan.FromSeconds(1));
                     var record = RecordFailure(i, slot);
-                    throw new InvalidOperationException($"{Describe(slot.Plan)} failed to start: {record["error"]}");
+                    throw new WorkerFailedException($"{Describe(slot.Plan)} failed to start: {record["error"]}", [(JsonObject)record.DeepClone()]);
                 }
 
                 if (state is WorkerState.Ready or WorkerState.Running or WorkerState.Paused)
@@ -537,7 +577,7 @@ public sealed partial class PipelineManager : IDisposable
         }
 
         var deadline = MonotonicClock.NowNs() + (long)(timeout.TotalSeconds * 1e9);
-        foreach (var role in new[] { WorkerRole.Source, WorkerRole.Kernel, WorkerRole.Sink })
+        foreach (var role in new[] { WorkerRole.Source, WorkerRole.Kernel, WorkerRole.Task, WorkerRole.Sink })
         {
             var group = slots.Where(s => s is not null && s.Plan.Role == role).Select(s => s!).ToList();
             foreach (var slot in group)
@@ -579,6 +619,17 @@ public sealed partial class PipelineManager : IDisposable
 
     private void CloseStreams(bool unlink, bool unlinkExternal)
     {
+        foreach (var e in events.Values)
+        {
+            if (unlink)
+            {
+                e.Unlink();
+            }
+
+            e.Dispose();
+        }
+
+        events.Clear();
         foreach (var (name, stream) in streams)
         {
             var created = createdStreams.Contains(name);
@@ -618,7 +669,7 @@ public sealed partial class PipelineManager : IDisposable
             }
 
             slot.ExitHandled = true;
-            if (slot.StopRequested && slot.Control.State != WorkerState.Failed)
+            if ((slot.StopRequested || slot.Control.State == WorkerState.Stopped) && slot.Control.State != WorkerState.Failed)
             {
                 Emit("worker_stopped", WorkerEventData(slot, "worker_stopped"));
                 continue;

@@ -15,6 +15,9 @@ public enum WorkerRole
 
     /// <summary>A source.</summary>
     Source,
+
+    /// <summary>A task of a code-first pipeline: a function that owns its loop.</summary>
+    Task,
 }
 
 /// <summary>One worker of a plan: a node, where it runs, and its control block.</summary>
@@ -82,6 +85,7 @@ public sealed class PipelinePlan
         }
 
         var nodes = pipeline.Spec.Sinks.Select(n => (WorkerRole.Sink, (NodeSpec)n))
+            .Concat(pipeline.Spec.Tasks.Select(n => (WorkerRole.Task, (NodeSpec)n)))
             .Concat(pipeline.Spec.Kernels.Select(n => (WorkerRole.Kernel, (NodeSpec)n)))
             .Concat(pipeline.Spec.Sources.Select(n => (WorkerRole.Source, (NodeSpec)n)));
         var workers = new List<WorkerPlan>();
@@ -112,7 +116,10 @@ public sealed class PipelinePlan
     /// <summary>The namespace of the workers' control blocks.</summary>
     public string ControlNamespace { get; }
 
-    /// <summary>The workers, in start order: sinks, then kernels, then sources.</summary>
+    /// <summary>Functions of tasks run on threads (closures included), by task name.</summary>
+    public IReadOnlyDictionary<string, Delegate> TaskDelegates { get; init; } = new Dictionary<string, Delegate>();
+
+    /// <summary>The workers, in start order: sinks, tasks, kernels, then sources.</summary>
     public IReadOnlyList<WorkerPlan> Workers { get; }
 
     /// <summary>The ring options of a stream.</summary>

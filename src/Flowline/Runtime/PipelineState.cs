@@ -126,6 +126,9 @@ public sealed record PipelineManagerOptions
     /// <summary>The worker program (<c>Flowline.Worker.dll</c>); by default the one beside the application.</summary>
     public string? WorkerPath { get; init; }
 
+    /// <summary>Functions of tasks placed on threads, by task name (a code-first pipeline's closures).</summary>
+    public IReadOnlyDictionary<string, Delegate> TaskDelegates { get; init; } = new Dictionary<string, Delegate>();
+
     /// <summary>How many events the manager keeps for late readers (default 512).</summary>
     public int EventHistory { get; init; } = 512;
 }

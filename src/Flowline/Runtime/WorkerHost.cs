@@ -65,6 +65,7 @@ public static class WorkerHost
         KernelSpec k => new KernelRunner(plan, k, control),
         SourceSpec s => new SourceRunner(plan, s, control),
         SinkSpec s => new SinkRunner(plan, s, control),
+        TaskSpec t => new TaskRunner(plan, t, control),
         _ => throw new InvalidOperationException($"unknown node type {worker.Node.GetType().Name}"),
     };
 
@@ -84,6 +85,12 @@ public static class WorkerHost
                 case WorkerCommand.Run:
                     control.State = WorkerState.Running;
                     runner.Run(watcher.UntilChange(WorkerCommand.Run));
+                    if (runner.Finished)
+                    {
+                        control.State = WorkerState.Stopped;
+                        return StoppedExitCode;
+                    }
+
                     break;
                 default:
                     control.State = command == WorkerCommand.Pause ? WorkerState.Paused : WorkerState.Ready;

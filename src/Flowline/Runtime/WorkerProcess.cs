@@ -25,6 +25,12 @@ public sealed record WorkerManifest
     /// <summary>Assemblies to load kinds from before validating the document.</summary>
     public IReadOnlyList<string> Assemblies { get; init; } = [];
 
+    /// <summary>The tasks of a code-first pipeline (<see cref="TaskSpec.ToJson"/>), which documents do not carry.</summary>
+    public JsonArray? Tasks { get; init; }
+
+    /// <summary>The events of a code-first pipeline (<see cref="EventSpec.ToJson"/>).</summary>
+    public JsonArray? Events { get; init; }
+
     /// <summary>The namespace of the streams.</summary>
     public required string Namespace { get; init; }
 
@@ -99,7 +105,14 @@ public static class WorkerProcess
                     kinds = kinds.With(PluginLoader.Load(path).Where(d => !kinds.Origins.ContainsKey(d.Kind)), path);
                 }
 
-                var pipeline = PipelineDocument.FromJson(manifest.Document, manifest.BaseDirectory, kinds);
+                var check = PipelineDocument.CheckWithTasks(
+                    manifest.Document,
+                    manifest.BaseDirectory,
+                    kinds,
+                    (manifest.Tasks ?? []).Select(t => TaskSpec.FromJson(t!.AsObject())),
+                    (manifest.Events ?? []).Select(e => EventSpec.FromJson(e!.AsObject())));
+                var pipeline = check.Pipeline ?? throw new DocumentValidationException(check.Errors);
+
                 plan = new PipelinePlan(pipeline, manifest.Placement, manifest.Namespace);
                 if (manifest.Worker < 0 || manifest.Worker >= plan.Workers.Count || plan.Workers[manifest.Worker].Name != manifest.Node)
                 {

@@ -24,6 +24,9 @@ internal abstract class WorkerRunner : IDisposable
 
     public WorkerReporter Reporter { get; }
 
+    /// <summary>True when the work is done for good (a task whose function returned): the worker ends without being told to.</summary>
+    public bool Finished { get; protected set; }
+
     /// <summary>Runs until <paramref name="stop"/> fires (a command other than run); the frame in progress is finished first.</summary>
     public void Run(CancellationToken stop)
     {

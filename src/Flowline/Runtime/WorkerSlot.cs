@@ -88,8 +88,24 @@ internal sealed class WorkerSlot : IDisposable
         info.ArgumentList.Add(Plan.Name);
         LaunchedNs = MonotonicClock.NowNs();
         var p = new Process { StartInfo = info, EnableRaisingEvents = true };
-        p.OutputDataReceived += (_, e) => Remember(e.Data);
-        p.ErrorDataReceived += (_, e) => Remember(e.Data);
+        // A task is the user's own code: what it prints goes to the program's output, as a thread's would.
+        var forward = Plan.Role == WorkerRole.Task;
+        p.OutputDataReceived += (_, e) =>
+        {
+            Remember(e.Data);
+            if (forward && e.Data is not null)
+            {
+                Console.Out.WriteLine(e.Data);
+            }
+        };
+        p.ErrorDataReceived += (_, e) =>
+        {
+            Remember(e.Data);
+            if (forward && e.Data is not null)
+            {
+                Console.Error.WriteLine(e.Data);
+            }
+        };
         p.Exited += (_, _) => ReportExit();
         p.Start();
         process = p;

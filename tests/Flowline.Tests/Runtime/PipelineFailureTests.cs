@@ -117,8 +117,9 @@ public sealed class PipelineFailureTests : RuntimeTest
     {
         var manager = Manager(TwoBranches("{name: broken, kind: test.fail_create, input: input, output: a}"));
         manager.Build();
-        var e = Assert.Throws<InvalidOperationException>(manager.Start);
+        var e = Assert.Throws<WorkerFailedException>(manager.Start);
         Assert.Equal("kernel 'broken' failed to start: this kernel cannot be created", e.Message);
+        Assert.Equal("broken", (string?)Assert.Single(e.Failures)["kernel"]);
         Assert.Equal(PipelineState.Built, manager.State);
         WaitUntil(() => WorkerChildren().Count == 0, "every started worker is torn down", 10);
         Assert.Empty(manager.Status()["failures"]!.AsArray());
