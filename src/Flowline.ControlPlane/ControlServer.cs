@@ -75,9 +75,24 @@ public sealed class ControlServer : IAsyncDisposable
     /// Loads the document, listens, and registers the server. Refuses a non-loopback address without a
     /// token. On any failure, nothing is left running or registered.
     /// </summary>
-    public static async Task<ControlServer> StartAsync(string configPath, ControlServerOptions? options = null, CancellationToken cancellationToken = default)
+    public static Task<ControlServer> StartAsync(string configPath, ControlServerOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new ControlServerOptions();
+        return StartAsync(() => new ControlService(configPath, options.Service), options, cancellationToken);
+    }
+
+    /// <summary>
+    /// Serves <paramref name="manager"/> (a code-first pipeline's, for example): the server adopts it and
+    /// shuts it down when disposed. Same rules as for a document.
+    /// </summary>
+    public static Task<ControlServer> StartAsync(Runtime.PipelineManager manager, ControlServerOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new ControlServerOptions();
+        return StartAsync(() => new ControlService(manager, options.Service), options, cancellationToken);
+    }
+
+    private static async Task<ControlServer> StartAsync(Func<ControlService> createService, ControlServerOptions options, CancellationToken cancellationToken)
+    {
         if (!IsLoopback(options.Host) && !options.Tokens.Required)
         {
             throw new ArgumentException($"refusing to listen on '{options.Host}' without a token: anyone who reaches it could drive the pipeline; give --token, --token-file or FLOWLINE_TOKEN, or listen on 127.0.0.1");
@@ -93,7 +108,7 @@ public sealed class ControlServer : IAsyncDisposable
             throw new ArgumentException($"--port must be between 0 and 65535, not {options.Port}");
         }
 
-        var service = new ControlService(configPath, options.Service);
+        var service = createService();
         WebApplication? app = null;
         try
         {

@@ -51,6 +51,23 @@ public sealed class ControlService : IDisposable
         LoadRoots = [Path.GetDirectoryName(full)!, .. this.options.LoadRoots.Select(Path.GetFullPath)];
     }
 
+    /// <summary>
+    /// Serves a manager made in code: a code-first <c>Pipeline</c>'s (<c>pipeline.Manager</c>), or one of
+    /// a document built in code. The service adopts it (and shuts it down when disposed). A pipeline with
+    /// tasks cannot have its document replaced over HTTP: its tasks are code.
+    /// </summary>
+    public ControlService(PipelineManager manager, ControlServiceOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(manager);
+        this.options = (options ?? new ControlServiceOptions()) with { Manager = manager.Options };
+        Events = new EventHub(Math.Max(1, this.options.EventHistory), Math.Max(1, this.options.SubscriberQueue));
+        manager.EventRaised += OnManagerEvent;
+        var spec = manager.Pipeline.Spec;
+        var basePath = spec.BaseDirectory ?? Environment.CurrentDirectory;
+        current = new Current(manager.Pipeline, manager, DocumentOf(spec), spec.File, basePath, Revision: 1);
+        LoadRoots = [basePath, .. this.options.LoadRoots.Select(Path.GetFullPath)];
+    }
+
     /// <summary>The directories <c>POST /document/load</c> may read from.</summary>
     public IReadOnlyList<string> LoadRoots { get; }
 
@@ -184,6 +201,11 @@ public sealed class ControlService : IDisposable
     private JsonObject Replace(DocumentCheck check, string? configPath, string basePath, string reason)
     {
         var c = current;
+        if (!c.Pipeline.Spec.Tasks.IsEmpty)
+        {
+            throw new ControlException(409, "this pipeline was declared in code (its tasks are functions of the serving program); its document cannot be replaced over HTTP");
+        }
+
         if (check.Pipeline is not { } pipeline)
         {
             var result = CheckResult(check);
@@ -328,8 +350,21 @@ public sealed class ControlService : IDisposable
     {
         var manager = new PipelineManager(pipeline, options.Manager);
         manager.EventRaised += OnManagerEvent;
-        var document = PipelineDocument.ToJson(pipeline.Spec);
+        var document = DocumentOf(pipeline.Spec);
         return new Current(pipeline, manager, document, configPath, basePath ?? pipeline.Spec.BaseDirectory ?? Path.GetDirectoryName(configPath) ?? Environment.CurrentDirectory, revision);
+    }
+
+    /// <summary>The document as JSON; a code-first pipeline's tasks and events are shown too (read only).</summary>
+    private static JsonObject DocumentOf(PipelineSpec spec)
+    {
+        var document = PipelineDocument.ToJson(spec);
+        if (!spec.Tasks.IsEmpty)
+        {
+            document["tasks"] = new JsonArray([.. spec.Tasks.Select(t => (JsonNode)t.ToJson())]);
+            document["events"] = new JsonArray([.. spec.Events.Select(e => (JsonNode)e.ToJson())]);
+        }
+
+        return document;
     }
 
     private void OnManagerEvent(object? sender, PipelineEvent e)

@@ -70,6 +70,9 @@ public sealed partial class PipelineManager : IDisposable
     /// <summary>Raised for every event, in order, on a thread that holds no lock of the manager's.</summary>
     public event EventHandler<PipelineEvent>? EventRaised;
 
+    /// <summary>The options it was created with.</summary>
+    public PipelineManagerOptions Options => options;
+
     /// <summary>The pipeline.</summary>
     public ValidatedPipeline Pipeline { get; }
 
