@@ -63,7 +63,7 @@ internal sealed class DocumentBinder(string? file)
 
         DuplicateKeys(top, "");
         CheckKeys(top, "", TopKeys);
-        var streams = List(top, "shared_memory", "", required: true, item: BindStream);
+        var streams = List(top, "shared_memory", "", required: !AllowNoNodes, item: BindStream);
         var kernels = List(top, "kernels", "", required: false, item: BindKernel);
         var sources = List(top, "sources", "", required: false, item: BindSource);
         var sinks = List(top, "sinks", "", required: false, item: BindSink);

@@ -126,7 +126,14 @@ public sealed partial class Pipeline
 
         if (order.Count < tasks.Count)
         {
-            var cycle = pending.Where(p => p.Value > 0).Select(p => p.Key).Order(StringComparer.Ordinal);
+            // What is left is the cycles and what they feed: drop, again and again, a task none of the rest reads from.
+            var left = pending.Where(p => p.Value > 0).Select(p => p.Key).ToHashSet(StringComparer.Ordinal);
+            while (left.FirstOrDefault(t => !downstream[t].Any(left.Contains)) is { } leaf)
+            {
+                left.Remove(leaf);
+            }
+
+            var cycle = left.Order(StringComparer.Ordinal);
             throw new ArgumentException($"the tasks form a cycle ({string.Join(", ", cycle)}); a pipeline's tasks must not feed back into themselves");
         }
 

@@ -55,6 +55,7 @@ public sealed partial class Pipeline : IDisposable
     private PipelineManager? manager;
     private ValidatedPipeline? compiled;
     private PipelineMonitor? monitor;
+    private WorkerFailedException? failure;
     private bool started;
     private bool closed;
 
@@ -118,34 +119,39 @@ public sealed partial class Pipeline : IDisposable
         ThrowIfClosed();
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         ArgumentOutOfRangeException.ThrowIfLessThan(frames, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(frames, StreamOptions.MaxCapacityFrames);
         if (!cacheAlign)
         {
             throw new ArgumentException("Flowline's slots are always cache-line aligned; leave cacheAlign true", nameof(cacheAlign));
         }
 
-        if (Declared(name, "stream"))
+        if (streams.Any(s => s.Name == name) || events.Any(e => e.Name == name))
         {
-            throw new ArgumentException($"a stream named '{name}' is already declared", nameof(name));
+            throw new ArgumentException($"a stream or event named '{name}' is already declared (streams and events share the namespace's names)", nameof(name));
         }
 
         var format = new FrameFormat(elementType, shape);
-        streams.Add(new StreamDeclaration(name, format, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)frames), description));
+        var slots = (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)Math.Max(2, frames)); // a ring has at least two slots
+        streams.Add(new StreamDeclaration(name, format, slots, description));
         return this;
     }
 
     /// <summary>Declares a stream of <typeparamref name="T"/> frames of <paramref name="shape"/>.</summary>
     public Pipeline AddStream<T>(string name, ReadOnlySpan<int> shape, int frames = DefaultFrames, string? description = null)
-        where T : unmanaged =>
-        AddStream(name, shape, ElementTypes.Of<T>() ?? throw new ArgumentException($"{typeof(T).Name} is not an element type of a stream"), frames, cacheAlign: true, description);
+        where T : unmanaged
+    {
+        ThrowIfClosed();
+        return AddStream(name, shape, ElementTypes.Of<T>() ?? throw new ArgumentException($"{typeof(T).Name} is not an element type of a stream"), frames, cacheAlign: true, description);
+    }
 
     /// <summary>Declares an event (set at build when <paramref name="initialState"/>).</summary>
     public Pipeline AddEvent(string name, bool initialState = false, string? description = null)
     {
         ThrowIfClosed();
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
-        if (events.Any(e => e.Name == name))
+        if (events.Any(e => e.Name == name) || streams.Any(s => s.Name == name))
         {
-            throw new ArgumentException($"an event named '{name}' is already declared", nameof(name));
+            throw new ArgumentException($"an event or stream named '{name}' is already declared (streams and events share the namespace's names)", nameof(name));
         }
 
         events.Add(new EventSpec(name, initialState, description));
@@ -196,6 +202,7 @@ public sealed partial class Pipeline : IDisposable
     /// <summary>A built-in reader of <paramref name="reads"/> that stops holding their writers back (latest delivery) and returns: a stream's reader when nothing else reads it.</summary>
     public Pipeline AddTerminator(string name, Dictionary<string, string> reads, string? description = null)
     {
+        ThrowIfClosed();
         ArgumentNullException.ThrowIfNull(reads);
         if (reads.Count == 0)
         {
@@ -208,6 +215,7 @@ public sealed partial class Pipeline : IDisposable
     /// <summary>Registers every static method of <paramref name="type"/> marked with <see cref="PipelineTaskAttribute"/> (the decorator form).</summary>
     public Pipeline AddTasksFrom(Type type)
     {
+        ThrowIfClosed();
         ArgumentNullException.ThrowIfNull(type);
         foreach (var method in type.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static).OrderBy(m => m.MetadataToken))
         {
@@ -284,14 +292,15 @@ public sealed partial class Pipeline : IDisposable
         }
 
         var m = Manager;
-        m.Build();
         try
         {
+            m.Build();
             m.Start();
         }
         catch
         {
             m.Shutdown(force: true);
+            started = false; // nothing runs: the pipeline may be started again once the cause is fixed
             throw;
         }
     }
@@ -321,6 +330,11 @@ public sealed partial class Pipeline : IDisposable
         var deadline = timeout is { } t ? DateTime.UtcNow + t : DateTime.MaxValue;
         while (true)
         {
+            if (failure is not null)
+            {
+                throw failure;
+            }
+
             m.RaiseIfFailed();
             var left = deadline - DateTime.UtcNow;
             if (m.WaitForWorkers(left < TimeSpan.FromMilliseconds(50) ? left : TimeSpan.FromMilliseconds(50)))
@@ -342,6 +356,15 @@ public sealed partial class Pipeline : IDisposable
         if (manager is not { } m || closed || m.State is not (PipelineState.Running or PipelineState.Paused or PipelineState.Failed))
         {
             return;
+        }
+
+        try
+        {
+            m.RaiseIfFailed();
+        }
+        catch (WorkerFailedException e)
+        {
+            failure = e; // stopping clears the manager's records; Join still reports the failure
         }
 
         m.Stop(timeout ?? TimeSpan.FromSeconds(5), force: true);
@@ -481,8 +504,6 @@ public sealed partial class Pipeline : IDisposable
                 nameof(activateOn));
         }
     }
-
-    private bool Declared(string name, string what) => what == "stream" && streams.Any(s => s.Name == name);
 
     private void Warn(string message)
     {

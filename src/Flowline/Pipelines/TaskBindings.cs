@@ -80,6 +80,7 @@ public sealed class TaskReader<T>
     where T : unmanaged
 {
     private readonly TaskGate gate;
+    private bool looking;
 
     internal TaskReader(string name, FrameFormat format, StreamReader<T> reader, TaskGate gate)
     {
@@ -164,12 +165,19 @@ public sealed class TaskReader<T>
 
         LastHeader = header;
         gate.Received(header);
+        looking = true;
         return true;
     }
 
     /// <summary>Releases the frame of the last <see cref="Look"/>; false if none was held.</summary>
     public bool Increment()
     {
+        if (!looking)
+        {
+            return false;
+        }
+
+        looking = false;
         var released = Raw.Increment();
         if (released && gate.CountsReads)
         {
