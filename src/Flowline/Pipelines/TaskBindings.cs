@@ -68,29 +68,18 @@ internal sealed class TaskGate(ControlBlock control, WorkerReporter reporter, Ca
     }
 }
 
-/// <summary>
-/// A task's reader of one stream (PYTHUSA's <c>StreamReader</c> binding). By default it is lossless: the
-/// writer waits for it when the ring is full. Calls without a timeout return at once (PYTHUSA's
-/// non-blocking reads); with a timeout they sleep until a frame comes (no polling loop in user code).
-/// Pauses of the pipeline hold the task inside these calls; a stop ends them with
-/// <see cref="OperationCanceledException"/>.
-/// </summary>
-/// <typeparam name="T">The element type: the stream's, or <see cref="byte"/> for raw bytes.</typeparam>
-public sealed class TaskReader<T>
+/// <summary>What a task's reader and writer tell about their stream.</summary>
+/// <typeparam name="T">The element type of the binding.</typeparam>
+public abstract class TaskStream<T>
     where T : unmanaged
 {
-    private readonly TaskGate gate;
-    private bool looking;
-
-    internal TaskReader(string name, FrameFormat format, StreamReader<T> reader, TaskGate gate)
+    private protected TaskStream(string name, FrameFormat format)
     {
         Name = name;
         Shape = format.Shape;
         ElementType = format.ElementType;
         FrameBytes = format.FrameBytes;
         FrameLength = format.FrameBytes / System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
-        Raw = reader;
-        this.gate = gate;
     }
 
     /// <summary>The stream's name.</summary>
@@ -107,6 +96,28 @@ public sealed class TaskReader<T>
 
     /// <summary>Values of <typeparamref name="T"/> per frame.</summary>
     public int FrameLength { get; }
+}
+
+/// <summary>
+/// A task's reader of one stream (PYTHUSA's <c>StreamReader</c> binding). By default it is lossless: the
+/// writer waits for it when the ring is full. Calls without a timeout return at once (PYTHUSA's
+/// non-blocking reads); with a timeout they sleep until a frame comes (no polling loop in user code).
+/// Pauses of the pipeline hold the task inside these calls; a stop ends them with
+/// <see cref="OperationCanceledException"/>.
+/// </summary>
+/// <typeparam name="T">The element type: the stream's, or <see cref="byte"/> for raw bytes.</typeparam>
+public sealed class TaskReader<T> : TaskStream<T>
+    where T : unmanaged
+{
+    private readonly TaskGate gate;
+    private bool looking;
+
+    internal TaskReader(string name, FrameFormat format, StreamReader<T> reader, TaskGate gate)
+        : base(name, format)
+    {
+        Raw = reader;
+        this.gate = gate;
+    }
 
     /// <summary>The underlying ring reader (PYTHUSA's <c>.raw</c>): every operation of <see cref="StreamReader{T}"/>.</summary>
     public StreamReader<T> Raw { get; }
@@ -232,37 +243,18 @@ public sealed class TaskReader<T>
 /// and origin timestamp of the last frame the task read, so latency is measured end to end.
 /// </summary>
 /// <typeparam name="T">The element type: the stream's, or <see cref="byte"/> for raw bytes.</typeparam>
-public sealed class TaskWriter<T>
+public sealed class TaskWriter<T> : TaskStream<T>
     where T : unmanaged
 {
     private readonly TaskGate gate;
     private bool looking;
 
     internal TaskWriter(string name, FrameFormat format, StreamWriter<T> writer, TaskGate gate)
+        : base(name, format)
     {
-        Name = name;
-        Shape = format.Shape;
-        ElementType = format.ElementType;
-        FrameBytes = format.FrameBytes;
-        FrameLength = format.FrameBytes / System.Runtime.CompilerServices.Unsafe.SizeOf<T>();
         Raw = writer;
         this.gate = gate;
     }
-
-    /// <summary>The stream's name.</summary>
-    public string Name { get; }
-
-    /// <summary>The frame shape.</summary>
-    public ImmutableArray<int> Shape { get; }
-
-    /// <summary>The stream's element type.</summary>
-    public ElementType ElementType { get; }
-
-    /// <summary>Bytes per frame.</summary>
-    public int FrameBytes { get; }
-
-    /// <summary>Values of <typeparamref name="T"/> per frame.</summary>
-    public int FrameLength { get; }
 
     /// <summary>The underlying ring writer (PYTHUSA's <c>.raw</c>).</summary>
     public StreamWriter<T> Raw { get; }
