@@ -16,6 +16,7 @@ public sealed class EndToEndTests : ServerTest
         using var client = new RemoteManagerClient(Server.Address);
         using var follow = new CancellationTokenSource(TimeSpan.FromSeconds(60));
         var events = new List<RemoteEvent>();
+        var subscribed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         var following = Task.Run(async () =>
         {
             await foreach (var e in client.EventsAsync(cancellationToken: follow.Token))
@@ -24,8 +25,13 @@ public sealed class EndToEndTests : ServerTest
                 {
                     events.Add(e);
                 }
+
+                subscribed.TrySetResult();
             }
         });
+
+        // Commands start once the stream is open (its initial snapshot came), so that every event is seen.
+        await subscribed.Task.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
 
         // A document without its source, so that a synthetic input can drive the stream.
         var document = (await client.DocumentAsync())["document"]!.AsObject();
