@@ -138,6 +138,26 @@ public sealed partial class ServeCommandTests : IDisposable
     }
 
     [Fact]
+    public void Servers_Launch_StartsABackgroundServer_ThatKillStops()
+    {
+        var launch = Client("servers", "launch", Document);
+        AssertExit(0, launch);
+        var match = LaunchedLine().Match(launch.Output);
+        Assert.True(match.Success, $"unexpected output: {launch.Output}");
+        var pid = int.Parse(match.Groups["pid"].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var server = Process.GetProcessById(pid);
+        servers.Add(server);
+
+        var status = Client("status", "--url", match.Groups["url"].Value, "--json");
+        AssertExit(0, status);
+        Assert.Equal("initialized", (string?)JsonNode.Parse(status.Output)!["state"]);
+
+        AssertExit(0, Client("servers", "kill", "--all"));
+        Assert.True(SpinWait.SpinUntil(() => server.HasExited, TimeSpan.FromSeconds(20)), "the launched server did not exit");
+        Assert.Contains("no local servers", Client("servers", "list").Output, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Serve_OnAnyAddressWithoutAToken_IsRefused()
     {
         var result = Cli.Run(environment, "serve", Document, "--host", "0.0.0.0", "--port", "0");
@@ -212,4 +232,7 @@ public sealed partial class ServeCommandTests : IDisposable
 
     [GeneratedRegex(@"^serving .* at (?<url>http://\S+) \(")]
     private static partial Regex ServingLine();
+
+    [GeneratedRegex(@"^serving .* at (?<url>http://\S+) \(pid (?<pid>\d+);")]
+    private static partial Regex LaunchedLine();
 }
