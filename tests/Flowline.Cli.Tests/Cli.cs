@@ -49,17 +49,7 @@ internal static class Cli
         return Process.Start(info)!;
     }
 
-    public static string DotnetHost()
-    {
-        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
-        {
-            return fromSdk;
-        }
-
-        var host = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", "..", "dotnet"));
-        return File.Exists(host) ? host : "dotnet";
-    }
+    public static string DotnetHost() => Flowline.SharedMemory.Diagnostics.DotnetHost.Path;
 }
 
 /// <summary>What a test checks was left behind: shared-memory namespaces and worker processes.</summary>

@@ -124,7 +124,7 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
             using var child = StartChild("wake", Name, "--count", Invariant(count), "--warmup", Invariant(count / 10));
             child.Expect("ready", Patience);
             probe.SendWakes(count, WakeRateHz);
-            return BenchJson.ParsePeer(child.Expect("result ", Patience)).Latency!;
+            return BenchJson.ParsePeer(child.Expect("result ", Patience)["result ".Length..]).Latency!;
         }
         finally
         {
@@ -155,7 +155,7 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
                 writer.Close();
             }
 
-            var result = BenchJson.ParsePeer(child.Expect("result ", Patience));
+            var result = BenchJson.ParsePeer(child.Expect("result ", Patience)["result ".Length..]);
             return new LatencyCase(Name(policy), rateHz, result.Latency!);
         }
         finally
@@ -194,7 +194,7 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
                 writer.Close();
             }
 
-            var result = BenchJson.ParsePeer(child.Expect("result ", Patience));
+            var result = BenchJson.ParsePeer(child.Expect("result ", Patience)["result ".Length..]);
             if (result.Frames != frames)
             {
                 throw new InvalidOperationException($"the reader received {result.Frames:N0} of {frames:N0} frames after the warm-up");
@@ -228,7 +228,7 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
             using var writer = stream.OpenWriter<byte>();
             using var child = StartChild("idle", name, "--policy", policy.ToString(), "--seconds", Invariant(seconds));
             child.Expect("ready", Patience);
-            var result = BenchJson.ParsePeer(child.Expect("result ", Patience));
+            var result = BenchJson.ParsePeer(child.Expect("result ", Patience)["result ".Length..]);
             return new IdleCase(
                 Name(policy),
                 result.Seconds,
@@ -245,7 +245,7 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
     /// <summary>With --pin, readers run on CPU 1 (the writer runs on CPU 0).</summary>
     private long? ChildAffinity => options.Pin && Environment.ProcessorCount > 1 ? 2 : null;
 
-    private BenchChild StartChild(string role, string name, params string[] arguments) =>
+    private LineProcess StartChild(string role, string name, params string[] arguments) =>
         BenchChild.Start(ChildAffinity, [role, "--ns", ns, "--name", name, .. arguments]);
 
     private void Say(string line) => progress.WriteLine(line);

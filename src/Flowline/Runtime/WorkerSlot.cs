@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using Flowline.SharedMemory;
+using Flowline.SharedMemory.Diagnostics;
 using Flowline.SharedMemory.Liveness;
 
 namespace Flowline.Runtime;
@@ -218,31 +218,5 @@ internal sealed class WorkerSlot : IDisposable
         {
             onExit(this);
         }
-    }
-}
-
-/// <summary>Where the <c>dotnet</c> host is, to start worker processes with the runtime this process runs on.</summary>
-public static class DotnetHost
-{
-    /// <summary>The host's path: the SDK's when run under it, else the one of this runtime's installation, else "dotnet".</summary>
-    public static string Path { get; } = Find();
-
-    private static string Find()
-    {
-        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
-        {
-            return fromSdk;
-        }
-
-        if (Environment.ProcessPath is { } self && System.IO.Path.GetFileNameWithoutExtension(self) == "dotnet")
-        {
-            return self;
-        }
-
-        // The runtime lives in <dotnet root>/shared/Microsoft.NETCore.App/<version>/.
-        var root = System.IO.Path.GetFullPath(System.IO.Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
-        var host = System.IO.Path.Combine(root, "dotnet");
-        return File.Exists(host) ? host : "dotnet";
     }
 }

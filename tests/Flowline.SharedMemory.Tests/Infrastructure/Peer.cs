@@ -1,6 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Runtime.InteropServices;
+using Flowline.SharedMemory.Diagnostics;
 
 namespace Flowline.SharedMemory.Tests.Infrastructure;
 
@@ -8,45 +8,20 @@ namespace Flowline.SharedMemory.Tests.Infrastructure;
 public sealed class Peer : IDisposable
 {
     private static readonly ConcurrentDictionary<int, Peer> Running = new();
-    private readonly Process process;
-    private readonly BlockingCollection<string> lines = [];
-    private readonly ConcurrentQueue<string> errors = new();
-    private bool disposed;
-    private bool exitedAtDispose;
+    private readonly LineProcess process;
 
-    private Peer(Process process)
+    private Peer(LineProcess process)
     {
         this.process = process;
-        Pid = process.Id;
-        process.OutputDataReceived += (_, e) =>
-        {
-            if (e.Data is null)
-            {
-                lines.CompleteAdding();
-            }
-            else
-            {
-                lines.Add(e.Data);
-            }
-        };
-        process.ErrorDataReceived += (_, e) =>
-        {
-            if (e.Data is not null)
-            {
-                errors.Enqueue(e.Data);
-            }
-        };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
     }
 
-    public int Pid { get; }
+    public int Pid => process.Pid;
 
-    public bool HasExited => disposed ? exitedAtDispose : process.HasExited;
+    public bool HasExited => process.HasExited;
 
     public int ExitCode => process.ExitCode;
 
-    public string ErrorOutput => string.Join(Environment.NewLine, errors);
+    public string ErrorOutput => process.ErrorOutput;
 
     /// <summary>Peers that have not been disposed yet (for the leak check).</summary>
     public static IReadOnlyCollection<int> Alive => Running.Keys.Where(pid => Running[pid] is { HasExited: false }).ToList();
@@ -54,14 +29,8 @@ public sealed class Peer : IDisposable
     /// <summary>Starts the peer with a role and key/value arguments; it exits if this process dies.</summary>
     public static Peer Start(string role, params string[] arguments)
     {
-        var dll = Path.Combine(AppContext.BaseDirectory, "Flowline.SharedMemory.TestPeer.dll");
-        var info = new ProcessStartInfo(DotnetHost())
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        info.ArgumentList.Add(dll);
+        var info = new ProcessStartInfo(DotnetHost.Path);
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "Flowline.SharedMemory.TestPeer.dll"));
         info.ArgumentList.Add(role);
         foreach (var argument in arguments)
         {
@@ -70,74 +39,23 @@ public sealed class Peer : IDisposable
 
         info.ArgumentList.Add("--parent");
         info.ArgumentList.Add(Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        var process = Process.Start(info) ?? throw new InvalidOperationException("cannot start the test peer");
-        var peer = new Peer(process);
-        Running[process.Id] = peer;
+        var peer = new Peer(LineProcess.Start(info, $"peer '{role}'"));
+        Running[peer.Pid] = peer;
         return peer;
     }
 
     /// <summary>Waits for a line starting with <paramref name="prefix"/>; fails the test if the peer exits or the time runs out.</summary>
-    public string Expect(string prefix, TimeSpan? timeout = null)
-    {
-        var limit = timeout ?? TimeSpan.FromSeconds(30);
-        var watch = Stopwatch.StartNew();
-        while (true)
-        {
-            var left = limit - watch.Elapsed;
-            if (left <= TimeSpan.Zero || !lines.TryTake(out var line, left))
-            {
-                throw new TimeoutException($"peer {Pid} did not print '{prefix}' within {limit.TotalSeconds:0.#} s (exited: {HasExited}; stderr: {ErrorOutput})");
-            }
-
-            if (line.StartsWith(prefix, StringComparison.Ordinal))
-            {
-                return line;
-            }
-        }
-    }
+    public string Expect(string prefix, TimeSpan? timeout = null) => process.Expect(prefix, timeout ?? TimeSpan.FromSeconds(30));
 
     /// <summary>Kills the peer with SIGKILL and waits for it to be gone.</summary>
-    public void Kill()
-    {
-        if (!process.HasExited)
-        {
-            _ = kill(process.Id, 9);
-            process.WaitForExit(10_000);
-        }
-    }
+    public void Kill() => process.Kill();
 
     /// <summary>Waits for the peer to exit; true if it did within the timeout.</summary>
     public bool WaitForExit(TimeSpan timeout) => process.WaitForExit(timeout);
 
     public void Dispose()
     {
-        if (disposed)
-        {
-            return;
-        }
-
-        Kill();
-        exitedAtDispose = process.HasExited;
-        disposed = true;
-        Running.TryRemove(Pid, out _);
         process.Dispose();
-        lines.Dispose();
+        Running.TryRemove(Pid, out _);
     }
-
-    internal static string DotnetHost()
-    {
-        var fromSdk = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
-        if (!string.IsNullOrEmpty(fromSdk) && File.Exists(fromSdk))
-        {
-            return fromSdk;
-        }
-
-        // The runtime lives in <dotnet root>/shared/Microsoft.NETCore.App/<version>/.
-        var root = Path.GetFullPath(Path.Combine(RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
-        var host = Path.Combine(root, "dotnet");
-        return File.Exists(host) ? host : "dotnet";
-    }
-
-    [DllImport("libc", SetLastError = true)]
-    private static extern int kill(int pid, int signal);
 }
