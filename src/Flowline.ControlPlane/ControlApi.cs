@@ -125,6 +125,10 @@ public static class ControlApi
         {
             return Error(422, e.Message);
         }
+        catch (ControlException e)
+        {
+            return Error(e.StatusCode, e.Message);
+        }
 
         return Guard(service, () => Json(200, action(body)));
     }
@@ -308,6 +312,35 @@ public static class ControlApi
         await Task.CompletedTask.ConfigureAwait(false);
         yield return item;
     }
+
+    /// <summary>
+    /// Without tokens, the server answers only requests that come from this machine's own programs: the
+    /// Host must be a loopback name or address (a DNS-rebound name is refused), and a browser request from
+    /// another site (an Origin that is not loopback, or Sec-Fetch-Site: cross-site) is refused, so that no
+    /// web page can drive the pipeline.
+    /// </summary>
+    public static async Task LocalRequestsOnly(HttpContext context, Func<Task> next)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(next);
+        var request = context.Request;
+        var origin = request.Headers.Origin.ToString();
+        var why = !IsLoopbackHost(request.Host.Host) ? $"Host '{request.Host}' is not this machine"
+            : request.Headers["Sec-Fetch-Site"].ToString() == "cross-site" ? "a cross-site browser request"
+            : origin.Length > 0 && !(Uri.TryCreate(origin, UriKind.Absolute, out var o) && IsLoopbackHost(o.Host)) ? $"Origin '{origin}' is not this machine"
+            : null;
+        if (why is not null)
+        {
+            await Error(403, $"refused: {why}; a server without tokens answers local programs only (start it with a token to serve others)").ExecuteAsync(context).ConfigureAwait(false);
+            return;
+        }
+
+        await next().ConfigureAwait(false);
+    }
+
+    private static bool IsLoopbackHost(string host) =>
+        host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+        || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip));
 
     /// <summary>401 without a known bearer token, 403 when its scope is below the endpoint's.</summary>
     private sealed class ScopeFilter(AccessTokens tokens, Scope required) : IEndpointFilter

@@ -24,6 +24,14 @@ internal static class ControlJson
             return null;
         }
 
+        // A JSON body says so: a browser form or a plain-text fetch from another site (no preflight) is refused.
+        var type = request.ContentType ?? "";
+        var mediaType = type.Split(';', 2)[0].Trim();
+        if (!mediaType.Equals("application/json", StringComparison.OrdinalIgnoreCase) && !mediaType.EndsWith("+json", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new ControlException(415, $"the request body must be sent as application/json, not '{(type.Length == 0 ? "(no Content-Type)" : type)}'");
+        }
+
         JsonNode? node;
         try
         {

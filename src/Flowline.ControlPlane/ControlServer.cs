@@ -78,7 +78,7 @@ public sealed class ControlServer : IAsyncDisposable
     public static Task<ControlServer> StartAsync(string configPath, ControlServerOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new ControlServerOptions();
-        return StartAsync(() => new ControlService(configPath, options.Service), options, cancellationToken);
+        return StartAsync(() => new ControlService(configPath, options.Service), adopted: false, options, cancellationToken);
     }
 
     /// <summary>
@@ -88,10 +88,10 @@ public sealed class ControlServer : IAsyncDisposable
     public static Task<ControlServer> StartAsync(Runtime.PipelineManager manager, ControlServerOptions? options = null, CancellationToken cancellationToken = default)
     {
         options ??= new ControlServerOptions();
-        return StartAsync(() => new ControlService(manager, options.Service), options, cancellationToken);
+        return StartAsync(() => new ControlService(manager, options.Service), adopted: true, options, cancellationToken);
     }
 
-    private static async Task<ControlServer> StartAsync(Func<ControlService> createService, ControlServerOptions options, CancellationToken cancellationToken)
+    private static async Task<ControlServer> StartAsync(Func<ControlService> createService, bool adopted, ControlServerOptions options, CancellationToken cancellationToken)
     {
         if (!IsLoopback(options.Host) && !options.Tokens.Required)
         {
@@ -132,6 +132,11 @@ public sealed class ControlServer : IAsyncDisposable
             app.UseStatusCodePages(context => context.HttpContext.Response.HasStarted
                 ? Task.CompletedTask
                 : ControlApi.Error(context.HttpContext.Response.StatusCode, Microsoft.AspNetCore.WebUtilities.ReasonPhrases.GetReasonPhrase(context.HttpContext.Response.StatusCode)).ExecuteAsync(context.HttpContext));
+            if (!options.Tokens.Required)
+            {
+                app.Use(ControlApi.LocalRequestsOnly);
+            }
+
             app.MapControlEndpoints(service, options.Tokens, options.Api);
             app.Lifetime.ApplicationStopping.Register(service.Events.CompleteAll);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -156,7 +161,15 @@ public sealed class ControlServer : IAsyncDisposable
                 await app.DisposeAsync().ConfigureAwait(false);
             }
 
-            service.Dispose();
+            if (adopted)
+            {
+                service.Detach(); // the caller's pipeline keeps running: only the server failed
+            }
+            else
+            {
+                service.Dispose();
+            }
+
             throw;
         }
     }

@@ -37,6 +37,7 @@ public sealed class ControlService : IDisposable
 
     private readonly Lock commands = new();
     private readonly ControlServiceOptions options;
+    private readonly bool ownsManager;
     private volatile Current current;
     private bool disposed;
 
@@ -46,9 +47,10 @@ public sealed class ControlService : IDisposable
         this.options = options ?? new ControlServiceOptions();
         Events = new EventHub(Math.Max(1, this.options.EventHistory), Math.Max(1, this.options.SubscriberQueue));
         var full = Path.GetFullPath(configPath);
-        var pipeline = PipelineDocument.Load(full);
-        current = Create(pipeline, full, revision: 1);
         LoadRoots = [Path.GetDirectoryName(full)!, .. this.options.LoadRoots.Select(Path.GetFullPath)];
+        var pipeline = PipelineDocument.Load(full);
+        ownsManager = true;
+        current = Create(pipeline, full, revision: 1);
     }
 
     /// <summary>
@@ -219,9 +221,7 @@ public sealed class ControlService : IDisposable
         }
 
         var next = Create(pipeline, configPath, c.Revision + 1, basePath);
-        c.Manager.Shutdown(unlink: true, unlinkExternal: false, force: true);
-        c.Manager.Dispose();
-        current = next;
+        Retire(c.Manager, next);
         var body = DocumentResult(next, check);
         Events.Publish("document_updated", ((JsonObject)body.DeepClone()).With("reason", reason));
         return body;
@@ -332,11 +332,40 @@ public sealed class ControlService : IDisposable
     private PipelineManager Renew()
     {
         var c = current;
-        c.Manager.Shutdown(unlink: true, unlinkExternal: false, force: true);
-        c.Manager.Dispose();
+        if (!ownsManager)
+        {
+            return c.Manager; // an adopted manager (a code-first pipeline's) is built again as it is: its owner keeps hold of it
+        }
+
         var next = Create(c.Pipeline, c.ConfigPath, c.Revision, c.ConfigBasePath);
-        current = next;
+        Retire(c.Manager, next);
         return next.Manager;
+    }
+
+    /// <summary>Shuts <paramref name="old"/> down and disposes it, and makes <paramref name="next"/> current whatever happens.</summary>
+    private void Retire(PipelineManager old, Current next)
+    {
+        try
+        {
+            old.Shutdown(unlink: true, unlinkExternal: false, force: true);
+        }
+        finally
+        {
+            old.EventRaised -= OnManagerEvent;
+            old.Dispose();
+            current = next;
+        }
+    }
+
+    /// <summary>Lets go of an adopted manager without shutting it down (the server failed to start; its owner keeps it).</summary>
+    internal void Detach()
+    {
+        lock (commands)
+        {
+            disposed = true;
+            current.Manager.EventRaised -= OnManagerEvent;
+            Events.CompleteAll();
+        }
     }
 
     private JsonObject PublishSnapshot(string reason)
@@ -349,9 +378,17 @@ public sealed class ControlService : IDisposable
     private Current Create(ValidatedPipeline pipeline, string? configPath, long revision, string? basePath = null)
     {
         var manager = new PipelineManager(pipeline, options.Manager);
-        manager.EventRaised += OnManagerEvent;
-        var document = DocumentOf(pipeline.Spec);
-        return new Current(pipeline, manager, document, configPath, basePath ?? pipeline.Spec.BaseDirectory ?? Path.GetDirectoryName(configPath) ?? Environment.CurrentDirectory, revision);
+        try
+        {
+            var document = DocumentOf(pipeline.Spec);
+            manager.EventRaised += OnManagerEvent;
+            return new Current(pipeline, manager, document, configPath, basePath ?? pipeline.Spec.BaseDirectory ?? Path.GetDirectoryName(configPath) ?? Environment.CurrentDirectory, revision);
+        }
+        catch
+        {
+            manager.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The document as JSON; a code-first pipeline's tasks and events are shown too (read only).</summary>

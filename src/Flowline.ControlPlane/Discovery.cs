@@ -79,6 +79,8 @@ public sealed class ServerDirectory
     /// <summary>Uses <paramref name="path"/>, or the default directory when null.</summary>
     public ServerDirectory(string? path = null) => Path = path ?? DefaultPath();
 
+    private static readonly System.Text.RegularExpressions.Regex RecordName = new(@"^\d+-\d+\.json$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
     /// <summary>The directory.</summary>
     public string Path { get; }
 
@@ -95,7 +97,7 @@ public sealed class ServerDirectory
     public string Register(ServerRecord record)
     {
         ArgumentNullException.ThrowIfNull(record);
-        Ensure();
+        EnsureExists();
         var file = System.IO.Path.Combine(Path, $"{record.Pid}-{record.Port}.json");
         var temp = file + $".{Environment.ProcessId}.tmp";
         using (var stream = new FileStream(temp, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UserOnlyFile }))
@@ -114,7 +116,7 @@ public sealed class ServerDirectory
         {
             File.Delete(file);
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             // Already gone or unreachable: nothing to clean.
         }
@@ -123,13 +125,13 @@ public sealed class ServerDirectory
     /// <summary>The live servers' records, sorted by port then pid; malformed files and dead servers' records are deleted.</summary>
     public IReadOnlyList<ServerRecord> List()
     {
-        if (!Directory.Exists(Path))
+        if (!IsTrusted())
         {
             return [];
         }
 
         var live = new List<ServerRecord>();
-        foreach (var file in Directory.EnumerateFiles(Path, "*.json"))
+        foreach (var file in Directory.EnumerateFiles(Path, "*.json").Where(f => RecordName.IsMatch(System.IO.Path.GetFileName(f))))
         {
             ServerRecord? record;
             try
@@ -157,9 +159,18 @@ public sealed class ServerDirectory
     private static bool IsAlive(ServerRecord record) =>
         record.PidStartTicks != 0 ? new ProcessIdentity(record.Pid, record.PidStartTicks).IsAlive() : ProcessIdentity.Of(record.Pid) is not null;
 
-    /// <summary>Creates the directory with mode 0700, or makes an existing one 0700 (which only its owner can do).</summary>
-    private void Ensure()
+    /// <summary>
+    /// Creates the directory with mode 0700, or checks an existing one: a symbolic link is refused (it
+    /// could lead into another directory of the user's), and a directory that is not 0700 is made so,
+    /// which only its owner can do (one planted by another user is refused).
+    /// </summary>
+    public string EnsureExists()
     {
+        if (new DirectoryInfo(Path).LinkTarget is not null)
+        {
+            throw new InvalidOperationException($"the discovery directory '{Path}' is a symbolic link; remove it or set XDG_RUNTIME_DIR");
+        }
+
         Directory.CreateDirectory(Path, UserOnlyDirectory);
         try
         {
@@ -171,6 +182,25 @@ public sealed class ServerDirectory
         catch (UnauthorizedAccessException e)
         {
             throw new InvalidOperationException($"the discovery directory '{Path}' belongs to another user; remove it or set XDG_RUNTIME_DIR", e);
+        }
+
+        return Path;
+    }
+
+    /// <summary>
+    /// True when the directory can be believed: it exists, is not a symbolic link and has mode 0700
+    /// (another user's directory with that mode cannot be read, so a readable one is ours).
+    /// </summary>
+    private bool IsTrusted()
+    {
+        try
+        {
+            var info = new DirectoryInfo(Path);
+            return info.Exists && info.LinkTarget is null && File.GetUnixFileMode(Path) == UserOnlyDirectory;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
         }
     }
 }

@@ -114,7 +114,7 @@ internal static class PrometheusText
             {
                 if (node is JsonObject data)
                 {
-                    yield return (role, name, data);
+                    yield return (data["task"] is JsonValue t && t.GetValueKind() == JsonValueKind.True ? "task" : role, name, data);
                 }
             }
         }

@@ -20,7 +20,7 @@ internal sealed class StreamPreview(ControlService service, ControlApiOptions op
     public JsonObject Latest(string name)
     {
         var manager = service.Manager;
-        var spec = manager.Pipeline.Spec.FindStream(name) ?? throw new KeyNotFoundException(
+        _ = manager.Pipeline.Spec.FindStream(name) ?? throw new KeyNotFoundException(
             $"the pipeline has no stream '{name}'; streams are: {string.Join(", ", manager.Pipeline.Spec.Streams.Select(s => s.Name))}");
         lock (gate)
         {
@@ -35,15 +35,31 @@ internal sealed class StreamPreview(ControlService service, ControlApiOptions op
                 return (JsonObject)hit.Body.DeepClone();
             }
 
-            var body = Read(manager.Namespace, name, spec.Shape.ToArray(), spec.Dtype);
+            JsonObject body;
+            try
+            {
+                body = Read(manager.Namespace, name);
+            }
+            catch (SharedMemoryException e)
+            {
+                throw new ControlException(409, $"stream '{name}' cannot be read now (the pipeline is {service.Manager.State.ToName()}): {e.Message}");
+            }
+
+            if (service.Manager != manager)
+            {
+                throw new ControlException(409, $"the document was replaced while stream '{name}' was read; ask again");
+            }
+
             cache[name] = (now, manager, body);
             return (JsonObject)body.DeepClone();
         }
     }
 
-    private JsonObject Read(string @namespace, string name, int[] shape, ElementType type)
+    private JsonObject Read(string @namespace, string name)
     {
         using var stream = SharedStream.Attach(@namespace, name);
+        var shape = stream.Format.Shape;
+        var type = stream.Format.ElementType; // what the stream holds, whatever the document now says
         using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest });
         var copy = new byte[stream.Format.FrameBytes];
         FrameHeader header = default;

@@ -34,6 +34,32 @@ public sealed class DiscoveryTests : IDisposable
     }
 
     [Fact]
+    public void List_ASymlinkedDirectory_IsNotTrusted_AndNothingItPointsAtIsDeleted()
+    {
+        var elsewhere = Directory.CreateDirectory(Path.Combine(Path.GetDirectoryName(path)!, "elsewhere")).FullName;
+        var precious = Path.Combine(elsewhere, "settings.json");
+        File.WriteAllText(precious, "{\"not\": \"a record\"}");
+        File.WriteAllText(Path.Combine(elsewhere, "1-2.json"), "not json");
+        File.CreateSymbolicLink(path, elsewhere);
+
+        var directory = new ServerDirectory(path);
+        Assert.Empty(directory.List());
+        Assert.True(File.Exists(precious));
+        Assert.True(File.Exists(Path.Combine(elsewhere, "1-2.json")));
+        var e = Assert.Throws<InvalidOperationException>(() => directory.Register(Mine(40010)));
+        Assert.Contains("symbolic link", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void List_ADirectoryOpenToOthers_IsNotTrusted()
+    {
+        var directory = new ServerDirectory(path);
+        directory.Register(Mine(40012));
+        File.SetUnixFileMode(path, (UnixFileMode)0b111_111_111);
+        Assert.Empty(directory.List());
+    }
+
+    [Fact]
     public void Register_DirectoryIs0700_AndRecordIs0600()
     {
         var directory = new ServerDirectory(path);
@@ -113,11 +139,11 @@ public sealed class DiscoveryTests : IDisposable
         directory.Register(Mine(40010));
         var files = new Dictionary<string, string>
         {
-            ["garbage.json"] = "not json {",
-            ["array.json"] = "[1, 2]",
-            ["nopid.json"] = "{\"host\":\"127.0.0.1\",\"port\":1}",
-            ["wrongtype.json"] = "{\"pid\":\"x\",\"host\":\"127.0.0.1\",\"port\":1}",
-            ["empty.json"] = "",
+            ["1-1.json"] = "not json {",
+            ["1-2.json"] = "[1, 2]",
+            ["1-3.json"] = "{\"host\":\"127.0.0.1\",\"port\":1}",
+            ["1-4.json"] = "{\"pid\":\"x\",\"host\":\"127.0.0.1\",\"port\":1}",
+            ["1-5.json"] = "",
         };
         foreach (var (name, text) in files)
         {
@@ -125,6 +151,7 @@ public sealed class DiscoveryTests : IDisposable
         }
 
         File.WriteAllText(Path.Combine(path, "notes.txt"), "not a record");
+        File.WriteAllText(Path.Combine(path, "garbage.json"), "not named like a record: not the directory's to delete");
         Assert.Equal([40010], directory.List().Select(r => r.Port));
         foreach (var name in files.Keys)
         {
@@ -132,6 +159,7 @@ public sealed class DiscoveryTests : IDisposable
         }
 
         Assert.True(File.Exists(Path.Combine(path, "notes.txt")));
+        Assert.True(File.Exists(Path.Combine(path, "garbage.json")));
     }
 
     [Fact]

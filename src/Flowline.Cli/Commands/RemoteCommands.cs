@@ -240,9 +240,9 @@ internal static class RemoteCommands
         {
             var file = parse.GetValue(TokenFileOption)?.FullName
                 ?? (Environment.GetEnvironmentVariable(ServeCommand.TokenFileVariable) is { Length: > 0 } f ? f : null);
-            token = file is not null ? TokenFile.Read(file) : Environment.GetEnvironmentVariable(ServeCommand.TokenVariable) is { Length: > 0 } t ? t : null;
+            token = file is not null ? TokenFile.Read(file) : Environment.GetEnvironmentVariable(ServeCommand.TokenVariable) is { Length: > 0 } t ? t.Trim() : null;
         }
-        catch (Exception e) when (e is IOException or FormatException or ArgumentException or UnauthorizedAccessException)
+        catch (Exception e) when (e is IOException or InvalidDataException or FormatException or ArgumentException or UnauthorizedAccessException)
         {
             error = e.Message;
             return null;

@@ -61,7 +61,7 @@ internal static class ServeCommand
         {
             tokens = Tokens(token, tokenFile);
         }
-        catch (Exception e) when (e is ArgumentException or FormatException or IOException or UnauthorizedAccessException)
+        catch (Exception e) when (e is ArgumentException or FormatException or IOException or InvalidDataException or UnauthorizedAccessException)
         {
             await Console.Error.WriteLineAsync($"flowline serve: {e.Message}").ConfigureAwait(false);
             return ExitCodes.Failed;
@@ -98,13 +98,27 @@ internal static class ServeCommand
     }
 
     /// <summary>The tokens from --token, --token-file, then the environment; none when nothing is given.</summary>
+    /// <remarks>What the command line gives wins over the environment; the environment is read only when the command line gives nothing.</remarks>
     internal static AccessTokens Tokens(string? token, string? tokenFile)
     {
-        tokenFile ??= Environment.GetEnvironmentVariable(TokenFileVariable) is { Length: > 0 } f ? f : null;
-        token ??= Environment.GetEnvironmentVariable(TokenVariable) is { Length: > 0 } t ? t : null;
         if (token is not null && tokenFile is not null)
         {
-            throw new ArgumentException("give either a token or a token file, not both");
+            throw new ArgumentException("give either --token or --token-file, not both");
+        }
+
+        if (token is null && tokenFile is null)
+        {
+            tokenFile = Environment.GetEnvironmentVariable(TokenFileVariable) is { Length: > 0 } f ? f : null;
+            token = tokenFile is null && Environment.GetEnvironmentVariable(TokenVariable) is { Length: > 0 } t ? t : null;
+        }
+
+        if (token is not null)
+        {
+            token = token.Trim();
+            if (token.Length == 0 || token.Any(char.IsWhiteSpace))
+            {
+                throw new ArgumentException("a token must not be empty or contain spaces");
+            }
         }
 
         return tokenFile is not null ? AccessTokens.Scoped(TokenFile.ReadScoped(tokenFile))

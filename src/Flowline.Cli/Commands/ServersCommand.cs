@@ -77,7 +77,16 @@ internal static class ServersCommand
         }
 
         var directory = new ServerDirectory();
-        Directory.CreateDirectory(directory.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        try
+        {
+            directory.EnsureExists();
+        }
+        catch (InvalidOperationException e)
+        {
+            Console.Error.WriteLine(e.Message);
+            return ExitCodes.Failed;
+        }
+
         var log = Path.Combine(directory.Path, $"serve-{DateTime.UtcNow:yyyyMMdd-HHmmss}-{Environment.ProcessId}.log");
         var serve = new List<string> { "serve", file.FullName, "--host", host, "--port", port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
         if (tokenFile is not null)
@@ -113,8 +122,9 @@ internal static class ServersCommand
             }
         }
 
-        Console.Error.WriteLine($"the server (pid {process.Id}) did not listen within {waitSeconds} s; it was stopped. Log: {log}");
         ThisProcess.SendSignal(process.Id, 15);
+        var stopped = process.WaitForExit(TimeSpan.FromSeconds(10));
+        Console.Error.WriteLine($"the server (pid {process.Id}) did not listen within {waitSeconds} s; it was {(stopped ? "stopped" : "sent SIGTERM but still runs")}. Log: {log}");
         return ExitCodes.Failed;
     }
 

@@ -21,6 +21,15 @@ public readonly record struct FrameStamp(ulong FrameId, long OriginTimestampNs)
 /// <summary>The clock of frame timestamps: <c>CLOCK_MONOTONIC</c> in nanoseconds, the same in every process of the machine.</summary>
 public static class MonotonicClock
 {
+    /// <summary>The clock reading <paramref name="timeout"/> from now: <see cref="long.MaxValue"/> (never) for null, <see cref="Timeout.InfiniteTimeSpan"/> or anything beyond a century; now for a negative timeout.</summary>
+    public static long DeadlineNs(TimeSpan? timeout) => timeout switch
+    {
+        null => long.MaxValue,
+        { } t when t == Timeout.InfiniteTimeSpan || t > TimeSpan.FromDays(36_500) => long.MaxValue,
+        { } t when t <= TimeSpan.Zero => NowNs(),
+        { } t => NowNs() + (long)(t.TotalSeconds * 1e9),
+    };
+
     private static readonly double NsPerTick = 1e9 / Stopwatch.Frequency;
 
     /// <summary>Now, in nanoseconds.</summary>

@@ -286,12 +286,22 @@ public sealed partial class Pipeline : IDisposable
             started = true;
         }
 
-        if (compiled is null)
+        PipelineManager m;
+        try
         {
-            Compile();
+            if (compiled is null)
+            {
+                Compile();
+            }
+
+            m = Manager;
+        }
+        catch
+        {
+            started = false; // nothing was started: fix the declaration and start again
+            throw;
         }
 
-        var m = Manager;
         try
         {
             m.Build();
@@ -327,7 +337,8 @@ public sealed partial class Pipeline : IDisposable
             return true;
         }
 
-        var deadline = timeout is { } t ? DateTime.UtcNow + t : DateTime.MaxValue;
+        var deadline = MonotonicClock.DeadlineNs(timeout);
+        var slice = TimeSpan.FromMilliseconds(50);
         while (true)
         {
             if (failure is not null)
@@ -336,14 +347,14 @@ public sealed partial class Pipeline : IDisposable
             }
 
             m.RaiseIfFailed();
-            var left = deadline - DateTime.UtcNow;
-            if (m.WaitForWorkers(left < TimeSpan.FromMilliseconds(50) ? left : TimeSpan.FromMilliseconds(50)))
+            var leftNs = deadline - MonotonicClock.NowNs();
+            if (m.WaitForWorkers(leftNs < slice.TotalNanoseconds ? TimeSpan.FromTicks(Math.Max(0, leftNs / 100)) : slice))
             {
                 m.RaiseIfFailed();
                 return true;
             }
 
-            if (DateTime.UtcNow >= deadline)
+            if (MonotonicClock.NowNs() >= deadline)
             {
                 return false;
             }
@@ -367,7 +378,7 @@ public sealed partial class Pipeline : IDisposable
             failure = e; // stopping clears the manager's records; Join still reports the failure
         }
 
-        m.Stop(timeout ?? TimeSpan.FromSeconds(5), force: true);
+        m.Stop(timeout ?? TimeSpan.FromSeconds(5)); // a process that does not end within the timeout is killed
     }
 
     /// <summary>Samples every task's metrics every <paramref name="interval"/> and warns when a ring stays over 90 % full for a second.</summary>
@@ -416,7 +427,7 @@ public sealed partial class Pipeline : IDisposable
         monitor?.Dispose();
         if (manager is { } m)
         {
-            m.Shutdown(unlink: true, force: true);
+            m.Shutdown(unlink: true); // up to 5 s for the tasks to end, then processes are killed
             m.Dispose();
         }
     }

@@ -9,22 +9,36 @@ namespace Flowline.Pipelines;
 /// figures), the stop token, and the stamp of the last frame the task read (carried to what it writes,
 /// so that end-to-end latency flows through tasks as through kernels).
 /// </summary>
-internal sealed class TaskGate(ControlBlock control, WorkerReporter reporter, CancellationToken stopping)
+internal sealed class TaskGate(ControlBlock control, WorkerReporter reporter, CancellationTokenSource stopping)
 {
     private long lastFrameNs = MonotonicClock.NowNs();
 
-    public CancellationToken Stopping { get; } = stopping;
+    public CancellationToken Stopping { get; } = stopping.Token;
 
     public FrameStamp LastStamp { get; private set; }
 
-    /// <summary>Called before every operation: reports, and holds the task while the pipeline is paused.</summary>
+    /// <summary>
+    /// Called before every operation: reports, holds the task while the pipeline is paused (the worker
+    /// says paused only while it is held here), and ends the task's operations once it is told to stop.
+    /// </summary>
     public void Enter()
     {
         reporter.Tick();
-        while (control.Command == WorkerCommand.Pause && !Stopping.IsCancellationRequested)
+        if (control.Command == WorkerCommand.Pause)
         {
-            control.WaitForCommandChange(WorkerCommand.Pause, WorkerRunner.WaitSlice);
-            reporter.Tick();
+            control.State = WorkerState.Paused;
+            while (control.Command == WorkerCommand.Pause && !Stopping.IsCancellationRequested)
+            {
+                control.WaitForCommandChange(WorkerCommand.Pause, WorkerRunner.WaitSlice);
+                reporter.Tick();
+            }
+
+            control.State = WorkerState.Running;
+        }
+
+        if (control.Command == WorkerCommand.Stop)
+        {
+            stopping.Cancel();
         }
 
         Stopping.ThrowIfCancellationRequested();
@@ -53,7 +67,7 @@ internal sealed class TaskGate(ControlBlock control, WorkerReporter reporter, Ca
     {
         using var linked = cancellationToken.CanBeCanceled ? CancellationTokenSource.CreateLinkedTokenSource(Stopping, cancellationToken) : null;
         var token = linked?.Token ?? Stopping;
-        var deadline = timeout is { } t && t != Timeout.InfiniteTimeSpan ? MonotonicClock.NowNs() + (long)(t.TotalSeconds * 1e9) : long.MaxValue;
+        var deadline = MonotonicClock.DeadlineNs(timeout);
         while (true)
         {
             Enter();

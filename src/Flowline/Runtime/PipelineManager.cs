@@ -253,7 +253,10 @@ public sealed partial class PipelineManager : IDisposable
             lock (gate)
             {
                 Require("restart", PipelineState.Running, PipelineState.Paused, PipelineState.Failed);
-                var broken = Enumerable.Range(0, slots.Length).Where(i => failures.ContainsKey(i) || slots[i] is null || slots[i]!.HasExited).ToList();
+                // A task whose function returned has finished, not failed: it is not run again.
+                var broken = Enumerable.Range(0, slots.Length)
+                    .Where(i => failures.ContainsKey(i) || slots[i] is null || (slots[i]!.HasExited && !Finished(slots[i]!)))
+                    .ToList();
                 foreach (var i in broken)
                 {
                     var slot = slots[i];
@@ -331,7 +334,7 @@ public sealed partial class PipelineManager : IDisposable
     /// </summary>
     public bool WaitForWorkers(TimeSpan? timeout = null)
     {
-        var deadline = timeout is { } t ? MonotonicClock.NowNs() + (long)(t.TotalSeconds * 1e9) : long.MaxValue;
+        var deadline = MonotonicClock.DeadlineNs(timeout);
         while (true)
         {
             lock (gate)
@@ -648,11 +651,22 @@ public sealed partial class PipelineManager : IDisposable
         createdStreams.Clear();
     }
 
+    /// <summary>True for a worker that ended by itself without failing (a task whose function returned).</summary>
+    private bool Finished(WorkerSlot slot) =>
+        slot.HasExited && !slot.StopRequested && slot.Control.State == WorkerState.Stopped && !failures.ContainsKey(slot.Plan.Index);
+
     /// <summary>Called on any thread when a worker's process or thread ends.</summary>
     private void OnExit(WorkerSlot slot)
     {
         exits.Enqueue(slot);
-        wake.Set();
+        try
+        {
+            wake.Set();
+        }
+        catch (ObjectDisposedException)
+        {
+            // An abandoned thread worker ended after the manager was disposed: nobody is waiting.
+        }
     }
 
     /// <summary>Handles the exits and synthetic input errors seen so far (under the lock).</summary>
@@ -775,11 +789,8 @@ public sealed partial class PipelineManager : IDisposable
     /// <summary>Hands pending events to the handlers, outside the manager's lock.</summary>
     private void Flush()
     {
-        if (pending.IsEmpty)
-        {
-            return;
-        }
-
+        // No shortcut when nothing is pending: another thread may be handing out the last events, and the
+        // caller's own events (a command's snapshot, published after this returns) must come after them.
         lock (dispatchGate)
         {
             while (pending.TryDequeue(out var e))

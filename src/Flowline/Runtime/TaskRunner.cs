@@ -1,5 +1,4 @@
 using System.Reflection;
-using System.Runtime.ExceptionServices;
 using Flowline.Documents;
 using Flowline.Pipelines;
 using Flowline.Plugins;
@@ -31,35 +30,49 @@ internal sealed class TaskRunner : WorkerRunner
     {
         this.spec = spec;
         (method, target) = Resolve(plan, spec);
-        gate = new TaskGate(control, Reporter, stopping.Token) { CountsReads = spec.Writes.Count == 0 };
-        foreach (var (local, name) in spec.Events)
+        gate = new TaskGate(control, Reporter, stopping) { CountsReads = spec.Writes.Count == 0 };
+        try
         {
-            events[local] = new TaskEvent(name, Own(SharedEvent.Open(plan.Namespace, name, RegionMode.Attach)), gate);
-        }
-
-        if (spec.Control == TaskControl.Terminator)
-        {
-            foreach (var name in spec.Reads.Values)
+            foreach (var (local, name) in spec.Events)
             {
-                var stream = Own(SharedStream.Attach(plan.Namespace, name));
-                var reader = Own(stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest }));
-                readers.Add(reader.SetBlocking);
+                events[local] = new TaskEvent(name, Own(SharedEvent.Open(plan.Namespace, name, RegionMode.Attach)), gate);
             }
 
-            arguments = [];
-            return;
-        }
+            if (spec.Control == TaskControl.Terminator)
+            {
+                foreach (var name in spec.Reads.Values)
+                {
+                    var stream = Own(SharedStream.Attach(plan.Namespace, name));
+                    var reader = Own(stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest }));
+                    readers.Add(reader.SetBlocking);
+                }
 
-        var parameters = method.GetParameters();
-        arguments = new object?[parameters.Length];
-        for (var i = 0; i < parameters.Length; i++)
+                arguments = [];
+                return;
+            }
+
+            var parameters = method.GetParameters();
+            arguments = new object?[parameters.Length];
+            for (var i = 0; i < parameters.Length; i++)
+            {
+                arguments[i] = Bind(plan, parameters[i]);
+            }
+        }
+        catch
         {
-            arguments[i] = Bind(plan, parameters[i]);
+            Dispose(); // the streams, readers and events taken so far
+            throw;
         }
     }
 
     protected override void Loop(CancellationToken stop)
     {
+        if (stopping.IsCancellationRequested)
+        {
+            Finished = true; // the function is called once: a loop that ended is not started again
+            return;
+        }
+
         var watcher = new Thread(Watch) { IsBackground = true, Name = $"flowline-task-{spec.Name}" };
         watcher.Start();
         try
@@ -100,6 +113,11 @@ internal sealed class TaskRunner : WorkerRunner
         {
             // Stopped by the manager.
         }
+        catch (OperationCanceledException e)
+        {
+            // The task's own cancellation (its token, a timeout of its own), not a stop: that is a failure.
+            throw new InvalidOperationException($"task '{spec.Name}' ended with {e.GetType().Name}: {e.Message}", e);
+        }
         finally
         {
             stopping.Cancel();
@@ -109,35 +127,22 @@ internal sealed class TaskRunner : WorkerRunner
 
     protected override void DisposeResources() => stopping.Dispose();
 
-    private void Invoke()
-    {
-        try
-        {
-            method.Invoke(target, arguments);
-        }
-        catch (TargetInvocationException e) when (e.InnerException is not null)
-        {
-            ExceptionDispatchInfo.Capture(e.InnerException).Throw();
-        }
-    }
+    /// <summary>Calls the function; what it throws comes out as itself, not wrapped.</summary>
+    private void Invoke() => method.Invoke(target, BindingFlags.DoNotWrapExceptions, null, arguments, null);
 
-    /// <summary>Beats while the task runs, mirrors pauses into the worker's state, and cancels the task's token on stop.</summary>
+    /// <summary>
+    /// Beats while the task runs and cancels the task's token on stop. Pauses are the bindings' business:
+    /// the worker says paused only once its task is held at a binding call.
+    /// </summary>
     private void Watch()
     {
         while (!stopping.IsCancellationRequested)
         {
             var command = Control.Command;
-            switch (command)
+            if (command == WorkerCommand.Stop)
             {
-                case WorkerCommand.Stop:
-                    stopping.Cancel();
-                    return;
-                case WorkerCommand.Pause:
-                    Control.State = WorkerState.Paused;
-                    break;
-                default:
-                    Control.State = WorkerState.Running;
-                    break;
+                stopping.Cancel();
+                return;
             }
 
             Control.Beat();
@@ -196,7 +201,7 @@ internal sealed class TaskRunner : WorkerRunner
         }
 
         var open = typeof(TaskRunner).GetMethod(reader ? nameof(OpenReaderBinding) : nameof(OpenWriterBinding), BindingFlags.NonPublic | BindingFlags.Instance)!.MakeGenericMethod(element);
-        return open.Invoke(this, [plan, stream])!;
+        return open.Invoke(this, BindingFlags.DoNotWrapExceptions, null, [plan, stream], null)!;
     }
 
     private TaskReader<T> OpenReaderBinding<T>(PipelinePlan plan, SharedStream stream)

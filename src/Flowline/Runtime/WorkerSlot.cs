@@ -130,6 +130,10 @@ internal sealed class WorkerSlot : IDisposable
             finally
             {
                 ReportExit();
+                if (Volatile.Read(ref controlOrphaned) == 1)
+                {
+                    DisposeControl(); // abandoned by the manager: the thread let go of its control block only now
+                }
             }
         })
         {
@@ -176,10 +180,31 @@ internal sealed class WorkerSlot : IDisposable
         return code == ParentWatch.ParentDiedExitCode ? "exited because its manager died" : $"exited with code {code}";
     }
 
+    /// <summary>
+    /// Lets go of the process handle and the control block. A thread that still runs (abandoned after a
+    /// stop timeout) keeps using its control block: the block is then released when the thread ends.
+    /// </summary>
     public void Dispose()
     {
         process?.Dispose();
-        Control.Dispose();
+        if (thread is { IsAlive: true } running)
+        {
+            Volatile.Write(ref controlOrphaned, 1);
+            if (running.IsAlive)
+            {
+                return;
+            }
+        }
+
+        DisposeControl();
+    }
+
+    private void DisposeControl()
+    {
+        if (Interlocked.Exchange(ref controlDisposed, 1) == 0)
+        {
+            Control.Dispose();
+        }
     }
 
     private static string SignalName(int signal) => signal switch
@@ -211,6 +236,9 @@ internal sealed class WorkerSlot : IDisposable
             }
         }
     }
+
+    private int controlOrphaned;
+    private int controlDisposed;
 
     private void ReportExit()
     {

@@ -61,6 +61,60 @@ public sealed class TaskFailureTests : RuntimeTest
     }
 
     [Fact]
+    public void Run_TaskEndsWithItsOwnCancellation_IsAFailure_NotALoop()
+    {
+        using var pipe = new Pipeline(Namespace);
+        AddIdleStream(pipe);
+        var calls = 0;
+        pipe.AddTask("cancelled", new Action(() =>
+        {
+            Interlocked.Increment(ref calls);
+            throw new OperationCanceledException("the task's own timeout");
+        }));
+        var e = Assert.Throws<WorkerFailedException>(() => pipe.Run(TimeSpan.FromSeconds(20)));
+        Assert.Contains("ended with OperationCanceledException", e.Message, StringComparison.Ordinal);
+        Assert.Equal(1, Volatile.Read(ref calls));
+        AssertClosedWithoutLeftovers(pipe);
+    }
+
+    [Fact]
+    public void Restart_AfterAFailure_DoesNotRunAFinishedTaskAgain()
+    {
+        using var pipe = new Pipeline(Namespace);
+        AddIdleStream(pipe);
+        var once = 0;
+        var failed = 0;
+        pipe.AddTask("once", new Action(() => Interlocked.Increment(ref once)));
+        pipe.AddTask("fails-first", new Action<CancellationToken>(stop =>
+        {
+            if (Interlocked.Increment(ref failed) == 1)
+            {
+                throw new InvalidOperationException("first time");
+            }
+
+            stop.WaitHandle.WaitOne(TimeSpan.FromSeconds(15));
+        }));
+        pipe.Start();
+        WaitUntil(() => pipe.Manager.State == PipelineState.Failed, "the pipeline fails");
+        pipe.Manager.Restart();
+        WaitUntil(() => Volatile.Read(ref failed) == 2, "the failed task runs again");
+        Assert.Equal(PipelineState.Running, pipe.Manager.State);
+        Assert.Equal(1, Volatile.Read(ref once));
+        AssertClosedWithoutLeftovers(pipe);
+    }
+
+    [Fact]
+    public void Join_InfiniteTimeout_WaitsForTheTasks()
+    {
+        using var pipe = new Pipeline(Namespace);
+        pipe.AddEvent("unused");
+        pipe.AddTask("short", new Action(() => Thread.Sleep(200)));
+        pipe.Start();
+        Assert.True(pipe.Join(Timeout.InfiniteTimeSpan));
+        Assert.True(pipe.Join(TimeSpan.MaxValue));
+    }
+
+    [Fact]
     public void Run_ThreadTaskThrows_RethrowsItsMessageAndStackTrace()
     {
         using var pipe = new Pipeline(Namespace);
