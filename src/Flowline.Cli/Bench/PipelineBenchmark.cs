@@ -50,6 +50,7 @@ internal sealed record BenchSource(string Stream, string Pattern, double? RateHz
 /// <param name="WithoutSources">Leave the document's sources out (their streams can then be driven by <paramref name="Sources"/> or <paramref name="Lockstep"/>).</param>
 /// <param name="Lockstep">A stream the benchmark writes itself, one frame at a time, waiting for each to come out before the next.</param>
 /// <param name="Lossless">Make every stream lossless, so that an unthrottled source runs at the pace of the slowest stage instead of overwriting frames.</param>
+/// <param name="WithoutSinks">Leave the document's sinks out: the benchmark's reader is then the pipeline's only sink, not one more process competing for the CPUs.</param>
 internal sealed record PipelineBenchOptions(
     TimeSpan Duration,
     TimeSpan Warmup,
@@ -58,7 +59,8 @@ internal sealed record PipelineBenchOptions(
     PlacementPolicy Placement,
     bool WithoutSources = false,
     string? Lockstep = null,
-    bool Lossless = false);
+    bool Lossless = false,
+    bool WithoutSinks = false);
 
 /// <summary>
 /// Runs a pipeline and measures it at an output stream from a reader of the benchmark's own:
@@ -71,12 +73,18 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
     public JsonObject Run(CancellationToken cancellation)
     {
         var pipeline = PipelineDocument.Load(path);
-        if (options.WithoutSources || options.Lossless)
+        var defaultOutput = DefaultOutput(pipeline);
+        if (options.WithoutSources || options.Lossless || options.WithoutSinks)
         {
             var spec = pipeline.Spec;
             if (options.WithoutSources)
             {
                 spec = spec with { Sources = [] };
+            }
+
+            if (options.WithoutSinks)
+            {
+                spec = spec with { Sinks = [] };
             }
 
             if (options.Lossless)
@@ -96,7 +104,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         {
             throw new InvalidOperationException($"--lockstep: '{entry}' must be a stream of the pipeline that nothing writes (leave the sources out with --without-sources)");
         }
-        var output = options.OutputStream ?? DefaultOutput(pipeline)
+        var output = options.OutputStream ?? defaultOutput
             ?? throw new InvalidOperationException("the pipeline has no sink or kernel output to measure at; name one with --output-stream");
         if (pipeline.Spec.FindStream(output) is null)
         {

@@ -27,6 +27,7 @@ internal static class BenchmarkCommand
         };
         var output = new Option<string?>("--output-stream") { Description = "The stream to measure at (default: the first sink's stream, else the last kernel's output)." };
         var without = new Option<bool>("--without-sources") { Description = "Leave the document's sources out, to drive their streams with --source or --lockstep." };
+        var withoutSinks = new Option<bool>("--without-sinks") { Description = "Leave the document's sinks out: the benchmark's reader is then the only reader of the output stream, not one more process competing for the CPUs." };
         var lockstep = new Option<string?>("--lockstep") { Description = "Write this stream from the benchmark, one frame at a time, each after the previous came out (frame in to frame out, lock-step)." };
         var lossless = new Option<bool>("--lossless") { Description = "Make every stream lossless: an unthrottled source then runs at the pace of the slowest stage instead of overwriting frames." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (progress goes to standard error)." };
@@ -34,7 +35,7 @@ internal static class BenchmarkCommand
         placement.AcceptOnlyFromAmong("none", "round-robin");
         var command = new Command("benchmark", "Run a pipeline and measure throughput, inter-arrival times and true end-to-end latency at an output stream, with every worker's figures.")
         {
-            file, duration, warmup, sources, output, without, lockstep, lossless, json, placement,
+            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -56,7 +57,8 @@ internal static class BenchmarkCommand
                     parse.GetValue(placement) == "round-robin" ? PlacementPolicy.RoundRobin : PlacementPolicy.None,
                     parse.GetValue(without),
                     parse.GetValue(lockstep),
-                    parse.GetValue(lossless));
+                    parse.GetValue(lossless),
+                    parse.GetValue(withoutSinks));
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
                 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
                 {
