@@ -37,6 +37,7 @@ copy=examples/copy-64/pipeline.yaml
 basic=examples/ao-basic/pipeline.yaml
 observatory=examples/ao-observatory/pipeline.yaml
 run copy-1khz        "$copy"
+run copy-1khz-nosink "$copy" --without-sinks
 run copy-lockstep    "$copy" --without-sources --lockstep input_vector
 run copy-unthrottled "$copy" --without-sources --source input_vector:random --lossless
 run copy-idle        "$copy" --without-sources --warmup 15 --duration 30
