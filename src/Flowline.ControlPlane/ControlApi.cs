@@ -54,13 +54,13 @@ public static class ControlApi
         read.MapGet("/snapshot", () => Reply(service, service.Snapshot));
         read.MapGet("/graph", () => Reply(service, service.Graph));
         read.MapPost("/document/validate", async (HttpRequest request, CancellationToken ct) =>
-            await ReplyAsync(service, request, ct, body => service.Validate(body)).ConfigureAwait(false));
+            await ReplyAsync(service, request, ct, body => service.Validate(Unwrap(body))).ConfigureAwait(false));
         read.MapGet("/events", (HttpContext context) => StreamEventsAsync(context, service, options));
         read.MapGet("/streams/{name}/latest", (string name) => Reply(service, () => preview.Latest(name)));
         read.MapGet("/metrics", () => Guard(service, () => Results.Text(PrometheusText.Of(service), "text/plain; version=0.0.4; charset=utf-8")));
 
         admin.MapPut("/document", async (HttpRequest request, CancellationToken ct) =>
-            await ReplyAsync(service, request, ct, body => service.ReplaceDocument(body ?? throw new BadBodyException("the request body must be the document, a JSON object"))).ConfigureAwait(false));
+            await ReplyAsync(service, request, ct, body => service.ReplaceDocument(Unwrap(body) ?? throw new BadBodyException("the request body must be the document, a JSON object"))).ConfigureAwait(false));
         admin.MapPost("/document/load", async (HttpRequest request, CancellationToken ct) =>
             await ReplyAsync(service, request, ct, body => service.LoadDocument(ControlJson.Text(body, "path", required: true)!)).ConfigureAwait(false));
         admin.MapPost("/commands/build", () => Reply(service, service.Build));
@@ -87,6 +87,18 @@ public static class ControlApi
             await ReplyAsync(service, request, ct, body => service.StopSynthetic(
                 ControlJson.Text(body, "stream_name", required: true)!,
                 Seconds(body, "timeout", 2.0)!.Value)).ConfigureAwait(false));
+    }
+
+    /// <summary>The document of a body: the body itself, or the object under <c>document</c> when that is its only field (as GET /document returns it).</summary>
+    private static JsonObject? Unwrap(JsonObject? body)
+    {
+        if (body is { Count: 1 } && body["document"] is JsonObject inner)
+        {
+            body.Remove("document");
+            return inner;
+        }
+
+        return body;
     }
 
     private static SyntheticSettings SyntheticFrom(JsonObject? body) => new()

@@ -134,6 +134,18 @@ public sealed class EndpointTests : ServerTest
     }
 
     [Fact]
+    public async Task Validate_AndPut_AcceptTheDocumentWrappedAsGetReturnsIt()
+    {
+        var document = (await GetOkAsync("/document"))["document"]!.AsObject();
+        document["kernels"]![0]!["name"] = "wrapped";
+        var validated = await PostOkAsync("/document/validate", new JsonObject { ["document"] = document.DeepClone() });
+        Assert.Equal("wrapped", (string?)validated["graph"]!["kernels"]![0]!["name"]);
+        var put = await PutAsync("/document", new JsonObject { ["document"] = document.DeepClone() });
+        Assert.Equal(HttpStatusCode.OK, put.Status);
+        Assert.Equal("wrapped", (string?)(await GetOkAsync("/graph"))["kernels"]![0]!["name"]);
+    }
+
+    [Fact]
     public async Task Validate_InvalidDocument_Is200WithValidFalseAndErrors()
     {
         var document = (await GetOkAsync("/document"))["document"]!.AsObject();
