@@ -62,28 +62,25 @@ public sealed class LifecycleTests : ServerTest
     }
 
     [Fact]
-    public async Task IllegalTransitions_WhenInitialized_Are409()
-    {
-        foreach (var command in new[] { "pause", "resume", "restart" })
-        {
-            var detail = AssertError(await PostAsync("/commands/" + command), HttpStatusCode.Conflict);
-            Assert.Contains("initialized", detail, StringComparison.Ordinal);
-        }
-
-        Assert.Equal("initialized", await StateAsync());
-    }
+    public Task IllegalTransitions_WhenInitialized_Are409() => AssertIllegalAsync("initialized", "pause", "resume", "restart");
 
     [Fact]
     public async Task IllegalTransitions_WhenRunning_Are409NamingRunning()
     {
         await CommandAsync("start", "running");
-        foreach (var command in new[] { "build", "start", "resume" })
+        await AssertIllegalAsync("running", "build", "start", "resume");
+    }
+
+    /// <summary>Each command is a 409 whose detail names <paramref name="state"/>, and the state stays.</summary>
+    private async Task AssertIllegalAsync(string state, params string[] commands)
+    {
+        foreach (var command in commands)
         {
             var detail = AssertError(await PostAsync("/commands/" + command), HttpStatusCode.Conflict);
-            Assert.Contains("running", detail, StringComparison.Ordinal);
+            Assert.Contains(state, detail, StringComparison.Ordinal);
         }
 
-        Assert.Equal("running", await StateAsync());
+        Assert.Equal(state, await StateAsync());
     }
 
     [Fact]
