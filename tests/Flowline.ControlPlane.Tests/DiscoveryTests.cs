@@ -6,7 +6,7 @@ namespace Flowline.ControlPlane.Tests;
 /// <summary>Discovery records in a directory of the test's own.</summary>
 public sealed class DiscoveryTests : IDisposable
 {
-    private readonly string path = Path.Combine(Path.GetTempPath(), "flowline-cp-tests", "discovery-" + Guid.NewGuid().ToString("N")[..10], "servers");
+    private readonly string path = Path.Combine(Path.GetTempPath(), "flowline-cp-discovery-" + Guid.NewGuid().ToString("N")[..10], "servers");
 
     private static ServerRecord Mine(int port) =>
         new(Environment.ProcessId, "127.0.0.1", port, false, 1_700_000_000.5, "/tmp/x/pipeline.yaml", ProcessIdentity.Current.StartTicks);

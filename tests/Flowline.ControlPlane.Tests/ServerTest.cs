@@ -26,7 +26,7 @@ public abstract class ServerTest : IAsyncLifetime
     protected string Namespace { get; } = "cp-" + Guid.NewGuid().ToString("N")[..10];
 
     /// <summary>The test's own directory, holding <see cref="ConfigPath"/>.</summary>
-    protected string TestDirectory { get; } = Path.Combine(Path.GetTempPath(), "flowline-cp-tests", Guid.NewGuid().ToString("N")[..10]);
+    protected string TestDirectory { get; } = Path.Combine(Path.GetTempPath(), "flowline-cp-tests-" + Guid.NewGuid().ToString("N")[..10]);
 
     /// <summary>The test's discovery directory.</summary>
     protected string DiscoveryDirectory => Path.Combine(TestDirectory, "servers");

@@ -53,7 +53,7 @@ public sealed class PluginTests
 
     private static string TemporaryDirectory()
     {
-        var directory = Path.Combine(Path.GetTempPath(), "flowline-tests", Guid.NewGuid().ToString("N"));
+        var directory = Path.Combine(Path.GetTempPath(), "flowline-tests-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(directory);
         return directory;
     }
