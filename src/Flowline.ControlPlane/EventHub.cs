@@ -93,6 +93,14 @@ internal sealed class EventHub(int historyCapacity, int queueCapacity)
         lock (gate)
         {
             var replay = lastEventId is { } last ? history.Where(e => e.Id > last).ToList() : [];
+            var oldest = history.Count > 0 ? history.Peek().Id!.Value : nextId;
+            if (lastEventId is { } id && Math.Max(id, 0) is var seen && seen + 1 < oldest)
+            {
+                // The history no longer holds what the client missed: say so (unnumbered) before the replay.
+                var lost = new System.Text.Json.Nodes.JsonObject { ["after"] = seen, ["first_kept"] = oldest, ["lost"] = oldest - seen - 1 };
+                replay.Insert(0, new ServiceEvent(null, "events_lost", lost.ToJsonString(ControlJson.Options)));
+            }
+
             subscribers.Add(queue);
             return (replay, queue);
         }

@@ -41,7 +41,12 @@ public sealed class EventHubTests
         }
 
         var (replay, _) = hub.Subscribe(0);
-        Assert.Equal([8L, 9L, 10L, 11L, 12L], replay.Select(e => e.Id!.Value));
+        Assert.Equal("events_lost", replay[0].Type);
+        Assert.Null(replay[0].Id);
+        Assert.Equal("{\"after\":0,\"first_kept\":8,\"lost\":7}", replay[0].Json);
+        Assert.Equal([8L, 9L, 10L, 11L, 12L], replay.Skip(1).Select(e => e.Id!.Value));
+        Assert.DoesNotContain(hub.Subscribe(7).Replay, e => e.Type == "events_lost");
+        Assert.Equal("events_lost", hub.Subscribe(6).Replay[0].Type);
     }
 
     [Fact]

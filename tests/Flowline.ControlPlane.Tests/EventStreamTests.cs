@@ -375,6 +375,10 @@ public sealed class SlowSubscriberTests : ServerTest
         }
 
         using var replay = await EventStreamReader.OpenAsync(Http, "0");
+        var lost = await replay.NextAsync();
+        Assert.Equal("events_lost", lost.Event);
+        Assert.Null(lost.Id);
+        Assert.Contains("\"first_kept\":89", lost.Data, StringComparison.Ordinal);
         var ids = new List<long>();
         SseFrame frame;
         while ((frame = await replay.NextAsync()).Id is not null)
