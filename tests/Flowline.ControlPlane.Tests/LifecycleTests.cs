@@ -87,7 +87,7 @@ public sealed class LifecycleTests : ServerTest
     public async Task Build_WhenBuilt_Is409()
     {
         await CommandAsync("build", "built");
-        Assert.Contains("built", AssertError(await PostAsync("/commands/build"), HttpStatusCode.Conflict), StringComparison.Ordinal);
+        await AssertIllegalAsync("built", "build");
     }
 
     [Fact]
@@ -140,7 +140,7 @@ public sealed class LifecycleTests : ServerTest
     public async Task Restart_WhenBuilt_Is409()
     {
         await CommandAsync("build", "built");
-        Assert.Contains("built", AssertError(await PostAsync("/commands/restart"), HttpStatusCode.Conflict), StringComparison.Ordinal);
+        await AssertIllegalAsync("built", "restart");
     }
 
     [Fact]
