@@ -2,6 +2,7 @@ using System.Net.ServerSentEvents;
 using System.Text.Json.Nodes;
 using Flowline.Documents;
 using Flowline.Runtime;
+using Flowline.SharedMemory;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -171,6 +172,10 @@ public static class ControlApi
                 ["valid"] = false,
                 ["errors"] = new JsonArray([.. e.Errors.Select(x => (JsonNode)JsonValue.Create(x.ToString())!)]),
             });
+        }
+        catch (NamespaceInUseException e)
+        {
+            return Error(409, e.Message, new JsonObject { ["holder_pid"] = e.Holder.Pid, ["holder_url"] = e.Holder.ServerUrl });
         }
         catch (WorkerFailedException e)
         {

@@ -144,6 +144,7 @@ public sealed class ControlServer : IAsyncDisposable
             var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             var port = new Uri(bound).Port;
             var uri = new Uri($"http://{ServerRecord.ConnectHost(address.ToString())}:{port}/");
+            service.ServerUrl = uri.ToString().TrimEnd('/');
             string? file = null;
             if (options.DiscoveryDirectory != "")
             {

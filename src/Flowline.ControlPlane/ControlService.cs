@@ -40,6 +40,7 @@ public sealed class ControlService : IDisposable
     private readonly bool ownsManager;
     private volatile Current current;
     private bool disposed;
+    private string? serverUrl;
 
     /// <summary>Serves the document at <paramref name="configPath"/>; throws <see cref="DocumentValidationException"/> if it is not valid.</summary>
     public ControlService(string configPath, ControlServiceOptions? options = null)
@@ -81,6 +82,23 @@ public sealed class ControlService : IDisposable
 
     /// <summary>The document's revision: 1 at start, +1 at each replacement.</summary>
     public long Revision => current.Revision;
+
+    /// <summary>
+    /// The URL this service is served at, recorded by every manager it creates with its namespace's lease
+    /// (a second manager refused on that namespace names it).
+    /// </summary>
+    public string? ServerUrl
+    {
+        get => serverUrl;
+        set
+        {
+            lock (commands)
+            {
+                serverUrl = value;
+                current.Manager.ServerUrl = value;
+            }
+        }
+    }
 
     /// <summary>The served document's path (a document sent with <c>PUT /document</c> keeps it; <c>/document/load</c> changes it).</summary>
     public string? ConfigPath => current.ConfigPath;
@@ -377,7 +395,7 @@ public sealed class ControlService : IDisposable
 
     private Current Create(ValidatedPipeline pipeline, string? configPath, long revision, string? basePath = null)
     {
-        var manager = new PipelineManager(pipeline, options.Manager);
+        var manager = new PipelineManager(pipeline, options.Manager) { ServerUrl = serverUrl };
         try
         {
             var document = DocumentOf(pipeline.Spec);

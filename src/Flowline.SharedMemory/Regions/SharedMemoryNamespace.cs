@@ -1,4 +1,5 @@
 using Flowline.SharedMemory.Interop;
+using Flowline.SharedMemory.Regions;
 
 namespace Flowline.SharedMemory;
 
@@ -165,8 +166,17 @@ public static class SharedMemoryNamespace
             }
         }
 
+        TrustedDirectory.CheckRoot(Root);
         var dir = DirectoryOf(@namespace);
         Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        TrustedDirectory.CheckNamespace(dir);
         return dir;
+    }
+
+    /// <summary>Checks the root and a namespace's directory, if they exist, before a region in it is opened (<see cref="TrustedDirectory"/>).</summary>
+    internal static void CheckTrusted(string @namespace)
+    {
+        TrustedDirectory.CheckRoot(Root);
+        TrustedDirectory.CheckNamespace(DirectoryOf(@namespace));
     }
 }
