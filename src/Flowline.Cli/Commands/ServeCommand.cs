@@ -26,9 +26,14 @@ internal static class ServeCommand
         var ns = new Option<string?>("--namespace") { Description = "Shared-memory namespace of the pipeline (default: the document's)." };
         var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
         placement.AcceptOnlyFromAmong("none", "round-robin");
+        var maxDocumentBytes = new Option<int>("--max-document-bytes")
+        {
+            Description = "The largest document accepted, in bytes: a request body (longer ones get 413) or a file of POST /document/load.",
+            DefaultValueFactory = _ => new ControlServiceOptions().MaxDocumentBytes,
+        };
         var command = new Command("serve", "Serve a pipeline over HTTP (JSON and Server-Sent Events, shmpipeline's wire format) until Ctrl-C or SIGTERM.")
         {
-            file, host, port, token, tokenFile, loadRoot, ns, placement,
+            file, host, port, token, tokenFile, loadRoot, ns, placement, maxDocumentBytes,
         };
         command.SetAction(parse => Serve(
             parse.GetValue(file)!.FullName,
@@ -40,6 +45,7 @@ internal static class ServeCommand
                 Service = new ControlServiceOptions
                 {
                     LoadRoots = parse.GetValue(loadRoot) ?? [],
+                    MaxDocumentBytes = parse.GetValue(maxDocumentBytes),
                     Manager = new PipelineManagerOptions
                     {
                         Namespace = parse.GetValue(ns),
