@@ -42,9 +42,8 @@ internal static class GcCommand
 
         var result = SharedMemoryCollector.Collect(@namespace, dryRun);
 
-        // Listing the servers prunes the records of dead ones; a dry run only counts them.
-        var directory = new ServerDirectory();
-        var servers = dryRun ? [] : directory.List();
+        // Listing the servers prunes the records of dead ones, so a dry run does not list them.
+        int? liveServers = dryRun ? null : new ServerDirectory().List().Count;
         if (json)
         {
             var output = new JsonObject
@@ -54,7 +53,7 @@ internal static class GcCommand
                 ["garbage_bytes"] = result.GarbageBytes,
                 ["kept"] = Items(result.Kept),
                 ["problems"] = new JsonArray([.. result.Problems.Select(p => (JsonNode)p)]),
-                ["live_servers"] = servers.Count,
+                ["live_servers"] = liveServers,
             };
             Console.WriteLine(output.ToJsonString(Indented));
         }

@@ -51,6 +51,7 @@ internal static unsafe partial class LibC
     public const int ESrch = 3;
     public const int EAgain = 11;
     public const int EExist = 17;
+    public const int EInval = 22;
     public const int ELoop = 40;
     public const int ENotDir = 20;
     public const int ENotEmpty = 39;

@@ -11,8 +11,12 @@ namespace Flowline.SharedMemory;
 /// <param name="Program">Its program (the process's command name).</param>
 /// <param name="ServerUrl">The URL of the control server that serves it, if any.</param>
 /// <param name="Since">When it took the namespace.</param>
-public sealed record NamespaceHolder(int Pid, string Program, string? ServerUrl, DateTimeOffset Since)
+/// <param name="StartTicks">Its process's start time (<see cref="ProcessIdentity.StartTicks"/>), so that a reused pid is not taken for it.</param>
+public sealed record NamespaceHolder(int Pid, string Program, string? ServerUrl, DateTimeOffset Since, ulong StartTicks = 0)
 {
+    /// <summary>True while the recorded process lives.</summary>
+    public bool IsAlive => Pid > 0 && (StartTicks == 0 ? ProcessIdentity.Of(Pid) is not null : new ProcessIdentity(Pid, StartTicks).IsAlive());
+
     /// <summary>"the pipeline manager of process 1234 (flowline), served at http://..., since ...".</summary>
     public override string ToString()
     {
@@ -42,6 +46,7 @@ public sealed unsafe class NamespaceLease : IDisposable
 
     private const int MaxAttempts = 64;
     private const int MaxRecordBytes = 4096;
+    private const int MaxTransientWaits = 250;
     private readonly string path;
     private readonly ulong inode;
     private readonly DateTimeOffset since = DateTimeOffset.UtcNow;
@@ -92,19 +97,21 @@ public sealed unsafe class NamespaceLease : IDisposable
     {
         Syscalls.EnsureSupported();
         SharedMemoryNamespace.Validate(@namespace, "namespace");
+        var transient = 0;
         for (var attempt = 0; attempt < MaxAttempts; attempt++)
         {
             var dir = SharedMemoryNamespace.EnsureDirectory(@namespace);
             var file = Path.Combine(dir, FileName);
-            var fd = LibC.Open(file, LibC.ORdWr | LibC.OCreat | LibC.OCloExec | LibC.ONoFollow, 0b110_000_000);
+            var fd = OpenLeaseFile(file, LibC.ORdWr | LibC.OCreat);
             if (fd < 0)
             {
-                var errno = LibC.Errno;
+                var errno = -fd;
                 if (errno == LibC.ENoEnt)
                 {
                     continue; // The directory was removed (it was empty): make it again.
                 }
 
+                SharedMemoryNamespace.RemoveDirectoryIfEmpty(@namespace);
                 throw new SharedMemoryException($"cannot open the lease of namespace '{@namespace}' ({file}): {LibC.Describe(errno)}.");
             }
 
@@ -113,7 +120,17 @@ public sealed unsafe class NamespaceLease : IDisposable
             {
                 if (!TryLock(fd, @namespace))
                 {
-                    var holder = ReadRecord(fd) ?? new NamespaceHolder(0, "unknown", null, DateTimeOffset.UtcNow);
+                    var holder = ReadRecord(fd);
+                    if ((holder is null || !holder.IsAlive) && transient++ < MaxTransientWaits)
+                    {
+                        // Not a live manager: `flowline gc` looking at the lease, or a new holder that has not
+                        // written its record yet. Either lets go or names itself in a moment.
+                        attempt--;
+                        Thread.Sleep(2);
+                        continue;
+                    }
+
+                    holder ??= new NamespaceHolder(0, "unknown", null, DateTimeOffset.UtcNow);
                     throw new NamespaceInUseException(
                         $"namespace '{@namespace}' is in use by {holder}: two managers on one namespace would overwrite each other's streams. " +
                         "Stop that pipeline first, or give this one another namespace (the document's `namespace`, or --namespace).",
@@ -139,14 +156,37 @@ public sealed unsafe class NamespaceLease : IDisposable
             }
         }
 
+        SharedMemoryNamespace.RemoveDirectoryIfEmpty(@namespace);
         throw new SharedMemoryException($"namespace '{@namespace}': gave up taking its lease after {MaxAttempts} attempts while other processes kept taking and releasing it.");
+    }
+
+    /// <summary>
+    /// Opens a lease file without following a link or blocking (a FIFO planted there must not hang a
+    /// manager), and only if it is a regular file; returns the descriptor, or minus the errno.
+    /// </summary>
+    private static int OpenLeaseFile(string file, int flags)
+    {
+        var fd = LibC.Open(file, flags | LibC.OCloExec | LibC.ONoFollow | LibC.ONonBlock, 0b110_000_000);
+        if (fd < 0)
+        {
+            return -LibC.Errno;
+        }
+
+        LibC.StatxBuffer stat;
+        if (LibC.Statx(fd, "", LibC.AtEmptyPath, LibC.StatxBasicStats, &stat) != 0 || (stat.Mode & LibC.SIfMt) != LibC.SIfReg)
+        {
+            LibC.Close(fd);
+            return -LibC.EInval;
+        }
+
+        return fd;
     }
 
     /// <summary>The live manager holding <paramref name="namespace"/>, or null if none does.</summary>
     public static NamespaceHolder? HolderOf(string @namespace)
     {
         var file = Path.Combine(SharedMemoryNamespace.DirectoryOf(@namespace), FileName);
-        var fd = LibC.Open(file, LibC.ORdOnly | LibC.OCloExec | LibC.ONoFollow, 0);
+        var fd = OpenLeaseFile(file, LibC.ORdOnly);
         if (fd < 0)
         {
             return null;
@@ -169,7 +209,7 @@ public sealed unsafe class NamespaceLease : IDisposable
     internal static bool RemoveIfAbandoned(string @namespace)
     {
         var file = Path.Combine(SharedMemoryNamespace.DirectoryOf(@namespace), FileName);
-        var fd = LibC.Open(file, LibC.ORdOnly | LibC.OCloExec | LibC.ONoFollow, 0);
+        var fd = OpenLeaseFile(file, LibC.ORdOnly);
         if (fd < 0)
         {
             return false;
@@ -248,7 +288,7 @@ public sealed unsafe class NamespaceLease : IDisposable
         {
             ["pid"] = Environment.ProcessId,
             ["start_ticks"] = ProcessIdentity.Current.StartTicks,
-            ["program"] = Program(),
+            ["program"] = Program(Environment.GetCommandLineArgs()),
             ["server_url"] = serverUrl,
             ["since"] = since.ToString("O"),
         };
@@ -265,11 +305,38 @@ public sealed unsafe class NamespaceLease : IDisposable
         }
     }
 
-    /// <summary>The program and its arguments, as a person would recognise it ("Flowline.Cli.dll serve pipeline.yaml").</summary>
-    private static string Program()
+    /// <summary>
+    /// The program and its arguments, as a person would recognise it ("Flowline.Cli.dll serve pipeline.yaml"),
+    /// with the value of every option whose name mentions a token, password or secret left out: the record
+    /// and the errors that quote it are read by other processes.
+    /// </summary>
+    internal static string Program(IReadOnlyList<string> args)
     {
-        var args = Environment.GetCommandLineArgs();
-        var text = string.Join(' ', [Path.GetFileName(args.Length > 0 ? args[0] : Environment.ProcessPath ?? "unknown"), .. args.Skip(1)]);
+        var words = new List<string> { Path.GetFileName(args.Count > 0 ? args[0] : Environment.ProcessPath ?? "unknown") };
+        for (var i = 1; i < args.Count; i++)
+        {
+            var arg = args[i];
+            var secret = arg.StartsWith('-') && (arg.Contains("token", StringComparison.OrdinalIgnoreCase) || arg.Contains("password", StringComparison.OrdinalIgnoreCase) || arg.Contains("secret", StringComparison.OrdinalIgnoreCase));
+            if (secret && arg.IndexOf('=', StringComparison.Ordinal) is var eq and > 0)
+            {
+                words.Add(arg[..(eq + 1)] + "***");
+            }
+            else if (secret)
+            {
+                words.Add(arg);
+                if (i + 1 < args.Count)
+                {
+                    words.Add("***");
+                    i++;
+                }
+            }
+            else
+            {
+                words.Add(arg);
+            }
+        }
+
+        var text = string.Join(' ', words);
         return text.Length <= 200 ? text : text[..200] + "...";
     }
 
@@ -295,7 +362,7 @@ public sealed unsafe class NamespaceLease : IDisposable
             }
 
             var since = DateTimeOffset.TryParse((string?)o["since"], out var s) ? s : DateTimeOffset.MinValue;
-            return new NamespaceHolder((int?)o["pid"] ?? 0, (string?)o["program"] ?? "unknown", (string?)o["server_url"], since);
+            return new NamespaceHolder((int?)o["pid"] ?? 0, (string?)o["program"] ?? "unknown", (string?)o["server_url"], since, (ulong?)o["start_ticks"] ?? 0);
         }
         catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
         {

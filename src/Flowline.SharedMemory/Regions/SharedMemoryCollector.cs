@@ -145,7 +145,7 @@ public static unsafe class SharedMemoryCollector
     /// <summary>Maps a region read-only and decides whether it is garbage.</summary>
     private static Verdict Inspect(string path)
     {
-        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec | LibC.ONoFollow, 0);
+        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec | LibC.ONoFollow | LibC.ONonBlock, 0);
         if (fd < 0)
         {
             return new Verdict(false, "unknown", 0, $"cannot open it: {LibC.Describe(LibC.Errno)}", 0);
@@ -153,6 +153,12 @@ public static unsafe class SharedMemoryCollector
 
         try
         {
+            LibC.StatxBuffer stat;
+            if (LibC.Statx(fd, "", LibC.AtEmptyPath, LibC.StatxBasicStats, &stat) != 0 || (stat.Mode & LibC.SIfMt) != LibC.SIfReg)
+            {
+                return new Verdict(false, "unknown", 0, "not a regular file; left alone", 0);
+            }
+
             var length = LibC.LSeek(fd, 0, LibC.SeekEnd);
             if (length < RegionHeader.Size)
             {

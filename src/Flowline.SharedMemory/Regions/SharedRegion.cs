@@ -409,7 +409,7 @@ internal sealed unsafe class SharedRegion : IDisposable
     /// <summary>The region id of the file at <paramref name="path"/> now, or 0 if it cannot be read.</summary>
     internal static ulong ReadRegionId(string path)
     {
-        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec, 0);
+        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec | LibC.ONoFollow | LibC.ONonBlock, 0);
         if (fd < 0)
         {
             return 0;
@@ -436,7 +436,7 @@ internal sealed unsafe class SharedRegion : IDisposable
 
     private static string DescribeExisting(string path)
     {
-        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec, 0);
+        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec | LibC.ONoFollow | LibC.ONonBlock, 0);
         if (fd < 0)
         {
             return "unreadable";

@@ -10,9 +10,10 @@ namespace Flowline.SharedMemory.Regions;
 /// <remarks>
 /// <para>The directory is opened with <c>O_NOFOLLOW | O_DIRECTORY</c> and checked with <c>fstat</c>
 /// (<c>statx</c> on the descriptor), so a symbolic link is refused rather than followed.</para>
-/// <para>The root is shared by every user, like <c>/tmp</c>: it must belong to this user or to root,
-/// and if others may write to it, it must have the sticky bit (so nobody removes or replaces another
-/// user's namespace). A namespace directory must belong to this user and have mode 0700: nobody else
+/// <para>The root is shared by every user, like <c>/tmp</c>: it must not be a link, and if others may
+/// write to it, or another user than this one or root owns it, it must have the sticky bit (so nobody
+/// but its owner removes or renames another user's namespace; a namespace directory swapped by the
+/// root's owner fails its own check, below, when it is next opened). A namespace directory must belong to this user and have mode 0700: nobody else
 /// may read or write the frames in it. Only the owner of a directory can change it, so a directory that
 /// passes these checks cannot be swapped by another user afterwards.</para>
 /// </remarks>
@@ -49,10 +50,10 @@ internal static unsafe class TrustedDirectory
         }
 
         var me = LibC.GetEUid();
-        if (uid is { } owner && owner != me && owner != 0)
+        if (uid is { } owner && owner != me && owner != 0 && (mode & StickyBit) == 0)
         {
-            return $"{path} belongs to uid {owner}, neither this user (uid {me}) nor root: its owner could remove or replace every namespace in it. " +
-                   $"Remove it (as uid {owner} or root: rm -rf {path}) and run again; Flowline creates it anew.";
+            return $"{path} belongs to uid {owner}, neither this user (uid {me}) nor root, and has no sticky bit: its owner or anyone it lets write could remove or replace every namespace in it. " +
+                   $"Remove it (as uid {owner} or root: rm -rf {path}) and run again; Flowline creates it anew (mode 1777, like /tmp).";
         }
 
         if ((mode & GroupOrOtherWrite) != 0 && (mode & StickyBit) == 0)

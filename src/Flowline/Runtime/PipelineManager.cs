@@ -126,6 +126,12 @@ public sealed partial class PipelineManager : IDisposable
             lease ??= NamespaceLease.Acquire(Namespace, serverUrl);
             try
             {
+                if (lease.Previous is not null)
+                {
+                    // A manager died holding the namespace: its workers must be gone before its leftovers are judged.
+                    OrphanWorkers.End(Namespace, TimeSpan.FromSeconds(3));
+                }
+
                 SharedMemoryCollector.Collect(Namespace);
                 SharedMemoryCollector.Collect(Plan.ControlNamespace);
                 foreach (var spec in Pipeline.Spec.Streams)

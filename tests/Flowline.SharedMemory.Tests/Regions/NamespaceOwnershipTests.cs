@@ -192,6 +192,34 @@ public sealed class NamespaceOwnershipTests : ShmTest
         File.SetUnixFileMode(Dir, (UnixFileMode)0b111_000_000);
     }
 
+    [Fact]
+    public void LeaseRecord_LeavesTokensOutOfTheCommandLineItQuotes()
+    {
+        var program = NamespaceLease.Program(["/usr/bin/Flowline.Cli.dll", "serve", "ao.yaml", "--token", "ADMIN-SECRET", "--token-file=/run/t", "--port", "8765"]);
+        Assert.Equal("Flowline.Cli.dll serve ao.yaml --token *** --token-file=*** --port 8765", program);
+    }
+
+    [Fact]
+    public async Task AFifoInANamespace_HangsNeitherTheLeaseNorGc()
+    {
+        Directory.CreateDirectory(Dir, (UnixFileMode)0b111_000_000);
+        Assert.Equal(0, MkFifo(Path.Combine(Dir, NamespaceLease.FileName), 0b110_000_000));
+        Assert.Equal(0, MkFifo(Path.Combine(Dir, "frames"), 0b110_000_000));
+
+        // Each call is bounded: a blocking open of a FIFO would never return.
+        var collected = await Task.Run(() => SharedMemoryCollector.Collect(Ns)).WaitAsync(Bound, TestContext.Current.CancellationToken);
+        Assert.Contains("not a regular file", collected.Kept.Single(k => k.Name == "frames").Reason, StringComparison.Ordinal);
+        var refused = await Task.Run(() => Record.Exception(() => NamespaceLease.Acquire(Ns))).WaitAsync(Bound, TestContext.Current.CancellationToken);
+        Assert.IsType<SharedMemoryException>(refused, exactMatch: false);
+        File.Delete(Path.Combine(Dir, NamespaceLease.FileName));
+        File.Delete(Path.Combine(Dir, "frames"));
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "mkfifo", SetLastError = true)]
+#pragma warning disable CA2101, SYSLIB1054 // A test-only call.
+    private static extern int MkFifo(string path, int mode);
+#pragma warning restore CA2101, SYSLIB1054
+
     [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "chown", SetLastError = true)]
 #pragma warning disable CA2101, SYSLIB1054 // A test-only call.
     private static extern int Chown(string path, int owner, int group = -1);

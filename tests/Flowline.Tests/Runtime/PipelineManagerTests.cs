@@ -278,6 +278,20 @@ public sealed class PipelineManagerTests : RuntimeTest
     }
 
     [Fact]
+    public void AFailedBuild_LetsGoOfTheNamespace_AndLeavesNoDirectory()
+    {
+        var broken = Manager(CopyPipeline.Replace("{name: output, shape: [64], dtype: float32}", "{name: output, shape: [64], dtype: float32, mode: attach}", StringComparison.Ordinal));
+        Assert.Throws<InvalidOperationException>(broken.Build);
+        Assert.False(Directory.Exists(SharedMemoryNamespace.DirectoryOf(Namespace)));
+        Assert.Null(NamespaceLease.HolderOf(Namespace));
+
+        var next = Manager(CopyPipeline);
+        next.Build();
+        Assert.Equal(PipelineState.Built, next.State);
+        next.Shutdown();
+    }
+
+    [Fact]
     public void WorkerProcesses_DoNotInheritTheControlPlanesTokens()
     {
         var names = new[] { "FLOWLINE_TOKEN", "FLOWLINE_TOKEN_FILE" };
