@@ -52,6 +52,9 @@ public sealed class BenchSoakTests
         Assert.True((long?)report["status"]!["requests"] > 0);
         var processes = report["processes"]!.AsArray().Select(p => (string?)p!["name"]).ToHashSet();
         Assert.Superset(new HashSet<string?> { "server", "soak", "wfs_camera", "centroid", "flatten", "reconstruct", "integrate", "clip", "deformable_mirror" }, processes);
+        var server = report["processes"]!.AsArray().Single(p => (string?)p!["name"] == "server")!;
+        Assert.True((long?)server["max_bytes"] >= (long?)server["first_bytes"]);
+        Assert.NotNull((long?)server["warm_bytes"]); // it ran the whole soak, longer than the warm-up (1 s here)
         Assert.Equal(0, (int?)report["server_exit_code"]);
         Assert.Empty(report["leftovers"]!.AsArray());
         Leftovers.AssertNothingLeft((string)report["namespace"]!);

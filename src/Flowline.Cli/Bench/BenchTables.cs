@@ -152,10 +152,12 @@ internal static class BenchTables
         var st = report.Status;
         console.MarkupLine($"GET /status: {st.Clients} clients, {st.Requests:N0} answers ({st.RequestsPerSecond:N0}/s), {st.Errors} errors, p50 {Ns(st.Latency.P50Ns)}, p99 {Ns(st.Latency.P99Ns)}, max {Ns(st.Latency.MaxNs)}");
 
-        var memory = new Table().Title("Resident memory, sampled every second").AddColumns("process", "pid", "from", "to", "first", "last", "max", "growth");
+        var memory = new Table().Title("Resident memory, sampled every second").AddColumns("process", "pid", "from", "to", "first", "after warm-up", "last", "max", "growth", "growth after warm-up");
         foreach (var p in report.Processes)
         {
-            memory.AddRow(Escape(p.Name), p.Pid.ToString(CultureInfo.InvariantCulture), $"{p.FromS:0} s", $"{p.ToS:0} s", MiB(p.FirstBytes), MiB(p.LastBytes), MiB(p.MaxBytes), MiB(p.GrowthBytes));
+            memory.AddRow(
+                Escape(p.Name), p.Pid.ToString(CultureInfo.InvariantCulture), $"{p.FromS:0} s", $"{p.ToS:0} s", MiB(p.FirstBytes), p.WarmBytes is { } w ? MiB(w) : "",
+                MiB(p.LastBytes), MiB(p.MaxBytes), MiB(p.GrowthBytes), p.GrowthAfterWarmupBytes is { } g ? MiB(g) : "");
         }
 
         console.Write(memory);

@@ -501,7 +501,7 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
         {
             if (!memory.TryGetValue(pid, out var track))
             {
-                memory[pid] = track = new MemoryTrack(name, pid, now, rss);
+                memory[pid] = track = new MemoryTrack(name, pid, now, rss, Math.Min(60, options.Duration.TotalSeconds / 4));
             }
 
             track.Add(now, rss);
@@ -669,11 +669,12 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
     }
 
     /// <summary>Resident memory samples of one process.</summary>
-    private sealed class MemoryTrack(string name, int pid, double first, long firstBytes)
+    private sealed class MemoryTrack(string name, int pid, double first, long firstBytes, double warmupS)
     {
         private double lastAt;
         private long lastBytes;
         private long maxBytes;
+        private long? warmBytes;
 
         public string Name => name;
 
@@ -684,8 +685,13 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
             lastAt = at;
             lastBytes = bytes;
             maxBytes = Math.Max(maxBytes, bytes);
+            if (warmBytes is null && at - first >= warmupS)
+            {
+                warmBytes = bytes;
+            }
         }
 
-        public SoakProcessMemory Report() => new(name, pid, Math.Round(first, 1), Math.Round(lastAt, 1), firstBytes, lastBytes, maxBytes, lastBytes - firstBytes);
+        public SoakProcessMemory Report() => new(
+            name, pid, Math.Round(first, 1), Math.Round(lastAt, 1), firstBytes, lastBytes, maxBytes, lastBytes - firstBytes, warmBytes, lastBytes - warmBytes);
     }
 }

@@ -120,7 +120,9 @@ internal sealed record SoakStatusLoad(int Clients, long Requests, long Errors, d
 /// <param name="LastBytes">At the last.</param>
 /// <param name="MaxBytes">The most sampled.</param>
 /// <param name="GrowthBytes">Last minus first.</param>
-internal sealed record SoakProcessMemory(string Name, int Pid, double FromS, double ToS, long FirstBytes, long LastBytes, long MaxBytes, long GrowthBytes);
+/// <param name="WarmBytes">At the first sample once the process had run the warm-up (a quarter of the soak, at most 60 s: the runtime's JIT tiers and heaps settle); null if it did not live that long.</param>
+/// <param name="GrowthAfterWarmupBytes">Last minus warm: the figure a leak shows in.</param>
+internal sealed record SoakProcessMemory(string Name, int Pid, double FromS, double ToS, long FirstBytes, long LastBytes, long MaxBytes, long GrowthBytes, long? WarmBytes, long? GrowthAfterWarmupBytes);
 
 /// <summary>Everything <c>flowline bench soak</c> measured.</summary>
 internal sealed record SoakReport(
