@@ -12,12 +12,15 @@ public sealed class WaitAnyTests : ShmTest
     private readonly StreamWriter<float>[] writers = new StreamWriter<float>[3];
 
     /// <summary>Opens the three streams with readers waiting by <paramref name="policy"/>.</summary>
-    private void Open(WaitPolicy policy = WaitPolicy.Hybrid)
+    private void Open(WaitPolicy policy = WaitPolicy.Hybrid) => Open(new ReaderOptions { WaitPolicy = policy });
+
+    /// <summary>Opens the three streams, reader i with <paramref name="options"/>[i] (the last for the rest).</summary>
+    private void Open(params ReaderOptions[] options)
     {
         for (var i = 0; i < 3; i++)
         {
             var stream = Own(SharedStream.Open(Ns, $"s{i}", Format, RegionMode.Create, new StreamOptions { CapacityFrames = 4 }));
-            readers[i] = Own(stream.OpenReader<float>(new ReaderOptions { WaitPolicy = policy }));
+            readers[i] = Own(stream.OpenReader<float>(options[Math.Min(i, options.Length - 1)]));
             writers[i] = Own(stream.OpenWriter<float>());
         }
     }
@@ -183,6 +186,55 @@ public sealed class WaitAnyTests : ShmTest
         Assert.Equal(FrameOf(7f), frame.ToArray());
         Assert.True(readers[0].Increment());
         Assert.Equal(-1, StreamReader<float>.WaitAny(readers, TimeSpan.Zero));
+    }
+
+    /// <summary>A spinning reader that is not the first still keeps the wait awake: no reader ever goes to sleep.</summary>
+    [Fact]
+    public void WaitAny_WithABlockingFirstReaderAndASpinningSecond_SpinsUntilTheTimeout()
+    {
+        Open(new ReaderOptions { WaitPolicy = WaitPolicy.Block }, new ReaderOptions { WaitPolicy = WaitPolicy.Spin }, new ReaderOptions { WaitPolicy = WaitPolicy.Block });
+
+        Assert.Equal(-1, StreamReader<float>.WaitAny(readers, TimeSpan.FromMilliseconds(100)));
+
+        Assert.All(readers, r => Assert.Equal(0, r.SleepCount));
+    }
+
+    /// <summary>Hybrid readers keep the wait awake for the longest of their spin times, not the first reader's.</summary>
+    [Fact]
+    public void WaitAny_WithHybridReaders_StaysAwakeForTheLongestSpinTime()
+    {
+        Open(
+            new ReaderOptions { WaitPolicy = WaitPolicy.Hybrid, SpinTime = TimeSpan.FromMicroseconds(1) },
+            new ReaderOptions { WaitPolicy = WaitPolicy.Hybrid, SpinTime = TimeSpan.FromMinutes(10) },
+            new ReaderOptions { WaitPolicy = WaitPolicy.Block });
+
+        Assert.Equal(-1, StreamReader<float>.WaitAny(readers, TimeSpan.FromMilliseconds(100)));
+
+        Assert.All(readers, r => Assert.Equal(0, r.SleepCount));
+    }
+
+    /// <summary>Blocking readers never make the wait spin: it sleeps on every stream at once.</summary>
+    [Fact]
+    public void WaitAny_WithOnlyBlockingReaders_SleepsOnEveryStream()
+    {
+        Open(WaitPolicy.Block);
+
+        Assert.Equal(-1, StreamReader<float>.WaitAny(readers, TimeSpan.FromMilliseconds(100)));
+
+        Assert.All(readers, r => Assert.True(r.SleepCount >= 1, $"reader {r.Index} never slept"));
+    }
+
+    /// <summary>A wait on one reader runs the same loop: a spinning reader never sleeps, a blocking one does.</summary>
+    [Theory]
+    [InlineData(WaitPolicy.Spin, false)]
+    [InlineData(WaitPolicy.Block, true)]
+    public void WaitForFrame_SleepsOnlyWhenItsPolicyBlocks(WaitPolicy policy, bool sleeps)
+    {
+        Open(policy);
+
+        Assert.Equal(ReadStatus.Timeout, readers[0].WaitForFrame(TimeSpan.FromMilliseconds(50)));
+
+        Assert.Equal(sleeps, readers[0].SleepCount >= 1);
     }
 
     [Fact]
