@@ -43,7 +43,7 @@ internal sealed class KernelRunner : WorkerRunner
         try
         {
             inputs = [.. spec.Inputs.Select(name => OpenReader(plan, name, plan.TriggerReader(spec, name)))];
-            auxiliary = [.. spec.Auxiliary.Select(a => Own(new AuxiliaryInput(plan.Namespace, a.Stream)))];
+            auxiliary = OpenAuxiliary(plan, spec);
             outputs = [.. spec.Outputs.Select(name => OpenWriter(plan, name))];
             kernel = pipeline.CreateKernel(spec.Name);
         }
