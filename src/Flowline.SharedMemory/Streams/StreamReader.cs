@@ -130,7 +130,9 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     /// <summary>
     /// Gives the next frame in place (zero-copy), without consuming it; call <see cref="Increment"/> when
     /// done with it. A lossless look stays valid until then. A latest look can be overwritten if the writer
-    /// laps the ring meanwhile: <see cref="Increment"/> says whether it stayed intact.
+    /// laps the ring meanwhile: <see cref="Increment"/> says whether it stayed intact, and
+    /// <see cref="IsStillIntact"/>(<c>header.Sequence</c>) whether it still is. Until then the header's
+    /// frame id and timestamps, like the data, may be a later frame's; its sequence is always the one looked at.
     /// </summary>
     public ReadStatus Look(out ReadOnlySpan<T> frame, out FrameHeader header, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
@@ -151,9 +153,18 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         var sequence = Delivery == Delivery.Lossless ? next : Volatile.Read(ref Cursor) - 1;
         var slot = SlotOf(sequence);
         header = ReadHeader(slot);
-        if (Delivery == Delivery.Lossless && header.Sequence != sequence)
+        if (Delivery == Delivery.Lossless)
         {
-            ThrowCorrupt(sequence, header.Sequence);
+            if (header.Sequence != sequence)
+            {
+                ThrowCorrupt(sequence, header.Sequence);
+            }
+        }
+        else
+        {
+            // The writer may be overwriting the slot already: the header names the frame looked at, so that
+            // IsStillIntact(header.Sequence) checks that frame, whatever the other fields hold.
+            header = header with { Sequence = sequence };
         }
 
         frame = new ReadOnlySpan<T>(slot + StreamLayout.SlotHeaderBytes, FrameLength);
@@ -205,7 +216,8 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     /// <summary>
     /// Gives the newest frame the stream holds, whenever it was published (even before this reader
     /// joined), in place and without consuming anything: what an auxiliary input reads. False if nothing
-    /// was ever published. The writer may overwrite it meanwhile: check with <see cref="IsStillIntact"/>.
+    /// was ever published. The writer may overwrite it meanwhile: check with <see cref="IsStillIntact"/>(<c>header.Sequence</c>)
+    /// after using the frame or the header (whose sequence is always the frame peeked at).
     /// </summary>
     public bool PeekNewest(out ReadOnlyMemory<byte> frame, out FrameHeader header)
     {
@@ -219,7 +231,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         }
 
         var sequence = cursor - 1;
-        header = ReadHeader(SlotOf(sequence));
+        header = ReadHeader(SlotOf(sequence)) with { Sequence = sequence };
         frame = SlotMemory(sequence);
         return true;
     }
