@@ -237,6 +237,36 @@ public sealed class WaitAnyTests : ShmTest
         Assert.Equal(sleeps, readers[0].SleepCount >= 1);
     }
 
+    /// <summary>Neither a wait that finds a frame nor one that spins, yields and sleeps until its timeout allocates.</summary>
+    [Fact]
+    public void WaitAny_AllocatesNothing_WhetherAFrameIsReadyOrItWaits()
+    {
+        Open(new ReaderOptions { WaitPolicy = WaitPolicy.Block }, new ReaderOptions { WaitPolicy = WaitPolicy.Hybrid, SpinTime = TimeSpan.FromMicroseconds(20) });
+        var frame = FrameOf(1f);
+        bool Round() =>
+            StreamReader<float>.WaitAny(readers, TimeSpan.FromMilliseconds(1)) == -1
+            && writers[1].Write(frame) == WriteStatus.Ok
+            && StreamReader<float>.WaitAny(readers, Bound) == 1
+            && readers[1].ReadInto(frame, TimeSpan.Zero) == ReadStatus.Ok
+            && readers[1].ReadInto(frame, TimeSpan.FromMilliseconds(1)) == ReadStatus.Timeout;
+
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.True(Round());
+        }
+
+        var rounds = 0;
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        for (var i = 0; i < 100; i++)
+        {
+            rounds += Round() ? 1 : 0;
+        }
+
+        Assert.Equal(0, GC.GetAllocatedBytesForCurrentThread() - before);
+        Assert.Equal(100, rounds);
+        Assert.True(readers[0].SleepCount > 0, "the waits never went to sleep: the sleeping path was not measured");
+    }
+
     [Fact]
     public void WaitAny_WithNoReaders_ThrowsArgumentException()
     {
