@@ -137,6 +137,16 @@ switch (role)
         return 0;
     }
 
+    case "lease":
+    {
+        // Takes the namespace as a pipeline manager would, creates a stream in it, and waits to be killed.
+        using var lease = NamespaceLease.Acquire(ns, Get("url", "") is { Length: > 0 } url ? url : null);
+        using var stream = SharedStream.Open(ns, name, format, RegionMode.Create, streamOptions);
+        Console.WriteLine("leased");
+        Thread.Sleep(Timeout.Infinite);
+        return 0;
+    }
+
     case "hang":
         Console.WriteLine("ready");
         Thread.Sleep(Timeout.Infinite);

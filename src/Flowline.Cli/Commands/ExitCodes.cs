@@ -14,4 +14,7 @@ internal static class ExitCodes
 
     /// <summary><c>run</c>, <c>benchmark</c>: a worker failed while the pipeline ran; the failures are on standard error.</summary>
     public const int WorkerFailed = 3;
+
+    /// <summary><c>bench soak</c>: a figure that must be zero was not (frames lost, torn frames accepted, a failed restart, something left behind, ...).</summary>
+    public const int SoakFailed = 4;
 }

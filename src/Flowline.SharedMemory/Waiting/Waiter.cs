@@ -215,7 +215,11 @@ internal static class Waiter
         now = Stopwatch.GetTimestamp();
         if (now >= deadline)
         {
-            return Verdict.TimedOut;
+            // Peers are checked once more before giving up: a caller that waits in slices no longer than
+            // the liveness interval (a worker keeping its heartbeat fresh) would otherwise never check
+            // them. The endpoints limit their own checks to one per interval, across waits.
+            condition.CheckPeers();
+            return condition.IsSatisfied() ? Verdict.Satisfied : Verdict.TimedOut;
         }
 
         cancellationToken.ThrowIfCancellationRequested();
