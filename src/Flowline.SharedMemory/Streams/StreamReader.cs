@@ -265,7 +265,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         var (policy, spinTime) = (WaitPolicy.Block, TimeSpan.Zero);
         foreach (var reader in readers)
         {
-            (policy, spinTime) = Waiter.Join(policy, spinTime, reader.WaitPolicy, reader.SpinTime);
+            (policy, spinTime) = Waiter.Combine(policy, spinTime, reader.WaitPolicy, reader.SpinTime);
         }
 
         return WaitOn(readers, policy, spinTime, timeout, cancellationToken);

@@ -49,7 +49,7 @@ internal struct OneSignal(FutexSignal signal) : ISleepSignal
 /// The one wait loop of the shared-memory layer: spin, then yield, then sleep on one futex or on several
 /// at once (D3), with a timeout and a cancellation token, and a liveness check of the peers at every
 /// <see cref="WaitTuning.LivenessInterval"/>. A wait for one of several streams (<c>WaitAny</c>) runs
-/// the same loop with the policy <see cref="Join"/> makes of its readers' policies.
+/// the same loop with the policy <see cref="Combine"/> makes of its readers' policies.
 /// </summary>
 internal static class Waiter
 {
@@ -158,7 +158,7 @@ internal static class Waiter
     /// spins if any input spins; otherwise it is hybrid, awake for the longest spin time of the hybrid
     /// inputs; otherwise (every input blocks) it blocks. Start from <see cref="WaitPolicy.Block"/> and zero.
     /// </summary>
-    public static (WaitPolicy Policy, TimeSpan SpinTime) Join(WaitPolicy policy, TimeSpan spinTime, WaitPolicy inputPolicy, TimeSpan inputSpinTime) =>
+    public static (WaitPolicy Policy, TimeSpan SpinTime) Combine(WaitPolicy policy, TimeSpan spinTime, WaitPolicy inputPolicy, TimeSpan inputSpinTime) =>
         (policy, inputPolicy) switch
         {
             (WaitPolicy.Spin, _) or (_, WaitPolicy.Spin) => (WaitPolicy.Spin, spinTime),

@@ -237,6 +237,28 @@ public sealed class WaitAnyTests : ShmTest
         Assert.Equal(sleeps, readers[0].SleepCount >= 1);
     }
 
+    /// <summary>The policy of a wait for several readers, from theirs (spin times in µs, 0 for none).</summary>
+    [Theory]
+    [InlineData(new[] { WaitPolicy.Block, WaitPolicy.Block }, new[] { 5, 7 }, WaitPolicy.Block)]
+    [InlineData(new[] { WaitPolicy.Block, WaitPolicy.Hybrid, WaitPolicy.Hybrid }, new[] { 500, 20, 50 }, WaitPolicy.Hybrid, 50)]
+    [InlineData(new[] { WaitPolicy.Hybrid, WaitPolicy.Block }, new[] { 20, 500 }, WaitPolicy.Hybrid, 20)]
+    [InlineData(new[] { WaitPolicy.Hybrid, WaitPolicy.Spin, WaitPolicy.Block }, new[] { 20, 1, 1 }, WaitPolicy.Spin)]
+    [InlineData(new[] { WaitPolicy.Block, WaitPolicy.Spin }, new[] { 1, 1 }, WaitPolicy.Spin)]
+    public void Combine_SpinsIfAnySpins_ElseHybridForTheLongestSpinTime_ElseBlocks(WaitPolicy[] policies, int[] spinUs, WaitPolicy expected, int expectedSpinUs = 0)
+    {
+        var (policy, spinTime) = (WaitPolicy.Block, TimeSpan.Zero);
+        for (var i = 0; i < policies.Length; i++)
+        {
+            (policy, spinTime) = Waiting.Waiter.Combine(policy, spinTime, policies[i], TimeSpan.FromMicroseconds(spinUs[i]));
+        }
+
+        Assert.Equal(expected, policy);
+        if (expected == WaitPolicy.Hybrid)
+        {
+            Assert.Equal(TimeSpan.FromMicroseconds(expectedSpinUs), spinTime);
+        }
+    }
+
     /// <summary>Neither a wait that finds a frame nor one that spins, yields and sleeps until its timeout allocates.</summary>
     [Fact]
     public void WaitAny_AllocatesNothing_WhetherAFrameIsReadyOrItWaits()
