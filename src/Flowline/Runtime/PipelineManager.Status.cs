@@ -364,6 +364,7 @@ public sealed partial class PipelineManager
             },
             ["skipped_per_input"] = skipped,
             ["torn_frames"] = m.TornFrames,
+            ["auxiliary_torn_copies"] = m.AuxiliaryTornCopies,
             ["cpu_percent"] = slot.CpuPercent,
             ["rss_bytes"] = rss,
         };

@@ -1,3 +1,4 @@
+using Flowline.Documents;
 using Flowline.SharedMemory;
 
 namespace Flowline.Runtime;
@@ -91,6 +92,10 @@ internal abstract class WorkerRunner : IDisposable
         var stream = Own(SharedStream.Attach(plan.Namespace, name));
         return Own(stream.OpenWriter<byte>(plan.Writer(name)));
     }
+
+    /// <summary>Opens <paramref name="node"/>'s auxiliary inputs, disposed with the runner; their torn copies count in the worker's figures.</summary>
+    protected AuxiliaryInput[] OpenAuxiliary(PipelinePlan plan, NodeSpec node) =>
+        [.. node.Auxiliary.Select(a => Own(new AuxiliaryInput(plan.Namespace, a.Stream, Reporter)))];
 
     /// <summary>Disposes <paramref name="resource"/> with the runner (in reverse order of taking).</summary>
     protected T Own<T>(T resource)

@@ -189,7 +189,7 @@ public sealed class PipelineManagerTests : RuntimeTest
             "pid", "cpu_slot", "frames_processed", "last_exec_ms", "last_exec_us", "avg_exec_ms", "avg_exec_us", "jitter_us_rms",
             "throughput_hz", "runtime_s", "last_output_count", "metrics_window", "frame_sync_skew_events",
             "frame_sync_skipped_generations", "frame_sync_timeouts", "alive", "exitcode", "health", "idle_s", "last_metric_age_s",
-            "latency_us", "skipped_per_input", "cpu_percent", "rss_bytes",
+            "latency_us", "skipped_per_input", "torn_frames", "auxiliary_torn_copies", "cpu_percent", "rss_bytes",
         })
         {
             Assert.True(copy.ContainsKey(key), $"worker status lacks '{key}'");
