@@ -477,6 +477,8 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
             {
                 if ((int?)node?["pid"] is { } pid && (long?)node["torn_frames"] is { } torn)
                 {
+                    // Discarded computes on lapped latest inputs, and lapped copies of auxiliary inputs.
+                    torn += (long?)node["auxiliary_torn_copies"] ?? 0;
                     workerTorn[pid] = Math.Max(workerTorn.GetValueOrDefault(pid), torn);
                 }
             }

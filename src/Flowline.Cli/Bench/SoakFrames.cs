@@ -155,7 +155,21 @@ internal sealed class SoakFrames
     {
         using var stream = SharedStream.Attach(ns, name);
         using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest });
-        return reader.PeekNewest(out var newest, out _) ? newest.ToArray() : null;
+        for (var attempt = 0; attempt < 64; attempt++)
+        {
+            if (!reader.PeekNewest(out var newest, out var header))
+            {
+                return null;
+            }
+
+            var copy = newest.ToArray();
+            if (reader.IsStillIntact(header.Sequence))
+            {
+                return copy; // a copy the writer did not overwrite meanwhile
+            }
+        }
+
+        throw new InvalidOperationException($"stream '{name}' was overwritten during every one of 64 copies of its newest frame");
     }
 
     /// <summary>Frames, found by content: a table keyed by each frame's first 8 bytes.</summary>

@@ -94,16 +94,26 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
 
     private long lastPublishNs;
     private WorkerMetrics metrics;
+    private Action<WorkerReporter>? collect;
 
     public MetricsWindow Window { get; } = new();
 
     /// <summary>The counters the worker keeps beside the window (frame sync, missed writes, outputs).</summary>
     public ref WorkerMetrics Counters => ref metrics;
 
-    /// <summary>Beats, and publishes on the first frame, when the interval has passed, or when forced.</summary>
+    /// <summary>
+    /// Beats, and publishes on the first frame, when the interval has passed, or when forced. The counters
+    /// are collected by <paramref name="beforePublish"/>, or by the last one given (so that the final,
+    /// forced publication of a stopping worker carries its latest counters too).
+    /// </summary>
     public void Tick(Action<WorkerReporter>? beforePublish = null, bool force = false)
     {
         control.Beat();
+        if (beforePublish is not null)
+        {
+            collect = beforePublish;
+        }
+
         var now = MonotonicClock.NowNs();
         // Published on the first frame, then at most every interval (shmpipeline's rule).
         var first = metrics.FramesProcessed == 0 && Window.Frames > 0;
@@ -113,7 +123,7 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
         }
 
         lastPublishNs = now;
-        beforePublish?.Invoke(this);
+        collect?.Invoke(this);
         Window.Fill(ref metrics);
         metrics.PublishedNs = now;
         control.WriteMetrics(metrics);
