@@ -1,0 +1,18 @@
+"""Flowline for Python: read and write Flowline's shared-memory streams as numpy arrays.
+
+A second implementation of ``docs/shared-memory.md`` beside the C# one, over numpy and the standard library.
+"""
+
+from ._region import FlowlineError, LayoutMismatchError, RegionNotFoundError, StaleRegionError
+from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, StreamEnded, Writer, WriterGone
+
+__all__ = [
+    "EndOfStream", "FlowlineError", "FrameHeader", "FrameTimeout", "LayoutMismatchError", "Reader", "RegionNotFoundError",
+    "StaleRegionError", "Stream", "StreamEnded", "Writer", "WriterGone", "attach",
+]
+__version__ = "0.1.0"
+
+
+def attach(namespace: str, name: str) -> Stream:
+    """Attaches to the stream ``namespace/name`` under /dev/shm/flowline."""
+    return Stream(namespace, name)

@@ -1,0 +1,162 @@
+"""A C# peer and Python on the same streams, both ways."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+
+import numpy as np
+import pytest
+
+import flowline
+from flowline import _layout as L
+from conftest import ROOT, payload, uniform
+
+
+def test_layout_hashes_match_the_csharp_regions(peers, ns):
+    peers.csharp("create", "s", capacity=4, hang=True).expect("created")
+    for name, expected in (("s", L.STREAM_HASH), ("s.evt", L.EVENT_HASH)):
+        header = (ROOT / ns / name).read_bytes()[:L.HEADER_SIZE]
+        assert int.from_bytes(header[0:8], "little") == L.MAGIC
+        assert int.from_bytes(header[8:12], "little") == L.LAYOUT_VERSION
+        assert int.from_bytes(header[L.HASH_OFFSET:L.HASH_OFFSET + 8], "little") == expected, name
+
+
+@pytest.mark.parametrize("policy", ["hybrid", "block"])
+def test_csharp_writer_python_lossless_reader(peers, ns, policy):
+    peers.csharp("create", "s", capacity=4, elements=16, hang=True).expect("created")
+    stream = flowline.attach(ns, "s")
+    assert stream.dtype == np.uint64 and stream.shape == (16,) and stream.capacity == 4
+    reader = stream.reader("lossless", wait_policy=policy)
+    writer = peers.csharp("write", "s", capacity=4, elements=16, count=300, close=True)
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+    for sequence in range(300):
+        frame, header = reader.read(timeout=30)
+        assert header.sequence == sequence
+        assert header.frame_id == sequence * 10
+        assert before <= header.publish_ns <= time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+        assert header.origin_ns == header.publish_ns
+        np.testing.assert_array_equal(frame, payload(sequence, 16))
+    with pytest.raises(flowline.EndOfStream):
+        reader.read(timeout=30)
+    assert writer.wait() == 0
+    reader.close()
+    stream.close()
+
+
+def test_csharp_writer_python_latest_reader_and_zero_copy_looks(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=64, hang=True).expect("created")
+    stream = flowline.attach(ns, "s")
+    reader = stream.reader("latest")
+    writer = peers.csharp("write", "s", capacity=4, elements=64, count=20000, close=True, pattern="uniform")
+    last, intact, looks = -1, 0, 0
+    while True:
+        try:
+            if looks % 2:
+                frame, header = reader.read(timeout=30)
+                ok = True
+            else:
+                frame, header = reader.look(timeout=30)
+                assert not frame.flags.writeable
+                copy = frame.copy()
+                ok = reader.increment()
+                frame = copy
+        except flowline.EndOfStream:
+            break
+        looks += 1
+        assert header.sequence > last
+        last = header.sequence
+        if ok:
+            intact += 1
+            np.testing.assert_array_equal(frame, uniform(header.sequence, 64))
+    assert last == 19999
+    assert intact >= 1
+    assert reader.frames_read + reader.frames_skipped + reader.torn_copies >= 20000 - 1
+    assert writer.wait() == 0
+
+
+def test_python_writer_csharp_lossless_reader(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=16, hang=True).expect("created")
+    reader = peers.csharp("read", "s", capacity=4, elements=16, count=500)
+    reader.expect("ready")
+    with flowline.attach(ns, "s") as stream, stream.writer() as writer:
+        for sequence in range(500):
+            if sequence % 2:
+                writer.write(payload(sequence, 16), timeout=30)
+            else:
+                writer.look(timeout=30)[:] = payload(sequence, 16)
+                writer.increment()
+        assert reader.expect("read ") == "read 500 errors 0"
+        assert reader.wait() == 0
+
+
+def test_python_writer_csharp_latest_reader(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=32, hang=True).expect("created")
+    reader = peers.csharp("read-latest", "s", capacity=4, elements=32)
+    reader.expect("ready")
+    with flowline.attach(ns, "s") as stream:
+        writer = stream.writer()
+        for sequence in range(3000):
+            writer.write(uniform(sequence, 32))
+        writer.close_stream()
+        line = reader.expect("read ")
+        assert line.endswith("errors 0 last 2999"), line
+        assert reader.wait() == 0
+        writer.close()
+
+
+def test_a_killed_python_reader_releases_a_csharp_writer(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=8, hang=True).expect("created")
+    held = peers.python(
+        "import flowline, time\n"
+        f"r = flowline.attach('{ns}', 's').reader('lossless')\n"
+        "print('ready', flush=True)\n"
+        "time.sleep(600)\n")
+    held.expect("ready")
+    stream = flowline.attach(ns, "s")
+    writer = peers.csharp("write", "s", capacity=4, elements=8, count=50)
+    writer.expect("ready")
+    # The live Python reader holds the writer back once the ring is full (its owner word names a live process).
+    deadline = time.monotonic() + 30
+    while stream.cursor < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    assert stream.cursor == 4
+    assert writer.process.poll() is None
+    held.process.send_signal(signal.SIGKILL)
+    held.wait(10)
+    assert writer.expect("written") == "written 50"
+    assert writer.wait() == 0
+    assert stream.reclaimed_readers == 1
+    stream.close()
+
+
+def test_layout_mismatch_is_refused(peers, ns):
+    peers.csharp("create", "s", capacity=4, hang=True).expect("created")
+    data = bytearray((ROOT / ns / "s").read_bytes())
+    data[L.HASH_OFFSET] ^= 0xFF
+    (ROOT / ns / "other").write_bytes(data)
+    with pytest.raises(flowline.LayoutMismatchError, match=r"layout hash 0x[0-9A-F]{16}.*expected layout version 1, kind stream, layout hash"):
+        flowline.attach(ns, "other")
+    with pytest.raises(flowline.LayoutMismatchError, match="kind event"):
+        flowline.attach(ns, "s.evt")
+    with pytest.raises(flowline.RegionNotFoundError, match="does not exist"):
+        flowline.attach(ns, "missing")
+
+
+def test_one_writer_at_a_time_and_a_gone_writer(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=8, hang=True).expect("created")
+    csharp = peers.csharp("write", "s", capacity=4, elements=8, count=2, hang=True)
+    with flowline.attach(ns, "s") as stream:
+        reader = stream.reader("lossless")
+        csharp.expect("written")
+        with pytest.raises(flowline.FlowlineError, match=f"already has a writer \\(pid {csharp.process.pid}\\)"):
+            stream.writer()
+        csharp.kill()
+        # Frames published before the writer died are drained, then the dead writer is noticed.
+        assert [reader.read(timeout=30)[1].sequence for _ in range(2)] == [0, 1]
+        with pytest.raises(flowline.WriterGone):
+            reader.read(timeout=30)
+        assert stream.writer_state == "dead"
+        reader.close()
