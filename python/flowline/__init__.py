@@ -4,10 +4,11 @@ A second implementation of ``docs/shared-memory.md`` beside the C# one, over num
 """
 
 from ._region import FlowlineError, LayoutMismatchError, RegionNotFoundError, StaleRegionError
+from .event import Event
 from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, StreamEnded, Writer, WriterGone
 
 __all__ = [
-    "EndOfStream", "FlowlineError", "FrameHeader", "FrameTimeout", "LayoutMismatchError", "Reader", "RegionNotFoundError",
+    "EndOfStream", "Event", "FlowlineError", "FrameHeader", "FrameTimeout", "LayoutMismatchError", "Reader", "RegionNotFoundError",
     "StaleRegionError", "Stream", "StreamEnded", "Writer", "WriterGone", "attach",
 ]
 __version__ = "0.1.0"
