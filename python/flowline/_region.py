@@ -128,8 +128,13 @@ class Region:
             raise StaleRegionError(f"region '{self.display}' was {self.owner_text}: nothing keeps it up to date. "
                                    "Start the pipeline that owns it")
 
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` ran."""
+        return self._anchor is None
+
     def close(self) -> None:
-        """Lets go of the mapping (it stays mapped while numpy views of it are alive)."""
+        """Lets go of the mapping (it stays mapped while numpy views of it or endpoints' pins are alive)."""
         self._anchor = None  # type: ignore[assignment]
         try:
             self.mm.close()

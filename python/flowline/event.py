@@ -51,14 +51,21 @@ class Event:
     @property
     def is_set(self) -> bool:
         """True while the flag is set."""
+        self._check_open()
         return bool(N.load_u32(self._state) & _SET_BIT)
 
     @property
     def pending(self) -> int:
         """Activations signalled and not yet taken."""
+        self._check_open()
         return N.load_u32(self._state) >> 1
 
+    def _check_open(self) -> None:
+        if self._region.closed:
+            raise ValueError(f"event '{self.namespace}/{self.name}' is closed")
+
     def _update(self, change) -> None:
+        self._check_open()
         while True:
             s = N.load_u32(self._state)
             updated = change(s)
@@ -86,6 +93,7 @@ class Event:
 
     def try_take_activation(self) -> bool:
         """Takes a pending activation if there is one, without waiting."""
+        self._check_open()
         while True:
             s = N.load_u32(self._state)
             if s >> 1 == 0:

@@ -191,16 +191,19 @@ class Stream:
     @property
     def cursor(self) -> int:
         """Frames published since the stream was created."""
+        self._check_open()
         return N.load_i64(self.base + L.CURSOR_OFFSET)
 
     @property
     def writer_state(self) -> str:
         """none, attached, detached, closed or dead."""
+        self._check_open()
         return L.WRITER_STATE_NAMES.get(N.state_of(N.load_u64(self.base + L.WRITER_OWNER_OFFSET)), "unknown")
 
     @property
     def reclaimed_readers(self) -> int:
         """Reader entries of dead processes freed or taken over."""
+        self._check_open()
         return N.load_i64(self.base + L.RECLAIMED_READERS_OFFSET)
 
     def reader_entry(self, index: int) -> int:
@@ -227,14 +230,25 @@ class Stream:
 
     def reader(self, delivery: str = "lossless", wait_policy: str = "hybrid", spin_time: float = DEFAULT_SPIN_TIME) -> "Reader":
         """Opens a reader: ``lossless`` (every frame, with backpressure) or ``latest`` (the newest frame)."""
+        self._check_open()
         return Reader(self, delivery, wait_policy, spin_time)
 
     def writer(self, wait_policy: str = "hybrid", spin_time: float = DEFAULT_SPIN_TIME) -> "Writer":
         """Opens the writer; a stream has at most one live writer."""
+        self._check_open()
         return Writer(self, wait_policy, spin_time)
 
+    def _check_open(self) -> None:
+        if self._region.closed:
+            raise ValueError(f"stream '{self.namespace}/{self.name}' is closed")
+
+    def _pin(self) -> object:
+        """A reference that keeps the mapping in place while an endpoint uses raw addresses in it."""
+        self._check_open()
+        return ctypes.c_char.from_buffer(self._region.mm)
+
     def close(self) -> None:
-        """Lets go of the region (views handed out keep it mapped)."""
+        """Lets go of the region; readers, writers and views opened from it keep it mapped until they go."""
         self._region.close()
 
     def __enter__(self) -> "Stream":
@@ -260,6 +274,7 @@ class Reader:
             raise ValueError(f"delivery {delivery!r} is not valid: use lossless or latest")
         _check_policy(wait_policy)
         self.stream = stream
+        self._pin = stream._pin()
         self.wait_policy, self.spin_time = wait_policy, spin_time
         self._base = stream.base
         self._cursor = stream.base + L.CURSOR_OFFSET
@@ -518,6 +533,7 @@ class Reader:
         if self._entry:
             N.cas_u64(self._entry + L.READER_OWNER_OFFSET, self._owner_word, L.READER_FREE)
             self._space.notify_if_sleeping()
+        self._pin = None
 
     def __enter__(self) -> "Reader":
         return self
@@ -538,6 +554,7 @@ class Writer:
     def __init__(self, stream: Stream, wait_policy: str, spin_time: float) -> None:
         _check_policy(wait_policy)
         self.stream = stream
+        self._pin = stream._pin()
         self.wait_policy, self.spin_time = wait_policy, spin_time
         b = stream.base
         self._cursor = b + L.CURSOR_OFFSET
@@ -681,6 +698,7 @@ class Writer:
         self._liveness.close()
         if not self.closed and self._installed:
             self._set_state(L.WRITER_DETACHED)
+        self._pin = None
 
     def __enter__(self) -> "Writer":
         return self

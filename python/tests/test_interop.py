@@ -160,3 +160,49 @@ def test_one_writer_at_a_time_and_a_gone_writer(peers, ns):
             reader.read(timeout=30)
         assert stream.writer_state == "dead"
         reader.close()
+
+
+def test_a_python_writer_reclaims_a_killed_csharp_reader(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=8, hang=True).expect("created")
+    held = peers.csharp("read", "s", capacity=4, elements=8, count=0, hang=True)
+    held.expect("read 0")
+    with flowline.attach(ns, "s") as stream, stream.writer(wait_policy="block") as writer:
+        for sequence in range(4):
+            writer.write(payload(sequence, 8))
+        # The ring is full and the C# reader is alive: no space.
+        with pytest.raises(flowline.FrameTimeout, match="a lossless reader lags"):
+            writer.write(payload(4, 8), timeout=0.3)
+        held.kill()
+        for sequence in range(4, 40):
+            writer.write(payload(sequence, 8), timeout=30)
+        assert stream.reclaimed_readers == 1
+
+
+def test_timeouts_and_stale_regions(peers, ns):
+    creator = peers.csharp("create", "s", capacity=4, elements=8, hang=True)
+    creator.expect("created")
+    with flowline.attach(ns, "s") as stream, stream.reader("lossless", wait_policy="block") as reader:
+        with pytest.raises(flowline.FrameTimeout):
+            reader.read(timeout=0.05)
+        with pytest.raises(flowline.FrameTimeout):
+            reader.look(timeout=0)
+    creator.kill()
+    with pytest.raises(flowline.StaleRegionError, match=f"created by pid {creator.process.pid}, which has exited"):
+        flowline.attach(ns, "s")
+
+
+def test_endpoints_keep_the_mapping_of_a_closed_stream(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=8, hang=True).expect("created")
+    stream = flowline.attach(ns, "s")
+    writer = stream.writer()
+    reader = stream.reader("lossless")
+    stream.close()
+    with pytest.raises(ValueError, match="is closed"):
+        stream.reader()
+    with pytest.raises(ValueError, match="is closed"):
+        _ = stream.cursor
+    writer.write(payload(0, 8))
+    frame, header = reader.read(timeout=5)
+    np.testing.assert_array_equal(frame, payload(0, 8))
+    reader.close()
+    writer.close()
