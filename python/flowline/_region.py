@@ -8,6 +8,7 @@ import os
 import re
 import stat as statmod
 import struct
+from typing import TypeVar
 
 from . import _layout as L
 from ._native import is_alive, load_u64, unpack_owner
@@ -144,3 +145,27 @@ class Region:
 
 def _kind_name(kind: int) -> str:
     return L.KIND_NAMES.get(kind, f"unknown ({kind})")
+
+
+_A = TypeVar("_A", bound="Attached")
+
+
+class Attached:
+    """What streams and events share: the region they attached to, closed by ``with`` or :meth:`close`."""
+
+    _region: Region
+    _what = "region"
+
+    def _check_open(self) -> None:
+        if self._region.closed:
+            raise ValueError(f"{self._what} '{self._region.display}' is closed")
+
+    def close(self) -> None:
+        """Lets go of the region; readers, writers and views opened from it keep it mapped until they go."""
+        self._region.close()
+
+    def __enter__(self: _A) -> _A:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -6,7 +6,7 @@ from typing import Optional
 
 from . import _layout as L
 from . import _native as N
-from ._region import LayoutMismatchError, Region
+from ._region import Attached, LayoutMismatchError, Region
 from .stream import _Signal, _wait
 
 _SET_BIT = 1
@@ -21,13 +21,15 @@ def _take_one(s: int) -> int:
     return (count << 1) | (_SET_BIT if count > 0 else 0)
 
 
-class Event:
+class Event(Attached):
     """An existing event, attached by namespace and name (PYTHUSA's ``WorkerEvent`` semantics).
 
     :meth:`signal` adds an activation and sets the flag; :meth:`reset` takes one activation and clears the
     flag when none are left; :meth:`wait` waits for the flag without consuming; :meth:`wait_activation`
     waits for an activation and takes it; :meth:`set` sets the flag alone; :meth:`clear` drops everything.
     """
+
+    _what = "event"
 
     def __init__(self, namespace: str, name: str) -> None:
         self._region = Region(namespace, name, L.KIND_EVENT, L.EVENT_HASH)
@@ -59,10 +61,6 @@ class Event:
         """Activations signalled and not yet taken."""
         self._check_open()
         return N.load_u32(self._state) >> 1
-
-    def _check_open(self) -> None:
-        if self._region.closed:
-            raise ValueError(f"event '{self.namespace}/{self.name}' is closed")
 
     def _update(self, change) -> None:
         self._check_open()
@@ -109,16 +107,6 @@ class Event:
     def wait_activation(self, timeout: Optional[float] = None) -> bool:
         """Waits for a pending activation and takes it; False on timeout."""
         return _wait(self.try_take_activation, lambda: None, self._signal, "block", 0.0, timeout)
-
-    def close(self) -> None:
-        """Lets go of the region."""
-        self._region.close()
-
-    def __enter__(self) -> "Event":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return f"Event('{self.namespace}/{self.name}', {'set' if self.is_set else 'clear'}, {self.pending} pending)"

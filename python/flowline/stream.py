@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Iterator, NamedTuple, Optional
+from typing import Iterator, NamedTuple, Optional, TypeVar
 
 import numpy as np
 
 from . import _layout as L
 from . import _native as N
-from ._region import FlowlineError, LayoutMismatchError, Region
+from ._region import Attached, FlowlineError, LayoutMismatchError, Region
 
 LIVENESS_INTERVAL_NS = 100_000_000
 DEFAULT_SPIN_TIME = 50e-6
@@ -78,6 +78,9 @@ class _Signal:
             N.add_i32(self.sleepers, -1)
 
 
+_KEEP_WAITING, _SATISFIED, _TIMED_OUT = 0, 1, 2
+
+
 def _wait(ready, check_peers, signal: _Signal, policy: str, spin_time: float, timeout: Optional[float]) -> bool:
     """The wait loop of Waiter.cs: awake (spin or yield) for the spin time, then sleep on the futex in slices."""
     if ready():
@@ -88,6 +91,20 @@ def _wait(ready, check_peers, signal: _Signal, policy: str, spin_time: float, ti
         check_peers()
         return ready()
     next_check = start + LIVENESS_INTERVAL_NS
+
+    def check_time_and_peers(now: int) -> int:
+        # Peers are checked once more before giving up, and every liveness interval while waiting.
+        nonlocal next_check
+        if now >= deadline:
+            check_peers()
+            return _SATISFIED if ready() else _TIMED_OUT
+        if now >= next_check:
+            next_check = now + LIVENESS_INTERVAL_NS
+            check_peers()
+            if ready():
+                return _SATISFIED
+        return _KEEP_WAITING
+
     if policy != "block":
         awake_until = _FOREVER if policy == "spin" else start + int(spin_time * 1e9)
         while True:
@@ -96,14 +113,9 @@ def _wait(ready, check_peers, signal: _Signal, policy: str, spin_time: float, ti
             if ready():
                 return True
             now = N.now_ns()
-            if now >= deadline:
-                check_peers()
-                return ready()
-            if now >= next_check:
-                next_check = now + LIVENESS_INTERVAL_NS
-                check_peers()
-                if ready():
-                    return True
+            verdict = check_time_and_peers(now)
+            if verdict != _KEEP_WAITING:
+                return verdict == _SATISFIED
             if now >= awake_until:
                 break
     while True:
@@ -112,25 +124,22 @@ def _wait(ready, check_peers, signal: _Signal, policy: str, spin_time: float, ti
             if ready():
                 return True
             now = N.now_ns()
-            if now >= deadline:
-                check_peers()
-                return ready()
-            if now >= next_check:
-                next_check = now + LIVENESS_INTERVAL_NS
-                check_peers()
-                if ready():
-                    return True
+            verdict = check_time_and_peers(now)
+            if verdict != _KEEP_WAITING:
+                return verdict == _SATISFIED
             N.futex_wait(signal.word, observed, min(deadline, next_check) - now)
         finally:
             signal.end_sleep()
 
 
-class Stream:
+class Stream(Attached):
     """An existing stream, attached by namespace and name; open readers and a writer on it.
 
     The region's magic, layout version, kind and layout hash are checked, and its descriptor gives the
     frames' dtype and shape. A stream whose creator has exited and that no live process uses is refused.
     """
+
+    _what = "stream"
 
     def __init__(self, namespace: str, name: str) -> None:
         self._region = Region(namespace, name, L.KIND_STREAM, L.STREAM_HASH)
@@ -238,27 +247,36 @@ class Stream:
         self._check_open()
         return Writer(self, wait_policy, spin_time)
 
-    def _check_open(self) -> None:
-        if self._region.closed:
-            raise ValueError(f"stream '{self.namespace}/{self.name}' is closed")
-
     def _pin(self) -> object:
         """A reference that keeps the mapping in place while an endpoint uses raw addresses in it."""
         self._check_open()
         return ctypes.c_char.from_buffer(self._region.mm)
 
-    def close(self) -> None:
-        """Lets go of the region; readers, writers and views opened from it keep it mapped until they go."""
-        self._region.close()
+    def __repr__(self) -> str:
+        return f"Stream('{self.namespace}/{self.name}', {self.dtype.name}{list(self.shape)} x {self.capacity} slots)"
 
-    def __enter__(self) -> "Stream":
+
+_E = TypeVar("_E", bound="_Endpoint")
+
+
+class _Endpoint:
+    """What readers and writers share: ``with`` closes them, and so does the garbage collector (a forgotten
+    lossless reader must not hold a writer back for the life of its process)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self: _E) -> _E:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def __repr__(self) -> str:
-        return f"Stream('{self.namespace}/{self.name}', {self.dtype.name}{list(self.shape)} x {self.capacity} slots)"
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
 
 
 def _check_policy(policy: str) -> None:
@@ -266,7 +284,7 @@ def _check_policy(policy: str) -> None:
         raise ValueError(f"wait policy {policy!r} is not valid: use spin, hybrid or block")
 
 
-class Reader:
+class Reader(_Endpoint):
     """A reader with its own entry in the stream's reader table (StreamReader.cs)."""
 
     def __init__(self, stream: Stream, delivery: str, wait_policy: str, spin_time: float) -> None:
@@ -535,20 +553,8 @@ class Reader:
             self._space.notify_if_sleeping()
         self._pin = None
 
-    def __enter__(self) -> "Reader":
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
-
-
-class Writer:
+class Writer(_Endpoint):
     """The writer of a stream (StreamWriter.cs): one live writer at a time."""
 
     def __init__(self, stream: Stream, wait_policy: str, spin_time: float) -> None:
@@ -699,15 +705,3 @@ class Writer:
         if not self.closed and self._installed:
             self._set_state(L.WRITER_DETACHED)
         self._pin = None
-
-    def __enter__(self) -> "Writer":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:
-            pass
