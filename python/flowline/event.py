@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 from . import _layout as L
 from . import _native as N
@@ -62,7 +62,7 @@ class Event(Attached):
         self._check_open()
         return N.load_u32(self._state) >> 1
 
-    def _update(self, change) -> None:
+    def _update(self, change: Callable[[int], int]) -> None:
         self._check_open()
         while True:
             s = N.load_u32(self._state)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Iterator, NamedTuple, Optional, TypeVar
+from typing import Callable, Iterator, NamedTuple, Optional, TypeVar
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class _Signal:
 _KEEP_WAITING, _SATISFIED, _TIMED_OUT = 0, 1, 2
 
 
-def _wait(ready, check_peers, signal: _Signal, policy: str, spin_time: float, timeout: Optional[float]) -> bool:
+def _wait(ready: Callable[[], bool], check_peers: Callable[[], None], signal: _Signal, policy: str, spin_time: float, timeout: Optional[float]) -> bool:
     """The wait loop of Waiter.cs: awake (spin or yield) for the spin time, then sleep on the futex in slices."""
     if ready():
         return True
@@ -107,8 +107,9 @@ def _wait(ready, check_peers, signal: _Signal, policy: str, spin_time: float, ti
 
     if policy != "block":
         awake_until = _FOREVER if policy == "spin" else start + int(spin_time * 1e9)
+        spin_until = _FOREVER if policy == "spin" else start + int(spin_time * 1e9) // 5
         while True:
-            if policy != "spin":
+            if N.now_ns() >= spin_until:
                 os.sched_yield()
             if ready():
                 return True
@@ -208,6 +209,12 @@ class Stream(Attached):
         """none, attached, detached, closed or dead."""
         self._check_open()
         return L.WRITER_STATE_NAMES.get(N.state_of(N.load_u64(self.base + L.WRITER_OWNER_OFFSET)), "unknown")
+
+    @property
+    def sleeping_readers(self) -> int:
+        """Readers asleep on the stream's futex now (a writer wakes them with a system call)."""
+        self._check_open()
+        return N.load_i32(self.base + L.DATA_SLEEPERS_OFFSET)
 
     @property
     def reclaimed_readers(self) -> int:

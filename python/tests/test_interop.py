@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
 import time
 
@@ -206,3 +205,29 @@ def test_endpoints_keep_the_mapping_of_a_closed_stream(peers, ns):
     np.testing.assert_array_equal(frame, payload(0, 8))
     reader.close()
     writer.close()
+
+
+def test_a_python_reader_killed_in_its_sleep_gives_its_sleeper_count_back(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=8, hang=True).expect("created")
+    held = peers.python(
+        "import flowline\n"
+        f"r = flowline.attach('{ns}', 's').reader('lossless', wait_policy='block')\n"
+        "print('ready', flush=True)\n"
+        "r.read(timeout=600)\n")
+    held.expect("ready")
+    with flowline.attach(ns, "s") as stream:
+        entry = stream.reader_entry(0)
+        deadline = time.monotonic() + 30
+        # Asleep as C# expects: counted among the data signal's sleepers, its entry's sleeping flag raised.
+        while stream.sleeping_readers != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert stream.sleeping_readers == 1
+        assert int.from_bytes((ROOT / ns / "s").read_bytes()[entry - stream.base + L.READER_SLEEPING_OFFSET:][:4], "little") == 1
+        held.process.send_signal(signal.SIGKILL)
+        held.wait(10)
+        writer = peers.csharp("write", "s", capacity=4, elements=8, count=20)
+        assert writer.expect("written") == "written 20"
+        assert writer.wait() == 0
+        # The C# writer reclaimed the dead reader's entry and took its count back.
+        assert stream.reclaimed_readers == 1
+        assert stream.sleeping_readers == 0
