@@ -14,6 +14,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def attach(namespace: str, name: str) -> Stream:
-    """Attaches to the stream ``namespace/name`` under /dev/shm/flowline."""
-    return Stream(namespace, name)
+def attach(namespace: str, name: str, dtype: object = None, shape: "tuple[int, ...] | None" = None) -> Stream:
+    """Attaches to the stream ``namespace/name`` under /dev/shm/flowline; with ``dtype`` or ``shape``, its
+    frames must have them (else :class:`LayoutMismatchError`)."""
+    return Stream(namespace, name, dtype, shape)

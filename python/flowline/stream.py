@@ -142,10 +142,11 @@ class Stream(Attached):
 
     _what = "stream"
 
-    def __init__(self, namespace: str, name: str) -> None:
+    def __init__(self, namespace: str, name: str, dtype: object = None, shape: Optional[tuple[int, ...]] = None) -> None:
         self._region = Region(namespace, name, L.KIND_STREAM, L.STREAM_HASH)
         try:
             self._read_descriptor()
+            self._check_format(None if dtype is None else np.dtype(dtype), None if shape is None else tuple(shape))
             self._region.stale_error(self._live_user())
         except BaseException:
             self._region.close()
@@ -153,9 +154,18 @@ class Stream(Attached):
         self.namespace, self.name = namespace, name
 
     @classmethod
-    def attach(cls, namespace: str, name: str) -> "Stream":
-        """Attaches to the stream ``namespace/name``."""
-        return cls(namespace, name)
+    def attach(cls, namespace: str, name: str, dtype: object = None, shape: Optional[tuple[int, ...]] = None) -> "Stream":
+        """Attaches to the stream ``namespace/name``; with ``dtype`` or ``shape``, its frames must have them."""
+        return cls(namespace, name, dtype, shape)
+
+    def _check_format(self, dtype: Optional[np.dtype], shape: Optional[tuple[int, ...]]) -> None:
+        if (dtype is None or dtype == self.dtype) and (shape is None or shape == self.shape):
+            return
+        want_type = (dtype or self.dtype).name
+        want_shape = list(shape if shape is not None else self.shape)
+        raise LayoutMismatchError(
+            f"region '{self._region.display}' does not match: it holds {self.dtype.name}{list(self.shape)} frames; "
+            f"expected {want_type}{want_shape} frames ({self._region.owner_text})")
 
     def _read_descriptor(self) -> None:
         r = self._region

@@ -140,6 +140,11 @@ def test_layout_mismatch_is_refused(peers, ns):
         flowline.attach(ns, "other")
     with pytest.raises(flowline.LayoutMismatchError, match="kind event"):
         flowline.attach(ns, "s.evt")
+    with pytest.raises(flowline.LayoutMismatchError, match=r"it holds uint64\[8\] frames; expected float32\[8\] frames"):
+        flowline.attach(ns, "s", dtype="float32")
+    with pytest.raises(flowline.LayoutMismatchError, match=r"expected uint64\[2, 4\] frames"):
+        flowline.attach(ns, "s", shape=(2, 4))
+    flowline.attach(ns, "s", dtype=np.uint64, shape=(8,)).close()
     with pytest.raises(flowline.RegionNotFoundError, match="does not exist"):
         flowline.attach(ns, "missing")
 
