@@ -147,7 +147,7 @@ class Stream(Attached):
         try:
             self._read_descriptor()
             self._check_format(None if dtype is None else np.dtype(dtype), None if shape is None else tuple(shape))
-            self._region.stale_error(self._live_user())
+            self._region.stale_error(None if self._region.owner_alive else self._live_user())
         except BaseException:
             self._region.close()
             raise
