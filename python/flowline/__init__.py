@@ -5,11 +5,11 @@ A second implementation of ``docs/shared-memory.md`` beside the C# one, over num
 
 from ._region import FlowlineError, LayoutMismatchError, RegionNotFoundError, StaleRegionError
 from .event import Event
-from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, StreamEnded, Writer, WriterGone
+from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, StreamEnded, Writer, WriterGone, wait_any
 
 __all__ = [
     "EndOfStream", "Event", "FlowlineError", "FrameHeader", "FrameTimeout", "LayoutMismatchError", "Reader", "RegionNotFoundError",
-    "StaleRegionError", "Stream", "StreamEnded", "Writer", "WriterGone", "attach",
+    "StaleRegionError", "Stream", "StreamEnded", "Writer", "WriterGone", "attach", "wait_any",
 ]
 __version__ = "0.1.0"
 

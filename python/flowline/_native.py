@@ -183,6 +183,49 @@ def futex_wait(address: int, expected: int, timeout_ns: int) -> None:
         raise OSError(errno, f"futex wait failed: {os.strerror(errno)}")
 
 
+_SYS_FUTEX_WAITV = 449
+_ENOSYS = 38
+_waitv_missing = False
+
+
+class _FutexWaitv(ctypes.Structure):
+    _fields_ = [("val", ctypes.c_uint64), ("uaddr", ctypes.c_uint64), ("flags", ctypes.c_uint32), ("reserved", ctypes.c_uint32)]
+
+
+def futex_wait_any(addresses: list[int], expected: list[int], timeout_ns: int) -> None:
+    """Sleeps while every word holds its expected value, for at most ``timeout_ns`` (``futex_waitv``, Linux
+    5.16+; 32-bit shared futexes). Without it, sleeps on the first word for at most a millisecond: callers
+    re-check their conditions, so the only cost is latency on the other words."""
+    global _waitv_missing
+    if timeout_ns <= 0:
+        return
+    if _waitv_missing or len(addresses) > 128:
+        futex_wait(addresses[0], expected[0], min(timeout_ns, 1_000_000))
+        return
+    waiters = (_FutexWaitv * len(addresses))()
+    for i, (address, value) in enumerate(zip(addresses, expected)):
+        waiters[i].val = value & _M32
+        waiters[i].uaddr = address
+        waiters[i].flags = 2  # FUTEX2_SIZE_U32, shared
+    deadline = now_ns() + timeout_ns
+    ts = _Timespec(deadline // 1_000_000_000, deadline % 1_000_000_000)
+    while True:
+        rc = _syscall(ctypes.c_long(_SYS_FUTEX_WAITV), ctypes.byref(waiters), ctypes.c_uint(len(addresses)), ctypes.c_uint(0),
+                      ctypes.byref(ts), ctypes.c_int(time.CLOCK_MONOTONIC))
+        if rc >= 0:
+            return
+        errno = ctypes.get_errno()
+        if errno in (_EAGAIN, _ETIMEDOUT):
+            return
+        if errno == _EINTR:
+            continue
+        if errno == _ENOSYS:
+            _waitv_missing = True
+            futex_wait(addresses[0], expected[0], min(timeout_ns, 1_000_000))
+            return
+        raise OSError(errno, f"futex_waitv failed: {os.strerror(errno)}")
+
+
 def futex_wake(address: int) -> None:
     """Wakes every waiter on the 32-bit word at ``address``."""
     rc = _syscall(_SYS_FUTEX, ctypes.c_void_p(address), _FUTEX_WAKE, ctypes.c_int(0x7FFFFFFF), None, None, 0)

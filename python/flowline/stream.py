@@ -73,15 +73,35 @@ class _Signal:
         N.add_i32(self.word, 1)
         N.futex_wake(self.word)
 
+    def sleep(self, observed: int, timeout_ns: int) -> None:
+        N.futex_wait(self.word, observed, timeout_ns)
+
     def forget_dead_sleeper(self, dead_flag: int) -> None:
         if N.exchange_i32(dead_flag, 0) == 1:
             N.add_i32(self.sleepers, -1)
 
 
+class _Signals:
+    """The data signals of several readers' streams: registered on all, asleep on all at once (futex_waitv)."""
+
+    def __init__(self, signals: list[_Signal]) -> None:
+        self.signals = signals
+
+    def begin_sleep(self) -> list[int]:
+        return [s.begin_sleep() for s in self.signals]
+
+    def sleep(self, observed: list[int], timeout_ns: int) -> None:
+        N.futex_wait_any([s.word for s in self.signals], observed, timeout_ns)
+
+    def end_sleep(self) -> None:
+        for s in self.signals:
+            s.end_sleep()
+
+
 _KEEP_WAITING, _SATISFIED, _TIMED_OUT = 0, 1, 2
 
 
-def _wait(ready: Callable[[], bool], check_peers: Callable[[], None], signal: _Signal, policy: str, spin_time: float, timeout: Optional[float]) -> bool:
+def _wait(ready: Callable[[], bool], check_peers: Callable[[], None], signal: "_Signal | _Signals", policy: str, spin_time: float, timeout: Optional[float]) -> bool:
     """The wait loop of Waiter.cs: awake (spin or yield) for the spin time, then sleep on the futex in slices."""
     if ready():
         return True
@@ -128,7 +148,7 @@ def _wait(ready: Callable[[], bool], check_peers: Callable[[], None], signal: _S
             verdict = check_time_and_peers(now)
             if verdict != _KEEP_WAITING:
                 return verdict == _SATISFIED
-            N.futex_wait(signal.word, observed, min(deadline, next_check) - now)
+            signal.sleep(observed, min(deadline, next_check) - now)  # type: ignore[arg-type]
         finally:
             signal.end_sleep()
 
@@ -722,3 +742,38 @@ class Writer(_Endpoint):
         if not self.closed and self._installed:
             self._set_state(L.WRITER_DETACHED)
         self._pin = None
+
+
+def wait_any(readers: "list[Reader]", timeout: Optional[float] = None) -> Optional[int]:
+    """Waits until one of ``readers`` can read without waiting (a frame, or its writer closed or left) and
+    returns its index, or None when the timeout elapses. Consumes nothing.
+
+    The wait spins if any reader's policy is ``spin``; otherwise it is ``hybrid`` if any reader is, awake for
+    the longest of their spin times; otherwise it blocks. Asleep, it is registered on every stream and
+    sleeps on all their futex words at once.
+    """
+    if not readers:
+        raise ValueError("give at least one reader")
+    for reader in readers:
+        reader._check_usable()
+        if reader._look >= 0:
+            raise RuntimeError("call increment() before waiting: a look is in progress")
+    policies = {r.wait_policy for r in readers}
+    policy = "spin" if "spin" in policies else "hybrid" if "hybrid" in policies else "block"
+    spin_time = max((r.spin_time for r in readers if r.wait_policy == "hybrid"), default=0.0)
+    found: list[int] = []
+
+    def ready() -> bool:
+        for i, reader in enumerate(readers):
+            if reader._next < reader._cached_cursor or reader._poll():
+                found[:] = [i]
+                return True
+        return False
+
+    def check_peers() -> None:
+        for reader in readers:
+            reader._check_writer()
+
+    if _wait(ready, check_peers, _Signals([r._data for r in readers]), policy, spin_time, timeout):
+        return found[0]
+    return None

@@ -236,3 +236,24 @@ def test_a_python_reader_killed_in_its_sleep_gives_its_sleeper_count_back(peers,
         # The C# writer reclaimed the dead reader's entry and took its count back.
         assert stream.reclaimed_readers == 1
         assert stream.sleeping_readers == 0
+
+
+@pytest.mark.parametrize("policy", ["hybrid", "block"])
+def test_wait_any_wakes_for_the_stream_that_gets_a_frame(peers, ns, policy):
+    for name in ("a", "b"):
+        peers.csharp("create", name, capacity=4, elements=8, hang=True).expect("created")
+    with flowline.attach(ns, "a") as a, flowline.attach(ns, "b") as b:
+        readers = [a.reader("lossless", wait_policy=policy), b.reader("lossless", wait_policy=policy)]
+        assert flowline.wait_any(readers, timeout=0.05) is None
+        peers.csharp("write", "b", capacity=4, elements=8, count=1, close=True)
+        assert flowline.wait_any(readers, timeout=30) == 1
+        assert readers[1].read(timeout=0)[1].sequence == 0
+        # b's writer closed it: b is "ready" with its end of stream; a gets a frame later.
+        assert flowline.wait_any(readers, timeout=30) == 1
+        with pytest.raises(flowline.EndOfStream):
+            readers[1].read(timeout=0)
+        peers.csharp("write", "a", capacity=4, elements=8, count=1, close=True)
+        assert flowline.wait_any(readers[:1], timeout=30) == 0
+        np.testing.assert_array_equal(readers[0].read(timeout=0)[0], payload(0, 8))
+        for reader in readers:
+            reader.close()
