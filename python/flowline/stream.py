@@ -228,29 +228,29 @@ class Stream(Attached):
         """The file backing the region."""
         return self._region.path
 
+    def _load(self, load: Callable[[int], int], offset: int) -> int:
+        self._check_open()
+        return load(self.base + offset)
+
     @property
     def cursor(self) -> int:
         """Frames published since the stream was created."""
-        self._check_open()
-        return N.load_i64(self.base + L.CURSOR_OFFSET)
+        return self._load(N.load_i64, L.CURSOR_OFFSET)
 
     @property
     def writer_state(self) -> str:
         """none, attached, detached, closed or dead."""
-        self._check_open()
-        return L.WRITER_STATE_NAMES.get(N.state_of(N.load_u64(self.base + L.WRITER_OWNER_OFFSET)), "unknown")
+        return L.WRITER_STATE_NAMES.get(N.state_of(self._load(N.load_u64, L.WRITER_OWNER_OFFSET)), "unknown")
 
     @property
     def sleeping_readers(self) -> int:
         """Readers asleep on the stream's futex now (a writer wakes them with a system call)."""
-        self._check_open()
-        return N.load_i32(self.base + L.DATA_SLEEPERS_OFFSET)
+        return self._load(N.load_i32, L.DATA_SLEEPERS_OFFSET)
 
     @property
     def reclaimed_readers(self) -> int:
         """Reader entries of dead processes freed or taken over."""
-        self._check_open()
-        return N.load_i64(self.base + L.RECLAIMED_READERS_OFFSET)
+        return self._load(N.load_i64, L.RECLAIMED_READERS_OFFSET)
 
     def reader_entry(self, index: int) -> int:
         """The address of entry ``index`` of the reader table."""

@@ -105,14 +105,20 @@ def test_python_writer_csharp_latest_reader(peers, ns):
         writer.close()
 
 
-def test_a_killed_python_reader_releases_a_csharp_writer(peers, ns):
+def _held_python_reader(peers, ns, then: str, policy: str):
+    """A C#-created 4-slot stream 's' and a Python process with a lossless reader 'r' on it that runs ``then``."""
     peers.csharp("create", "s", capacity=4, elements=8, hang=True).expect("created")
     held = peers.python(
-        "import flowline, time\n"
-        f"r = flowline.attach('{ns}', 's').reader('lossless')\n"
+        "import flowline\n"
+        f"r = flowline.attach('{ns}', 's').reader('lossless', wait_policy='{policy}')\n"
         "print('ready', flush=True)\n"
-        "time.sleep(600)\n")
+        f"{then}\n")
     held.expect("ready")
+    return held
+
+
+def test_a_killed_python_reader_releases_a_csharp_writer(peers, ns):
+    held = _held_python_reader(peers, ns, "import time; time.sleep(600)", "hybrid")
     stream = flowline.attach(ns, "s")
     writer = peers.csharp("write", "s", capacity=4, elements=8, count=50)
     writer.expect("ready")
@@ -213,13 +219,7 @@ def test_endpoints_keep_the_mapping_of_a_closed_stream(peers, ns):
 
 
 def test_a_python_reader_killed_in_its_sleep_gives_its_sleeper_count_back(peers, ns):
-    peers.csharp("create", "s", capacity=4, elements=8, hang=True).expect("created")
-    held = peers.python(
-        "import flowline\n"
-        f"r = flowline.attach('{ns}', 's').reader('lossless', wait_policy='block')\n"
-        "print('ready', flush=True)\n"
-        "r.read(timeout=600)\n")
-    held.expect("ready")
+    held = _held_python_reader(peers, ns, "r.read(timeout=600)", "block")
     with flowline.attach(ns, "s") as stream:
         entry = stream.reader_entry(0)
         deadline = time.monotonic() + 30
