@@ -112,18 +112,22 @@ def _wait(ready: Callable[[], bool], check_peers: Callable[[], None], signal: "_
         return ready()
     next_check = start + LIVENESS_INTERVAL_NS
 
-    def check_time_and_peers(now: int) -> int:
-        # Peers are checked once more before giving up, and every liveness interval while waiting.
+    def verdict() -> tuple[int, int]:
+        # Ready now? Otherwise the deadline, and the peers: once more before giving up, and every liveness
+        # interval while waiting.
         nonlocal next_check
+        if ready():
+            return _SATISFIED, 0
+        now = N.now_ns()
         if now >= deadline:
             check_peers()
-            return _SATISFIED if ready() else _TIMED_OUT
+            return (_SATISFIED if ready() else _TIMED_OUT), now
         if now >= next_check:
             next_check = now + LIVENESS_INTERVAL_NS
             check_peers()
             if ready():
-                return _SATISFIED
-        return _KEEP_WAITING
+                return _SATISFIED, now
+        return _KEEP_WAITING, now
 
     if policy != "block":
         awake_until = _FOREVER if policy == "spin" else start + int(spin_time * 1e9)
@@ -131,23 +135,17 @@ def _wait(ready: Callable[[], bool], check_peers: Callable[[], None], signal: "_
         while True:
             if N.now_ns() >= spin_until:
                 os.sched_yield()
-            if ready():
-                return True
-            now = N.now_ns()
-            verdict = check_time_and_peers(now)
-            if verdict != _KEEP_WAITING:
-                return verdict == _SATISFIED
+            outcome, now = verdict()
+            if outcome != _KEEP_WAITING:
+                return outcome == _SATISFIED
             if now >= awake_until:
                 break
     while True:
         observed = signal.begin_sleep()
         try:
-            if ready():
-                return True
-            now = N.now_ns()
-            verdict = check_time_and_peers(now)
-            if verdict != _KEEP_WAITING:
-                return verdict == _SATISFIED
+            outcome, now = verdict()
+            if outcome != _KEEP_WAITING:
+                return outcome == _SATISFIED
             signal.sleep(observed, min(deadline, next_check) - now)  # type: ignore[arg-type]
         finally:
             signal.end_sleep()
