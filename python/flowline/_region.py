@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import mmap
 import os
+import secrets
+import threading
+import time
 import re
 import stat as statmod
 import struct
-from typing import TypeVar
+from typing import Callable, TypeVar
 
 from . import _layout as L
-from ._native import is_alive, load_u64, unpack_owner
+from ._native import current_identity, is_alive, load_u64, pack_owner, store_u64, unpack_owner
 
 
 class FlowlineError(Exception):
@@ -30,6 +34,10 @@ class StaleRegionError(FlowlineError):
     """The region's creator has exited and nobody keeps it up to date."""
 
 
+class RegionExistsError(FlowlineError, FileExistsError):
+    """A region of that name exists already."""
+
+
 _NAME = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
 
 
@@ -39,6 +47,63 @@ def check_name(value: str, what: str) -> None:
         raise ValueError(
             f"{what} {value!r} is not valid: use 1 to 128 letters, digits, '_', '-' and '.', not starting with '.'"
         )
+
+
+def _ensure_directories(namespace: str) -> str:
+    """Makes /dev/shm/flowline (mode 1777, made private first) and the namespace directory (0700), as C# does."""
+    if not os.path.isdir(L.ROOT):
+        try:
+            os.mkdir(L.ROOT, 0o700)
+            os.chmod(L.ROOT, 0o1777)
+        except FileExistsError:
+            pass
+    try:
+        os.mkdir(os.path.join(L.ROOT, namespace), 0o700)
+    except FileExistsError:
+        pass
+    return _check_directories(namespace)
+
+
+def create_region(namespace: str, name: str, kind: int, layout_hash: int, total: int,
+                  initialize: Callable[[mmap.mmap], None]) -> None:
+    """Builds a region under a hidden temporary name (reserved with posix_fallocate, initialised, magic
+    written last) and links it into place; :class:`RegionExistsError` if the name exists."""
+    check_name(namespace, "namespace")
+    check_name(name, "region name")
+    directory = _ensure_directories(namespace)
+    path = os.path.join(directory, name)
+    tmp = os.path.join(directory, f".{name}.{os.getpid()}.{threading.get_native_id()}.tmp")
+    try:
+        os.unlink(tmp)  # left by a killed process that had this pid and thread
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            os.posix_fallocate(fd, 0, total)
+        except OSError as error:
+            raise FlowlineError(f"cannot create region '{namespace}/{name}' of {total:,} bytes: {error.strerror} "
+                                f"(is {L.ROOT} full? `df -h /dev/shm` shows its free space)") from None
+        with mmap.mmap(fd, total, flags=mmap.MAP_SHARED | getattr(mmap, "MAP_POPULATE", 0),
+                       prot=mmap.PROT_READ | mmap.PROT_WRITE) as mm:
+            initialize(mm)
+            pid, start = current_identity()
+            region_id = (int.from_bytes(secrets.token_bytes(8), "little") | 1) % ((1 << 64) - 1)
+            struct.pack_into("<IIQqQQq", mm, L.VERSION_OFFSET, L.LAYOUT_VERSION, kind, layout_hash, total,
+                             pack_owner(pid, start, 1), region_id, time.time_ns() // 1_000_000)
+            anchor = ctypes.c_char.from_buffer(mm)
+            store_u64(ctypes.addressof(anchor), L.MAGIC)  # last: a region that opens is complete
+            del anchor
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise RegionExistsError(f"region '{namespace}/{name}' already exists ({path})") from None
+    finally:
+        os.close(fd)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
 
 
 def _check_directories(namespace: str) -> str:
@@ -123,6 +188,30 @@ class Region:
             )
         self.owner_alive = owner_alive
 
+    def unlink(self) -> bool:
+        """Removes the name if it still names this incarnation (under the namespace's flock, as C# does);
+        processes that map the region keep it. Removes the namespace directory if it is then empty."""
+        directory = os.path.dirname(self.path)
+        removed = False
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                with open(self.path, "rb") as f:
+                    f.seek(L.REGION_ID_OFFSET)
+                    if f.read(8) == bytes(self.mm[L.REGION_ID_OFFSET:L.REGION_ID_OFFSET + 8]):
+                        os.unlink(self.path)
+                        removed = True
+            except FileNotFoundError:
+                pass
+        finally:
+            os.close(fd)
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
+        return removed
+
     def stale_error(self, user: str | None) -> None:
         """Raises unless the owner or ``user`` (a live user of the region) keeps it up to date."""
         if not self.owner_alive and user is None:
@@ -163,6 +252,12 @@ class Attached:
     def close(self) -> None:
         """Lets go of the region; readers, writers and views opened from it keep it mapped until they go."""
         self._region.close()
+
+    def unlink(self) -> bool:
+        """Removes the name if it still names this region (not a replacement made since); processes that map
+        it keep it until they let go. True if the name was removed."""
+        self._check_open()
+        return self._region.unlink()
 
     def __enter__(self: _A) -> _A:
         return self

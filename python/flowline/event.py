@@ -6,7 +6,9 @@ from typing import Callable, Optional
 
 from . import _layout as L
 from . import _native as N
-from ._region import Attached, LayoutMismatchError, Region
+import struct
+
+from ._region import Attached, LayoutMismatchError, Region, create_region
 from .stream import _Signal, _wait
 
 _SET_BIT = 1
@@ -48,6 +50,15 @@ class Event(Attached):
     @classmethod
     def attach(cls, namespace: str, name: str) -> "Event":
         """Attaches to the event ``namespace/name``."""
+        return cls(namespace, name)
+
+    @classmethod
+    def create(cls, namespace: str, name: str, initial_state: bool = False) -> "Event":
+        """Creates the event ``namespace/name``: set with one pending activation when ``initial_state`` is
+        true (PYTHUSA's ``initial_state``), clear otherwise. :class:`RegionExistsError` if the name exists."""
+        state = (1 << 1) | _SET_BIT if initial_state else 0
+        create_region(namespace, name, L.KIND_EVENT, L.EVENT_HASH, L.EVENT_TOTAL_BYTES,
+                      lambda mm: struct.pack_into("<I", mm, L.EVENT_STATE_OFFSET, state))
         return cls(namespace, name)
 
     @property

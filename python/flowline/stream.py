@@ -10,7 +10,9 @@ import numpy as np
 
 from . import _layout as L
 from . import _native as N
-from ._region import Attached, FlowlineError, LayoutMismatchError, Region
+import struct
+
+from ._region import Attached, FlowlineError, LayoutMismatchError, Region, create_region
 
 LIVENESS_INTERVAL_NS = 100_000_000
 DEFAULT_SPIN_TIME = 50e-6
@@ -175,6 +177,36 @@ class Stream(Attached):
     def attach(cls, namespace: str, name: str, dtype: object = None, shape: Optional[tuple[int, ...]] = None) -> "Stream":
         """Attaches to the stream ``namespace/name``; with ``dtype`` or ``shape``, its frames must have them."""
         return cls(namespace, name, dtype, shape)
+
+    @classmethod
+    def create(cls, namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int = 32,
+               max_readers: int = 8) -> "Stream":
+        """Creates the stream ``namespace/name`` of ``dtype`` frames of ``shape`` in a ring of ``capacity`` slots
+        (a power of two from 2 to 2^20) with room for ``max_readers`` readers (1 to 64); fails with
+        :class:`RegionExistsError` if the name exists. C# processes attach to it like to one of their own."""
+        dt = np.dtype(dtype).newbyteorder("<") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
+        codes = [code for code, d in L.DTYPES.items() if d == dt]
+        if not codes:
+            raise ValueError(f"dtype {np.dtype(dtype)} is not a Flowline element type; valid types are "
+                             + ", ".join(d.name for d in L.DTYPES.values()))
+        dims = (shape,) if isinstance(shape, int) else tuple(int(d) for d in shape)
+        if not 1 <= len(dims) <= L.MAX_RANK or any(d < 1 for d in dims):
+            raise ValueError(f"shape {list(dims)} is not valid: 1 to {L.MAX_RANK} dimensions, each at least 1")
+        frame_bytes = dt.itemsize * int(np.prod(dims, dtype=np.int64))
+        if frame_bytes > L.MAX_FRAME_BYTES:
+            raise ValueError(f"shape {list(dims)} of {dt.name} exceeds the largest frame ({L.MAX_FRAME_BYTES:,} bytes)")
+        if not 2 <= capacity <= L.MAX_CAPACITY or capacity & (capacity - 1):
+            raise ValueError(f"capacity of {capacity} frames is not valid: it must be a power of two from 2 to {L.MAX_CAPACITY:,}")
+        if not 1 <= max_readers <= L.MAX_READERS:
+            raise ValueError(f"max readers of {max_readers} is not valid: it must be from 1 to {L.MAX_READERS}")
+
+        def initialize(mm: "object") -> None:
+            struct.pack_into("<BB2xIIxxxxqq", mm, L.DESCRIPTOR_OFFSET, codes[0], len(dims), capacity, max_readers,
+                             frame_bytes, L.slot_bytes(frame_bytes))
+            struct.pack_into(f"<{len(dims)}i", mm, L.SHAPE_OFFSET, *dims)
+
+        create_region(namespace, name, L.KIND_STREAM, L.STREAM_HASH, L.total_bytes(frame_bytes, capacity, max_readers), initialize)
+        return cls(namespace, name)
 
     def _check_format(self, dtype: Optional[np.dtype], shape: Optional[tuple[int, ...]]) -> None:
         if (dtype is None or dtype == self.dtype) and (shape is None or shape == self.shape):
