@@ -91,8 +91,15 @@ class Peers:
         return child
 
     def python(self, code: str) -> Child:
+        # The child dies with the test process even if that is killed (PR_SET_PDEATHSIG, then a check that
+        # the parent did not die before it was set).
+        guard = (
+            "import ctypes, os, sys\n"
+            "ctypes.CDLL(None).prctl(1, 9)\n"
+            f"os.getppid() == {os.getpid()} or sys.exit(1)\n"
+        )
         env = dict(os.environ, PYTHONPATH=str(PYTHON_DIR))
-        child = Child([sys.executable, "-c", code], env=env)
+        child = Child([sys.executable, "-c", guard + code], env=env)
         self.children.append(child)
         return child
 
