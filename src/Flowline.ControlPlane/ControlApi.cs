@@ -172,7 +172,7 @@ public static class ControlApi
         }
         catch (DocumentValidationException e)
         {
-            return Error(400, ControlService.InvalidDetail(e.Errors), ControlService.ValidationResult(e.Errors));
+            return Error(400, ControlService.InvalidDetail(e.Errors, e.TotalErrors), ControlService.ValidationResult(e.Errors, e.TotalErrors));
         }
         catch (NamespaceInUseException e)
         {

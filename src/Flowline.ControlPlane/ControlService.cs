@@ -253,7 +253,7 @@ public sealed class ControlService : IDisposable
 
         if (check.Pipeline is not { } pipeline)
         {
-            throw new ControlException(400, InvalidDetail(check.Errors), CheckResult(check));
+            throw new ControlException(400, InvalidDetail(check.Errors, check.TotalErrors), CheckResult(check));
         }
 
         if (c.Manager.State is PipelineState.Running or PipelineState.Paused or PipelineState.Failed)
@@ -488,27 +488,29 @@ public sealed class ControlService : IDisposable
     }
 
     private static JsonObject CheckResult(DocumentCheck check) =>
-        ValidationResult(check.Errors).With("graph", check.Pipeline?.Graph.ToJson());
+        ValidationResult(check.Errors, check.TotalErrors).With("graph", check.Pipeline?.Graph.ToJson());
 
     /// <summary>
     /// <c>{valid, errors, error_count}</c>: the first <see cref="MaxReportedErrors"/> errors, each cut at
     /// <see cref="MaxErrorLength"/> characters, and how many there are in all, so that the answer about
-    /// a document stays small however broken the document is.
+    /// a document stays small however broken the document is. <paramref name="total"/> counts the errors the
+    /// document layer found beyond those it kept.
     /// </summary>
-    internal static JsonObject ValidationResult(IReadOnlyList<SpecError> errors) => new()
+    internal static JsonObject ValidationResult(IReadOnlyList<SpecError> errors, int total) => new()
     {
         ["valid"] = errors.Count == 0,
         ["errors"] = new JsonArray([.. errors.Take(MaxReportedErrors).Select(e => (JsonNode)JsonValue.Create(Cut(e.ToString()))!)]),
-        ["error_count"] = errors.Count,
+        ["error_count"] = Math.Max(total, errors.Count),
     };
 
     /// <summary>The <c>detail</c> of an invalid document: its first errors and how many more there are.</summary>
-    internal static string InvalidDetail(IReadOnlyList<SpecError> errors)
+    internal static string InvalidDetail(IReadOnlyList<SpecError> errors, int total)
     {
         const int Shown = 10;
+        total = Math.Max(total, errors.Count);
         var first = string.Join("; ", errors.Take(Shown).Select(e => Cut(e.ToString())));
-        return errors.Count > Shown
-            ? $"the document is not valid ({errors.Count} problems): {first}; and {errors.Count - Shown} more"
+        return total > Shown
+            ? $"the document is not valid ({total} problems): {first}; and {total - Shown} more"
             : $"the document is not valid: {first}";
     }
 

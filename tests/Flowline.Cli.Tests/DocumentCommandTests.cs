@@ -57,6 +57,59 @@ public sealed class DocumentCommandTests : IDisposable
         Assert.Contains(errors, e => e!["path"]!.GetValue<string>() == "shared_memory" && e["line"]!.GetValue<int>() == 1);
     }
 
+    [Theory]
+    [InlineData("shared_memory:\n  - name: a\n    shape: [4\n    dtype: float32\n", ":3:12: YAML syntax error: the list opened here with '[' is not closed")]
+    [InlineData("shared_memory:\n  - name: a\n\tshape: [4]\n", ":3:1: YAML syntax error: a tab indents this line")]
+    public void Validate_ASyntaxError_SaysWhatAndWhereInPlainWords(string yaml, string expected)
+    {
+        var file = Path.Combine(directory, "syntax.yaml");
+        File.WriteAllText(file, yaml);
+
+        var result = Cli.Run("validate", file);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains(file + expected, result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain("Operation is not valid", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Validate_ManyProblems_ListsTheFirstHundredAndCountsThemAll()
+    {
+        var file = Path.Combine(directory, "many.yaml");
+        File.WriteAllText(file, "shared_memory:\n" + string.Concat(Enumerable.Range(0, 150).Select(i => $"  - {{name: s{i}, shape: [4], dtype: float33}}\n")));
+
+        var result = Cli.Run("validate", file);
+        var json = JsonNode.Parse(Cli.Run("validate", file, "--json").Output)!;
+
+        Assert.Equal(1, result.ExitCode);
+        // The pipeline has no nodes (line 1), and each stream an unknown type: 151 problems, of which the first 100 are listed.
+        Assert.Equal(100, result.Error.Split('\n').Count(l => l.StartsWith(file + ":", StringComparison.Ordinal) && char.IsAsciiDigit(l[file.Length + 1])));
+        Assert.Contains($"{file}:100:", result.Error, StringComparison.Ordinal);
+        Assert.DoesNotContain($"{file}:101:", result.Error, StringComparison.Ordinal);
+        Assert.Contains("... and 51 more", result.Error, StringComparison.Ordinal);
+        Assert.Contains($"{file}: 151 problems", result.Error, StringComparison.Ordinal);
+        Assert.Equal(100, json["errors"]!.AsArray().Count);
+        Assert.Equal(151, json["total_errors"]!.GetValue<int>());
+    }
+
+    [Fact]
+    public void Validate_StreamsLargerThanSharedMemory_AreAProblem()
+    {
+        var file = Path.Combine(directory, "huge.yaml");
+        File.WriteAllText(file, """
+            shared_memory:
+              - {name: a, shape: [1024, 1024, 511], dtype: float32, depth: 1048576}
+            sinks:
+              - {name: out, kind: null.sink, stream: a}
+            """);
+
+        var result = Cli.Run("validate", file);
+
+        Assert.Equal(1, result.ExitCode);
+        Assert.Contains($"{file}:2:3: shared_memory: the streams need 2.0 PiB", result.Error, StringComparison.Ordinal);
+        Assert.Contains("of shared memory and /dev/shm has", result.Error, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Validate_AMissingFile_SaysSoAndExitsOne()
     {

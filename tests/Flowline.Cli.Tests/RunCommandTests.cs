@@ -373,6 +373,45 @@ public sealed class RunCommandTests : IDisposable
         AssertNothingLeft(ns, bench.BenchNamespace);
     }
 
+    /// <summary>A document that attaches to a stream of another pipeline's namespace can be benchmarked while that pipeline runs.</summary>
+    [Fact]
+    public void Benchmark_APipelineThatAttachesToAnotherNamespacesStream_MeasuresIt()
+    {
+        var producerNs = OwnNamespace();
+        var consumerNs = OwnNamespace();
+        var producer = Document("producer.yaml", $$$"""
+            namespace: {{{producerNs}}}
+            shared_memory:
+              - {name: camera_frames, shape: [16], dtype: float32}
+            sources:
+              - {name: camera, kind: synthetic.array, stream: camera_frames, parameters: {pattern: sine, rate_hz: 500}}
+            """);
+        var consumer = Document("consumer.yaml", $$$"""
+            namespace: {{{consumerNs}}}
+            shared_memory:
+              - {name: camera_frames, shape: [16], dtype: float32, mode: attach, namespace: {{{producerNs}}}}
+              - {name: out, shape: [16], dtype: float32}
+            kernels:
+              - {name: copy, kind: cpu.copy, input: camera_frames, output: out}
+            sinks:
+              - {name: sink, kind: null.sink, stream: out}
+            """);
+        var running = Start(newSession: false, "run", producer, "--json-status");
+        WaitUntilRunning(running, producerNs, workers: 1);
+
+        var bench = Start(newSession: false, "benchmark", consumer, "--duration", "1", "--warmup", "0.3", "--json");
+        var result = bench.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+        Assert.True(SharedMemoryNamespace.Exists(producerNs, "camera_frames"), "the consumer left the producer's stream in place");
+        Assert.Equal(0, Kill(running.Process.Id, SigTerm));
+        var producerResult = running.Finish(TimeSpan.FromSeconds(10));
+
+        AssertExit(0, result);
+        Assert.True((int)Json(result)["frames"]! > 0);
+        Assert.NotNull(producerResult);
+        AssertExit(0, producerResult);
+        AssertNothingLeft(producerNs, consumerNs, bench.BenchNamespace);
+    }
+
     /// <summary>SIGKILL cannot be handled: the workers notice that their manager died and exit by themselves within a second.</summary>
     [Fact]
     public void Run_KilledWithSigkill_ItsWorkersExitByThemselves()

@@ -28,6 +28,7 @@ internal static class DocumentCommands
                 {
                     ["valid"] = check.IsValid,
                     ["errors"] = new JsonArray([.. check.Errors.Select(e => (JsonNode)ErrorJson(e))]),
+                    ["total_errors"] = check.TotalErrors,
                 }.ToJsonString(Indented));
             }
             else if (check.Pipeline is { } pipeline)
@@ -37,12 +38,8 @@ internal static class DocumentCommands
             }
             else
             {
-                foreach (var error in check.Errors)
-                {
-                    Console.Error.WriteLine(error);
-                }
-
-                Console.Error.WriteLine($"{path}: {check.Errors.Count} problem{(check.Errors.Count == 1 ? "" : "s")}");
+                WriteErrors(check);
+                Console.Error.WriteLine($"{path}: {check.TotalErrors:N0} problem{(check.TotalErrors == 1 ? "" : "s")}");
             }
 
             return check.IsValid ? ExitCodes.Ok : ExitCodes.Failed;
@@ -61,11 +58,7 @@ internal static class DocumentCommands
             var check = PipelineDocument.CheckFile(path);
             if (check.Pipeline is not { } pipeline)
             {
-                foreach (var error in check.Errors)
-                {
-                    Console.Error.WriteLine(error);
-                }
-
+                WriteErrors(check);
                 return ExitCodes.Failed;
             }
 
@@ -81,6 +74,20 @@ internal static class DocumentCommands
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>Writes the errors of a check to standard error, and how many more there are beyond them.</summary>
+    public static void WriteErrors(DocumentCheck check)
+    {
+        foreach (var error in check.Errors)
+        {
+            Console.Error.WriteLine(error);
+        }
+
+        if (check.TotalErrors > check.Errors.Count)
+        {
+            Console.Error.WriteLine($"... and {check.TotalErrors - check.Errors.Count:N0} more");
+        }
     }
 
     private static JsonObject ErrorJson(SpecError e) => new()

@@ -44,11 +44,7 @@ internal static class RunCommand
         var check = PipelineDocument.CheckFile(path);
         if (check.Pipeline is not { } pipeline)
         {
-            foreach (var error in check.Errors)
-            {
-                Console.Error.WriteLine(error);
-            }
-
+            DocumentCommands.WriteErrors(check);
             return ExitCodes.Failed;
         }
 

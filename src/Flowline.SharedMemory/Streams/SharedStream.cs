@@ -70,8 +70,7 @@ public sealed unsafe class SharedStream : IDisposable
     {
         ArgumentNullException.ThrowIfNull(format);
         options ??= StreamOptions.Default;
-        options.Validate();
-        var bytes = StreamLayout.TotalBytes(format.FrameBytes, options.CapacityFrames, options.MaxReaders);
+        var bytes = RegionBytes(format, options);
         var request = new RegionRequest(
             @namespace,
             name,
@@ -83,6 +82,18 @@ public sealed unsafe class SharedStream : IDisposable
             (b, length) => Mismatch(b, length, format, options),
             LiveUser);
         return new SharedStream(SharedRegion.Open(request), format, options);
+    }
+
+    /// <summary>
+    /// The bytes of shared memory a stream of <paramref name="format"/> and <paramref name="options"/> takes:
+    /// its header, reader table and every slot of its ring.
+    /// </summary>
+    public static long RegionBytes(FrameFormat format, StreamOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(format);
+        options ??= StreamOptions.Default;
+        options.Validate();
+        return StreamLayout.TotalBytes(format.FrameBytes, options.CapacityFrames, options.MaxReaders);
     }
 
     /// <summary>Attaches to an existing stream, whatever its format (read it from <see cref="Format"/>).</summary>

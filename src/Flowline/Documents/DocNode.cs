@@ -92,32 +92,27 @@ internal sealed record DocMapping(IReadOnlyList<DocEntry> Entries, SourcePositio
 /// <summary>A key and its value.</summary>
 internal sealed record DocEntry(string Key, SourcePosition KeyPosition, DocNode Value);
 
-/// <summary>Turns YAML and JSON into <see cref="DocNode"/>s.</summary>
+/// <summary>Turns YAML and JSON into <see cref="DocNode"/>s, within <see cref="DocumentLimits"/>.</summary>
 internal static class DocNodes
 {
     /// <summary>
     /// Parses YAML text into nodes with positions, from YamlDotNet's event stream (so that duplicate keys
-    /// reach the binder, which reports them with their path). Syntax errors become a
-    /// <see cref="DocumentSyntaxException"/> with the line.
+    /// reach the binder, which reports them with their path). Syntax errors, and documents nested too
+    /// deeply or holding too many values, become a <see cref="DocumentSyntaxException"/> in plain words
+    /// with the line and column.
     /// </summary>
     public static DocNode? ParseYaml(string text, string? file)
     {
-        var parser = new Parser(new StringReader(text));
-        var reader = new EventReader(parser);
+        var scanner = new Scanner(new StringReader(text));
+        var reader = new EventReader(new Parser(scanner), file);
         List<DocNode?> documents;
         try
         {
             documents = reader.ReadStream();
         }
-        catch (YamlException e)
+        catch (Exception e) when (e is YamlException or InvalidOperationException or ArgumentException or FormatException)
         {
-            var where = new SourcePosition((int)e.Start.Line, (int)e.Start.Column);
-            var message = e.InnerException is { } inner && inner.Message != e.Message ? $"{e.Message} {inner.Message}" : e.Message;
-            throw new DocumentSyntaxException(new SpecError("", $"YAML syntax error: {Clean(message)}", file, where));
-        }
-        catch (Exception e) when (e is InvalidOperationException or ArgumentException or FormatException)
-        {
-            throw new DocumentSyntaxException(new SpecError("", $"YAML syntax error: {e.Message}", file, reader.LastPosition));
+            throw new DocumentSyntaxException(YamlSyntax.Describe(e, text, file, scanner.CurrentPosition, reader.OpenFlow));
         }
 
         if (documents.Count > 1)
@@ -128,14 +123,28 @@ internal static class DocNodes
         return documents.Count == 0 ? null : documents[0];
     }
 
-    /// <summary>Builds nodes from parser events, resolving anchors and aliases.</summary>
-    private sealed class EventReader(IParser parser)
-    {
-        private readonly Dictionary<string, DocNode> anchors = new(StringComparer.Ordinal);
+    /// <summary>A list or mapping written in flow style (<c>[...]</c> or <c>{...}</c>) that is open.</summary>
+    /// <param name="Opener">'[' or '{'.</param>
+    /// <param name="Position">Where it opens.</param>
+    internal readonly record struct FlowCollection(char Opener, SourcePosition Position);
 
-        public SourcePosition LastPosition { get; private set; } = new(1, 1);
+    /// <summary>
+    /// Builds nodes from parser events, resolving anchors and aliases. An alias shares the node of its
+    /// anchor and counts as all the values and text that node holds, so that aliases of aliases cannot stand
+    /// for more than <see cref="DocumentLimits.MaxValues"/> values or <see cref="DocumentLimits.MaxExpandedText"/> characters.
+    /// </summary>
+    private sealed class EventReader(IParser parser, string? file)
+    {
+        private readonly Dictionary<string, (DocNode Node, long Values, long Text)> anchors = new(StringComparer.Ordinal);
+        private readonly List<FlowCollection> openFlow = [];
+        private long values;
+        private long text;
+        private int depth;
 
         public SourcePosition SecondDocument { get; private set; }
+
+        /// <summary>The flow collections open where reading stopped, innermost last.</summary>
+        public IReadOnlyList<FlowCollection> OpenFlow => openFlow;
 
         public List<DocNode?> ReadStream()
         {
@@ -164,11 +173,18 @@ internal static class DocNodes
         {
             var current = parser.Current ?? throw new InvalidOperationException("the YAML ends in the middle of a value");
             var position = Position(current.Start);
+            var (valuesBefore, textBefore) = (values, text);
+            Count(1, current is Scalar s ? s.Value.Length : 0, position);
             DocNode node;
             string? anchor = null;
             switch (current)
             {
                 case Scalar scalar:
+                    if (scalar.Value.Length > DocumentLimits.MaxTextLength)
+                    {
+                        throw new DocumentSyntaxException(new SpecError("", TooLong(scalar.Value.Length), file, position));
+                    }
+
                     Next();
                     var quoted = scalar.Style is ScalarStyle.SingleQuoted or ScalarStyle.DoubleQuoted or ScalarStyle.Literal or ScalarStyle.Folded
                                  || (!scalar.Tag.IsEmpty && !scalar.Tag.IsNonSpecific && scalar.Tag.Value is "tag:yaml.org,2002:str" or "!!str");
@@ -177,6 +193,7 @@ internal static class DocNodes
                     break;
 
                 case SequenceStart sequence:
+                    Enter(sequence.Style == SequenceStyle.Flow ? '[' : null, position);
                     Next();
                     anchor = sequence.Anchor.IsEmpty ? null : sequence.Anchor.Value;
                     var items = new List<DocNode>();
@@ -185,11 +202,13 @@ internal static class DocNodes
                         items.Add(Read());
                     }
 
+                    Leave(sequence.Style == SequenceStyle.Flow);
                     Next();
                     node = new DocSequence(items, position);
                     break;
 
                 case MappingStart mapping:
+                    Enter(mapping.Style == MappingStyle.Flow ? '{' : null, position);
                     Next();
                     anchor = mapping.Anchor.IsEmpty ? null : mapping.Anchor.Value;
                     var entries = new List<DocEntry>();
@@ -201,15 +220,21 @@ internal static class DocNodes
                         entries.Add(new DocEntry(keyText, key.Position, value));
                     }
 
+                    Leave(mapping.Style == MappingStyle.Flow);
                     Next();
                     node = new DocMapping(entries, position);
                     break;
 
                 case AnchorAlias alias:
                     Next();
-                    return anchors.TryGetValue(alias.Value.Value, out var target)
-                        ? target
-                        : throw new YamlException(current.Start, current.End, $"alias *{alias.Value.Value} refers to no anchor defined before it");
+                    if (!anchors.TryGetValue(alias.Value.Value, out var target))
+                    {
+                        throw new YamlException(current.Start, current.End, $"alias *{alias.Value.Value} refers to no anchor defined before it");
+                    }
+
+                    // The alias stands for every value of its anchor; the 1 counted above stands for the alias itself.
+                    Count(target.Values - 1, target.Text, position);
+                    return target.Node;
 
                 default:
                     throw new YamlException(current.Start, current.End, $"unexpected {current.GetType().Name}");
@@ -217,21 +242,49 @@ internal static class DocNodes
 
             if (anchor is not null)
             {
-                anchors[anchor] = node;
+                anchors[anchor] = (node, values - valuesBefore, text - textBefore);
             }
 
             return node;
         }
 
-        private void Next()
+        private void Count(long addedValues, long addedText, SourcePosition position)
         {
-            if (parser.Current is { } current)
+            values += addedValues;
+            text += addedText;
+            if (Oversized(values, text) is { } problem)
             {
-                LastPosition = Position(current.End);
+                throw new DocumentSyntaxException(new SpecError("", $"{problem} (an alias counts as all it repeats); a pipeline document is far smaller", file, position));
+            }
+        }
+
+        private void Enter(char? flowOpener, SourcePosition position)
+        {
+            if (++depth > DocumentLimits.MaxDepth)
+            {
+                throw new DocumentSyntaxException(new SpecError(
+                    "",
+                    $"lists and mappings nest more than {DocumentLimits.MaxDepth} deep here; a pipeline document nests a few levels",
+                    file,
+                    position));
             }
 
-            parser.MoveNext();
+            if (flowOpener is { } opener)
+            {
+                openFlow.Add(new FlowCollection(opener, position));
+            }
         }
+
+        private void Leave(bool flow)
+        {
+            depth--;
+            if (flow)
+            {
+                openFlow.RemoveAt(openFlow.Count - 1);
+            }
+        }
+
+        private void Next() => parser.MoveNext();
 
         private void Expect<T>()
             where T : ParsingEvent
@@ -242,23 +295,72 @@ internal static class DocNodes
                 throw new YamlException(at?.Start ?? Mark.Empty, at?.End ?? Mark.Empty, $"expected {typeof(T).Name}, found {at?.GetType().Name ?? "the end"}");
             }
         }
-
-        private static SourcePosition Position(Mark mark) => new((int)mark.Line, (int)mark.Column);
     }
 
-    /// <summary>Converts a JSON value (an HTTP body); nodes have no position.</summary>
-    public static DocNode FromJson(JsonNode? node) => node switch
+    /// <summary>What is too large about a document holding <paramref name="values"/> values and <paramref name="text"/> characters, or null.</summary>
+    private static string? Oversized(long values, long text) =>
+        values > DocumentLimits.MaxValues ? $"the document holds more than {DocumentLimits.MaxValues:N0} values"
+        : text > DocumentLimits.MaxExpandedText ? $"the document holds more than {DocumentLimits.MaxExpandedText:N0} characters of text"
+        : null;
+
+    private static string TooLong(int length) =>
+        $"this text is {length:N0} characters long; the longest accepted is {DocumentLimits.MaxTextLength:N0} (names, kinds, paths and expressions are far shorter)";
+
+    /// <summary>A YamlDotNet position as a <see cref="SourcePosition"/>.</summary>
+    internal static SourcePosition Position(Mark mark) => new((int)Math.Min(mark.Line, int.MaxValue), (int)Math.Min(mark.Column, int.MaxValue));
+
+    /// <summary>
+    /// Converts a JSON value (an HTTP body); nodes have no position. Throws <see cref="DocumentSyntaxException"/>
+    /// when it is beyond <see cref="DocumentLimits"/>: too deep, too many values, too much text, or too long a text.
+    /// </summary>
+    public static DocNode FromJson(JsonNode? node)
     {
-        null => new DocScalar(null, false, SourcePosition.None),
-        JsonObject o => new DocMapping(o.Select(p => new DocEntry(p.Key, SourcePosition.None, FromJson(p.Value))).ToList(), SourcePosition.None),
-        JsonArray a => new DocSequence(a.Select(FromJson).ToList(), SourcePosition.None),
-        JsonValue v => FromJsonValue(v),
-        _ => throw new ArgumentException($"unsupported JSON node {node.GetType().Name}"),
-    };
+        var (values, text) = (0L, 0L);
+        return Convert(node, 0);
+
+        DocNode Convert(JsonNode? json, int depth)
+        {
+            values++;
+            text += json switch
+            {
+                JsonObject o => o.Sum(p => (long)p.Key.Length),
+                JsonValue v when v.GetValueKind() == System.Text.Json.JsonValueKind.String => v.GetValue<string>().Length,
+                _ => 0,
+            };
+            if (Oversized(values, text) is { } problem)
+            {
+                throw new DocumentSyntaxException(new SpecError("", $"{problem}; a pipeline document is far smaller", null, SourcePosition.None));
+            }
+
+            if (json is JsonObject or JsonArray && depth >= DocumentLimits.MaxDepth)
+            {
+                throw new DocumentSyntaxException(new SpecError("", $"lists and mappings nest more than {DocumentLimits.MaxDepth} deep; a pipeline document nests a few levels", null, SourcePosition.None));
+            }
+
+            if (json is JsonObject map && map.Select(p => p.Key.Length).DefaultIfEmpty().Max() is var longest && longest > DocumentLimits.MaxTextLength)
+            {
+                throw new DocumentSyntaxException(new SpecError("", TooLong(longest), null, SourcePosition.None));
+            }
+
+            return json switch
+            {
+                null => new DocScalar(null, false, SourcePosition.None),
+                JsonObject o => new DocMapping([.. o.Select(p => new DocEntry(p.Key, SourcePosition.None, Convert(p.Value, depth + 1)))], SourcePosition.None),
+                JsonArray a => new DocSequence([.. a.Select(item => Convert(item, depth + 1))], SourcePosition.None),
+                JsonValue v => FromJsonValue(v),
+                _ => throw new ArgumentException($"unsupported JSON node {json.GetType().Name}"),
+            };
+        }
+    }
 
     private static DocScalar FromJsonValue(JsonValue value)
     {
         var kind = value.GetValueKind();
+        if (kind == System.Text.Json.JsonValueKind.String && value.GetValue<string>().Length is var length && length > DocumentLimits.MaxTextLength)
+        {
+            throw new DocumentSyntaxException(new SpecError("", TooLong(length), null, SourcePosition.None));
+        }
+
         return kind switch
         {
             // Numbers JSON cannot hold travel as YAML's tokens (see DocumentWriter): read them back as numbers.
@@ -269,12 +371,5 @@ internal static class DocNodes
             System.Text.Json.JsonValueKind.Null => new DocScalar(null, false, SourcePosition.None),
             _ => new DocScalar(value.ToJsonString(), false, SourcePosition.None),
         };
-    }
-
-    private static string Clean(string message)
-    {
-        // YamlDotNet prefixes "(Line: 3, Col: 5, Idx: 20) - (Line: ...): "; the position is reported separately.
-        var index = message.LastIndexOf("): ", StringComparison.Ordinal);
-        return index >= 0 ? message[(index + 3)..] : message;
     }
 }

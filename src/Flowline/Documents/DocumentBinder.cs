@@ -10,13 +10,13 @@ namespace Flowline.Documents;
 /// (unknown keys, wrong types, bad ranges, missing fields) with its path and position, and recording the
 /// position of every field for the errors found later by the graph and kind checks.
 /// </summary>
-internal sealed class DocumentBinder(string? file)
+internal sealed class DocumentBinder(string? file, ErrorCollector errors)
 {
     /// <summary>Accepts a document without kernels, sources or sinks (a code-first pipeline whose nodes are tasks).</summary>
     public bool AllowNoNodes { get; init; }
 
     private static readonly string[] TopKeys = ["shared_memory", "kernels", "sources", "sinks", "namespace", "plugins"];
-    private static readonly string[] StreamKeys = ["name", "shape", "dtype", "storage", "gpu_device", "cpu_mirror", "notify", "mode", "initial", "depth", "delivery", "wait"];
+    private static readonly string[] StreamKeys = ["name", "shape", "dtype", "storage", "gpu_device", "cpu_mirror", "notify", "mode", "namespace", "initial", "depth", "delivery", "wait"];
     private static readonly string[] KernelKeys =
     [
         "name", "kind", "input", "inputs", "output", "outputs", "auxiliary", "operation", "parameters", "read_timeout", "pause_sleep",
@@ -29,13 +29,12 @@ internal sealed class DocumentBinder(string? file)
 
     private static readonly string[] SynchronizationKeys = ["mode", "on_skew", "max_skew_generations", "max_wait_s", "timeout"];
 
-    private readonly List<SpecError> errors = [];
     private readonly Dictionary<string, SourcePosition> positions = new(StringComparer.Ordinal);
     private readonly HashSet<string> brokenStreams = new(StringComparer.Ordinal);
     private readonly Dictionary<object, string> paths = new(ReferenceEqualityComparer.Instance);
 
-    /// <summary>The errors found.</summary>
-    public IReadOnlyList<SpecError> Errors => errors;
+    /// <summary>True when the document is beyond <see cref="DocumentLimits"/>: nothing else of it was checked.</summary>
+    public bool OverLimits { get; private set; }
 
     /// <summary>The position of each field path that was bound.</summary>
     public IReadOnlyDictionary<string, SourcePosition> Positions => positions;
@@ -63,6 +62,11 @@ internal sealed class DocumentBinder(string? file)
 
         DuplicateKeys(top, "");
         CheckKeys(top, "", TopKeys);
+        if (OverLimits = !WithinLimits(top))
+        {
+            return new PipelineSpec { File = file };
+        }
+
         var streams = List(top, "shared_memory", "", required: !AllowNoNodes, item: BindStream);
         var kernels = List(top, "kernels", "", required: false, item: BindKernel);
         var sources = List(top, "sources", "", required: false, item: BindSource);
@@ -82,7 +86,7 @@ internal sealed class DocumentBinder(string? file)
             ns = String(nsEntry.Value, "namespace", "a name of letters, digits, '_', '-' and '.'");
             if (ns is not null && SharedMemoryNamespace.Check(ns) is { } problem)
             {
-                Error("namespace", nsEntry.Value, $"'{ns}' cannot name a namespace: {problem}");
+                Error("namespace", nsEntry.Value, $"'{ErrorCollector.Quote(ns)}' cannot name a namespace: {problem}");
                 ns = null;
             }
         }
@@ -99,6 +103,33 @@ internal sealed class DocumentBinder(string? file)
         };
     }
 
+    /// <summary>Reports lists longer than <see cref="DocumentLimits"/> allow, before anything of them is bound.</summary>
+    private bool WithinLimits(DocMapping top)
+    {
+        static int Length(DocMapping map, string key) => map.Find(key)?.Value is DocSequence seq ? seq.Items.Count : 0;
+        var ok = true;
+        if (Length(top, "shared_memory") is var streams && streams > DocumentLimits.MaxStreams)
+        {
+            Error("shared_memory", top.Find("shared_memory")!.Value, $"declares {streams:N0} streams; a pipeline has at most {DocumentLimits.MaxStreams:N0}");
+            ok = false;
+        }
+
+        var nodes = (long)Length(top, "kernels") + Length(top, "sources") + Length(top, "sinks");
+        if (nodes > DocumentLimits.MaxNodes)
+        {
+            Error("", top, $"the document declares {nodes:N0} kernels, sources and sinks; a pipeline has at most {DocumentLimits.MaxNodes:N0}");
+            ok = false;
+        }
+
+        if (Length(top, "plugins") is var plugins && plugins > DocumentLimits.MaxPlugins)
+        {
+            Error("plugins", top.Find("plugins")!.Value, $"lists {plugins:N0} plugins; a pipeline loads at most {DocumentLimits.MaxPlugins:N0}");
+            ok = false;
+        }
+
+        return ok;
+    }
+
     private StreamSpec? BindStream(DocNode node, string path)
     {
         if (Mapping(node, path, "a stream: a mapping with name, shape and dtype") is not { } map)
@@ -110,7 +141,7 @@ internal sealed class DocumentBinder(string? file)
         var name = RequiredString(map, path, "name", "a stream name");
         if (name is not null && SharedMemoryNamespace.Check(name) is { } problem)
         {
-            Error($"{path}.name", map.Find("name")!.Value, $"'{name}' cannot name a stream: {problem}");
+            Error($"{path}.name", map.Find("name")!.Value, $"'{ErrorCollector.Quote(name)}' cannot name a stream: {problem}");
         }
 
         var shape = Shape(map, path);
@@ -132,7 +163,7 @@ internal sealed class DocumentBinder(string? file)
                 }
                 else
                 {
-                    Error($"{path}.dtype", dtypeNode, $"unknown element type '{text}'; valid types are {ElementTypes.ValidNames}");
+                    Error($"{path}.dtype", dtypeNode, $"unknown element type '{ErrorCollector.Quote(text)}'; valid types are {ElementTypes.ValidNames}");
                 }
             }
         }
@@ -147,7 +178,7 @@ internal sealed class DocumentBinder(string? file)
             }
             else if (storage is not null and not "cpu")
             {
-                Error($"{path}.storage", storageNode, $"unknown storage '{storage}'; valid storages are cpu (gpu is recognised but this build has no GPU backend)");
+                Error($"{path}.storage", storageNode, $"unknown storage '{ErrorCollector.Quote(storage)}'; valid storages are cpu (gpu is recognised but this build has no GPU backend)");
             }
         }
 
@@ -169,7 +200,28 @@ internal sealed class DocumentBinder(string? file)
             }
             else
             {
-                Error($"{path}.mode", modeNode, $"unknown mode '{modeText}'; valid modes are create_or_attach, create, attach, replace");
+                Error($"{path}.mode", modeNode, $"unknown mode '{ErrorCollector.Quote(modeText)}'; valid modes are create_or_attach, create, attach, replace");
+            }
+        }
+
+        string? streamNamespace = null;
+        if (Field(map, path, "namespace", required: false) is { } nsNode && String(nsNode, $"{path}.namespace", "a namespace name") is { } nsText)
+        {
+            if (SharedMemoryNamespace.Check(nsText) is { } nsProblem)
+            {
+                Error($"{path}.namespace", nsNode, $"namespace '{ErrorCollector.Quote(nsText)}' is not valid: {nsProblem}");
+            }
+            else if (mode != RegionMode.Attach)
+            {
+                Error($"{path}.namespace", nsNode, "a stream of another namespace belongs to the pipeline that creates it: give it mode: attach");
+            }
+            else if (map.Find("initial") is not null)
+            {
+                Error($"{path}.namespace", nsNode, "a stream of another namespace belongs to the pipeline that creates it: this one cannot write initial values into it");
+            }
+            else
+            {
+                streamNamespace = nsText;
             }
         }
 
@@ -213,6 +265,7 @@ internal sealed class DocumentBinder(string? file)
             Storage = storage,
             Notify = notify,
             Mode = mode,
+            Namespace = streamNamespace,
             Initial = initial,
             Depth = depth,
             Delivery = delivery is null ? null : (Delivery)delivery,
@@ -329,7 +382,7 @@ internal sealed class DocumentBinder(string? file)
                 return null;
 
             default:
-                Error($"{path}.pattern", map.Find("pattern")!.Value, $"unknown pattern '{pattern}'; valid patterns are constant, normal, values, identity");
+                Error($"{path}.pattern", map.Find("pattern")!.Value, $"unknown pattern '{ErrorCollector.Quote(pattern)}'; valid patterns are constant, normal, values, identity");
                 return null;
         }
     }
@@ -562,7 +615,7 @@ internal sealed class DocumentBinder(string? file)
         {
             if (skew != "drop_older")
             {
-                Error($"{path}.on_skew", skewNode, $"unknown on_skew '{skew}'; the only valid value is drop_older");
+                Error($"{path}.on_skew", skewNode, $"unknown on_skew '{ErrorCollector.Quote(skew)}'; the only valid value is drop_older");
             }
 
             onSkew = skew;
@@ -769,7 +822,7 @@ internal sealed class DocumentBinder(string? file)
         var index = Array.IndexOf(names, text);
         if (index < 0)
         {
-            Error(path, node, $"unknown value '{text}'; valid values are {string.Join(", ", names)}{Suggest(text, names)}");
+            Error(path, node, $"unknown value '{ErrorCollector.Quote(text)}'; valid values are {string.Join(", ", names)}{errors.Suggest(text, names)}");
             return null;
         }
 
@@ -949,7 +1002,7 @@ internal sealed class DocumentBinder(string? file)
             if (Array.IndexOf(allowed, entry.Key) < 0)
             {
                 var where = path.Length == 0 ? entry.Key : $"{path}.{entry.Key}";
-                errors.Add(new SpecError(where, $"unknown key '{entry.Key}'{Suggest(entry.Key, allowed)}; valid keys are {string.Join(", ", allowed)}", file, entry.KeyPosition));
+                errors.Add(new SpecError(where, $"unknown key '{ErrorCollector.Quote(entry.Key)}'{errors.Suggest(entry.Key, allowed)}; valid keys are {string.Join(", ", allowed)}", file, entry.KeyPosition));
             }
         }
     }
@@ -962,7 +1015,7 @@ internal sealed class DocumentBinder(string? file)
             if (!seen.Add(entry.Key))
             {
                 var where = path.Length == 0 ? entry.Key : $"{path}.{entry.Key}";
-                errors.Add(new SpecError(where, $"key '{entry.Key}' is given twice; give it once", file, entry.KeyPosition));
+                errors.Add(new SpecError(where, $"key '{ErrorCollector.Quote(entry.Key)}' is given twice; give it once", file, entry.KeyPosition));
             }
         }
     }
@@ -1012,42 +1065,11 @@ internal sealed class DocumentBinder(string? file)
     {
         null => "nothing",
         DocScalar { IsNull: true } => "null",
-        DocScalar sc => $"'{sc.Text}'",
+        DocScalar sc => $"'{ErrorCollector.Quote(sc.Text ?? "")}'",
         DocSequence => "a list",
         DocMapping => "a mapping",
         _ => "something else",
     };
 
     private static string Fmt(double value) => value.ToString("G", CultureInfo.InvariantCulture);
-
-    /// <summary>" (did you mean 'x'?)" when a valid name is within two edits of <paramref name="text"/>.</summary>
-    internal static string Suggest(string text, IEnumerable<string> valid)
-    {
-        var best = valid.Select(v => (Name: v, Distance: Distance(text, v))).OrderBy(p => p.Distance).FirstOrDefault();
-        return best.Name is not null && best.Distance <= 2 && best.Distance < text.Length ? $" (did you mean '{best.Name}'?)" : "";
-    }
-
-    private static int Distance(string a, string b)
-    {
-        var previous = new int[b.Length + 1];
-        var current = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++)
-        {
-            previous[j] = j;
-        }
-
-        for (var i = 1; i <= a.Length; i++)
-        {
-            current[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                current[j] = Math.Min(Math.Min(current[j - 1] + 1, previous[j] + 1), previous[j - 1] + cost);
-            }
-
-            (previous, current) = (current, previous);
-        }
-
-        return previous[b.Length];
-    }
 }

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Text;
 using System.Text.Json.Nodes;
 using Flowline.Graph;
 using Flowline.Plugins;
@@ -35,11 +36,17 @@ public sealed record ValidatedPipeline(PipelineSpec Spec, PipelineGraph Graph, K
 
 /// <summary>The outcome of checking a document without throwing.</summary>
 /// <param name="Pipeline">The validated pipeline, or null when there are errors.</param>
-/// <param name="Errors">Every problem found, in document order; empty when valid.</param>
+/// <param name="Errors">
+/// The problems found, in document order: all of them, or the first <see cref="DocumentLimits.MaxErrors"/>
+/// when there are more (<see cref="TotalErrors"/> counts them all); empty when valid.
+/// </param>
 public sealed record DocumentCheck(ValidatedPipeline? Pipeline, IReadOnlyList<SpecError> Errors)
 {
     /// <summary>True when the document is valid.</summary>
     public bool IsValid => Errors.Count == 0;
+
+    /// <summary>How many problems were found: <see cref="Errors"/> holds the first of them, at most <see cref="DocumentLimits.MaxErrors"/>.</summary>
+    public int TotalErrors { get; init; } = Errors.Count;
 
     /// <summary>True when the text is not well-formed YAML (nothing else was checked).</summary>
     public bool IsSyntaxError { get; init; }
@@ -47,20 +54,21 @@ public sealed record DocumentCheck(ValidatedPipeline? Pipeline, IReadOnlyList<Sp
 
 /// <summary>
 /// Reading, checking and writing pipeline documents: shmpipeline's YAML schema plus Flowline's
-/// extensions. Every error of a document is reported at once, each with its path, file and line.
+/// extensions. Every error of a document is reported at once (up to <see cref="DocumentLimits.MaxErrors"/>),
+/// each with its path, file and line. Documents beyond <see cref="DocumentLimits"/> are refused early.
 /// </summary>
 public static class PipelineDocument
 {
     /// <summary>Loads and validates a YAML file. Throws <see cref="DocumentValidationException"/> listing every problem.</summary>
     public static ValidatedPipeline Load(string path, KindRegistry? kinds = null) => Throw(CheckFile(path, kinds));
 
-    /// <summary>Checks a YAML file without throwing.</summary>
+    /// <summary>Checks a YAML file without throwing; a file larger than <see cref="DocumentLimits.MaxBytes"/> is refused unread.</summary>
     public static DocumentCheck CheckFile(string path, KindRegistry? kinds = null)
     {
         string text;
         try
         {
-            text = File.ReadAllText(path);
+            text = ReadBounded(path);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -77,6 +85,19 @@ public static class PipelineDocument
     /// <summary>Checks YAML text without throwing.</summary>
     public static DocumentCheck Check(string yaml, string? file = null, string? baseDirectory = null, KindRegistry? kinds = null)
     {
+        ArgumentNullException.ThrowIfNull(yaml);
+
+        // Characters are at most as many as UTF-8 bytes: the bytes are counted only below the limit.
+        if (yaml.Length > DocumentLimits.MaxBytes)
+        {
+            return TooLarge(null, file);
+        }
+
+        if (Encoding.UTF8.GetByteCount(yaml) is var bytes && bytes > DocumentLimits.MaxBytes)
+        {
+            return TooLarge(bytes, file);
+        }
+
         DocNode? root;
         try
         {
@@ -87,20 +108,19 @@ public static class PipelineDocument
             return new DocumentCheck(null, e.Errors) { IsSyntaxError = true };
         }
 
-        return Check(root, file, baseDirectory, kinds);
+        return Check(root, file, baseDirectory, kinds, checkCapacity: true);
     }
 
     /// <summary>Validates a document given as JSON (an HTTP body). Throws <see cref="DocumentValidationException"/> listing every problem.</summary>
-    public static ValidatedPipeline FromJson(JsonNode? json, string? baseDirectory = null, KindRegistry? kinds = null) =>
-        Throw(Check(DocNodes.FromJson(json), null, baseDirectory, kinds));
+    public static ValidatedPipeline FromJson(JsonNode? json, string? baseDirectory = null, KindRegistry? kinds = null) => Throw(CheckJson(json, baseDirectory, kinds));
 
     /// <summary>Checks a document given as JSON without throwing.</summary>
     public static DocumentCheck CheckJson(JsonNode? json, string? baseDirectory = null, KindRegistry? kinds = null) =>
-        Check(DocNodes.FromJson(json), null, baseDirectory, kinds);
+        CheckJson(json, null, baseDirectory, kinds, allowNoNodes: false, checkCapacity: true);
 
     /// <summary>Validates a spec built or edited in code (it goes through the same checks as a file).</summary>
     public static ValidatedPipeline Validate(PipelineSpec spec, KindRegistry? kinds = null) =>
-        Throw(Check(DocNodes.FromJson(DocumentWriter.ToJson(spec)), spec.File, spec.BaseDirectory, kinds));
+        Throw(CheckJson(DocumentWriter.ToJson(spec), spec.File, spec.BaseDirectory, kinds, allowNoNodes: false, checkCapacity: true));
 
     /// <summary>The document as JSON with shmpipeline's keys.</summary>
     public static JsonObject ToJson(PipelineSpec spec) => DocumentWriter.ToJson(spec);
@@ -119,12 +139,13 @@ public static class PipelineDocument
 
     /// <summary>
     /// Checks the document part of a code-first pipeline (its streams), then adds its tasks and events,
-    /// which documents do not carry.
+    /// which documents do not carry. The runtime checks its pipeline again with this at every build and in
+    /// every worker, when its streams may already exist: the capacity of <c>/dev/shm</c> is not checked.
     /// </summary>
     internal static DocumentCheck CheckWithTasks(JsonNode? json, string? baseDirectory, KindRegistry? kinds, IEnumerable<TaskSpec> tasks, IEnumerable<EventSpec> events)
     {
         var taskList = tasks.ToImmutableArray();
-        var check = Check(DocNodes.FromJson(json), null, baseDirectory, kinds, allowNoNodes: !taskList.IsEmpty);
+        var check = CheckJson(json, null, baseDirectory, kinds, allowNoNodes: !taskList.IsEmpty, checkCapacity: false);
         if (check.Pipeline is not { } pipeline || (taskList.IsEmpty && !events.Any()))
         {
             return check;
@@ -134,11 +155,61 @@ public static class PipelineDocument
         return check with { Pipeline = pipeline with { Spec = spec, Graph = new PipelineGraph(spec) } };
     }
 
-    private static DocumentCheck Check(DocNode? root, string? file, string? baseDirectory, KindRegistry? kinds, bool allowNoNodes = false)
+    /// <summary>Reads at most <see cref="DocumentLimits.MaxBytes"/> of a file, whatever it is (a file that grows, a pipe, a device).</summary>
+    private static string ReadBounded(string path)
     {
-        var binder = new DocumentBinder(file) { AllowNoNodes = allowNoNodes };
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
+        if (stream.CanSeek && stream.Length > DocumentLimits.MaxBytes)
+        {
+            throw new IOException($"the file is {stream.Length:N0} bytes, larger than {DocumentLimits.MaxBytes:N0} bytes, the largest document accepted");
+        }
+
+        using var bytes = new MemoryStream();
+        var buffer = new byte[64 * 1024];
+        int read;
+        while ((read = stream.Read(buffer)) > 0)
+        {
+            if (bytes.Length + read > DocumentLimits.MaxBytes)
+            {
+                throw new IOException($"the file is larger than {DocumentLimits.MaxBytes:N0} bytes, the largest document accepted");
+            }
+
+            bytes.Write(buffer, 0, read);
+        }
+
+        bytes.Position = 0;
+        using var reader = new StreamReader(bytes, Encoding.UTF8, detectEncodingFromByteOrderMarks: true);
+        return reader.ReadToEnd();
+    }
+
+    private static DocumentCheck TooLarge(long? bytes, string? file) =>
+        new(null, [new SpecError("", $"the document is {(bytes is { } b ? $"{b:N0} bytes" : "more than that")}, larger than {DocumentLimits.MaxBytes:N0} bytes, the largest accepted", file, SourcePosition.None)]);
+
+    private static DocumentCheck CheckJson(JsonNode? json, string? file, string? baseDirectory, KindRegistry? kinds, bool allowNoNodes, bool checkCapacity)
+    {
+        DocNode root;
+        try
+        {
+            root = DocNodes.FromJson(json);
+        }
+        catch (DocumentSyntaxException e)
+        {
+            return new DocumentCheck(null, [.. e.Errors.Select(x => x with { File = file })]) { IsSyntaxError = true };
+        }
+
+        return Check(root, file, baseDirectory, kinds, checkCapacity, allowNoNodes);
+    }
+
+    private static DocumentCheck Check(DocNode? root, string? file, string? baseDirectory, KindRegistry? kinds, bool checkCapacity, bool allowNoNodes = false)
+    {
+        var errors = new ErrorCollector();
+        var binder = new DocumentBinder(file, errors) { AllowNoNodes = allowNoNodes };
         var spec = binder.Bind(root) with { BaseDirectory = baseDirectory };
-        var errors = new List<SpecError>(binder.Errors);
+        if (binder.OverLimits)
+        {
+            return Failed(errors);
+        }
+
         var registry = kinds ?? KindRegistry.BuiltIn;
         for (var i = 0; i < spec.Plugins.Length; i++)
         {
@@ -153,16 +224,19 @@ public static class PipelineDocument
             }
         }
 
-        errors.AddRange(new PipelineValidator(spec, registry, binder.Positions, binder.BrokenStreams, binder.Paths).Validate());
-        if (errors.Count > 0)
+        new PipelineValidator(spec, registry, errors, binder.Positions, binder.BrokenStreams, binder.Paths).Validate();
+        var pipeline = new ValidatedPipeline(spec, new PipelineGraph(spec), registry);
+        if (checkCapacity && SharedMemoryCapacity.AvailableBytes() is { } available &&
+            SharedMemoryCapacity.Problem(SharedMemoryCapacity.NeededBytes(pipeline), available) is { } problem)
         {
-            var ordered = errors.OrderBy(e => e.Position.IsKnown ? e.Position.Line : int.MaxValue).ThenBy(e => e.Position.Column).ToList();
-            return new DocumentCheck(null, ordered);
+            errors.Add(new SpecError("shared_memory", problem, file, binder.Positions.TryGetValue("shared_memory", out var at) ? at : SourcePosition.None));
         }
 
-        return new DocumentCheck(new ValidatedPipeline(spec, new PipelineGraph(spec), registry), []);
+        return errors.Count > 0 ? Failed(errors) : new DocumentCheck(pipeline, []);
     }
 
+    private static DocumentCheck Failed(ErrorCollector errors) => new(null, errors.InOrder()) { TotalErrors = errors.Count };
+
     private static ValidatedPipeline Throw(DocumentCheck check) =>
-        check.Pipeline ?? throw (check.IsSyntaxError ? new DocumentSyntaxException(check.Errors[0]) : new DocumentValidationException(check.Errors));
+        check.Pipeline ?? throw (check.IsSyntaxError ? new DocumentSyntaxException(check.Errors[0]) : new DocumentValidationException(check.Errors, check.TotalErrors));
 }

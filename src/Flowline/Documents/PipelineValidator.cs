@@ -16,24 +16,27 @@ internal sealed class PipelineValidator
     private readonly IReadOnlyDictionary<string, SourcePosition> positions;
     private readonly IReadOnlySet<string> brokenStreams;
     private readonly IReadOnlyDictionary<object, string> paths;
-    private readonly List<SpecError> errors = [];
+    private readonly ErrorCollector errors;
     private readonly Dictionary<string, StreamSpec> streams = new(StringComparer.Ordinal);
 
     public PipelineValidator(
         PipelineSpec spec,
         KindRegistry kinds,
+        ErrorCollector errors,
         IReadOnlyDictionary<string, SourcePosition>? positions = null,
         IReadOnlySet<string>? brokenStreams = null,
         IReadOnlyDictionary<object, string>? paths = null)
     {
         this.spec = spec;
         this.kinds = kinds;
+        this.errors = errors;
         this.positions = positions ?? new Dictionary<string, SourcePosition>();
         this.brokenStreams = brokenStreams ?? new HashSet<string>();
         this.paths = paths ?? new Dictionary<object, string>();
     }
 
-    public IReadOnlyList<SpecError> Validate()
+    /// <summary>Runs every check, adding what it finds to the collector.</summary>
+    public void Validate()
     {
         Streams();
         NodeNames();
@@ -70,7 +73,6 @@ internal sealed class PipelineValidator
         }
 
         Feedback(graph);
-        return errors;
     }
 
     private void Streams()
@@ -125,13 +127,13 @@ internal sealed class PipelineValidator
 
         if (kernel.Kind.StartsWith("gpu.", StringComparison.Ordinal))
         {
-            Error($"{path}.kind", $"kind '{kernel.Kind}' needs a GPU: no GPU backend in this build; use the cpu. kind of the same name");
+            Error($"{path}.kind", $"kind '{ErrorCollector.Quote(kernel.Kind)}' needs a GPU: no GPU backend in this build; use the cpu. kind of the same name");
             return;
         }
 
         if (!kinds.Kernels.TryGetValue(kernel.Kind, out var definition))
         {
-            Error($"{path}.kind", $"unknown kernel kind '{kernel.Kind}'{DocumentBinder.Suggest(kernel.Kind, kinds.Kernels.Keys)}; kernel kinds are {string.Join(", ", kinds.Kernels.Keys.Order(StringComparer.Ordinal))}");
+            Error($"{path}.kind", $"unknown kernel kind '{ErrorCollector.Quote(kernel.Kind)}'{errors.Suggest(kernel.Kind, kinds.Kernels.Keys)}; kernel kinds are {string.Join(", ", kinds.Kernels.Keys.Order(StringComparer.Ordinal))}");
             return;
         }
 
@@ -143,7 +145,7 @@ internal sealed class PipelineValidator
             Error($"{path}.operation", $"'operation' is only read by cpu.custom_operation; {kernel.Kind} does not use it");
         }
 
-        ok &= Parameters(definition, kernel, path);
+        KnownParameters(definition, kernel, path);
         if (ok && inputs is not null && outputs is not null && auxiliary is not null)
         {
             definition.Validate(new KernelContext(kernel, inputs, auxiliary, outputs, (field, message) => Error($"{path}.{field}", message)));
@@ -162,13 +164,13 @@ internal sealed class PipelineValidator
 
         if (!kinds.Sources.TryGetValue(source.Kind, out var definition))
         {
-            Error($"{path}.kind", $"unknown source kind '{source.Kind}'{DocumentBinder.Suggest(source.Kind, kinds.Sources.Keys)}; source kinds are {string.Join(", ", kinds.Sources.Keys.Order(StringComparer.Ordinal))}");
+            Error($"{path}.kind", $"unknown source kind '{ErrorCollector.Quote(source.Kind)}'{errors.Suggest(source.Kind, kinds.Sources.Keys)}; source kinds are {string.Join(", ", kinds.Sources.Keys.Order(StringComparer.Ordinal))}");
             return;
         }
 
         var ok = Arity(definition.Streams, source.Streams.Length, $"{path}.{(source.StreamsAsList ? "streams" : "stream")}", "stream", source.Kind);
         ok &= Arity(definition.Auxiliary, source.Auxiliary.Length, $"{path}.auxiliary", "auxiliary input", source.Kind);
-        ok &= Parameters(definition, source, path);
+        KnownParameters(definition, source, path);
         if (ok && written is not null && auxiliary is not null)
         {
             definition.Validate(new SourceContext(source, written, auxiliary, (field, message) => Error($"{path}.{field}", message)));
@@ -188,13 +190,13 @@ internal sealed class PipelineValidator
 
         if (!kinds.Sinks.TryGetValue(sink.Kind, out var definition))
         {
-            Error($"{path}.kind", $"unknown sink kind '{sink.Kind}'{DocumentBinder.Suggest(sink.Kind, kinds.Sinks.Keys)}; sink kinds are {string.Join(", ", kinds.Sinks.Keys.Order(StringComparer.Ordinal))}");
+            Error($"{path}.kind", $"unknown sink kind '{ErrorCollector.Quote(sink.Kind)}'{errors.Suggest(sink.Kind, kinds.Sinks.Keys)}; sink kinds are {string.Join(", ", kinds.Sinks.Keys.Order(StringComparer.Ordinal))}");
             return;
         }
 
         var ok = Arity(definition.Outputs, sink.Outputs.Length, $"{path}.outputs", "feedback output", sink.Kind);
         ok &= Arity(definition.Auxiliary, sink.Auxiliary.Length, $"{path}.auxiliary", "auxiliary input", sink.Kind);
-        ok &= Parameters(definition, sink, path);
+        KnownParameters(definition, sink, path);
         if (ok && read is not null && outputs is not null && auxiliary is not null)
         {
             definition.Validate(new SinkContext(sink, read[0], outputs, auxiliary, (field, message) => Error($"{path}.{field}", message)));
@@ -204,6 +206,7 @@ internal sealed class PipelineValidator
     /// <summary>A source's required feedback aliases come from stateful sinks, along paths whose kernels propagate frame ids.</summary>
     private void Feedback(PipelineGraph graph)
     {
+        FeedbackIndex? index = null;
         for (var i = 0; i < spec.Sources.Length; i++)
         {
             var source = spec.Sources[i];
@@ -222,14 +225,14 @@ internal sealed class PipelineValidator
                     continue;
                 }
 
-                var sink = spec.Sinks.FirstOrDefault(s => s.Outputs.Contains(binding.Stream));
-                if (sink is null)
+                index ??= new FeedbackIndex(spec);
+                if (!index.SinkWriting.TryGetValue(binding.Stream, out var sink))
                 {
                     Error($"{path}.auxiliary.{alias}", $"feedback alias '{alias}' reads '{binding.Stream}', which no sink writes in its 'outputs'; bind it to a stateful sink's output");
                     continue;
                 }
 
-                foreach (var kernel in KernelsBetween(graph, source, sink))
+                foreach (var kernel in index.KernelsBetween(graph, source, sink))
                 {
                     if (kernel.PropagateFrameId != true)
                     {
@@ -241,42 +244,81 @@ internal sealed class PipelineValidator
         }
     }
 
-    /// <summary>Kernels on some trigger path from a source's streams to a sink's input.</summary>
-    private IEnumerable<KernelSpec> KernelsBetween(PipelineGraph graph, SourceSpec source, SinkSpec sink)
+    /// <summary>The lookups of the feedback rule, built once: each stream's trigger readers, each kernel by name, each feedback stream's sink.</summary>
+    private sealed class FeedbackIndex
     {
-        var reachable = new HashSet<string>(StringComparer.Ordinal);
-        var queue = new Queue<string>(source.Streams);
-        while (queue.Count > 0)
+        private readonly PipelineSpec spec;
+        private readonly Dictionary<string, List<KernelSpec>> triggerReaders = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, KernelSpec> kernels = new(StringComparer.Ordinal);
+
+        public FeedbackIndex(PipelineSpec spec)
         {
-            foreach (var kernel in spec.Kernels.Where(k => k.Inputs.Contains(queue.Dequeue())))
+            this.spec = spec;
+            foreach (var kernel in spec.Kernels)
             {
-                if (reachable.Add(kernel.Name))
+                kernels.TryAdd(kernel.Name, kernel);
+                foreach (var input in kernel.Inputs.Distinct(StringComparer.Ordinal))
                 {
-                    foreach (var output in kernel.Outputs)
+                    if (!triggerReaders.TryGetValue(input, out var readers))
                     {
-                        queue.Enqueue(output);
+                        triggerReaders[input] = readers = [];
                     }
+
+                    readers.Add(kernel);
+                }
+            }
+
+            foreach (var sink in spec.Sinks)
+            {
+                foreach (var output in sink.Outputs)
+                {
+                    SinkWriting.TryAdd(output, sink);
                 }
             }
         }
 
-        var leadsToSink = new HashSet<string>(StringComparer.Ordinal);
-        var back = new Queue<string>([sink.Stream]);
-        while (back.Count > 0)
+        /// <summary>The first sink that writes each stream in its <c>outputs</c>.</summary>
+        public Dictionary<string, SinkSpec> SinkWriting { get; } = new(StringComparer.Ordinal);
+
+        /// <summary>Kernels on some trigger path from a source's streams to a sink's input.</summary>
+        public IEnumerable<KernelSpec> KernelsBetween(PipelineGraph graph, SourceSpec source, SinkSpec sink)
         {
-            foreach (var producer in graph.ProducersOf(back.Dequeue()))
+            var reachable = new HashSet<string>(StringComparer.Ordinal);
+            var seen = new HashSet<string>(source.Streams, StringComparer.Ordinal);
+            var queue = new Queue<string>(seen);
+            while (queue.Count > 0)
             {
-                if (spec.Kernels.FirstOrDefault(k => k.Name == producer) is { } kernel && leadsToSink.Add(kernel.Name))
+                foreach (var kernel in triggerReaders.TryGetValue(queue.Dequeue(), out var readers) ? readers : [])
                 {
-                    foreach (var input in kernel.Inputs)
+                    if (reachable.Add(kernel.Name))
                     {
-                        back.Enqueue(input);
+                        foreach (var output in kernel.Outputs.Where(seen.Add))
+                        {
+                            queue.Enqueue(output);
+                        }
                     }
                 }
             }
-        }
 
-        return spec.Kernels.Where(k => reachable.Contains(k.Name) && leadsToSink.Contains(k.Name));
+            var leadsToSink = new HashSet<string>(StringComparer.Ordinal);
+            var back = new Queue<string>([sink.Stream]);
+            var seenBack = new HashSet<string>([sink.Stream], StringComparer.Ordinal);
+            while (back.Count > 0)
+            {
+                foreach (var producer in graph.ProducersOf(back.Dequeue()))
+                {
+                    if (kernels.TryGetValue(producer, out var kernel) && leadsToSink.Add(kernel.Name))
+                    {
+                        foreach (var input in kernel.Inputs.Where(seenBack.Add))
+                        {
+                            back.Enqueue(input);
+                        }
+                    }
+                }
+            }
+
+            return spec.Kernels.Where(k => reachable.Contains(k.Name) && leadsToSink.Contains(k.Name));
+        }
     }
 
     private List<StreamSpec>? References(IReadOnlyList<string> names, string field, bool asList)
@@ -325,7 +367,7 @@ internal sealed class PipelineValidator
     }
 
     private string UnknownStream(string name) =>
-        $"unknown stream '{name}'{DocumentBinder.Suggest(name, streams.Keys)}; streams are {(streams.Count == 0 ? "(none)" : string.Join(", ", streams.Keys))}";
+        $"unknown stream '{ErrorCollector.Quote(name)}'{errors.Suggest(name, streams.Keys)}; streams are {ErrorCollector.List(streams.Keys)}";
 
     /// <summary>No duplicate names or aliases, and no stream in two roles of one node.</summary>
     private void Wiring(NodeSpec node, string path, IReadOnlyList<string> triggers, IReadOnlyList<string> outputs)
@@ -355,18 +397,21 @@ internal sealed class PipelineValidator
     {
         foreach (var duplicate in values.GroupBy(v => v, StringComparer.Ordinal).Where(g => g.Count() > 1))
         {
-            Error(path, $"{what} '{duplicate.Key}' is listed {duplicate.Count()} times; list it once");
+            Error(path, $"{what} '{ErrorCollector.Quote(duplicate.Key)}' is listed {duplicate.Count()} times; list it once");
         }
     }
 
     private void PerInputKeys(IEnumerable<string>? keys, KernelSpec kernel, string path, string field)
     {
-        foreach (var key in keys ?? [])
+        if (keys is null)
         {
-            if (!kernel.Inputs.Contains(key) && !kernel.Auxiliary.Any(a => a.Stream == key || a.Alias == key))
-            {
-                Error($"{path}.{field}.{key}", $"'{key}' is not an input of '{kernel.Name}'; its inputs are {string.Join(", ", kernel.Inputs.Concat(kernel.Auxiliary.Select(a => a.Stream)))}");
-            }
+            return;
+        }
+
+        var inputs = kernel.Inputs.Concat(kernel.Auxiliary.Select(a => a.Stream)).Concat(kernel.Auxiliary.Select(a => a.Alias)).ToHashSet(StringComparer.Ordinal);
+        foreach (var key in keys.Where(k => !inputs.Contains(k)))
+        {
+            Error($"{path}.{field}.{key}", $"'{ErrorCollector.Quote(key)}' is not an input of '{kernel.Name}'; its inputs are {ErrorCollector.List(kernel.Inputs.Concat(kernel.Auxiliary.Select(a => a.Stream)))}");
         }
     }
 
@@ -391,23 +436,20 @@ internal sealed class PipelineValidator
         return false;
     }
 
-    private bool Parameters(KindDefinition definition, NodeSpec node, string path)
+    /// <summary>Reports parameters the kind does not declare; the kind's own checks of the others still run.</summary>
+    private void KnownParameters(KindDefinition definition, NodeSpec node, string path)
     {
         if (definition.AcceptsUndeclaredParameters)
         {
-            return true;
+            return;
         }
 
         var known = definition.Parameters.Select(p => p.Name).ToList();
-        var ok = true;
         foreach (var name in node.Parameters.Names.Where(n => !known.Contains(n)))
         {
-            ok = false;
             var valid = known.Count == 0 ? $"{node.Kind} takes no parameters" : $"{node.Kind} takes {string.Join(", ", known)}";
-            Error($"{path}.parameters.{name}", $"unknown parameter '{name}'{DocumentBinder.Suggest(name, known)}; {valid}");
+            Error($"{path}.parameters.{name}", $"unknown parameter '{ErrorCollector.Quote(name)}'{errors.Suggest(name, known)}; {valid}");
         }
-
-        return ok;
     }
 
     private string PathOf(object node, string fallback) => paths.TryGetValue(node, out var path) ? path : fallback;

@@ -20,23 +20,42 @@ public sealed record SpecError(string Path, string Message, string? File, Source
     }
 }
 
-/// <summary>A document is not valid; <see cref="Errors"/> holds every problem found, not only the first.</summary>
+/// <summary>
+/// A document is not valid; <see cref="Errors"/> holds every problem found, not only the first (at most
+/// <see cref="DocumentLimits.MaxErrors"/> of them: <see cref="TotalErrors"/> counts them all).
+/// </summary>
 public class DocumentValidationException : Exception
 {
     /// <summary>Creates the exception from the problems found.</summary>
     public DocumentValidationException(IReadOnlyList<SpecError> errors)
-        : base(Summarize(errors))
+        : this(errors, errors.Count)
     {
-        Errors = errors;
     }
 
-    /// <summary>Every problem found.</summary>
+    /// <summary>Creates the exception from the first problems found, and how many were found in all.</summary>
+    public DocumentValidationException(IReadOnlyList<SpecError> errors, int totalErrors)
+        : base(Summarize(errors, Math.Max(totalErrors, errors.Count)))
+    {
+        Errors = errors;
+        TotalErrors = Math.Max(totalErrors, errors.Count);
+    }
+
+    /// <summary>The problems found, in document order (the first <see cref="DocumentLimits.MaxErrors"/> when there are more).</summary>
     public IReadOnlyList<SpecError> Errors { get; }
 
-    private static string Summarize(IReadOnlyList<SpecError> errors) =>
-        errors.Count == 1
-            ? $"the pipeline document is not valid: {errors[0]}"
-            : $"the pipeline document is not valid ({errors.Count} problems):{Environment.NewLine}" + string.Join(Environment.NewLine, errors.Select(e => "  " + e));
+    /// <summary>How many problems were found.</summary>
+    public int TotalErrors { get; }
+
+    private static string Summarize(IReadOnlyList<SpecError> errors, int total)
+    {
+        if (total == 1 && errors.Count == 1)
+        {
+            return $"the pipeline document is not valid: {errors[0]}";
+        }
+
+        var more = total > errors.Count ? $"{Environment.NewLine}  ... and {total - errors.Count:N0} more" : "";
+        return $"the pipeline document is not valid ({total:N0} problems):{Environment.NewLine}" + string.Join(Environment.NewLine, errors.Select(e => "  " + e)) + more;
+    }
 }
 
 /// <summary>The document is not well-formed YAML.</summary>

@@ -45,10 +45,13 @@ internal static class OrphanWorkers
     }
 
     /// <summary>Live worker processes (not this process's children) whose command line names <paramref name="namespace"/>.</summary>
-    private static List<int> Find(string @namespace)
+    private static List<int> Find(string @namespace) =>
+        [.. Scan([@namespace]).Where(w => w.ParentPid != Environment.ProcessId).Select(w => w.Pid)];
+
+    /// <summary>Live (not zombie) worker processes, with their parent, whose command line names one of <paramref name="namespaces"/>.</summary>
+    internal static List<(int Pid, int ParentPid)> Scan(IReadOnlyCollection<string> namespaces)
     {
-        var me = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        var found = new List<int>();
+        var found = new List<(int, int)>();
         foreach (var dir in Directory.EnumerateDirectories("/proc"))
         {
             if (!int.TryParse(Path.GetFileName(dir), out var pid))
@@ -60,16 +63,16 @@ internal static class OrphanWorkers
             {
                 var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
                 var worker = Array.FindIndex(arguments, a => a.EndsWith("Flowline.Worker.dll", StringComparison.Ordinal));
-                if (worker < 0 || worker + 1 >= arguments.Length || arguments[worker + 1] != @namespace)
+                if (worker < 0 || worker + 1 >= arguments.Length || !namespaces.Contains(arguments[worker + 1]))
                 {
                     continue;
                 }
 
                 var stat = File.ReadAllText(Path.Combine(dir, "stat"));
                 var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                if (fields[0] != "Z" && fields[1] != me)
+                if (fields[0] != "Z")
                 {
-                    found.Add(pid);
+                    found.Add((pid, int.Parse(fields[1], CultureInfo.InvariantCulture)));
                 }
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException)

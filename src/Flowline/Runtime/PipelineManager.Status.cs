@@ -99,7 +99,7 @@ public sealed partial class PipelineManager
             }
 
             ValidateSettings(settings);
-            var input = new SyntheticInput(Namespace, streamName, settings, OnSyntheticError);
+            var input = new SyntheticInput(Plan.NamespaceOf(streamName), streamName, settings, OnSyntheticError);
             synthetic[streamName] = input;
             Emit("synthetic_started", input.Status());
             status = input.Status();

@@ -139,7 +139,7 @@ public sealed partial class PipelineManager : IDisposable
                     SharedStream stream;
                     try
                     {
-                        stream = SharedStream.Open(Namespace, spec.Name, spec.Format, spec.Mode ?? RegionMode.CreateOrAttach, Plan.OptionsOf(spec.Name));
+                        stream = SharedStream.Open(Plan.NamespaceOf(spec.Name), spec.Name, spec.Format, spec.Mode ?? RegionMode.CreateOrAttach, Plan.OptionsOf(spec.Name));
                     }
                     catch (Exception e) when (e is SharedMemoryException or IOException or UnauthorizedAccessException)
                     {

@@ -219,6 +219,14 @@ public sealed class DocumentFieldTests
     }
 
     [Fact]
+    public void Stream_OfAnotherNamespace_BindsItAndRoundTrips()
+    {
+        var spec = Spec(Stream("mode: attach\nnamespace: camera-host"));
+        Assert.Equal("camera-host", spec.Streams[0].Namespace);
+        Assert.Contains("namespace: camera-host", PipelineDocument.ToYaml(spec), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Stream_EveryOptionalField_BindsItsValue()
     {
         var spec = Spec(Stream("storage: cpu\nnotify: false\nmode: attach\ndepth: 16\ndelivery: latest\nwait: spin\ninitial: {pattern: constant, value: 2.5}"));
@@ -233,6 +241,7 @@ public sealed class DocumentFieldTests
         Assert.Equal(Delivery.Latest, s.Delivery);
         Assert.Equal(WaitPolicy.Spin, s.Wait);
         Assert.Equal(new ConstantInitial(2.5), s.Initial);
+        Assert.Null(s.Namespace);
     }
 
     [Fact]
@@ -297,7 +306,10 @@ public sealed class DocumentFieldTests
     [InlineData("depth: many", "shared_memory[0].depth", "must be a power of two from 2 to 1,048,576, not 'many'", 5)]
     [InlineData("delivery: losless", "shared_memory[0].delivery", "valid values are lossless, latest (did you mean 'lossless'?)", 5)]
     [InlineData("wait: sleep", "shared_memory[0].wait", "unknown value 'sleep'; valid values are hybrid, spin, block", 5)]
-    [InlineData("depht: 4", "shared_memory[0].depht", "unknown key 'depht' (did you mean 'depth'?); valid keys are name, shape, dtype, storage, gpu_device, cpu_mirror, notify, mode, initial, depth, delivery, wait", 5)]
+    [InlineData("depht: 4", "shared_memory[0].depht", "unknown key 'depht' (did you mean 'depth'?); valid keys are name, shape, dtype, storage, gpu_device, cpu_mirror, notify, mode, namespace, initial, depth, delivery, wait", 5)]
+    [InlineData("mode: attach\nnamespace: ../camera", "shared_memory[0].namespace", "namespace '../camera' is not valid: it starts with '.'", 6)]
+    [InlineData("namespace: camera", "shared_memory[0].namespace", "belongs to the pipeline that creates it: give it mode: attach", 5)]
+    [InlineData("mode: attach\nnamespace: camera\ninitial: {pattern: constant, value: 1}", "shared_memory[0].namespace", "cannot write initial values into it", 6)]
     public void StreamField_InvalidValue_ReportsPathValidValuesAndLine(string field, string path, string text, int line) =>
         Docs.Single(Stream(field), path, text, line);
 
@@ -823,6 +835,29 @@ public sealed class DocumentFieldTests
     public void Document_AnyOneOfKernelsSourcesOrSinks_IsEnough(string rest) =>
         Valid("shared_memory:\n  - {name: a, shape: [4], dtype: float32}\n  - {name: b, shape: [4], dtype: float32}\n" + rest);
 
+    /// <summary>An unknown parameter is reported beside, not instead of, the kind's checks of the node's other parameters.</summary>
+    [Theory]
+    [InlineData("kind: cpu.scale\nparameters: {factor: fast, bogus: 1}", "kernels[0]", "factor", "must be a number, not \"fast\"")]
+    [InlineData("parameters: {pattern: wave, bogus: 1}", "sources[0]", "pattern", "must be one of constant, random, ramp, sine, impulse, checkerboard, not \"wave\"")]
+    [InlineData("parameters: {sample_window: 0, bogus: 1}", "sinks[0]", "sample_window", "0 is out of range; it must be from 1 to 10000000")]
+    public void Parameters_AnUnknownOne_DoesNotHideTheErrorsOfTheOthers(string fields, string node, string parameter, string text)
+    {
+        var yaml = node switch
+        {
+            "kernels[0]" => Kernel(fields),
+            "sources[0]" => Source(fields),
+            _ => Sink(fields),
+        };
+
+        var errors = Docs.Errors(yaml);
+
+        Assert.Equal([$"{node}.parameters.{parameter}", $"{node}.parameters.bogus"], errors.Select(e => e.Path));
+        Assert.Contains(text, errors[0].Message, StringComparison.Ordinal);
+        Assert.StartsWith("unknown parameter 'bogus'", errors[1].Message, StringComparison.Ordinal);
+        Assert.Equal(errors[0].Position.Line, errors[1].Position.Line);
+        Assert.True(errors[0].Position.Column < errors[1].Position.Column, string.Join('\n', errors));
+    }
+
     /// <summary>
     /// PRODUCT BUG (possibly): the YAML parser rejects a duplicate key as a syntax error before the binder can report
     /// it with its path ("key 'name' is given twice; give it once"), so the error has no path.
@@ -861,13 +896,14 @@ public sealed class DocumentFieldTests
     [Fact]
     public void DuplicateKey_DistinctKeys_AreValid() => Valid(Docs.Minimal);
 
+    /// <summary>An unclosed '[' or '{' is reported where it opens.</summary>
     [Theory]
     [InlineData("shared_memory:\n  - name: 'a\n", 2)]
     [InlineData("shared_memory:\n  - name: a\n   shape: [64]\n", 3)]
     [InlineData("shared_memory:\n  - name: a\n    shape: [64]\n  dtype: float32\n", 4)]
-    [InlineData("a: [1\n", 2)]
-    [InlineData("shared_memory:\n  - {name: a, shape: [4]\n", 3)]
-    [InlineData("shared_memory:\n  - name: a\n    shape: [64\n", 4)]
+    [InlineData("a: [1\n", 1)]
+    [InlineData("shared_memory:\n  - {name: a, shape: [4]\n", 2)]
+    [InlineData("shared_memory:\n  - name: a\n    shape: [64\n", 3)]
     public void Yaml_SyntaxError_IsReportedWithItsLine(string yaml, int line)
     {
         var error = Assert.Single(Docs.Errors(yaml));
@@ -880,7 +916,7 @@ public sealed class DocumentFieldTests
         Assert.StartsWith($"test.yaml:{line}:", error.ToString(), StringComparison.Ordinal);
     }
 
-    /// <summary>PRODUCT BUG: YamlDotNet throws InvalidOperationException (not YamlException) here, and it escapes Check.</summary>
+    /// <summary>YamlDotNet throws a bare InvalidOperationException here; the error is where the list opens.</summary>
     [Theory]
     [InlineData("shared_memory:\n  - name: a\n    shape: [64\n    dtype: float32\n", 3)]
     [InlineData("shared_memory: [a, b\nkernels: []\n", 1)]
@@ -890,8 +926,8 @@ public sealed class DocumentFieldTests
 
         var error = Assert.Single(errors);
         Assert.Equal("", error.Path);
-        Assert.StartsWith("YAML syntax error: ", error.Message, StringComparison.Ordinal);
-        Assert.True(error.Position.Line >= bracketLine, $"the error should be at or after line {bracketLine}, where the list opens: {error}");
+        Assert.StartsWith("YAML syntax error: the list opened here with '[' is not closed", error.Message, StringComparison.Ordinal);
+        Assert.Equal(bracketLine, error.Position.Line);
     }
 
     [Fact]

@@ -1,4 +1,5 @@
 using Flowline.Documents;
+using Flowline.Kernels.Expressions;
 
 namespace Flowline.Tests.Kernels;
 
@@ -148,5 +149,72 @@ public sealed class CustomOperationTests
         var reserved = PipelineDocument.Check(
             OneKernel.Unary("cpu.custom_operation", "float32", [2], "float32", [2], "auxiliary: {input: z}\noperation: input", ("z", "float32", [2])), "op.yaml").Errors;
         Assert.Contains(reserved, e => e.Path == "kernels[0].auxiliary.input" && e.Message.Contains("reserved", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(2000, "(", ")")]
+    [InlineData(2000, "-", "")]
+    [InlineData(600, "abs(", ")")]
+    public void Operation_NestedDeeperThanTheLimit_IsRejectedWhereItGoesTooDeep(int depth, string open, string close)
+    {
+        var operation = string.Concat(Enumerable.Repeat(open, depth)) + "input" + string.Concat(Enumerable.Repeat(close, depth));
+
+        var error = Assert.Single(PipelineDocument.Check(Doc(operation, [4], [4]), "op.yaml").Errors);
+
+        Assert.Equal("kernels[0].operation", error.Path);
+        Assert.Contains($"at character {(ExpressionParser.MaxDepth * open.Length) + 1}", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"the expression nests more than {ExpressionParser.MaxDepth} parentheses, signs and calls deep", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Operation_NestedAsDeepAsTheLimit_Computes()
+    {
+        var depth = ExpressionParser.MaxDepth;
+        var operation = new string('(', depth - 1) + "-input" + new string(')', depth - 1);
+
+        Assert.Equal(X.Select(x => -x), Run(operation, X, [6], [6]));
+    }
+
+    [Fact]
+    public void Operation_LongerThanTheLimit_IsRejected()
+    {
+        var operation = "input" + string.Concat(Enumerable.Repeat(" + input", DocumentLimits.MaxTextLength / 8));
+
+        var e = Assert.Throws<ExpressionException>(() => ExpressionParser.Parse(operation));
+        Assert.Equal($"the expression has {operation.Length:N0} characters; the longest accepted is {DocumentLimits.MaxTextLength:N0}", e.Message);
+
+        // In a document, the text is refused as too long before it reaches the kind.
+        var error = Assert.Single(PipelineDocument.Check(Doc(operation, [4], [4]), "op.yaml").Errors);
+        Assert.Contains($"this text is {operation.Length:N0} characters long", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Operation_AsLongAsTheLimit_Computes()
+    {
+        var terms = (DocumentLimits.MaxTextLength - 5) / 8;
+        var operation = "input" + string.Concat(Enumerable.Repeat(" + input", terms));
+
+        Assert.Equal(X.Select(x => x * (terms + 1)), Run(operation, X, [6], [6]));
+    }
+
+    [Fact]
+    public void Operation_WhoseIntermediateResultsAreTooLarge_IsRejected()
+    {
+        // col + row broadcasts to 8192 x 8192 = 67,108,864 elements before the product brings it back to 8192.
+        var yaml = Doc("(input + row) @ v", [8192, 1], [8192], "float32", ("row", "float32", [1, 8192]), ("v", "float32", [8192]));
+
+        var error = Assert.Single(PipelineDocument.Check(yaml, "op.yaml").Errors);
+
+        Assert.Equal("kernels[0].operation", error.Path);
+        Assert.Contains("at character 8", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"the intermediate results up to here hold 67,108,864 elements, more than the {ExpressionShapes.MaxIntermediateElements:N0} an expression may", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Operation_WithLargeButBoundedIntermediateResults_IsValid()
+    {
+        var yaml = Doc("(input + row) @ v", [2048, 1], [2048], "float32", ("row", "float32", [1, 2048]), ("v", "float32", [2048]));
+
+        Assert.Empty(PipelineDocument.Check(yaml, "op.yaml").Errors);
     }
 }

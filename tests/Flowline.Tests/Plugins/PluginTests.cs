@@ -165,13 +165,15 @@ public sealed class PluginTests
 
         var errors = Errors(yaml, AppContext.BaseDirectory);
 
-        Assert.Equal(["sources[0].parameters.start", "kernels[0].parameters.ofset", "sinks[0].outputs"], errors.Select(e => e.Path));
+        // The unknown parameter does not hide the kind's own checks of the kernel's streams.
+        Assert.Equal(["sources[0].parameters.start", "kernels[0].input", "kernels[0].output", "kernels[0].parameters.ofset", "sinks[0].outputs"], errors.Select(e => e.Path));
         Assert.Equal("missing required parameter 'start' (an integer)", errors[0].Message);
         Assert.Equal(7, errors[0].Position.Line);
-        Assert.Equal("unknown parameter 'ofset' (did you mean 'offset'?); test.square takes offset", errors[1].Message);
-        Assert.Equal(9, errors[1].Position.Line);
-        Assert.Equal("test.recorder takes exactly 1 feedback output, not 0", errors[2].Message);
-        Assert.Equal(11, errors[2].Position.Line);
+        Assert.Equal("stream 'counts' is int32; test.square works on float32", errors[1].Message);
+        Assert.Equal("unknown parameter 'ofset' (did you mean 'offset'?); test.square takes offset", errors[3].Message);
+        Assert.Equal(9, errors[3].Position.Line);
+        Assert.Equal("test.recorder takes exactly 1 feedback output, not 0", errors[4].Message);
+        Assert.Equal(11, errors[4].Position.Line);
     }
 
     [Fact]

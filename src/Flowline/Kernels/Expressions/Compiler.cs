@@ -15,21 +15,53 @@ internal sealed record Operand(string Name, int[] Shape, ElementType Dtype, bool
 /// <summary>Shape inference with NumPy's broadcasting and matrix-product rules.</summary>
 internal static class ExpressionShapes
 {
-    /// <summary>The shape of <paramref name="expr"/>'s result; throws <see cref="ExpressionException"/> at the offending position.</summary>
-    public static int[] Infer(Expr expr, IReadOnlyDictionary<string, Operand> names) => expr switch
+    /// <summary>
+    /// The most elements the intermediate results of one expression may hold together (each is a buffer
+    /// of the compiled kernel): 32 Mi, 128 MiB of float32.
+    /// </summary>
+    public const long MaxIntermediateElements = 1L << 25;
+
+    /// <summary>
+    /// The shape of <paramref name="expr"/>'s result; throws <see cref="ExpressionException"/> at the offending
+    /// position, or when its intermediate results would hold more than <see cref="MaxIntermediateElements"/>.
+    /// </summary>
+    public static int[] Infer(Expr expr, IReadOnlyDictionary<string, Operand> names)
     {
-        NumberExpr => [],
-        NameExpr n => names.TryGetValue(n.Name, out var operand)
-            ? operand.Shape
-            : throw new ExpressionException($"unknown name '{n.Name}'; the names are {string.Join(", ", names.Keys.Order(StringComparer.Ordinal))}", n.Position),
-        UnaryExpr u => Infer(u.Operand, names),
-        BinaryExpr { Operator: '@' } b => MatMul(Infer(b.Left, names), Infer(b.Right, names), b.Position),
-        BinaryExpr b => Broadcast(Infer(b.Left, names), Infer(b.Right, names), $"'{b.Operator}'", b.Position),
-        CallExpr { Function: "abs" } c => Infer(c.Arguments[0], names),
-        CallExpr { Function: "clip" } c => Broadcast(Broadcast(Infer(c.Arguments[0], names), Infer(c.Arguments[1], names), "clip()", c.Position), Infer(c.Arguments[2], names), "clip()", c.Position),
-        CallExpr c => Broadcast(Infer(c.Arguments[0], names), Infer(c.Arguments[1], names), $"{c.Function}()", c.Position),
-        _ => throw new ExpressionException("unsupported expression", expr.Position),
-    };
+        // A double: broadcasting several operands can make shapes whose element count overflows a long.
+        var intermediate = 0.0;
+        return Walk(expr, isRoot: true);
+
+        int[] Walk(Expr e, bool isRoot)
+        {
+            var shape = e switch
+            {
+                NumberExpr => [],
+                NameExpr n => names.TryGetValue(n.Name, out var operand)
+                    ? operand.Shape
+                    : throw new ExpressionException($"unknown name '{n.Name}'; the names are {string.Join(", ", names.Keys.Order(StringComparer.Ordinal))}", n.Position),
+                UnaryExpr u => Walk(u.Operand, false),
+                BinaryExpr { Operator: '@' } b => MatMul(Walk(b.Left, false), Walk(b.Right, false), b.Position),
+                BinaryExpr b => Broadcast(Walk(b.Left, false), Walk(b.Right, false), $"'{b.Operator}'", b.Position),
+                CallExpr { Function: "abs" } c => Walk(c.Arguments[0], false),
+                CallExpr { Function: "clip" } c => Broadcast(Broadcast(Walk(c.Arguments[0], false), Walk(c.Arguments[1], false), "clip()", c.Position), Walk(c.Arguments[2], false), "clip()", c.Position),
+                CallExpr c => Broadcast(Walk(c.Arguments[0], false), Walk(c.Arguments[1], false), $"{c.Function}()", c.Position),
+                _ => throw new ExpressionException("unsupported expression", e.Position),
+            };
+
+            if (!isRoot && e is not (NumberExpr or NameExpr))
+            {
+                intermediate += shape.Aggregate(1.0, (a, d) => a * d);
+                if (intermediate > MaxIntermediateElements)
+                {
+                    throw new ExpressionException(
+                        $"the intermediate results up to here hold {intermediate:N0} elements, more than the {MaxIntermediateElements:N0} an expression may; split it into several kernels",
+                        e.Position);
+                }
+            }
+
+            return shape;
+        }
+    }
 
     public static int[] Broadcast(int[] a, int[] b, string what, int position)
     {

@@ -25,10 +25,15 @@ internal sealed record CallExpr(string Function, IReadOnlyList<Expr> Arguments, 
 /// <summary>
 /// Parses shmpipeline's <c>custom_operation</c> language: names, numbers, unary <c>+ -</c>, binary
 /// <c>+ - * / @</c> with Python's precedence, parentheses, and the calls <c>abs</c>, <c>min</c>/<c>minimum</c>,
-/// <c>max</c>/<c>maximum</c> and <c>clip</c> (positional arguments only).
+/// <c>max</c>/<c>maximum</c> and <c>clip</c> (positional arguments only). An expression is at most
+/// <see cref="Documents.DocumentLimits.MaxTextLength"/> characters and nests at most <see cref="MaxDepth"/>
+/// parentheses, signs and calls, so that parsing, shape inference and compiling stay small.
 /// </summary>
 internal sealed class ExpressionParser
 {
+    /// <summary>How deeply parentheses, unary signs and calls may nest.</summary>
+    public const int MaxDepth = 64;
+
     /// <summary>The functions and how many arguments each takes.</summary>
     public static readonly IReadOnlyDictionary<string, int> Functions = new Dictionary<string, int>(StringComparer.Ordinal)
     {
@@ -42,11 +47,17 @@ internal sealed class ExpressionParser
 
     private readonly string text;
     private int index;
+    private int depth;
 
     private ExpressionParser(string text) => this.text = text;
 
     public static Expr Parse(string text)
     {
+        if (text.Length > Documents.DocumentLimits.MaxTextLength)
+        {
+            throw new ExpressionException($"the expression has {text.Length:N0} characters; the longest accepted is {Documents.DocumentLimits.MaxTextLength:N0}", 1);
+        }
+
         var parser = new ExpressionParser(text);
         parser.SkipSpace();
         if (parser.index >= text.Length)
@@ -122,10 +133,22 @@ internal sealed class ExpressionParser
             var op = text[index];
             var at = index + 1;
             index++;
-            return new UnaryExpr(op, Unary(), at);
+            Enter(at);
+            var operand = Unary();
+            depth--;
+            return new UnaryExpr(op, operand, at);
         }
 
         return Atom();
+    }
+
+    /// <summary>One level deeper: a parenthesis, a sign or a call.</summary>
+    private void Enter(int at)
+    {
+        if (++depth > MaxDepth)
+        {
+            throw new ExpressionException($"the expression nests more than {MaxDepth} parentheses, signs and calls deep", at);
+        }
     }
 
     private Expr Atom()
@@ -141,7 +164,9 @@ internal sealed class ExpressionParser
         if (c == '(')
         {
             index++;
+            Enter(at);
             var inner = Additive();
+            depth--;
             SkipSpace();
             if (index >= text.Length || text[index] != ')')
             {
@@ -186,6 +211,7 @@ internal sealed class ExpressionParser
         }
 
         index++; // '('
+        Enter(at);
         var arguments = new List<Expr>();
         SkipSpace();
         if (index < text.Length && text[index] == ')')
@@ -228,6 +254,7 @@ internal sealed class ExpressionParser
             }
         }
 
+        depth--;
         if (arguments.Count != arity)
         {
             throw new ExpressionException($"{name}() takes {arity} argument{(arity == 1 ? "" : "s")}, not {arguments.Count}", at);
