@@ -157,12 +157,17 @@ def now_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
 
 
+futex_timeouts = 0
+"""Futex waits in this process that ended because their time was up (not woken): a test's view of wake-ups."""
+
+
 def futex_wait(address: int, expected: int, timeout_ns: int) -> None:
     """Sleeps while the 32-bit word at ``address`` holds ``expected``, for at most ``timeout_ns``.
 
     The futex is shared (no ``FUTEX_PRIVATE_FLAG``), so it meets waiters and wakers of other processes.
     A signal that interrupts the wait resumes it with the time left. The GIL is released meanwhile.
     """
+    global futex_timeouts
     if timeout_ns <= 0:
         return
     deadline = now_ns() + timeout_ns
@@ -173,6 +178,8 @@ def futex_wait(address: int, expected: int, timeout_ns: int) -> None:
         if rc == 0:
             return
         errno = ctypes.get_errno()
+        if errno == _ETIMEDOUT:
+            futex_timeouts += 1
         if errno in (_EAGAIN, _ETIMEDOUT):
             return
         if errno == _EINTR:

@@ -73,6 +73,12 @@ class Event(Attached):
         self._check_open()
         return N.load_u32(self._state) >> 1
 
+    @property
+    def sleeping_waiters(self) -> int:
+        """Waiters asleep on the event's futex now, in any process."""
+        self._check_open()
+        return N.load_i32(self._signal.sleepers)
+
     def _update(self, change: Callable[[int], int]) -> None:
         self._check_open()
         while True:

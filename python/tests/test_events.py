@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import flowline
+from flowline import _native
 
 
 def test_event_semantics_on_a_csharp_event(peers, ns):
@@ -32,9 +36,24 @@ def test_python_and_csharp_wake_each_other(peers, ns):
     csharp = peers.csharp("events", "x", wait="a.evt", signal="b.evt", rounds=200)
     csharp.expect("ready")
     with flowline.Event.attach(ns, "a.evt") as ping, flowline.Event.attach(ns, "b.evt") as pong:
-        for _ in range(200):
+        for _ in range(150):
             ping.signal()
             assert pong.wait_activation(timeout=30)
+        # Each round, Python is asleep on pong's futex before C# is asked to signal it: the C# signal must
+        # wake it (without the wake-up, each sleep would end at its 100 ms slice, counted as a timeout).
+        timeouts = _native.futex_timeouts
+        for _ in range(50):
+            woke: list[bool] = []
+            waiter = threading.Thread(target=lambda: woke.append(pong.wait_activation(timeout=30)))
+            waiter.start()
+            deadline = time.monotonic() + 30
+            while pong.sleeping_waiters == 0 and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            assert pong.sleeping_waiters == 1
+            ping.signal()
+            waiter.join(60)
+            assert woke == [True]
+        assert _native.futex_timeouts - timeouts < 25
         assert csharp.expect("done") == "done"
         assert csharp.wait() == 0
         assert ping.pending == 0 and pong.pending == 0
