@@ -25,6 +25,7 @@ public sealed class NatsSubscriber : IAsyncDisposable
     private readonly TaskCompletionSource completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Thread? thread;
     private long lastSequence = -1;
+    private long firstSequence = -1;
     private long framesWritten;
     private long framesLost;
     private long sequenceRestarts;
@@ -48,6 +49,9 @@ public sealed class NatsSubscriber : IAsyncDisposable
 
     /// <summary>Frames lost between the publisher's stream and this one: the gaps in the publisher's sequence numbers since the first frame received.</summary>
     public long FramesLost => Interlocked.Read(ref framesLost);
+
+    /// <summary>The publisher's sequence of the first frame received, or -1: frames before it are not counted as lost.</summary>
+    public long FirstSequence => Interlocked.Read(ref firstSequence);
 
     /// <summary>Times the publisher's sequence went backwards (its stream was made anew); the count of lost frames starts again from there.</summary>
     public long SequenceRestarts => Interlocked.Read(ref sequenceRestarts);
@@ -195,6 +199,10 @@ public sealed class NatsSubscriber : IAsyncDisposable
         else if (lastSequence >= 0 && sequence <= lastSequence)
         {
             Interlocked.Increment(ref sequenceRestarts);
+        }
+        else if (lastSequence < 0)
+        {
+            Interlocked.Exchange(ref firstSequence, sequence);
         }
 
         lastSequence = sequence;
