@@ -44,6 +44,9 @@ public sealed class NatsSubscriber : IAsyncDisposable
     /// <summary>The local stream's format, or null until the first frame when the stream did not exist and no format was given.</summary>
     public FrameFormat? Format => stream?.Format;
 
+    /// <summary>True if this bridge created the local stream (rather than attaching to one that existed).</summary>
+    public bool CreatedStream => stream?.Created ?? false;
+
     /// <summary>Frames written to the local stream.</summary>
     public long FramesWritten => Interlocked.Read(ref framesWritten);
 

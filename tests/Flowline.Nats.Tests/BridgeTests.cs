@@ -59,6 +59,7 @@ public sealed class BridgeTests : BridgeTest
         Assert.Equal(Frames, publisher.FramesPublished);
         Assert.Equal(Frames, subscriber.FramesWritten);
         Assert.Equal(0, subscriber.FramesLost);
+        Assert.True(subscriber.CreatedStream);
     }
 
     [Fact]
@@ -133,6 +134,7 @@ public sealed class BridgeTests : BridgeTest
         Assert.Contains("float32[32, 32]", error.Message, StringComparison.Ordinal);
         Assert.Equal(0, subscriber.FramesWritten);
         Assert.Equal(0, reader.FramesAvailable);
+        Assert.False(subscriber.CreatedStream);
     }
 
     [Fact]

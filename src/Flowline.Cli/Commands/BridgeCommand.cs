@@ -144,13 +144,29 @@ internal static class BridgeCommand
                 parse.GetValue(common.Duration),
                 async () =>
                 {
-                    var subscriber = await NatsSubscriber.StartAsync(parse.GetValue(common.Namespace)!, parse.GetValue(common.Stream)!, common.Options(parse), subscriberOptions, cancellation);
+                    var ns = parse.GetValue(common.Namespace)!;
+                    var name = parse.GetValue(common.Stream)!;
+                    var subscriber = await NatsSubscriber.StartAsync(ns, name, common.Options(parse), subscriberOptions, cancellation);
                     Console.WriteLine($"writing '{parse.GetValue(common.Subject)}' at {parse.GetValue(common.Url)} to {parse.GetValue(common.Namespace)}/{parse.GetValue(common.Stream)} ({subscriber.Format?.ToString() ?? "format of the first frame"})");
-                    return (subscriber, subscriber.Completion, () => $"{subscriber.FramesWritten} frames written, {subscriber.FramesLost} lost on the way");
+                    return (new RemovesCreatedStream(subscriber, ns, name), subscriber.Completion, () => $"{subscriber.FramesWritten} frames written, {subscriber.FramesLost} lost on the way");
                 },
                 cancellation);
         });
         return command;
+    }
+
+    /// <summary>Disposes the subscriber, then removes the local stream if the bridge created it: the command leaves nothing behind.</summary>
+    private sealed class RemovesCreatedStream(NatsSubscriber subscriber, string @namespace, string name) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            var created = subscriber.CreatedStream;
+            await subscriber.DisposeAsync();
+            if (created)
+            {
+                SharedMemoryNamespace.Unlink(@namespace, name);
+            }
+        }
     }
 
     /// <summary>The format given by --dtype and --shape, or null if neither was given.</summary>
