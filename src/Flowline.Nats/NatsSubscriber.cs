@@ -73,6 +73,11 @@ public sealed class NatsSubscriber : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         subscriberOptions ??= new NatsSubscriberOptions();
+        if (subscriberOptions.PendingFrames < 1)
+        {
+            throw new ArgumentException($"pending frames {subscriberOptions.PendingFrames}: the subscriber queues at least 1 frame", nameof(subscriberOptions));
+        }
+
         SharedMemoryNamespace.Validate(@namespace, "namespace");
         SharedMemoryNamespace.Validate(streamName, "stream");
         var connection = await options.ConnectAsync(cancellationToken).ConfigureAwait(false);
