@@ -9,7 +9,7 @@ internal static class ExitCodes
     /// <summary>The command failed, or its command line did not parse; the reason is on standard error.</summary>
     public const int Failed = 1;
 
-    /// <summary><c>run</c>, <c>benchmark</c>: the pipeline could not be built or started (a stream, a worker, the start timeout), or the measurement could not be set up.</summary>
+    /// <summary><c>bridge</c>: the bridge could not start. <c>run</c>, <c>benchmark</c>: the pipeline could not be built or started (a stream, a worker, the start timeout), or the measurement could not be set up.</summary>
     public const int StartFailed = 2;
 
     /// <summary><c>run</c>, <c>benchmark</c>: a worker failed while the pipeline ran; the failures are on standard error.</summary>
