@@ -441,7 +441,10 @@ public sealed class ControlService : IDisposable
 
     private JsonObject PublishSnapshot(string reason)
     {
-        var snapshot = Snapshot();
+        // After a command, the snapshot is the state the command left: it waits for the manager (its
+        // supervisor holds it only for moments) rather than answering with a stale status.
+        var c = current;
+        var snapshot = c.Manager.RuntimeSnapshot().With("document_revision", c.Revision).With("config_path", c.ConfigPath);
         Events.Publish("snapshot", new JsonObject { ["reason"] = reason, ["snapshot"] = snapshot.DeepClone() });
         return snapshot;
     }

@@ -77,13 +77,21 @@ internal sealed class KernelRun
             Kernel.Compute(Io);
         }
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < frames; i++)
+        // The least of three windows: an allocation per frame shows in every window, while a one-off
+        // allocation of the runtime on this thread (seen once in CI: 2,808 bytes in one window) does not.
+        var least = long.MaxValue;
+        for (var window = 0; window < 3 && least > 0; window++)
         {
-            Kernel.Compute(Io);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < frames; i++)
+            {
+                Kernel.Compute(Io);
+            }
+
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        return GC.GetAllocatedBytesForCurrentThread() - before;
+        return least;
     }
 }
 
