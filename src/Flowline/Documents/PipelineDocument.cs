@@ -90,12 +90,12 @@ public static class PipelineDocument
         // Characters are at most as many as UTF-8 bytes: the bytes are counted only below the limit.
         if (yaml.Length > DocumentLimits.MaxBytes)
         {
-            return TooLarge(null, file);
+            return TooLarge($"{yaml.Length:N0} characters", file);
         }
 
         if (Encoding.UTF8.GetByteCount(yaml) is var bytes && bytes > DocumentLimits.MaxBytes)
         {
-            return TooLarge(bytes, file);
+            return TooLarge($"{bytes:N0} bytes", file);
         }
 
         DocNode? root;
@@ -182,8 +182,8 @@ public static class PipelineDocument
         return reader.ReadToEnd();
     }
 
-    private static DocumentCheck TooLarge(long? bytes, string? file) =>
-        new(null, [new SpecError("", $"the document is {(bytes is { } b ? $"{b:N0} bytes" : "more than that")}, larger than {DocumentLimits.MaxBytes:N0} bytes, the largest accepted", file, SourcePosition.None)]);
+    private static DocumentCheck TooLarge(string size, string? file) =>
+        new(null, [new SpecError("", $"the document is {size}, larger than {DocumentLimits.MaxBytes:N0} bytes, the largest accepted", file, SourcePosition.None)]);
 
     private static DocumentCheck CheckJson(JsonNode? json, string? file, string? baseDirectory, KindRegistry? kinds, bool allowNoNodes, bool checkCapacity)
     {

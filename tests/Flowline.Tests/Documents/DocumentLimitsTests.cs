@@ -271,6 +271,55 @@ public sealed class DocumentLimitsTests
         Assert.EndsWith("streams are s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 and 40 more", error.Message, StringComparison.Ordinal);
     }
 
+    // ---------------------------------------------------------------- hostile documents within the limits
+
+    /// <summary>Checks a document under the hang detector, with at most 2 GiB allocated (garbage included).</summary>
+    private static DocumentCheck CheckBounded(string yaml)
+    {
+        DocumentCheck? check = null;
+        Bounded.Run(yaml, 2L << 30, () => check = PipelineDocument.Check(yaml, "hostile.yaml"));
+        return check!;
+    }
+
+    [Fact]
+    public void Hostile_ANodeListingOneOutputHundredsOfThousandsOfTimes_IsCheckedInBoundedTime()
+    {
+        var yaml = TwoStreams + "kernels:\n  - {name: k, kind: cpu.copy, input: a, outputs: [" + string.Join(", ", Enumerable.Repeat("b", 300_000)) + "]}\n";
+
+        var check = CheckBounded(yaml);
+
+        Assert.Contains(check.Errors, e => e.Message == "output 'b' is listed 300000 times; list it once");
+        Assert.Contains(check.Errors, e => e.Message.StartsWith("stream 'b' already has a producer: 'k' and 'k' and", StringComparison.Ordinal) && e.Message.Contains("and 299,990 more all write it", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Hostile_ThousandsOfNodesReadingAndWritingTheSameStreams_AreCheckedInBoundedTime()
+    {
+        var names = string.Join(", ", Enumerable.Range(0, 64).Select(i => $"s{i}"));
+        var yaml = new StringBuilder(Streams(64)).Append("kernels:\n");
+        for (var i = 0; i < 4000; i++)
+        {
+            yaml.Append("  - {name: k").Append(i).Append(", kind: cpu.concatenate, inputs: [").Append(names).Append("], outputs: [").Append(names).Append("]}\n");
+        }
+
+        var check = CheckBounded(yaml.ToString());
+
+        Assert.Equal(DocumentLimits.MaxErrors, check.Errors.Count);
+        Assert.True(check.TotalErrors > 4000 * 64, $"{check.TotalErrors} errors");
+        Assert.Equal("kernels[0]", check.Errors[0].Path);
+    }
+
+    [Fact]
+    public void Hostile_HundredsOfThousandsOfUnknownStreams_AreCheckedInBoundedTime()
+    {
+        var yaml = Streams(DocumentLimits.MaxStreams) + "kernels:\n  - {name: k, kind: cpu.copy, inputs: [" + string.Join(", ", Enumerable.Range(0, 300_000).Select(i => $"x{i}")) + "], output: s1}\n";
+
+        var check = CheckBounded(yaml);
+
+        Assert.Equal(300_001, check.TotalErrors);
+        Assert.Contains(check.Errors, e => e.Message == "unknown stream 'x0' (did you mean 's0'?); streams are s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 and 4,086 more");
+    }
+
     // ---------------------------------------------------------------- errors
 
     [Fact]
