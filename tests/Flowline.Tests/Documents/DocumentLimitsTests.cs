@@ -42,6 +42,7 @@ public sealed class DocumentLimitsTests
 
         var error = SingleError(check, $"larger than {DocumentLimits.MaxBytes:N0} bytes, the largest accepted");
         Assert.False(check.IsSyntaxError);
+        Assert.True(check.IsBeyondLimits);
         Assert.Equal("big.yaml", error.File);
     }
 
@@ -72,9 +73,11 @@ public sealed class DocumentLimitsTests
         File.WriteAllText(path, Docs.Minimal + "\n#" + new string('x', DocumentLimits.MaxBytes));
         try
         {
-            var error = SingleError(PipelineDocument.CheckFile(path), $"cannot read the document: the file is {new FileInfo(path).Length:N0} bytes, larger than");
+            var check = PipelineDocument.CheckFile(path);
 
+            var error = SingleError(check, $"the file is {new FileInfo(path).Length:N0} bytes, larger than {DocumentLimits.MaxBytes:N0} bytes, the largest document accepted");
             Assert.Equal(path, error.File);
+            Assert.True(check.IsBeyondLimits);
         }
         finally
         {
@@ -85,7 +88,7 @@ public sealed class DocumentLimitsTests
     [Fact]
     public void File_ThatNeverEnds_IsRefusedAfterTheLimit()
     {
-        SingleError(PipelineDocument.CheckFile("/dev/zero"), $"larger than {DocumentLimits.MaxBytes:N0} bytes");
+        SingleError(PipelineDocument.CheckFile("/dev/zero"), $"the file is larger than {DocumentLimits.MaxBytes:N0} bytes, the largest document accepted");
     }
 
     // ---------------------------------------------------------------- counts
@@ -95,7 +98,10 @@ public sealed class DocumentLimitsTests
     {
         var yaml = Streams(DocumentLimits.MaxStreams + 1) + "kernels:\n  - {name: k, kind: cpu.copy, input: nowhere, output: s0}\n";
 
-        var error = SingleError(PipelineDocument.Check(yaml, "many.yaml"), $"declares {DocumentLimits.MaxStreams + 1:N0} streams; a pipeline has at most {DocumentLimits.MaxStreams:N0}");
+        var check = PipelineDocument.Check(yaml, "many.yaml");
+
+        var error = SingleError(check, $"declares {DocumentLimits.MaxStreams + 1:N0} streams; a pipeline has at most {DocumentLimits.MaxStreams:N0}");
+        Assert.True(check.IsBeyondLimits);
 
         Assert.Equal("shared_memory", error.Path);
         Assert.Equal(2, error.Position.Line);
@@ -149,7 +155,8 @@ public sealed class DocumentLimitsTests
 
         var error = SingleError(check, $"lists and mappings nest more than {DocumentLimits.MaxDepth} deep here");
         Assert.Equal(13, error.Position.Line);
-        Assert.True(check.IsSyntaxError);
+        Assert.True(check.IsBeyondLimits);
+        Assert.False(check.IsSyntaxError);
     }
 
     [Fact]
@@ -181,7 +188,8 @@ public sealed class DocumentLimitsTests
     public void Json_NestedDeeperThanTheLimit_IsRefused()
     {
         SingleError(PipelineDocument.CheckJson(DeepJson(100_000)), $"lists and mappings nest more than {DocumentLimits.MaxDepth} deep");
-        Assert.Throws<DocumentSyntaxException>(() => PipelineDocument.FromJson(DeepJson(100_000)));
+        Assert.True(PipelineDocument.CheckJson(DeepJson(100_000)).IsBeyondLimits);
+        Assert.Throws<DocumentValidationException>(() => PipelineDocument.FromJson(DeepJson(100_000)));
     }
 
     /// <summary>Aliases of aliases (the "billion laughs"): each level repeats the one before ten times.</summary>
