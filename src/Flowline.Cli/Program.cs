@@ -20,6 +20,8 @@ foreach (var verb in RemoteCommands.Create())
 }
 
 root.Subcommands.Add(ServersCommand.Create());
+root.Subcommands.Add(BridgeCommand.Create());
+root.Subcommands.Add(GcCommand.Create());
 root.Subcommands.Add(KindCommands.Kinds());
 root.Subcommands.Add(KindCommands.Sources());
 root.Subcommands.Add(KindCommands.Sinks());

@@ -2,6 +2,7 @@ using System.Net.ServerSentEvents;
 using System.Text.Json.Nodes;
 using Flowline.Documents;
 using Flowline.Runtime;
+using Flowline.SharedMemory;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -60,33 +61,37 @@ public static class ControlApi
         read.MapGet("/metrics", () => Guard(service, () => Results.Text(PrometheusText.Of(service), "text/plain; version=0.0.4; charset=utf-8")));
 
         admin.MapPut("/document", async (HttpRequest request, CancellationToken ct) =>
-            await ReplyAsync(service, request, ct, body => service.ReplaceDocument(Unwrap(body) ?? throw new BadBodyException("the request body must be the document, a JSON object"))).ConfigureAwait(false));
+            await ReplyAsync(service, request, ct, body => service.ReplaceDocument(Unwrap(body) ?? throw new BadBodyException("the request body must be the document, a JSON object"), ct)).ConfigureAwait(false));
         admin.MapPost("/document/load", async (HttpRequest request, CancellationToken ct) =>
-            await ReplyAsync(service, request, ct, body => service.LoadDocument(ControlJson.Text(body, "path", required: true)!)).ConfigureAwait(false));
-        admin.MapPost("/commands/build", () => Reply(service, service.Build));
+            await ReplyAsync(service, request, ct, body => service.LoadDocument(ControlJson.Text(body, "path", required: true)!, ct)).ConfigureAwait(false));
+        admin.MapPost("/commands/build", (CancellationToken ct) => Reply(service, () => service.Build(ct), ct));
         admin.MapPost("/commands/shutdown", async (HttpRequest request, CancellationToken ct) =>
             await ReplyAsync(service, request, ct, body => service.Shutdown(
                 ControlJson.Boolean(body, "unlink", true),
                 ControlJson.Boolean(body, "unlink_external", false),
-                ControlJson.Boolean(body, "force", false))).ConfigureAwait(false));
+                ControlJson.Boolean(body, "force", false),
+                ct)).ConfigureAwait(false));
 
-        control.MapPost("/commands/start", () => Reply(service, service.Start));
-        control.MapPost("/commands/pause", () => Reply(service, service.Pause));
-        control.MapPost("/commands/resume", () => Reply(service, service.Resume));
+        control.MapPost("/commands/start", (CancellationToken ct) => Reply(service, () => service.Start(ct), ct));
+        control.MapPost("/commands/pause", (CancellationToken ct) => Reply(service, () => service.Pause(ct), ct));
+        control.MapPost("/commands/resume", (CancellationToken ct) => Reply(service, () => service.Resume(ct), ct));
         control.MapPost("/commands/stop", async (HttpRequest request, CancellationToken ct) =>
             await ReplyAsync(service, request, ct, body => service.Stop(
                 Seconds(body, "timeout", 5.0)!.Value,
-                ControlJson.Boolean(body, "force", false))).ConfigureAwait(false));
+                ControlJson.Boolean(body, "force", false),
+                ct)).ConfigureAwait(false));
         control.MapPost("/commands/restart", async (HttpRequest request, CancellationToken ct) =>
-            await ReplyAsync(service, request, ct, body => service.Restart(Seconds(body, "timeout", null))).ConfigureAwait(false));
+            await ReplyAsync(service, request, ct, body => service.Restart(Seconds(body, "timeout", null), ct)).ConfigureAwait(false));
         control.MapPost("/synthetic/start", async (HttpRequest request, CancellationToken ct) =>
             await ReplyAsync(service, request, ct, body => service.StartSynthetic(
                 ControlJson.Text(body, "stream_name", required: true)!,
-                SyntheticFrom(body))).ConfigureAwait(false));
+                SyntheticFrom(body),
+                ct)).ConfigureAwait(false));
         control.MapPost("/synthetic/stop", async (HttpRequest request, CancellationToken ct) =>
             await ReplyAsync(service, request, ct, body => service.StopSynthetic(
                 ControlJson.Text(body, "stream_name", required: true)!,
-                Seconds(body, "timeout", 2.0)!.Value)).ConfigureAwait(false));
+                Seconds(body, "timeout", 2.0)!.Value,
+                ct)).ConfigureAwait(false));
     }
 
     /// <summary>The document of a body: the body itself, or the object under <c>document</c> when that is its only field (as GET /document returns it).</summary>
@@ -124,14 +129,15 @@ public static class ControlApi
         };
     }
 
-    private static IResult Reply(ControlService service, Func<JsonObject> action) => Guard(service, () => Json(200, action()));
+    private static IResult Reply(ControlService service, Func<JsonObject> action, CancellationToken requestAborted = default) =>
+        Guard(service, () => Json(200, action()), requestAborted);
 
     private static async Task<IResult> ReplyAsync(ControlService service, HttpRequest request, CancellationToken cancellationToken, Func<JsonObject?, JsonObject> action)
     {
         JsonObject? body;
         try
         {
-            body = await ControlJson.ReadObjectAsync(request, cancellationToken).ConfigureAwait(false);
+            body = await ControlJson.ReadObjectAsync(request, service.MaxDocumentBytes, cancellationToken).ConfigureAwait(false);
         }
         catch (BadBodyException e)
         {
@@ -142,11 +148,11 @@ public static class ControlApi
             return Error(e.StatusCode, e.Message);
         }
 
-        return Guard(service, () => Json(200, action(body)));
+        return Guard(service, () => Json(200, action(body)), cancellationToken);
     }
 
     /// <summary>Runs <paramref name="action"/> and maps what it throws to shmpipeline's status codes.</summary>
-    private static IResult Guard(ControlService service, Func<IResult> action)
+    private static IResult Guard(ControlService service, Func<IResult> action, CancellationToken requestAborted = default)
     {
         try
         {
@@ -166,11 +172,11 @@ public static class ControlApi
         }
         catch (DocumentValidationException e)
         {
-            return Error(400, e.Message, new JsonObject
-            {
-                ["valid"] = false,
-                ["errors"] = new JsonArray([.. e.Errors.Select(x => (JsonNode)JsonValue.Create(x.ToString())!)]),
-            });
+            return Error(400, ControlService.InvalidDetail(e.Errors, e.TotalErrors), ControlService.ValidationResult(e.Errors, e.TotalErrors));
+        }
+        catch (NamespaceInUseException e)
+        {
+            return Error(409, e.Message, new JsonObject { ["holder_pid"] = e.Holder.Pid, ["holder_url"] = e.Holder.ServerUrl });
         }
         catch (WorkerFailedException e)
         {
@@ -183,6 +189,10 @@ public static class ControlApi
         catch (ObjectDisposedException)
         {
             return Error(503, "the server is shutting down");
+        }
+        catch (OperationCanceledException) when (requestAborted.IsCancellationRequested)
+        {
+            return Error(StatusCodes.Status499ClientClosedRequest, "not run: the client went away while the command waited for its turn");
         }
         catch (Exception e) when (e is ArgumentException or InvalidOperationException or FormatException)
         {

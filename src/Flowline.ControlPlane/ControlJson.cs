@@ -14,11 +14,47 @@ internal static class ControlJson
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    /// <summary>The body as a JSON object: null when there is none; <see cref="BadBodyException"/> (422) when it is not an object.</summary>
-    public static async Task<JsonObject?> ReadObjectAsync(Microsoft.AspNetCore.Http.HttpRequest request, CancellationToken cancellationToken)
+    /// <summary>
+    /// The body as a JSON object: null when there is none; <see cref="BadBodyException"/> (422) when it is
+    /// not an object; <see cref="ControlException"/> 413 when it is longer than <paramref name="maxBytes"/>
+    /// (found from its Content-Length, else before more than <paramref name="maxBytes"/> bytes are held),
+    /// or with Kestrel's status when the body cannot be read.
+    /// </summary>
+    public static async Task<JsonObject?> ReadObjectAsync(Microsoft.AspNetCore.Http.HttpRequest request, int maxBytes, CancellationToken cancellationToken)
     {
-        using var reader = new StreamReader(request.Body);
-        var text = await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+        if (request.ContentLength > maxBytes)
+        {
+            throw TooLarge(maxBytes);
+        }
+
+        string text;
+        using (var body = new MemoryStream((int)(request.ContentLength ?? 0)))
+        {
+            var chunk = new byte[16 * 1024];
+            try
+            {
+                int read;
+                while ((read = await request.Body.ReadAsync(chunk, cancellationToken).ConfigureAwait(false)) > 0)
+                {
+                    if (body.Length + read > maxBytes)
+                    {
+                        throw TooLarge(maxBytes);
+                    }
+
+                    body.Write(chunk, 0, read);
+                }
+            }
+            catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
+            {
+                // Kestrel's own limit (ControlServer sets it to the same), a malformed chunk, a client too slow.
+                throw e.StatusCode == 413 ? TooLarge(maxBytes) : new ControlException(e.StatusCode, $"the request body could not be read: {e.Message}");
+            }
+
+            body.Position = 0;
+            using var reader = new StreamReader(body);
+            text = await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         if (string.IsNullOrWhiteSpace(text))
         {
             return null;
@@ -49,6 +85,10 @@ internal static class ControlJson
             _ => throw new BadBodyException($"the request body must be a JSON object, not {node.GetValueKind().ToString().ToLowerInvariant()}"),
         };
     }
+
+    /// <summary>The 413 of a body longer than <paramref name="maxBytes"/>.</summary>
+    public static ControlException TooLarge(long maxBytes) =>
+        new(413, $"the request body is larger than the server's {maxBytes}-byte limit (flowline serve --max-document-bytes)");
 
     /// <summary>Field <paramref name="name"/> as a number, or <paramref name="fallback"/> when absent or null.</summary>
     public static double? Number(JsonObject? body, string name, double? fallback)

@@ -108,6 +108,11 @@ public sealed class ControlServer : IAsyncDisposable
             throw new ArgumentException($"--port must be between 0 and 65535, not {options.Port}");
         }
 
+        if (options.Service.MaxDocumentBytes < 1)
+        {
+            throw new ArgumentException($"--max-document-bytes must be at least 1, not {options.Service.MaxDocumentBytes}");
+        }
+
         var service = createService();
         WebApplication? app = null;
         try
@@ -125,6 +130,9 @@ public sealed class ControlServer : IAsyncDisposable
             {
                 k.Listen(address, options.Port);
                 k.AddServerHeader = false;
+
+                // Every body is bounded, whoever reads it; the endpoints answer a longer one with a JSON 413.
+                k.Limits.MaxRequestBodySize = options.Service.MaxDocumentBytes;
             });
             app = builder.Build();
 
@@ -144,6 +152,7 @@ public sealed class ControlServer : IAsyncDisposable
             var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             var port = new Uri(bound).Port;
             var uri = new Uri($"http://{ServerRecord.ConnectHost(address.ToString())}:{port}/");
+            service.ServerUrl = uri.ToString().TrimEnd('/');
             string? file = null;
             if (options.DiscoveryDirectory != "")
             {

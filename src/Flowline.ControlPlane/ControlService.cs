@@ -18,28 +18,45 @@ public sealed record ControlServiceOptions
 
     /// <summary>Events queued per subscriber before a subscriber that does not keep up is cut off (default 128).</summary>
     public int SubscriberQueue { get; init; } = 128;
+
+    /// <summary>
+    /// The largest document accepted, in bytes (default 4 MiB): a request body (the server refuses a
+    /// longer one with 413 before reading past the limit) or a file of <c>POST /document/load</c>.
+    /// </summary>
+    public int MaxDocumentBytes { get; init; } = 4 * 1024 * 1024;
 }
 
 /// <summary>
 /// One pipeline manager and its editable document, with a revision number, behind the control plane.
 /// Commands are serialised (one at a time, in arrival order) and go straight to the manager: the
 /// service adds no state machine of its own. Reads (status, snapshot) do not wait behind a command.
+/// A command whose caller cancels (its HTTP client went away) while it waits for its turn is not run.
+/// A new document is read and validated before its command takes its turn: only the swap is serialised.
 /// </summary>
 public sealed class ControlService : IDisposable
 {
     /// <summary>The commands of <c>/info</c>.</summary>
     public static readonly IReadOnlyList<string> Commands = ["build", "start", "pause", "resume", "stop", "shutdown", "restart"];
 
-    // Invariant: `document`, `pipeline`, `manager`, `configPath`, `configBasePath` and `revision` change
-    // only under `commands`, and together; readers take the volatile `current` snapshot of them.
+    /// <summary>Errors a validation result lists at most; <c>error_count</c> gives the total.</summary>
+    internal const int MaxReportedErrors = 100;
+
+    /// <summary>Characters of one reported error at most (an error may quote a long value of the document).</summary>
+    internal const int MaxErrorLength = 1000;
+
     /// <summary>How long a read waits for a command in progress before it answers with the last status (marked <c>stale</c>).</summary>
     private static readonly TimeSpan ReadWait = TimeSpan.FromMilliseconds(100);
 
-    private readonly Lock commands = new();
+    // Invariant: `document`, `pipeline`, `manager`, `configPath`, `configBasePath` and `revision` change
+    // only while `commands` is held, and together; readers take the volatile `current` snapshot of them.
+    // A semaphore rather than a lock: a waiting command can give up its turn when its caller cancels.
+    private readonly SemaphoreSlim commands = new(1, 1);
     private readonly ControlServiceOptions options;
     private readonly bool ownsManager;
     private volatile Current current;
     private bool disposed;
+    private string? serverUrl;
+    private int waitingCommands;
 
     /// <summary>Serves the document at <paramref name="configPath"/>; throws <see cref="DocumentValidationException"/> if it is not valid.</summary>
     public ControlService(string configPath, ControlServiceOptions? options = null)
@@ -73,6 +90,12 @@ public sealed class ControlService : IDisposable
     /// <summary>The directories <c>POST /document/load</c> may read from.</summary>
     public IReadOnlyList<string> LoadRoots { get; }
 
+    /// <summary>The largest document accepted, in bytes (<see cref="ControlServiceOptions.MaxDocumentBytes"/>).</summary>
+    public int MaxDocumentBytes => options.MaxDocumentBytes;
+
+    /// <summary>Commands waiting for their turn now.</summary>
+    internal int WaitingCommands => Volatile.Read(ref waitingCommands);
+
     /// <summary>The event stream of <c>GET /events</c>.</summary>
     internal EventHub Events { get; }
 
@@ -81,6 +104,28 @@ public sealed class ControlService : IDisposable
 
     /// <summary>The document's revision: 1 at start, +1 at each replacement.</summary>
     public long Revision => current.Revision;
+
+    /// <summary>
+    /// The URL this service is served at, recorded by every manager it creates with its namespace's lease
+    /// (a second manager refused on that namespace names it).
+    /// </summary>
+    public string? ServerUrl
+    {
+        get => serverUrl;
+        set
+        {
+            commands.Wait();
+            try
+            {
+                serverUrl = value;
+                current.Manager.ServerUrl = value;
+            }
+            finally
+            {
+                commands.Release();
+            }
+        }
+    }
 
     /// <summary>The served document's path (a document sent with <c>PUT /document</c> keeps it; <c>/document/load</c> changes it).</summary>
     public string? ConfigPath => current.ConfigPath;
@@ -165,39 +210,37 @@ public sealed class ControlService : IDisposable
     // ---- document ----------------------------------------------------------------------------
 
     /// <summary><c>PUT /document</c>: validates, then replaces the document atomically (refused while the pipeline is active).</summary>
-    public JsonObject ReplaceDocument(JsonObject document)
+    public JsonObject ReplaceDocument(JsonObject document, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(document);
-        lock (commands)
+        var basePath = current.ConfigBasePath;
+        var check = PipelineDocument.CheckJson(document, basePath, null);
+        return Serialised(cancellationToken, () =>
         {
             var c = current;
-            var check = PipelineDocument.CheckJson(document, c.ConfigBasePath, null);
-            return Replace(check, c.ConfigPath, c.ConfigBasePath, "document_updated");
-        }
+            var checkedHere = c.ConfigBasePath == basePath ? check : PipelineDocument.CheckJson(document, c.ConfigBasePath, null); // a load moved the base meanwhile
+            return Replace(checkedHere, c.ConfigPath, c.ConfigBasePath, "document_updated");
+        });
     }
 
-    /// <summary><c>POST /document/load</c>: reads a YAML file under the allowed roots and serves it.</summary>
-    public JsonObject LoadDocument(string path)
+    /// <summary>
+    /// <c>POST /document/load</c>: reads a YAML file under the allowed roots and serves it. Only a regular
+    /// file of at most <see cref="MaxDocumentBytes"/> is read (a FIFO, a device or a directory is refused
+    /// at once), and it is read and validated before the command takes its turn.
+    /// </summary>
+    public JsonObject LoadDocument(string path, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
-        lock (commands)
+        var full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(current.ConfigBasePath, path));
+        var real = RealPath(full);
+        if (!LoadRoots.Any(root => IsUnder(real, RealPath(root))))
         {
-            var c = current;
-            var full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(c.ConfigBasePath, path));
-            var real = RealPath(full);
-            if (!LoadRoots.Any(root => IsUnder(real, RealPath(root))))
-            {
-                throw new ControlException(403, $"'{path}' is outside the directories this server may read ({string.Join(", ", LoadRoots)}); start the server with --load-root to allow another");
-            }
-
-            if (!File.Exists(real))
-            {
-                throw new FileNotFoundException($"no such file: '{full}'", full);
-            }
-
-            var check = PipelineDocument.CheckFile(real);
-            return Replace(check, full, Path.GetDirectoryName(full)!, "document_loaded");
+            throw new ControlException(403, $"'{path}' is outside the directories this server may read ({string.Join(", ", LoadRoots)}); start the server with --load-root to allow another");
         }
+
+        var text = DocumentFile.ReadText(real, full, options.MaxDocumentBytes);
+        var check = PipelineDocument.Check(text, real, Path.GetDirectoryName(real));
+        return Serialised(cancellationToken, () => Replace(check, full, Path.GetDirectoryName(full)!, "document_loaded"));
     }
 
     private JsonObject Replace(DocumentCheck check, string? configPath, string basePath, string reason)
@@ -210,8 +253,7 @@ public sealed class ControlService : IDisposable
 
         if (check.Pipeline is not { } pipeline)
         {
-            var result = CheckResult(check);
-            throw new ControlException(400, $"the document is not valid: {string.Join("; ", check.Errors)}", result);
+            throw new ControlException(400, InvalidDetail(check.Errors, check.TotalErrors), CheckResult(check));
         }
 
         if (c.Manager.State is PipelineState.Running or PipelineState.Paused or PipelineState.Failed)
@@ -230,7 +272,7 @@ public sealed class ControlService : IDisposable
     // ---- commands ----------------------------------------------------------------------------
 
     /// <summary><c>POST /commands/build</c>: from initialized or stopped (a stopped pipeline is rebuilt by a new manager).</summary>
-    public JsonObject Build() => Command("build", m =>
+    public JsonObject Build(CancellationToken cancellationToken = default) => Command("build", cancellationToken, m =>
     {
         if (m.State == PipelineState.Stopped)
         {
@@ -241,7 +283,7 @@ public sealed class ControlService : IDisposable
     });
 
     /// <summary><c>POST /commands/start</c>: builds first from initialized or stopped.</summary>
-    public JsonObject Start() => Command("start", m =>
+    public JsonObject Start(CancellationToken cancellationToken = default) => Command("start", cancellationToken, m =>
     {
         if (m.State is PipelineState.Initialized or PipelineState.Stopped)
         {
@@ -257,48 +299,42 @@ public sealed class ControlService : IDisposable
     });
 
     /// <summary><c>POST /commands/pause</c>.</summary>
-    public JsonObject Pause() => Command("pause", m => m.Pause());
+    public JsonObject Pause(CancellationToken cancellationToken = default) => Command("pause", cancellationToken, m => m.Pause());
 
     /// <summary><c>POST /commands/resume</c>.</summary>
-    public JsonObject Resume() => Command("resume", m => m.Resume());
+    public JsonObject Resume(CancellationToken cancellationToken = default) => Command("resume", cancellationToken, m => m.Resume());
 
     /// <summary><c>POST /commands/stop</c>.</summary>
-    public JsonObject Stop(TimeSpan timeout, bool force) => Command("stop", m => m.Stop(timeout, force));
+    public JsonObject Stop(TimeSpan timeout, bool force, CancellationToken cancellationToken = default) => Command("stop", cancellationToken, m => m.Stop(timeout, force));
 
     /// <summary><c>POST /commands/restart</c>: restarts failed or dead workers only.</summary>
-    public JsonObject Restart(TimeSpan? timeout) => Command("restart", m => m.Restart(timeout));
+    public JsonObject Restart(TimeSpan? timeout, CancellationToken cancellationToken = default) => Command("restart", cancellationToken, m => m.Restart(timeout));
 
     /// <summary><c>POST /commands/shutdown</c>.</summary>
-    public JsonObject Shutdown(bool unlink, bool unlinkExternal, bool force) => Command("shutdown", m => m.Shutdown(unlink, unlinkExternal, force));
+    public JsonObject Shutdown(bool unlink, bool unlinkExternal, bool force, CancellationToken cancellationToken = default) =>
+        Command("shutdown", cancellationToken, m => m.Shutdown(unlink, unlinkExternal, force));
 
     /// <summary><c>POST /synthetic/start</c>.</summary>
-    public JsonObject StartSynthetic(string streamName, SyntheticSettings settings)
+    public JsonObject StartSynthetic(string streamName, SyntheticSettings settings, CancellationToken cancellationToken = default) => Serialised(cancellationToken, () =>
     {
-        lock (commands)
-        {
-            ObjectDisposedException.ThrowIf(disposed, this);
-            var status = current.Manager.StartSyntheticInput(streamName, settings);
-            var snapshot = PublishSnapshot("synthetic_start");
-            return new JsonObject { ["synthetic_source"] = status, ["snapshot"] = snapshot };
-        }
-    }
+        var status = current.Manager.StartSyntheticInput(streamName, settings);
+        var snapshot = PublishSnapshot("synthetic_start");
+        return new JsonObject { ["synthetic_source"] = status, ["snapshot"] = snapshot };
+    });
 
     /// <summary><c>POST /synthetic/stop</c>.</summary>
-    public JsonObject StopSynthetic(string streamName, TimeSpan timeout)
+    public JsonObject StopSynthetic(string streamName, TimeSpan timeout, CancellationToken cancellationToken = default) => Serialised(cancellationToken, () =>
     {
-        lock (commands)
-        {
-            ObjectDisposedException.ThrowIf(disposed, this);
-            current.Manager.StopSyntheticInput(streamName, timeout);
-            var snapshot = PublishSnapshot("synthetic_stop");
-            return new JsonObject { ["stream_name"] = streamName, ["snapshot"] = snapshot };
-        }
-    }
+        current.Manager.StopSyntheticInput(streamName, timeout);
+        var snapshot = PublishSnapshot("synthetic_stop");
+        return new JsonObject { ["stream_name"] = streamName, ["snapshot"] = snapshot };
+    });
 
     /// <summary>Shuts the pipeline down (forcing), removes its streams and ends every event stream.</summary>
     public void Dispose()
     {
-        lock (commands)
+        commands.Wait();
+        try
         {
             if (disposed)
             {
@@ -316,15 +352,45 @@ public sealed class ControlService : IDisposable
                 Events.CompleteAll();
             }
         }
+        finally
+        {
+            commands.Release();
+        }
     }
 
-    private JsonObject Command(string name, Action<PipelineManager> action)
+    private JsonObject Command(string name, CancellationToken cancellationToken, Action<PipelineManager> action) => Serialised(cancellationToken, () =>
     {
-        lock (commands)
+        action(current.Manager);
+        return PublishSnapshot(name);
+    });
+
+    /// <summary>
+    /// Runs <paramref name="action"/> when its turn comes, one command at a time. Throws
+    /// <see cref="OperationCanceledException"/> without running it when <paramref name="cancellationToken"/>
+    /// is cancelled first (the caller went away while it waited), and <see cref="ObjectDisposedException"/>
+    /// once the service is disposed.
+    /// </summary>
+    internal T Serialised<T>(CancellationToken cancellationToken, Func<T> action)
+    {
+        Interlocked.Increment(ref waitingCommands);
+        try
         {
+            commands.Wait(cancellationToken);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref waitingCommands);
+        }
+
+        try
+        {
+            cancellationToken.ThrowIfCancellationRequested(); // cancelled just as the turn came
             ObjectDisposedException.ThrowIf(disposed, this);
-            action(current.Manager);
-            return PublishSnapshot(name);
+            return action();
+        }
+        finally
+        {
+            commands.Release();
         }
     }
 
@@ -360,11 +426,16 @@ public sealed class ControlService : IDisposable
     /// <summary>Lets go of an adopted manager without shutting it down (the server failed to start; its owner keeps it).</summary>
     internal void Detach()
     {
-        lock (commands)
+        commands.Wait();
+        try
         {
             disposed = true;
             current.Manager.EventRaised -= OnManagerEvent;
             Events.CompleteAll();
+        }
+        finally
+        {
+            commands.Release();
         }
     }
 
@@ -377,7 +448,7 @@ public sealed class ControlService : IDisposable
 
     private Current Create(ValidatedPipeline pipeline, string? configPath, long revision, string? basePath = null)
     {
-        var manager = new PipelineManager(pipeline, options.Manager);
+        var manager = new PipelineManager(pipeline, options.Manager) { ServerUrl = serverUrl };
         try
         {
             var document = DocumentOf(pipeline.Spec);
@@ -416,12 +487,34 @@ public sealed class ControlService : IDisposable
         }
     }
 
-    private static JsonObject CheckResult(DocumentCheck check) => new()
+    private static JsonObject CheckResult(DocumentCheck check) =>
+        ValidationResult(check.Errors, check.TotalErrors).With("graph", check.Pipeline?.Graph.ToJson());
+
+    /// <summary>
+    /// <c>{valid, errors, error_count}</c>: the first <see cref="MaxReportedErrors"/> errors, each cut at
+    /// <see cref="MaxErrorLength"/> characters, and how many there are in all, so that the answer about
+    /// a document stays small however broken the document is. <paramref name="total"/> counts the errors the
+    /// document layer found beyond those it kept.
+    /// </summary>
+    internal static JsonObject ValidationResult(IReadOnlyList<SpecError> errors, int total) => new()
     {
-        ["valid"] = check.IsValid,
-        ["errors"] = new JsonArray([.. check.Errors.Select(e => (JsonNode)JsonValue.Create(e.ToString())!)]),
-        ["graph"] = check.Pipeline?.Graph.ToJson(),
+        ["valid"] = errors.Count == 0,
+        ["errors"] = new JsonArray([.. errors.Take(MaxReportedErrors).Select(e => (JsonNode)JsonValue.Create(Cut(e.ToString()))!)]),
+        ["error_count"] = Math.Max(total, errors.Count),
     };
+
+    /// <summary>The <c>detail</c> of an invalid document: its first errors and how many more there are.</summary>
+    internal static string InvalidDetail(IReadOnlyList<SpecError> errors, int total)
+    {
+        const int Shown = 10;
+        total = Math.Max(total, errors.Count);
+        var first = string.Join("; ", errors.Take(Shown).Select(e => Cut(e.ToString())));
+        return total > Shown
+            ? $"the document is not valid ({total} problems): {first}; and {total - Shown} more"
+            : $"the document is not valid: {first}";
+    }
+
+    private static string Cut(string text) => text.Length <= MaxErrorLength ? text : string.Concat(text.AsSpan(0, MaxErrorLength), "...");
 
     private static JsonObject DocumentResult(Current c, DocumentCheck check) => new JsonObject
     {

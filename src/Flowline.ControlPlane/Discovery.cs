@@ -98,6 +98,7 @@ public sealed class ServerDirectory
     {
         ArgumentNullException.ThrowIfNull(record);
         EnsureExists();
+        _ = List(); // prunes the records of servers that died without removing theirs
         var file = System.IO.Path.Combine(Path, $"{record.Pid}-{record.Port}.json");
         var temp = file + $".{Environment.ProcessId}.tmp";
         using (var stream = new FileStream(temp, new FileStreamOptions { Mode = FileMode.Create, Access = FileAccess.Write, UnixCreateMode = UserOnlyFile }))

@@ -23,6 +23,7 @@ internal static class PrometheusText
         ("cpu_percent", "flowline_worker_cpu_percent", "gauge", "CPU use of the worker, percent of one core."),
         ("rss_bytes", "flowline_worker_resident_bytes", "gauge", "Resident memory of the worker's process."),
         ("torn_frames", "flowline_worker_torn_frames_total", "counter", "Latest-delivery copies the worker discarded because the writer overwrote them."),
+        ("auxiliary_torn_copies", "flowline_worker_auxiliary_torn_copies_total", "counter", "Auxiliary-input copies the worker discarded because the writer overwrote them (it kept the last intact copy)."),
         ("frame_sync_skew_events", "flowline_worker_frame_sync_skew_events_total", "counter", "Times matching_frame_id inputs disagreed."),
         ("missed_writes", "flowline_worker_missed_writes_total", "counter", "Source periods missed, or frames a sink skipped."),
     ];

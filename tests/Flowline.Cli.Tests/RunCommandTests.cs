@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Text.Json.Nodes;
+using Flowline.SharedMemory;
 
 namespace Flowline.Cli.Tests;
 
@@ -170,7 +171,7 @@ public sealed class RunCommandTests : IDisposable
         var ns = OwnNamespace();
         var file = Document("copy.yaml", Copy64WithNamespace(ns));
         var child = Start(newSession: false, "run", file, "--json-status");
-        WaitUntilRunning(child, ns, workers: 3);
+        WaitUntilRunning(child, ns, workers: 3, flowing: "output_vector");
 
         Assert.Equal(0, Kill(child.Process.Id, signal));
         var result = child.Finish(TimeSpan.FromSeconds(5));
@@ -334,9 +335,9 @@ public sealed class RunCommandTests : IDisposable
         AssertNothingLeft(child.BenchNamespace);
     }
 
-    /// <summary>A document that attaches to a stream another pipeline creates (mode: attach) can be benchmarked while that pipeline runs.</summary>
+    /// <summary>A second pipeline on the namespace of a running one is refused before it writes anything, naming the first.</summary>
     [Fact]
-    public void Benchmark_APipelineThatAttachesToAnotherPipelinesStream_MeasuresIt()
+    public void Benchmark_OnTheNamespaceOfARunningPipeline_IsRefused_NamingItsManager()
     {
         var ns = OwnNamespace();
         var producer = Document("producer.yaml", $$$"""
@@ -364,11 +365,51 @@ public sealed class RunCommandTests : IDisposable
         Assert.Equal(0, Kill(running.Process.Id, SigTerm));
         var producerResult = running.Finish(TimeSpan.FromSeconds(10));
 
+        AssertExit(2, result);
+        Assert.Contains($"namespace '{ns}' is in use by the pipeline manager of process {running.Process.Id}", result.Error, StringComparison.Ordinal);
+        Assert.NotNull(producerResult);
+        Assert.True((long)Json(producerResult)["sources"]!["camera"]!["frames_written"]! > 0, "the running pipeline was not disturbed");
+        AssertExit(0, producerResult);
+        AssertNothingLeft(ns, bench.BenchNamespace);
+    }
+
+    /// <summary>A document that attaches to a stream of another pipeline's namespace can be benchmarked while that pipeline runs.</summary>
+    [Fact]
+    public void Benchmark_APipelineThatAttachesToAnotherNamespacesStream_MeasuresIt()
+    {
+        var producerNs = OwnNamespace();
+        var consumerNs = OwnNamespace();
+        var producer = Document("producer.yaml", $$$"""
+            namespace: {{{producerNs}}}
+            shared_memory:
+              - {name: camera_frames, shape: [16], dtype: float32}
+            sources:
+              - {name: camera, kind: synthetic.array, stream: camera_frames, parameters: {pattern: sine, rate_hz: 500}}
+            """);
+        var consumer = Document("consumer.yaml", $$$"""
+            namespace: {{{consumerNs}}}
+            shared_memory:
+              - {name: camera_frames, shape: [16], dtype: float32, mode: attach, namespace: {{{producerNs}}}}
+              - {name: out, shape: [16], dtype: float32}
+            kernels:
+              - {name: copy, kind: cpu.copy, input: camera_frames, output: out}
+            sinks:
+              - {name: sink, kind: null.sink, stream: out}
+            """);
+        var running = Start(newSession: false, "run", producer, "--json-status");
+        WaitUntilRunning(running, producerNs, workers: 1);
+
+        var bench = Start(newSession: false, "benchmark", consumer, "--duration", "1", "--warmup", "0.3", "--json");
+        var result = bench.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+        Assert.True(SharedMemoryNamespace.Exists(producerNs, "camera_frames"), "the consumer left the producer's stream in place");
+        Assert.Equal(0, Kill(running.Process.Id, SigTerm));
+        var producerResult = running.Finish(TimeSpan.FromSeconds(10));
+
         AssertExit(0, result);
         Assert.True((int)Json(result)["frames"]! > 0);
         Assert.NotNull(producerResult);
         AssertExit(0, producerResult);
-        AssertNothingLeft(ns, bench.BenchNamespace);
+        AssertNothingLeft(producerNs, consumerNs, bench.BenchNamespace);
     }
 
     /// <summary>SIGKILL cannot be handled: the workers notice that their manager died and exit by themselves within a second.</summary>
@@ -389,9 +430,43 @@ public sealed class RunCommandTests : IDisposable
         }
 
         Assert.Empty(WorkerProcesses([ns]));
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(2), $"the workers took {watch.Elapsed.TotalSeconds:0.00} s to exit after their manager was killed");
 
-        // The regions stay (the next build of the namespace replaces them); Dispose removes them.
+        // The regions stay until the next build of the namespace, or flowline gc, removes them.
+        var left = SharedMemoryNamespace.List(ns + ".control");
+        Assert.Equal(3, left.Count);
+        var dry = Start(newSession: false, "gc", "--dry-run", "--namespace", ns + ".control", "--json").Finish(Timeout)!;
+        AssertExit(0, dry);
+        Assert.Equal(3, Json(dry)["garbage"]!.AsArray().Count);
+        Assert.Equal(left, SharedMemoryNamespace.List(ns + ".control"));
+
+        var gc = Start(newSession: false, "gc", "--namespace", ns + ".control").Finish(Timeout)!;
+        AssertExit(0, gc);
+        Assert.Contains("removed 3 leftovers", gc.Output, StringComparison.Ordinal);
+        Assert.Empty(SharedMemoryNamespace.List(ns + ".control"));
+    }
+
+    /// <summary>The next run on the namespace of a killed one takes it over and removes what the dead one left.</summary>
+    [Fact]
+    public void Run_AfterARunKilledWithSigkill_TakesItsNamespaceOver_AndRemovesItsLeftovers()
+    {
+        var ns = OwnNamespace();
+
+        // The killed run has a stream and a worker (control block w3) that the next run does not have.
+        var bigger = Document("bigger.yaml", Copy64WithNamespace(ns)
+            .Replace("shared_memory:\n", "shared_memory:\n  - {name: extra, shape: [4], dtype: float32}\n", StringComparison.Ordinal)
+            .Replace("sinks:\n", "sinks:\n  - {name: extra_sink, kind: null.sink, stream: extra}\n", StringComparison.Ordinal));
+        var killed = Start(newSession: false, "run", bigger);
+        WaitUntilRunning(killed, ns, workers: 4);
+        Assert.Equal(0, Kill(killed.Process.Id, 9));
+        Assert.NotNull(killed.Finish(TimeSpan.FromSeconds(5)));
+        Assert.Contains("extra", SharedMemoryNamespace.List(ns));
+        Assert.Contains("w3", SharedMemoryNamespace.List(ns + ".control"));
+
+        var next = Run(Document("copy.yaml", Copy64WithNamespace(ns)), "--duration", "1", "--json-status");
+
+        AssertExit(0, next);
+        Assert.Equal(ns, (string?)Json(next)["namespace"]);
+        AssertNothingLeft(ns); // the dead run's stream and control block went with the next build
     }
 
     public void Dispose()
@@ -488,10 +563,10 @@ public sealed class RunCommandTests : IDisposable
     }
 
     /// <summary>Waits until <paramref name="workers"/> worker processes of <paramref name="ns"/> run, and then a second, so that frames flow.</summary>
-    private static void WaitUntilRunning(Child child, string ns, int workers)
+    private static void WaitUntilRunning(Child child, string ns, int workers, string? flowing = null)
     {
         var watch = Stopwatch.StartNew();
-        while (!(Directory.Exists(Path.Combine(ShmRoot, ns)) && WorkerProcesses([ns]).Count == workers))
+        while (!(Directory.Exists(Path.Combine(ShmRoot, ns)) && WorkerProcesses([ns]).Count == workers && (flowing is null || HasBeenRead(ns, flowing))))
         {
             if (child.Process.HasExited)
             {
@@ -508,6 +583,20 @@ public sealed class RunCommandTests : IDisposable
         }
 
         Thread.Sleep(1000);
+    }
+
+    /// <summary>True once a reader of stream <paramref name="name"/> has read a frame (the pipeline delivers end to end).</summary>
+    private static bool HasBeenRead(string ns, string name)
+    {
+        try
+        {
+            using var stream = Flowline.SharedMemory.SharedStream.Attach(ns, name);
+            return stream.GetStatistics().Readers.Any(r => r.FramesRead > 0);
+        }
+        catch (Flowline.SharedMemory.SharedMemoryException)
+        {
+            return false; // not created yet
+        }
     }
 
     private static void AssertExit(int expected, Cli.Result result)

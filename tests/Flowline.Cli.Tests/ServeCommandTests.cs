@@ -112,6 +112,22 @@ public sealed partial class ServeCommandTests : IDisposable
     }
 
     [Fact]
+    public void Serve_MaxDocumentBytes_BoundsTheDocumentsItAccepts()
+    {
+        var (server, url) = Serve("--max-document-bytes", "100");
+        var refused = Client("document", "put", Document, "--url", url);
+        AssertExit(1, refused);
+        Assert.Contains("413", refused.Error, StringComparison.Ordinal);
+        Assert.Contains("100-byte limit", refused.Error, StringComparison.Ordinal);
+
+        Terminate(server);
+        Leftovers.AssertNothingLeft(ns);
+        var zero = Cli.Run(environment, "serve", Document, "--port", "0", "--max-document-bytes", "0");
+        Assert.Equal(1, zero.ExitCode);
+        Assert.Contains("--max-document-bytes must be at least 1", zero.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Servers_ListShowsTheServer_AndKillStopsIt()
     {
         var (server, url) = Serve();

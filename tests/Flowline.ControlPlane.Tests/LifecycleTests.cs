@@ -244,6 +244,8 @@ public sealed class LifecycleTests : ServerTest
         Assert.Contains($"flowline_pipeline_state{{namespace=\"{Namespace}\",state=\"running\"}} 1", lines);
         Assert.Contains($"flowline_pipeline_state{{namespace=\"{Namespace}\",state=\"built\"}} 0", lines);
         Assert.Contains("# TYPE flowline_worker_frames_total counter", lines);
+        Assert.Contains("# TYPE flowline_worker_auxiliary_torn_copies_total counter", lines);
+        Assert.Contains(lines, l => l.StartsWith($"flowline_worker_auxiliary_torn_copies_total{{namespace=\"{Namespace}\",role=\"kernel\",worker=\"copy\"}} 0", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith($"flowline_worker_frames_total{{namespace=\"{Namespace}\",role=\"kernel\",worker=\"copy\"}} ", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith($"flowline_worker_frames_total{{namespace=\"{Namespace}\",role=\"source\",worker=\"camera\"}} ", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.StartsWith($"flowline_worker_frames_total{{namespace=\"{Namespace}\",role=\"sink\",worker=\"sink\"}} ", StringComparison.Ordinal));

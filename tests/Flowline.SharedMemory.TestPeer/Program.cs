@@ -103,6 +103,42 @@ switch (role)
         return errors == 0 ? 0 : 5;
     }
 
+    case "read-latest":
+    {
+        // Reads the newest frame until the writer closes the stream; frames must be uniform (pattern uniform)
+        // and their sequences must increase.
+        using var stream = SharedStream.Open(ns, name, format, mode, streamOptions);
+        using var reader = stream.OpenReader<ulong>(new ReaderOptions { Delivery = Delivery.Latest });
+        Console.WriteLine("ready");
+        var frame = new ulong[format.ElementCount];
+        long read = 0, errors = 0, last = -1;
+        while (true)
+        {
+            var status = reader.ReadInto(frame, out var header, TimeSpan.FromSeconds(30));
+            if (status == ReadStatus.EndOfStream)
+            {
+                break;
+            }
+
+            if (status != ReadStatus.Ok)
+            {
+                Console.WriteLine($"status {status}");
+                return 4;
+            }
+
+            read++;
+            if (!TestPayload.VerifyUniform(header.Sequence, frame) || header.Sequence <= last)
+            {
+                errors++;
+            }
+
+            last = header.Sequence;
+        }
+
+        Console.WriteLine($"read {read} errors {errors} last {last}");
+        return errors == 0 ? 0 : 5;
+    }
+
     case "create":
     {
         using var stream = SharedStream.Open(ns, name, format, RegionMode.Create, streamOptions);
@@ -134,6 +170,16 @@ switch (role)
         }
 
         Console.WriteLine("done");
+        return 0;
+    }
+
+    case "lease":
+    {
+        // Takes the namespace as a pipeline manager would, creates a stream in it, and waits to be killed.
+        using var lease = NamespaceLease.Acquire(ns, Get("url", "") is { Length: > 0 } url ? url : null);
+        using var stream = SharedStream.Open(ns, name, format, RegionMode.Create, streamOptions);
+        Console.WriteLine("leased");
+        Thread.Sleep(Timeout.Infinite);
         return 0;
     }
 

@@ -106,6 +106,7 @@ internal sealed record PeerResult(LatencySummary? Latency, long Frames, double S
 [JsonSerializable(typeof(StreamBenchReport))]
 [JsonSerializable(typeof(PeerResult))]
 [JsonSerializable(typeof(ControlBenchReport))]
+[JsonSerializable(typeof(SoakReport))]
 internal sealed partial class BenchJsonContext : JsonSerializerContext;
 
 /// <summary>JSON of benchmark reports: snake_case, like every Flowline wire format.</summary>
@@ -116,6 +117,8 @@ internal static class BenchJson
     public static string Serialize(StreamBenchReport report) => JsonSerializer.Serialize(report, BenchJsonContext.Default.StreamBenchReport);
 
     public static string Serialize(ControlBenchReport report) => JsonSerializer.Serialize(report, BenchJsonContext.Default.ControlBenchReport);
+
+    public static string Serialize(SoakReport report) => JsonSerializer.Serialize(report, BenchJsonContext.Default.SoakReport);
 
     public static string SerializeLine(PeerResult result) => JsonSerializer.Serialize(result, Compact.PeerResult);
 

@@ -103,6 +103,79 @@ internal static class BenchTables
         console.Write(table);
     }
 
+    public static void Render(SoakReport report)
+    {
+        var console = AnsiConsole.Console;
+        var m = report.Machine;
+        console.MarkupLine($"[bold]{Escape(report.Command)}[/]  {Escape(report.Document)} ({report.Workers} workers, {report.Delivery} delivery{(report.RateHz is { } r ? $", sources at {r:0.#} Hz" : "")}) for {report.DurationS:0.#} s  {Escape(m.Cpu)}, {m.LogicalCpus} CPUs, Linux {Escape(m.Kernel)}, {Escape(m.Runtime)}, hypervisor steal {m.StealPercent:0.0} %");
+        var c = report.Checks;
+        var checks = new Table().Title("Must be zero").AddColumns("figure", "value", "zero");
+        foreach (var (name, value) in new (string, long)[]
+        {
+            ("frames lost (lossless readers' gaps, pipeline lossless skips, sink vs its writer)", c.FramesLost),
+            ("torn frames accepted", c.TornFramesAccepted),
+            ("frames out of order", c.OutOfOrderFrames),
+            ("reader errors", c.ReaderErrors),
+            ("restarts failed", c.RestartsFailed),
+            ("unexpected worker failures", c.UnexpectedFailures),
+            ("GET /status errors", c.StatusErrors),
+            ("leftovers (regions, processes, discovery records)", c.Leftovers),
+        })
+        {
+            checks.AddRow(Escape(name), value.ToString("N0", CultureInfo.InvariantCulture), Verdict(value == 0));
+        }
+
+        console.Write(checks);
+
+        var kills = new Table().Title($"Kills and restarts ({report.RestartsDone} restarts done)").AddColumns("at", "worker", "pid", "new pid", "failure seen", "restart", "flowing again", "error");
+        foreach (var k in report.Kills)
+        {
+            kills.AddRow($"{k.AtS:0.0} s", Escape(k.Worker), k.Pid.ToString(CultureInfo.InvariantCulture), k.NewPid?.ToString(CultureInfo.InvariantCulture) ?? "", Ms(k.DetectedMs), Ms(k.RestartMs), Ms(k.ResumedMs), Escape(k.Error ?? ""));
+        }
+
+        console.Write(kills);
+
+        var readers = new Table().Title("External readers (attached and left in a loop)").AddColumns("delivery", "sessions", "frames", "checked", "lost", "out of order", "torn accepted", "torn copies discarded", "skipped", "errors");
+        foreach (var f in report.Readers)
+        {
+            readers.AddRow(f.Delivery, N(f.Sessions), N(f.Frames), N(f.FramesVerified), N(f.FramesLost), N(f.OutOfOrder), N(f.TornAccepted), N(f.TornCopiesDiscarded), N(f.FramesSkipped), N(f.Errors));
+        }
+
+        console.Write(readers);
+        var checkedStreams = string.Join(", ", report.FrameChecks.Select(f => $"{f.Stream} ({f.Check}, {f.DistinctFrames} frames)"));
+        console.MarkupLine($"payloads checked on: {Escape(checkedStreams.Length > 0 ? checkedStreams : "none")}; pipeline lossless readers' skips: {report.PipelineLosslessSkipped:N0}; copies the workers discarded as torn: {report.WorkerTornFramesDiscarded:N0}");
+        if (report.SinkCount is { } sink)
+        {
+            console.MarkupLine($"sink '{Escape(sink.Sink)}': {sink.FramesConsumed:N0} frames consumed of {sink.FramesPublished:N0} published on '{Escape(sink.Stream)}' (after the sources were killed and the pipeline drained)");
+        }
+
+        var st = report.Status;
+        console.MarkupLine($"GET /status: {st.Clients} clients, {st.Requests:N0} answers ({st.RequestsPerSecond:N0}/s), {st.Errors} errors, p50 {Ns(st.Latency.P50Ns)}, p99 {Ns(st.Latency.P99Ns)}, max {Ns(st.Latency.MaxNs)}");
+
+        var memory = new Table().Title("Resident memory, sampled every second").AddColumns("process", "pid", "from", "to", "first", "after warm-up", "last", "max", "growth", "growth after warm-up");
+        foreach (var p in report.Processes)
+        {
+            memory.AddRow(
+                Escape(p.Name), p.Pid.ToString(CultureInfo.InvariantCulture), $"{p.FromS:0} s", $"{p.ToS:0} s", MiB(p.FirstBytes), p.WarmBytes is { } w ? MiB(w) : "",
+                MiB(p.LastBytes), MiB(p.MaxBytes), MiB(p.GrowthBytes), p.GrowthAfterWarmupBytes is { } g ? MiB(g) : "");
+        }
+
+        console.Write(memory);
+        console.MarkupLine($"server exit code: {report.ServerExitCode?.ToString(CultureInfo.InvariantCulture) ?? "none (still running)"}; leftovers: {(report.Leftovers.Count == 0 ? "none" : Escape(string.Join("; ", report.Leftovers)))}");
+        foreach (var problem in report.Problems)
+        {
+            console.MarkupLine($"[red]{Escape(problem)}[/]");
+        }
+
+        console.MarkupLine(report.Passed ? "[green]passed[/]: every must-be-zero figure is zero" : $"[red]failed[/]: not zero: {Escape(string.Join(", ", report.NotZero))}");
+    }
+
+    private static string N(long value) => value.ToString("N0", CultureInfo.InvariantCulture);
+
+    private static string Ms(double? ms) => ms is { } v ? $"{v:N0} ms" : "";
+
+    private static string MiB(long bytes) => $"{bytes / 1048576.0:N1} MiB";
+
     private static void AddLatencyRow(Table table, string name, LatencySummary s) =>
         table.AddRow(name, Ns(s.P50Ns), Ns(s.P99Ns), Ns(s.P999Ns), Ns(s.MaxNs));
 

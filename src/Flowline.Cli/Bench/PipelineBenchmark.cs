@@ -89,12 +89,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
 
             if (options.Lossless)
             {
-                spec = spec with
-                {
-                    Streams = [.. spec.Streams.Select(s => s with { Delivery = Delivery.Lossless })],
-                    Kernels = [.. spec.Kernels.Select(k => k with { Delivery = null })],
-                    Sinks = [.. spec.Sinks.Select(k => k with { Delivery = null })],
-                };
+                spec = Lossless(spec);
             }
 
             pipeline = PipelineDocument.Validate(spec, pipeline.Kinds);
@@ -138,7 +133,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             manager.StartSyntheticInput(source.Stream, new SyntheticSettings { Pattern = source.Pattern, RateHz = source.RateHz });
         }
 
-        using var stream = SharedStream.Attach(manager.Namespace, output);
+        using var stream = SharedStream.Attach(manager.Plan.NamespaceOf(output), output);
         using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest, WaitPolicy = pipeline.Spec.FindStream(output)!.Wait ?? WaitPolicy.Hybrid });
         using var lockstep = options.Lockstep is { } lockName ? new Lockstep(manager.Namespace, lockName, reader) : null;
         progress.WriteLine($"warming up for {options.Warmup.TotalSeconds:0.#} s, then measuring '{output}' for {options.Duration.TotalSeconds:0.#} s{(lockstep is null ? "" : $", one frame at a time into '{options.Lockstep}'")}");
@@ -205,12 +200,21 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         };
     }
 
+    /// <summary><paramref name="spec"/> with every stream lossless, for every reader (node overrides removed).</summary>
+    internal static PipelineSpec Lossless(PipelineSpec spec) => spec with
+    {
+        Streams = [.. spec.Streams.Select(s => s with { Delivery = Delivery.Lossless })],
+        Kernels = [.. spec.Kernels.Select(k => k with { Delivery = null })],
+        Sinks = [.. spec.Sinks.Select(k => k with { Delivery = null })],
+    };
+
     private static string? DefaultOutput(ValidatedPipeline pipeline) =>
         pipeline.Spec.Sinks.Select(s => s.Stream).FirstOrDefault() ?? pipeline.Spec.Kernels.LastOrDefault()?.Outputs.FirstOrDefault();
 
     private static long Ns(TimeSpan span) => span.Ticks * 100;
 
-    private static Dictionary<string, int> Pids(JsonObject status)
+    /// <summary>The process of every source, kernel and sink that runs in one, by name, from a status.</summary>
+    internal static Dictionary<string, int> Pids(JsonObject status)
     {
         var pids = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var group in new[] { "sources", "workers", "sinks" })

@@ -4,7 +4,7 @@ using Flowline.SharedMemory;
 
 namespace Flowline.Cli.Commands;
 
-/// <summary><c>flowline bench streams</c>: measures streams between two processes beside the machine's limits.</summary>
+/// <summary><c>flowline bench streams | control | soak</c>: streams between two processes beside the machine's limits, the control plane under load, and a soak of a pipeline under a real server.</summary>
 internal static class BenchCommand
 {
     public static Command Create()
@@ -50,7 +50,7 @@ internal static class BenchCommand
             }
         });
 
-        return new Command("bench", "Measure Flowline on this machine.") { streams, Control() };
+        return new Command("bench", "Measure Flowline on this machine.") { streams, Control(), Soak() };
     }
 
     private static Command Control()
@@ -96,6 +96,76 @@ internal static class BenchCommand
             }
         });
         return command;
+    }
+
+    private static Command Soak()
+    {
+        var document = new Option<FileInfo>("--document") { Description = "The pipeline to soak.", DefaultValueFactory = _ => new FileInfo("examples/ao-basic/pipeline.yaml") };
+        var duration = new Option<double>("--duration") { Description = "Seconds to soak the pipeline, from its start.", DefaultValueFactory = _ => 600 };
+        var killInterval = new Option<double>("--kill-interval") { Description = "Seconds between two kills (SIGKILL) of a worker, each followed by POST /commands/restart.", DefaultValueFactory = _ => 30 };
+        var readers = new Option<int>("--readers") { Description = "Threads attaching readers to the streams and leaving them, in a loop.", DefaultValueFactory = _ => 4 };
+        var clients = new Option<int>("--status-clients") { Description = "Clients calling GET /status back to back.", DefaultValueFactory = _ => 1 };
+        var delivery = new Option<string>("--delivery") { Description = "lossless: every stream lossless (the sink's count is then checked against its writer's); document: as the document says.", DefaultValueFactory = _ => "lossless" };
+        delivery.AcceptOnlyFromAmong("lossless", "document");
+        var rate = new Option<double?>("--rate") { Description = "The sources' rate_hz (default: the document's)." };
+        var seed = new Option<int>("--seed") { Description = "Seeds the readers' choices of stream, delivery and session length.", DefaultValueFactory = _ => 1 };
+        var victims = new Option<string[]>("--kill") { Description = "The workers to kill, in turn (default: every source and kernel, and the sinks with --delivery document).", AllowMultipleArgumentsPerToken = true };
+        var json = new Option<bool>("--json") { Description = "Print one JSON object (progress goes to standard error)." };
+        var command = new Command("soak", "Run a pipeline under a real server while readers come and go, workers are killed and restarted and GET /status is called back to back; report frames lost, torn frames accepted, restarts, memory growth and leftovers.")
+        {
+            document, duration, killInterval, readers, clients, delivery, rate, seed, victims, json,
+        };
+        command.SetAction((parse, cancellation) =>
+        {
+            var options = new SoakOptions(
+                parse.GetValue(document)!.FullName,
+                TimeSpan.FromSeconds(parse.GetValue(duration)),
+                TimeSpan.FromSeconds(parse.GetValue(killInterval)),
+                parse.GetValue(readers),
+                parse.GetValue(clients),
+                parse.GetValue(delivery) == "lossless",
+                parse.GetValue(rate),
+                parse.GetValue(seed),
+                parse.GetValue(victims) ?? []);
+            if (!(options.Duration > TimeSpan.Zero) || !(options.KillInterval > TimeSpan.Zero) || options.Readers < 0 || options.StatusClients < 0 || options.RateHz is <= 0)
+            {
+                Console.Error.WriteLine("flowline bench soak: --duration, --kill-interval and --rate must be positive, --readers and --status-clients at least 0");
+                return Task.FromResult(ExitCodes.Failed);
+            }
+
+            return Run(options, parse.GetValue(json), cancellation);
+        });
+        return command;
+    }
+
+    private static async Task<int> Run(SoakOptions options, bool asJson, CancellationToken cancellation)
+    {
+        SoakReport report;
+        try
+        {
+            report = await new SoakBenchmark(options, asJson ? Console.Error : Console.Out).RunAsync(cancellation).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is TimeoutException or InvalidOperationException or IOException or SharedMemoryException or Client.RemoteManagerException or Documents.DocumentValidationException)
+        {
+            await Console.Error.WriteLineAsync($"flowline bench soak: {e.Message}").ConfigureAwait(false);
+            return ExitCodes.Failed;
+        }
+
+        if (asJson)
+        {
+            await Console.Out.WriteLineAsync(BenchJson.Serialize(report)).ConfigureAwait(false);
+        }
+        else
+        {
+            BenchTables.Render(report);
+        }
+
+        if (!report.Passed)
+        {
+            await Console.Error.WriteLineAsync($"flowline bench soak: not zero: {string.Join(", ", report.NotZero)}").ConfigureAwait(false);
+        }
+
+        return report.Passed ? ExitCodes.Ok : ExitCodes.SoakFailed;
     }
 }
 

@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Flowline.Documents;
 using Flowline.Runtime;
+using Flowline.SharedMemory;
 using Spectre.Console;
 
 namespace Flowline.Cli.Commands;
@@ -63,7 +64,7 @@ internal static class RunCommand
             manager.Build();
             manager.Start();
         }
-        catch (Exception e) when (e is InvalidOperationException or WorkerFailedException or TimeoutException or DocumentValidationException or IOException)
+        catch (Exception e) when (e is InvalidOperationException or WorkerFailedException or TimeoutException or DocumentValidationException or IOException or SharedMemoryException)
         {
             Console.Error.WriteLine($"{path}: cannot start: {e.Message}");
             return ExitCodes.StartFailed;

@@ -3,6 +3,7 @@ using Flowline.Client;
 using Flowline.ControlPlane;
 using Flowline.Documents;
 using Flowline.Runtime;
+using Flowline.SharedMemory.Liveness;
 
 namespace Flowline.Cli.Commands;
 
@@ -26,9 +27,15 @@ internal static class ServeCommand
         var ns = new Option<string?>("--namespace") { Description = "Shared-memory namespace of the pipeline (default: the document's)." };
         var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
         placement.AcceptOnlyFromAmong("none", "round-robin");
+        var maxDocumentBytes = new Option<int>("--max-document-bytes")
+        {
+            Description = "The largest document accepted, in bytes: a request body (longer ones get 413) or a file of POST /document/load.",
+            DefaultValueFactory = _ => new ControlServiceOptions().MaxDocumentBytes,
+        };
+        var parent = new Option<int>("--parent") { Description = "Shut down (as on SIGTERM) when this process exits.", Hidden = true };
         var command = new Command("serve", "Serve a pipeline over HTTP (JSON and Server-Sent Events, shmpipeline's wire format) until Ctrl-C or SIGTERM.")
         {
-            file, host, port, token, tokenFile, loadRoot, ns, placement,
+            file, host, port, token, tokenFile, loadRoot, ns, placement, maxDocumentBytes, parent,
         };
         command.SetAction(parse => Serve(
             parse.GetValue(file)!.FullName,
@@ -40,6 +47,7 @@ internal static class ServeCommand
                 Service = new ControlServiceOptions
                 {
                     LoadRoots = parse.GetValue(loadRoot) ?? [],
+                    MaxDocumentBytes = parse.GetValue(maxDocumentBytes),
                     Manager = new PipelineManagerOptions
                     {
                         Namespace = parse.GetValue(ns),
@@ -48,13 +56,14 @@ internal static class ServeCommand
                 },
             },
             parse.GetValue(token),
-            parse.GetValue(tokenFile)?.FullName).GetAwaiter().GetResult());
+            parse.GetValue(tokenFile)?.FullName,
+            parse.GetValue(parent)).GetAwaiter().GetResult());
         return command;
     }
 
     // The host handles SIGINT and SIGTERM itself (ConsoleLifetime): the action is synchronous so that the
     // command line library does not race it with its own termination handling.
-    private static async Task<int> Serve(string path, ControlServerOptions options, string? token, string? tokenFile)
+    private static async Task<int> Serve(string path, ControlServerOptions options, string? token, string? tokenFile, int parent)
     {
         AccessTokens tokens;
         try
@@ -90,6 +99,12 @@ internal static class ServeCommand
         {
             var scopes = tokens.Required ? string.Join(", ", tokens.Scopes.Select(s => s.ToString().ToLowerInvariant())) : "none (loopback only)";
             Console.WriteLine($"serving {path} at {server.Address} (namespace {server.Service.Manager.Namespace}; tokens: {scopes}); Ctrl-C or SIGTERM stops");
+            if (parent > 0)
+            {
+                // A server started by a benchmark stops with it, through the same path as SIGTERM.
+                ParentWatch.Watch(parent, () => ThisProcess.SendSignal(Environment.ProcessId, 15));
+            }
+
             await server.WaitForShutdownAsync().ConfigureAwait(false);
         }
 

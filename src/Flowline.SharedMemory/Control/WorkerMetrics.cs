@@ -72,6 +72,9 @@ public struct WorkerMetrics
     /// <summary>Frames each trigger input skipped (latest delivery).</summary>
     public InputCounters SkippedPerInput;
 
+    /// <summary>Copies of auxiliary inputs discarded because their writer overwrote them meanwhile (the worker kept computing with the last intact copy).</summary>
+    public long AuxiliaryTornCopies;
+
     /// <summary>Eight counters, one per input.</summary>
     [System.Runtime.CompilerServices.InlineArray(MaxInputs)]
     public struct InputCounters

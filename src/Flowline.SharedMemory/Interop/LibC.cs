@@ -17,6 +17,21 @@ internal static unsafe partial class LibC
     public const int OExcl = 0x80;
     public const int OCloExec = 0x80000;
 
+    // O_DIRECTORY and O_NOFOLLOW differ between x64 and arm64 (asm-generic).
+    public static readonly int ODirectory = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 0x4000 : 0x10000;
+    public static readonly int ONoFollow = RuntimeInformation.ProcessArchitecture == Architecture.Arm64 ? 0x8000 : 0x20000;
+    public const int ONonBlock = 0x800;
+
+    public const int AtFdCwd = -100;
+    public const int AtEmptyPath = 0x1000;
+    public const int AtSymlinkNoFollow = 0x100;
+    public const uint StatxBasicStats = 0x7ff;
+
+    public const int SIfMt = 0xF000;
+    public const int SIfDir = 0x4000;
+    public const int SIfReg = 0x8000;
+    public const int SIfLnk = 0xA000;
+
     public const int ProtRead = 0x1;
     public const int ProtWrite = 0x2;
     public const int MapShared = 0x01;
@@ -36,6 +51,9 @@ internal static unsafe partial class LibC
     public const int ESrch = 3;
     public const int EAgain = 11;
     public const int EExist = 17;
+    public const int EInval = 22;
+    public const int ELoop = 40;
+    public const int ENotDir = 20;
     public const int ENotEmpty = 39;
     public const int ETimedOut = 110;
     public const int ENoSys = 38;
@@ -126,6 +144,16 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, EntryPoint = "syscall", SetLastError = true)]
     public static partial long Syscall(long number, nint arg1, nint arg2, nint arg3, nint arg4, nint arg5, nint arg6);
 
+    /// <summary><c>statx</c> (glibc 2.28): with <see cref="AtEmptyPath"/> and an empty path, the <c>fstat</c> of <paramref name="dirFd"/>.</summary>
+    [LibraryImport(Lib, EntryPoint = "statx", SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int Statx(int dirFd, string path, int flags, uint mask, StatxBuffer* buffer);
+
+    [LibraryImport(Lib, EntryPoint = "geteuid")]
+    public static partial uint GetEUid();
+
+    [LibraryImport(Lib, EntryPoint = "pwrite", SetLastError = true)]
+    public static partial nint PWrite(int fd, byte* buffer, nuint count, long offset);
+
     /// <summary>The errno of the last call made with <c>SetLastError</c>.</summary>
     public static int Errno => Marshal.GetLastPInvokeError();
 
@@ -162,6 +190,24 @@ internal static unsafe partial class LibC
         public long Signals;
         public long VoluntarySwitches;
         public long InvoluntarySwitches;
+    }
+
+    /// <summary>The start of <c>struct statx</c> (the same on every architecture), padded to its full 256 bytes.</summary>
+    [StructLayout(LayoutKind.Explicit, Size = 256)]
+    public struct StatxBuffer
+    {
+        [FieldOffset(0)]
+        public uint Mask;
+        [FieldOffset(20)]
+        public uint Uid;
+        [FieldOffset(24)]
+        public uint Gid;
+        [FieldOffset(28)]
+        public ushort Mode;
+        [FieldOffset(32)]
+        public ulong Inode;
+        [FieldOffset(40)]
+        public ulong Size;
     }
 
     [StructLayout(LayoutKind.Sequential)]

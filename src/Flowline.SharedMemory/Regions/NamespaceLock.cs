@@ -9,7 +9,6 @@ namespace Flowline.SharedMemory.Regions;
 /// </summary>
 internal readonly struct NamespaceLock : IDisposable
 {
-    private const int ODirectory = 0x10000;
     private readonly int fd;
 
     private NamespaceLock(int fd) => this.fd = fd;
@@ -17,7 +16,7 @@ internal readonly struct NamespaceLock : IDisposable
     /// <summary>Takes the lock; a namespace that does not exist has nothing to lock (the lock is then empty).</summary>
     public static NamespaceLock Acquire(string @namespace)
     {
-        var fd = LibC.Open(SharedMemoryNamespace.DirectoryOf(@namespace), LibC.ORdOnly | LibC.OCloExec | ODirectory, 0);
+        var fd = LibC.Open(SharedMemoryNamespace.DirectoryOf(@namespace), LibC.ORdOnly | LibC.OCloExec | LibC.ODirectory | LibC.ONoFollow, 0);
         if (fd < 0)
         {
             return new NamespaceLock(-1);

@@ -29,3 +29,16 @@ public sealed class RegionLayoutException(string message) : SharedMemoryExceptio
 
 /// <summary>A region exists but the process that created it has died, and the mode does not allow recreating it.</summary>
 public sealed class StaleRegionException(string message) : SharedMemoryException(message);
+
+/// <summary>
+/// A directory of Flowline's shared memory may not be trusted: a symbolic link, another user's, or open to
+/// other users. The message says how to fix it.
+/// </summary>
+public sealed class UntrustedDirectoryException(string message) : SharedMemoryException(message);
+
+/// <summary>A namespace is in use by the pipeline manager of another live process (or another manager of this one).</summary>
+public sealed class NamespaceInUseException(string message, NamespaceHolder holder) : SharedMemoryException(message)
+{
+    /// <summary>The manager that holds the namespace, as its lease records it.</summary>
+    public NamespaceHolder Holder { get; } = holder;
+}

@@ -1,4 +1,5 @@
 using Flowline.SharedMemory.Interop;
+using Flowline.SharedMemory.Regions;
 
 namespace Flowline.SharedMemory;
 
@@ -121,7 +122,10 @@ public static class SharedMemoryNamespace
         return removed;
     }
 
-    /// <summary>Removes every region of a namespace and the namespace directory; returns how many regions were removed.</summary>
+    /// <summary>
+    /// Removes every region of a namespace and the namespace directory; returns how many regions were
+    /// removed. The lease of a live manager stays (and so does the directory).
+    /// </summary>
     public static int UnlinkAll(string @namespace)
     {
         var dir = DirectoryOf(@namespace);
@@ -133,6 +137,13 @@ public static class SharedMemoryNamespace
         var count = 0;
         foreach (var file in Directory.EnumerateFiles(dir))
         {
+            if (Path.GetFileName(file) == NamespaceLease.FileName)
+            {
+                // A live manager's lease stays (removing it would let a second manager in); a dead one's goes.
+                NamespaceLease.RemoveIfAbandoned(@namespace);
+                continue;
+            }
+
             if (LibC.Unlink(file) == 0 && Check(Path.GetFileName(file)) is null)
             {
                 count++;
@@ -153,8 +164,9 @@ public static class SharedMemoryNamespace
     {
         if (!Directory.Exists(Root))
         {
-            // The root is shared by every user, like /tmp: world-writable with the sticky bit.
-            Directory.CreateDirectory(Root);
+            // The root is shared by every user, like /tmp: world-writable with the sticky bit. It is made
+            // private first, so that nobody sees it writable without the sticky bit in between.
+            Directory.CreateDirectory(Root, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
             try
             {
                 File.SetUnixFileMode(Root, (UnixFileMode)0b1_111_111_111);
@@ -165,8 +177,17 @@ public static class SharedMemoryNamespace
             }
         }
 
+        TrustedDirectory.CheckRoot(Root);
         var dir = DirectoryOf(@namespace);
         Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        TrustedDirectory.CheckNamespace(dir);
         return dir;
+    }
+
+    /// <summary>Checks the root and a namespace's directory, if they exist, before a region in it is opened (<see cref="TrustedDirectory"/>).</summary>
+    internal static void CheckTrusted(string @namespace)
+    {
+        TrustedDirectory.CheckRoot(Root);
+        TrustedDirectory.CheckNamespace(DirectoryOf(@namespace));
     }
 }

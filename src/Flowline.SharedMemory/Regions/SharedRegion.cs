@@ -173,7 +173,8 @@ internal sealed unsafe class SharedRegion : IDisposable
     private static AttachAttempt TryAttach(RegionRequest request, string path)
     {
         var display = $"{request.Namespace}/{request.Name}";
-        var fd = LibC.Open(path, LibC.ORdWr | LibC.OCloExec, 0);
+        SharedMemoryNamespace.CheckTrusted(request.Namespace);
+        var fd = LibC.Open(path, LibC.ORdWr | LibC.OCloExec | LibC.ONoFollow, 0);
         if (fd < 0)
         {
             var errno = LibC.Errno;
@@ -406,9 +407,9 @@ internal sealed unsafe class SharedRegion : IDisposable
     }
 
     /// <summary>The region id of the file at <paramref name="path"/> now, or 0 if it cannot be read.</summary>
-    private static ulong ReadRegionId(string path)
+    internal static ulong ReadRegionId(string path)
     {
-        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec, 0);
+        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec | LibC.ONoFollow | LibC.ONonBlock, 0);
         if (fd < 0)
         {
             return 0;
@@ -435,7 +436,7 @@ internal sealed unsafe class SharedRegion : IDisposable
 
     private static string DescribeExisting(string path)
     {
-        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec, 0);
+        var fd = LibC.Open(path, LibC.ORdOnly | LibC.OCloExec | LibC.ONoFollow | LibC.ONonBlock, 0);
         if (fd < 0)
         {
             return "unreadable";

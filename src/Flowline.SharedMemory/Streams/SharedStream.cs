@@ -207,7 +207,7 @@ public sealed unsafe class SharedStream : IDisposable
     };
 
     /// <summary>Names a live writer or reader of a stream region, if there is one: a stream in use is not stale.</summary>
-    private static string? LiveUser(byte* b, long length)
+    internal static string? LiveUser(byte* b, long length)
     {
         var writer = Volatile.Read(ref StreamLayout.ULong(b, StreamLayout.WriterOwnerOffset));
         if (ProcessIdentity.StateOf(writer) == StreamLayout.WriterAttached && ProcessIdentity.Unpack(writer).IsAlive())

@@ -130,7 +130,9 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     /// <summary>
     /// Gives the next frame in place (zero-copy), without consuming it; call <see cref="Increment"/> when
     /// done with it. A lossless look stays valid until then. A latest look can be overwritten if the writer
-    /// laps the ring meanwhile: <see cref="Increment"/> says whether it stayed intact.
+    /// laps the ring meanwhile: <see cref="Increment"/> says whether it stayed intact, and
+    /// <see cref="IsStillIntact"/>(<c>header.Sequence</c>) whether it still is. Until then the header's
+    /// frame id and timestamps, like the data, may be a later frame's; its sequence is always the one looked at.
     /// </summary>
     public ReadStatus Look(out ReadOnlySpan<T> frame, out FrameHeader header, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
@@ -151,9 +153,18 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         var sequence = Delivery == Delivery.Lossless ? next : Volatile.Read(ref Cursor) - 1;
         var slot = SlotOf(sequence);
         header = ReadHeader(slot);
-        if (Delivery == Delivery.Lossless && header.Sequence != sequence)
+        if (Delivery == Delivery.Lossless)
         {
-            ThrowCorrupt(sequence, header.Sequence);
+            if (header.Sequence != sequence)
+            {
+                ThrowCorrupt(sequence, header.Sequence);
+            }
+        }
+        else
+        {
+            // The writer may be overwriting the slot already: the header names the frame looked at, so that
+            // IsStillIntact(header.Sequence) checks that frame, whatever the other fields hold.
+            header = header with { Sequence = sequence };
         }
 
         frame = new ReadOnlySpan<T>(slot + StreamLayout.SlotHeaderBytes, FrameLength);
@@ -205,7 +216,8 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     /// <summary>
     /// Gives the newest frame the stream holds, whenever it was published (even before this reader
     /// joined), in place and without consuming anything: what an auxiliary input reads. False if nothing
-    /// was ever published. The writer may overwrite it meanwhile: check with <see cref="IsStillIntact"/>.
+    /// was ever published. The writer may overwrite it meanwhile: check with <see cref="IsStillIntact"/>(<c>header.Sequence</c>)
+    /// after using the frame or the header (whose sequence is always the frame peeked at).
     /// </summary>
     public bool PeekNewest(out ReadOnlyMemory<byte> frame, out FrameHeader header)
     {
@@ -219,7 +231,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         }
 
         var sequence = cursor - 1;
-        header = ReadHeader(SlotOf(sequence));
+        header = ReadHeader(SlotOf(sequence)) with { Sequence = sequence };
         frame = SlotMemory(sequence);
         return true;
     }
@@ -231,9 +243,11 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     /// <summary>
     /// Waits until one of <paramref name="readers"/> can read without waiting (a frame, or its writer
     /// closed or left) and returns its index, or -1 when <paramref name="timeout"/> elapses
-    /// (<see cref="Timeout.InfiniteTimeSpan"/> waits without limit). Consumes
-    /// nothing. Spins first when the first reader's policy says so, then sleeps on every stream at once
-    /// (<c>futex_waitv</c>). Throws <see cref="OperationCanceledException"/> if <paramref name="cancellationToken"/> fires.
+    /// (<see cref="Timeout.InfiniteTimeSpan"/> waits without limit). Consumes nothing. Honours every
+    /// reader's wait policy: it spins if any reader spins, stays awake for the longest spin time of the
+    /// hybrid readers otherwise, and sleeps at once only if every reader blocks; it sleeps on every stream
+    /// at once (<c>futex_waitv</c>). Throws <see cref="OperationCanceledException"/> if
+    /// <paramref name="cancellationToken"/> fires.
     /// </summary>
     public static int WaitAny(ReadOnlySpan<StreamReader<T>> readers, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
@@ -243,97 +257,56 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         }
 
         var ready = PollAny(readers);
-        var forever = timeout == Timeout.InfiniteTimeSpan;
-        if (ready >= 0 || (timeout <= TimeSpan.Zero && !forever))
+        if (ready >= 0)
         {
             return ready;
         }
 
-        cancellationToken.ThrowIfCancellationRequested();
-        var start = Stopwatch.GetTimestamp();
-        var deadline = forever ? long.MaxValue : start + (long)(Math.Min(timeout.TotalSeconds, 1e6) * Stopwatch.Frequency);
-        var first = readers[0];
-        if (first.WaitPolicy != WaitPolicy.Block)
+        var (policy, spinTime) = (WaitPolicy.Block, TimeSpan.Zero);
+        foreach (var reader in readers)
         {
-            var awakeUntil = first.WaitPolicy == WaitPolicy.Spin ? deadline : start + (long)(first.SpinTime.TotalSeconds * Stopwatch.Frequency);
-            while (Stopwatch.GetTimestamp() < Math.Min(awakeUntil, deadline))
-            {
-                Waiter.Pause();
-                if ((ready = PollAny(readers)) >= 0)
-                {
-                    return ready;
-                }
-
-                cancellationToken.ThrowIfCancellationRequested();
-            }
+            (policy, spinTime) = Waiter.Combine(policy, spinTime, reader.WaitPolicy, reader.SpinTime);
         }
 
-        using var registration = cancellationToken.CanBeCanceled
-            ? cancellationToken.UnsafeRegister(static s => ((Waiter.CancelWake)s!).Wake(), Waiter.CancelWake.For(first.dataSignal))
-            : default;
-        Span<nint> words = readers.Length <= 16 ? stackalloc nint[readers.Length] : new nint[readers.Length];
-        Span<int> observed = readers.Length <= 16 ? stackalloc int[readers.Length] : new int[readers.Length];
-        var nextPeerCheck = start;
-        while (true)
-        {
-            for (var i = 0; i < readers.Length; i++)
-            {
-                words[i] = (nint)readers[i].dataSignal.Word;
-                observed[i] = readers[i].dataSignal.BeginSleep();
-            }
-
-            try
-            {
-                if ((ready = PollAny(readers)) >= 0)
-                {
-                    return ready;
-                }
-
-                var now = Stopwatch.GetTimestamp();
-                if (now >= deadline)
-                {
-                    return -1;
-                }
-
-                cancellationToken.ThrowIfCancellationRequested();
-                if (now >= nextPeerCheck)
-                {
-                    nextPeerCheck = now + (long)(WaitTuning.LivenessInterval.TotalSeconds * Stopwatch.Frequency);
-                    foreach (var reader in readers)
-                    {
-                        reader.CheckWriter();
-                    }
-
-                    if ((ready = PollAny(readers)) >= 0)
-                    {
-                        return ready;
-                    }
-                }
-
-                var slice = Math.Min(deadline, nextPeerCheck) - now;
-                Interop.Futex.WaitAny(words, observed, TimeSpan.FromSeconds((double)slice / Stopwatch.Frequency));
-            }
-            finally
-            {
-                foreach (var reader in readers)
-                {
-                    reader.dataSignal.EndSleep();
-                }
-            }
-        }
+        return WaitOn(readers, policy, spinTime, timeout, cancellationToken);
     }
 
+    /// <summary>Times this reader registered as a sleeper on its stream's futex while waiting (a test's view of how waits end).</summary>
+    internal long SleepCount { get; private set; }
+
+    /// <summary>Waits with <see cref="Waiter"/> until one of <paramref name="readers"/> is ready; its index, or -1 on timeout.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static int WaitOn(ReadOnlySpan<StreamReader<T>> readers, WaitPolicy policy, TimeSpan spinTime, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        scoped var condition = new AnyCondition(readers);
+        var signals = new DataSignals(
+            readers,
+            readers.Length <= 16 ? stackalloc nint[readers.Length] : new nint[readers.Length],
+            readers.Length <= 16 ? stackalloc int[readers.Length] : new int[readers.Length]);
+        return Waiter.Wait(ref condition, ref signals, policy, spinTime, timeout, cancellationToken) ? condition.Ready : -1;
+    }
+
+    /// <summary>The first of <paramref name="readers"/> that can read without waiting, or -1; checks first that each can wait.</summary>
     private static int PollAny(ReadOnlySpan<StreamReader<T>> readers)
     {
-        for (var i = 0; i < readers.Length; i++)
+        foreach (var reader in readers)
         {
-            var reader = readers[i];
             reader.ThrowIfDisposed();
             if (reader.lookSequence >= 0)
             {
                 ThrowLookPending();
             }
+        }
 
+        return FirstReady(readers);
+    }
+
+    /// <summary>The first of <paramref name="readers"/> that can read without waiting (a frame, or its writer closed or left), or -1.</summary>
+    private static int FirstReady(ReadOnlySpan<StreamReader<T>> readers)
+    {
+        for (var i = 0; i < readers.Length; i++)
+        {
+            var reader = readers[i];
             if (reader.next < reader.cachedCursor || reader.PollFrame())
             {
                 return i;
@@ -455,11 +428,17 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         return next < cachedCursor ? ReadStatus.Ok : Wait(timeout, cancellationToken);
     }
 
+    /// <summary>Waits for this reader alone: the same loop as <see cref="WaitAny"/>, with this reader's policy.</summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private ReadStatus Wait(TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        var condition = new DataCondition(this);
-        return Waiter.Wait(ref condition, dataSignal, WaitPolicy, SpinTime, timeout, cancellationToken) ? waitOutcome : ReadStatus.Timeout;
+        var self = this;
+        if (WaitOn(new ReadOnlySpan<StreamReader<T>>(ref self), WaitPolicy, SpinTime, timeout, cancellationToken) < 0)
+        {
+            return ReadStatus.Timeout;
+        }
+
+        return next < cachedCursor ? ReadStatus.Ok : waitOutcome;
     }
 
     /// <summary>True if a frame can be read, or the writer closed or left: sets <see cref="waitOutcome"/>.</summary>
@@ -647,10 +626,62 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     private void ThrowCorrupt(long expected, long found) =>
         throw new SharedMemoryException($"stream '{Stream.DisplayName}': slot for frame {expected} holds frame {found}; the region was modified outside Flowline or replaced while in use.");
 
-    private readonly struct DataCondition(StreamReader<T> reader) : IWaitCondition
+    /// <summary>Satisfied when one of the readers is ready (<see cref="FirstReady"/>); <see cref="Ready"/> says which.</summary>
+    private ref struct AnyCondition(ReadOnlySpan<StreamReader<T>> readers) : IWaitCondition
     {
-        public bool IsSatisfied() => reader.PollFrame();
+        private readonly ReadOnlySpan<StreamReader<T>> readers = readers;
 
-        public void CheckPeers() => reader.CheckWriter();
+        public int Ready { get; private set; } = -1;
+
+        public bool IsSatisfied() => (Ready = FirstReady(readers)) >= 0;
+
+        public readonly void CheckPeers()
+        {
+            foreach (var reader in readers)
+            {
+                reader.CheckWriter();
+            }
+        }
+    }
+
+    /// <summary>The data signals of the readers' streams: one futex wait for one reader, <c>futex_waitv</c> for several.</summary>
+    private ref struct DataSignals(ReadOnlySpan<StreamReader<T>> readers, Span<nint> words, Span<int> observed) : ISleepSignal
+    {
+        private readonly ReadOnlySpan<StreamReader<T>> readers = readers;
+        private readonly Span<nint> words = words;
+        private readonly Span<int> observed = observed;
+
+        public readonly FutexSignal CancelSignal => readers[0].dataSignal;
+
+        public readonly void BeginSleep()
+        {
+            for (var i = 0; i < readers.Length; i++)
+            {
+                var reader = readers[i];
+                reader.SleepCount++;
+                words[i] = (nint)reader.dataSignal.Word;
+                observed[i] = reader.dataSignal.BeginSleep();
+            }
+        }
+
+        public readonly void Sleep(TimeSpan slice)
+        {
+            if (readers.Length == 1)
+            {
+                readers[0].dataSignal.Sleep(observed[0], slice);
+            }
+            else
+            {
+                Interop.Futex.WaitAny(words, observed, slice);
+            }
+        }
+
+        public readonly void EndSleep()
+        {
+            foreach (var reader in readers)
+            {
+                reader.dataSignal.EndSleep();
+            }
+        }
     }
 }

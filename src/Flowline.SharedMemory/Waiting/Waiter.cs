@@ -15,10 +15,41 @@ internal interface IWaitCondition
     void CheckPeers();
 }
 
+/// <summary>What a sleeping <see cref="Waiter"/> sleeps on: one futex signal, or several at once.</summary>
+internal interface ISleepSignal
+{
+    /// <summary>Registers as a sleeper on every signal (a full fence) and reads their words; the condition is re-checked after this.</summary>
+    void BeginSleep();
+
+    /// <summary>Sleeps while every word holds what <see cref="BeginSleep"/> read, for at most <paramref name="slice"/>.</summary>
+    void Sleep(TimeSpan slice);
+
+    /// <summary>Unregisters as a sleeper.</summary>
+    void EndSleep();
+
+    /// <summary>The signal a cancellation bumps, which ends a sleep at once.</summary>
+    FutexSignal CancelSignal { get; }
+}
+
+/// <summary>One futex signal to sleep on.</summary>
+internal struct OneSignal(FutexSignal signal) : ISleepSignal
+{
+    private int observed;
+
+    public void BeginSleep() => observed = signal.BeginSleep();
+
+    public readonly void Sleep(TimeSpan slice) => signal.Sleep(observed, slice);
+
+    public readonly void EndSleep() => signal.EndSleep();
+
+    public readonly FutexSignal CancelSignal => signal;
+}
+
 /// <summary>
-/// The one wait loop of the shared-memory layer: spin, then yield, then sleep on a futex (D3), with a
-/// timeout and a cancellation token, and a liveness check of the peers at every
-/// <see cref="WaitTuning.LivenessInterval"/>.
+/// The one wait loop of the shared-memory layer: spin, then yield, then sleep on one futex or on several
+/// at once (D3), with a timeout and a cancellation token, and a liveness check of the peers at every
+/// <see cref="WaitTuning.LivenessInterval"/>. A wait for one of several streams (<c>WaitAny</c>) runs
+/// the same loop with the policy <see cref="Combine"/> makes of its readers' policies.
 /// </summary>
 internal static class Waiter
 {
@@ -37,7 +68,25 @@ internal static class Waiter
         TimeSpan spinTime,
         TimeSpan? timeout,
         CancellationToken cancellationToken)
-        where TCondition : struct, IWaitCondition
+        where TCondition : struct, IWaitCondition, allows ref struct
+    {
+        var one = new OneSignal(signal);
+        return Wait(ref condition, ref one, policy, spinTime, timeout, cancellationToken);
+    }
+
+    /// <summary>
+    /// Waits until <paramref name="condition"/> is satisfied (true) or the timeout elapses (false), sleeping
+    /// on <paramref name="signal"/> (one futex word or several) once the policy stops spinning.
+    /// </summary>
+    public static bool Wait<TCondition, TSignal>(
+        ref TCondition condition,
+        ref TSignal signal,
+        WaitPolicy policy,
+        TimeSpan spinTime,
+        TimeSpan? timeout,
+        CancellationToken cancellationToken)
+        where TCondition : struct, IWaitCondition, allows ref struct
+        where TSignal : struct, ISleepSignal, allows ref struct
     {
         if (condition.IsSatisfied())
         {
@@ -101,19 +150,34 @@ internal static class Waiter
             }
         }
 
-        return Sleep(ref condition, signal, deadline, nextPeerCheck, cancellationToken);
+        return Sleep(ref condition, ref signal, deadline, nextPeerCheck, cancellationToken);
     }
 
-    private static bool Sleep<TCondition>(ref TCondition condition, FutexSignal signal, long deadline, long nextPeerCheck, CancellationToken cancellationToken)
-        where TCondition : struct, IWaitCondition
+    /// <summary>
+    /// The policy of a wait for any of several inputs, given the policy so far and one more input's: it
+    /// spins if any input spins; otherwise it is hybrid, awake for the longest spin time of the hybrid
+    /// inputs; otherwise (every input blocks) it blocks. Start from <see cref="WaitPolicy.Block"/> and zero.
+    /// </summary>
+    public static (WaitPolicy Policy, TimeSpan SpinTime) Combine(WaitPolicy policy, TimeSpan spinTime, WaitPolicy inputPolicy, TimeSpan inputSpinTime) =>
+        (policy, inputPolicy) switch
+        {
+            (WaitPolicy.Spin, _) or (_, WaitPolicy.Spin) => (WaitPolicy.Spin, spinTime),
+            (WaitPolicy.Hybrid, WaitPolicy.Hybrid) => (WaitPolicy.Hybrid, inputSpinTime > spinTime ? inputSpinTime : spinTime),
+            (_, WaitPolicy.Hybrid) => (WaitPolicy.Hybrid, inputSpinTime),
+            _ => (policy, spinTime),
+        };
+
+    private static bool Sleep<TCondition, TSignal>(ref TCondition condition, ref TSignal signal, long deadline, long nextPeerCheck, CancellationToken cancellationToken)
+        where TCondition : struct, IWaitCondition, allows ref struct
+        where TSignal : struct, ISleepSignal, allows ref struct
     {
         // A cancellation bumps the futex word, so a sleeper returns at once rather than at the end of its slice.
         using var registration = cancellationToken.CanBeCanceled
-            ? cancellationToken.UnsafeRegister(static s => ((CancelWake)s!).Wake(), CancelWake.For(signal))
+            ? cancellationToken.UnsafeRegister(static s => ((CancelWake)s!).Wake(), CancelWake.For(signal.CancelSignal))
             : default;
         while (true)
         {
-            var observed = signal.BeginSleep();
+            signal.BeginSleep();
             try
             {
                 if (condition.IsSatisfied())
@@ -128,7 +192,7 @@ internal static class Waiter
                 }
 
                 var slice = Math.Min(deadline, nextPeerCheck) - now;
-                signal.Sleep(observed, TimeSpan.FromSeconds((double)slice / Stopwatch.Frequency));
+                signal.Sleep(TimeSpan.FromSeconds((double)slice / Stopwatch.Frequency));
             }
             finally
             {
@@ -146,12 +210,16 @@ internal static class Waiter
 
     /// <summary>Between polls: ends the wait at the deadline, throws on cancellation, and checks the peers when it is time.</summary>
     private static Verdict CheckTimeAndPeers<TCondition>(ref TCondition condition, long deadline, ref long nextPeerCheck, CancellationToken cancellationToken, out long now)
-        where TCondition : struct, IWaitCondition
+        where TCondition : struct, IWaitCondition, allows ref struct
     {
         now = Stopwatch.GetTimestamp();
         if (now >= deadline)
         {
-            return Verdict.TimedOut;
+            // Peers are checked once more before giving up: a caller that waits in slices no longer than
+            // the liveness interval (a worker keeping its heartbeat fresh) would otherwise never check
+            // them. The endpoints limit their own checks to one per interval, across waits.
+            condition.CheckPeers();
+            return condition.IsSatisfied() ? Verdict.Satisfied : Verdict.TimedOut;
         }
 
         cancellationToken.ThrowIfCancellationRequested();

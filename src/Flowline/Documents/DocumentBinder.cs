@@ -16,7 +16,7 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
     public bool AllowNoNodes { get; init; }
 
     private static readonly string[] TopKeys = ["shared_memory", "kernels", "sources", "sinks", "namespace", "plugins"];
-    private static readonly string[] StreamKeys = ["name", "shape", "dtype", "storage", "gpu_device", "cpu_mirror", "notify", "mode", "initial", "depth", "delivery", "wait"];
+    private static readonly string[] StreamKeys = ["name", "shape", "dtype", "storage", "gpu_device", "cpu_mirror", "notify", "mode", "namespace", "initial", "depth", "delivery", "wait"];
     private static readonly string[] KernelKeys =
     [
         "name", "kind", "input", "inputs", "output", "outputs", "auxiliary", "operation", "parameters", "read_timeout", "pause_sleep",
@@ -204,6 +204,27 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
             }
         }
 
+        string? streamNamespace = null;
+        if (Field(map, path, "namespace", required: false) is { } nsNode && String(nsNode, $"{path}.namespace", "a namespace name") is { } nsText)
+        {
+            if (SharedMemoryNamespace.Check(nsText) is { } nsProblem)
+            {
+                Error($"{path}.namespace", nsNode, $"namespace '{ErrorCollector.Quote(nsText)}' is not valid: {nsProblem}");
+            }
+            else if (mode != RegionMode.Attach)
+            {
+                Error($"{path}.namespace", nsNode, "a stream of another namespace belongs to the pipeline that creates it: give it mode: attach");
+            }
+            else if (map.Find("initial") is not null)
+            {
+                Error($"{path}.namespace", nsNode, "a stream of another namespace belongs to the pipeline that creates it: this one cannot write initial values into it");
+            }
+            else
+            {
+                streamNamespace = nsText;
+            }
+        }
+
         int? depth = null;
         if (Field(map, path, "depth", required: false) is { } depthNode && Int(depthNode, $"{path}.depth", "a power of two from 2 to 1,048,576") is { } d)
         {
@@ -244,6 +265,7 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
             Storage = storage,
             Notify = notify,
             Mode = mode,
+            Namespace = streamNamespace,
             Initial = initial,
             Depth = depth,
             Delivery = delivery is null ? null : (Delivery)delivery,

@@ -65,6 +65,7 @@ internal static class DocumentWriter
         };
         Put(o, "storage", s.Storage);
         Put(o, "mode", s.Mode?.ToName());
+        Put(o, "namespace", s.Namespace);
         Put(o, "notify", s.Notify);
         if (s.Initial is { } initial)
         {

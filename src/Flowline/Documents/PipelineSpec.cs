@@ -74,6 +74,12 @@ public sealed record StreamSpec
     /// <summary><c>mode</c>: how the manager opens the stream; null means <c>create_or_attach</c>.</summary>
     public RegionMode? Mode { get; init; }
 
+    /// <summary>
+    /// <c>namespace</c> (Flowline): the namespace of a stream another pipeline creates (with
+    /// <c>mode: attach</c> only); null means the pipeline's own namespace.
+    /// </summary>
+    public string? Namespace { get; init; }
+
     /// <summary><c>initial</c>: the frame written into the stream at every build.</summary>
     public InitialSpec? Initial { get; init; }
 

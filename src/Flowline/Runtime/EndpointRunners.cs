@@ -28,7 +28,7 @@ internal sealed class SourceRunner : WorkerRunner
         try
         {
             outputs = [.. spec.Streams.Select(name => OpenWriter(plan, name))];
-            auxiliary = [.. spec.Auxiliary.Select(a => Own(new AuxiliaryInput(plan.Namespace, a.Stream)))];
+            auxiliary = OpenAuxiliary(plan, spec);
             source = plan.Pipeline.CreateSource(spec.Name);
         }
         catch
@@ -111,7 +111,7 @@ internal sealed class SinkRunner : WorkerRunner
         {
             input = OpenReader(plan, spec.Stream, plan.TriggerReader(spec, spec.Stream));
             outputs = [.. spec.Outputs.Select(name => OpenWriter(plan, name))];
-            auxiliary = [.. spec.Auxiliary.Select(a => Own(new AuxiliaryInput(plan.Namespace, a.Stream)))];
+            auxiliary = OpenAuxiliary(plan, spec);
             sink = plan.Pipeline.CreateSink(spec.Name);
         }
         catch

@@ -43,7 +43,7 @@ internal sealed class KernelRunner : WorkerRunner
         try
         {
             inputs = [.. spec.Inputs.Select(name => OpenReader(plan, name, plan.TriggerReader(spec, name)))];
-            auxiliary = [.. spec.Auxiliary.Select(a => Own(new AuxiliaryInput(plan.Namespace, a.Stream)))];
+            auxiliary = OpenAuxiliary(plan, spec);
             outputs = [.. spec.Outputs.Select(name => OpenWriter(plan, name))];
             kernel = pipeline.CreateKernel(spec.Name);
         }
@@ -207,9 +207,29 @@ internal sealed class KernelRunner : WorkerRunner
         return true;
     }
 
-    /// <summary>With every input held: true if their frame ids agree; otherwise drops the older frames (drop_older) and counts the skew.</summary>
+    /// <summary>
+    /// With every input held: true if their frame ids agree; otherwise drops the older frames (drop_older)
+    /// and counts the skew. A <c>latest</c> frame the writer overwrote while the others were awaited is let
+    /// go first (counted as torn by its reader) and taken again: its frame id says nothing.
+    /// </summary>
     private bool FrameIdsMatch()
     {
+        var intact = true;
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            if (!inputs[i].IsStillIntact(headers[i].Sequence))
+            {
+                inputs[i].Increment();
+                looked[i] = false;
+                intact = false;
+            }
+        }
+
+        if (!intact)
+        {
+            return false;
+        }
+
         var newest = headers[0].FrameId;
         var agree = true;
         for (var i = 1; i < inputs.Length; i++)

@@ -99,7 +99,7 @@ public sealed partial class PipelineManager
             }
 
             ValidateSettings(settings);
-            var input = new SyntheticInput(Namespace, streamName, settings, OnSyntheticError);
+            var input = new SyntheticInput(Plan.NamespaceOf(streamName), streamName, settings, OnSyntheticError);
             synthetic[streamName] = input;
             Emit("synthetic_started", input.Status());
             status = input.Status();
@@ -364,6 +364,7 @@ public sealed partial class PipelineManager
             },
             ["skipped_per_input"] = skipped,
             ["torn_frames"] = m.TornFrames,
+            ["auxiliary_torn_copies"] = m.AuxiliaryTornCopies,
             ["cpu_percent"] = slot.CpuPercent,
             ["rss_bytes"] = rss,
         };

@@ -43,6 +43,8 @@ public sealed partial class PipelineManager : IDisposable
     private readonly string? workerPath;
     private readonly IReadOnlyList<string> kindAssemblies;
     private volatile bool disposed;
+    private NamespaceLease? lease;
+    private string? serverUrl;
     private long nextEventId = 1;
     private long lastMetricsNs;
     private long lastCpuNs;
@@ -85,6 +87,26 @@ public sealed partial class PipelineManager : IDisposable
     /// <summary>The state now.</summary>
     public PipelineState State { get; private set; } = PipelineState.Initialized;
 
+    /// <summary>
+    /// The URL of the control server that serves this manager, if any: recorded with the namespace's
+    /// lease, so that a second manager refused on the same namespace can say where this one is.
+    /// </summary>
+    public string? ServerUrl
+    {
+        get => serverUrl;
+        set
+        {
+            lock (gate)
+            {
+                serverUrl = value;
+                if (lease is not null)
+                {
+                    lease.ServerUrl = value;
+                }
+            }
+        }
+    }
+
     /// <summary>Loads and validates a document, and creates a manager for it.</summary>
     public static PipelineManager Open(string path, PipelineManagerOptions? options = null) => new(PipelineDocument.Load(path), options);
 
@@ -100,14 +122,24 @@ public sealed partial class PipelineManager : IDisposable
                 throw new DocumentValidationException(check.Errors);
             }
 
+            // One manager per namespace, taken before anything is written; a dead holder's leftovers go.
+            lease ??= NamespaceLease.Acquire(Namespace, serverUrl);
             try
             {
+                if (lease.Previous is not null)
+                {
+                    // A manager died holding the namespace: its workers must be gone before its leftovers are judged.
+                    OrphanWorkers.End(Namespace, TimeSpan.FromSeconds(3));
+                }
+
+                SharedMemoryCollector.Collect(Namespace);
+                SharedMemoryCollector.Collect(Plan.ControlNamespace);
                 foreach (var spec in Pipeline.Spec.Streams)
                 {
                     SharedStream stream;
                     try
                     {
-                        stream = SharedStream.Open(Namespace, spec.Name, spec.Format, spec.Mode ?? RegionMode.CreateOrAttach, Plan.OptionsOf(spec.Name));
+                        stream = SharedStream.Open(Plan.NamespaceOf(spec.Name), spec.Name, spec.Format, spec.Mode ?? RegionMode.CreateOrAttach, Plan.OptionsOf(spec.Name));
                     }
                     catch (Exception e) when (e is SharedMemoryException or IOException or UnauthorizedAccessException)
                     {
@@ -649,6 +681,8 @@ public sealed partial class PipelineManager : IDisposable
 
         streams.Clear();
         createdStreams.Clear();
+        lease?.Dispose();
+        lease = null;
     }
 
     /// <summary>True for a worker that ended by itself without failing (a task whose function returned).</summary>

@@ -122,6 +122,9 @@ public sealed class PipelinePlan
     /// <summary>The workers, in start order: sinks, tasks, kernels, then sources.</summary>
     public IReadOnlyList<WorkerPlan> Workers { get; }
 
+    /// <summary>The namespace of <paramref name="stream"/>: its own <c>namespace</c> (a stream another pipeline creates), else the pipeline's.</summary>
+    public string NamespaceOf(string stream) => Pipeline.Spec.FindStream(stream)?.Namespace ?? Namespace;
+
     /// <summary>The ring options of a stream.</summary>
     public StreamOptions OptionsOf(string stream) => streamOptions[stream];
 

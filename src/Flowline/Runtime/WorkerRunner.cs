@@ -1,3 +1,4 @@
+using Flowline.Documents;
 using Flowline.SharedMemory;
 
 namespace Flowline.Runtime;
@@ -81,16 +82,20 @@ internal abstract class WorkerRunner : IDisposable
     /// <summary>Opens a reader of stream <paramref name="name"/>, disposed with the runner.</summary>
     protected StreamReader<byte> OpenReader(PipelinePlan plan, string name, ReaderOptions options)
     {
-        var stream = Own(SharedStream.Attach(plan.Namespace, name));
+        var stream = Own(SharedStream.Attach(plan.NamespaceOf(name), name));
         return Own(stream.OpenReader<byte>(options));
     }
 
     /// <summary>Opens the writer of stream <paramref name="name"/>, disposed with the runner.</summary>
     protected StreamWriter<byte> OpenWriter(PipelinePlan plan, string name)
     {
-        var stream = Own(SharedStream.Attach(plan.Namespace, name));
+        var stream = Own(SharedStream.Attach(plan.NamespaceOf(name), name));
         return Own(stream.OpenWriter<byte>(plan.Writer(name)));
     }
+
+    /// <summary>Opens <paramref name="node"/>'s auxiliary inputs, disposed with the runner; their torn copies count in the worker's figures.</summary>
+    protected AuxiliaryInput[] OpenAuxiliary(PipelinePlan plan, NodeSpec node) =>
+        [.. node.Auxiliary.Select(a => Own(new AuxiliaryInput(plan.NamespaceOf(a.Stream), a.Stream, Reporter)))];
 
     /// <summary>Disposes <paramref name="resource"/> with the runner (in reverse order of taking).</summary>
     protected T Own<T>(T resource)

@@ -83,6 +83,7 @@ internal sealed class WorkerSlot : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        RemoveSecrets(info.Environment);
         info.ArgumentList.Add(workerPath);
         info.ArgumentList.Add(manifest.Namespace);
         info.ArgumentList.Add(Plan.Name);
@@ -114,6 +115,19 @@ internal sealed class WorkerSlot : IDisposable
         p.BeginErrorReadLine();
         p.StandardInput.Write(manifest.ToJson());
         p.StandardInput.Close();
+    }
+
+    /// <summary>
+    /// Removes what a worker must not inherit: the control plane's tokens (<c>FLOWLINE_TOKEN</c>,
+    /// <c>FLOWLINE_TOKEN_FILE</c> and any other <c>FLOWLINE_TOKEN*</c> variable). A worker runs kinds from
+    /// plugins, which must not be able to read an admin token.
+    /// </summary>
+    internal static void RemoveSecrets(IDictionary<string, string?> environment)
+    {
+        foreach (var name in environment.Keys.Where(k => k.StartsWith("FLOWLINE_TOKEN", StringComparison.Ordinal)).ToList())
+        {
+            environment.Remove(name);
+        }
     }
 
     /// <summary>Starts the worker on a thread of this process.</summary>

@@ -5,19 +5,29 @@ using Flowline.SharedMemory;
 namespace Flowline.Runtime;
 
 /// <summary>
-/// An auxiliary input: the newest frame of a stream, copied into a buffer of the worker's own whenever
-/// the stream publishes a new one (a check after the copy catches a writer that lapped the ring
-/// meanwhile). A matrix that never changes is copied once; a computation never sees a torn frame and
-/// never holds its writer back. Zeros until the stream's first frame.
+/// An auxiliary input: the newest intact frame of a stream, copied into a buffer of the worker's own
+/// whenever the stream publishes a new one. A copy goes into a scratch buffer and is checked afterwards
+/// (the writer may have lapped the ring meanwhile); only an intact copy replaces the frame the worker
+/// computes with, so a computation never sees a torn frame and never holds its writer back. A matrix
+/// that never changes is copied once. Zeros until the stream's first frame.
 /// </summary>
 internal sealed class AuxiliaryInput : IDisposable
 {
+    /// <summary>Copies tried per <see cref="Refresh"/>: a writer that laps every copy must not hold the computation back.</summary>
+    public const int MaxAttempts = 4;
+
     private readonly SharedStream stream;
     private readonly StreamReader<byte> reader;
-    private readonly byte[] copy;
+    private readonly WorkerReporter? reporter;
+
+    // Invariant: `frame` holds the intact copy of frame `sequence` (zeros while it is -1); `scratch` is
+    // free to be written. They change places only when a copy into `scratch` proved intact.
+    private byte[] frame;
+    private byte[] scratch;
     private long sequence = -1;
 
-    public AuxiliaryInput(string @namespace, string name)
+    /// <summary>Attaches to stream <paramref name="name"/>; torn copies are also counted in <paramref name="reporter"/>'s figures.</summary>
+    public AuxiliaryInput(string @namespace, string name, WorkerReporter? reporter = null)
     {
         stream = SharedStream.Attach(@namespace, name);
         try
@@ -30,28 +40,40 @@ internal sealed class AuxiliaryInput : IDisposable
             throw;
         }
 
-        copy = new byte[stream.Format.FrameBytes];
+        this.reporter = reporter;
+        frame = new byte[stream.Format.FrameBytes];
+        scratch = new byte[stream.Format.FrameBytes];
     }
 
-    /// <summary>The frame to compute with: refreshed if the stream published since the last call.</summary>
+    /// <summary>Copies discarded because the writer overwrote the frame while it was copied.</summary>
+    public long TornCopies { get; private set; }
+
+    /// <summary>The frame to compute with: the newest intact copy, refreshed if the stream published since the last call.</summary>
     public ReadOnlyMemory<byte> Refresh()
     {
-        for (var attempt = 0; attempt < 16; attempt++)
+        for (var attempt = 0; attempt < MaxAttempts; attempt++)
         {
-            if (!reader.PeekNewest(out var frame, out var header) || header.Sequence == sequence)
+            if (!reader.PeekNewest(out var newest, out var header) || header.Sequence == sequence)
             {
                 break;
             }
 
-            frame.Span.CopyTo(copy);
+            newest.Span.CopyTo(scratch);
             if (reader.IsStillIntact(header.Sequence))
             {
+                (frame, scratch) = (scratch, frame);
                 sequence = header.Sequence;
                 break;
             }
+
+            TornCopies++;
+            if (reporter is not null)
+            {
+                reporter.Counters.AuxiliaryTornCopies++;
+            }
         }
 
-        return copy;
+        return frame;
     }
 
     public void Dispose()
@@ -72,16 +94,26 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
 
     private long lastPublishNs;
     private WorkerMetrics metrics;
+    private Action<WorkerReporter>? collect;
 
     public MetricsWindow Window { get; } = new();
 
     /// <summary>The counters the worker keeps beside the window (frame sync, missed writes, outputs).</summary>
     public ref WorkerMetrics Counters => ref metrics;
 
-    /// <summary>Beats, and publishes on the first frame, when the interval has passed, or when forced.</summary>
+    /// <summary>
+    /// Beats, and publishes on the first frame, when the interval has passed, or when forced. The counters
+    /// are collected by <paramref name="beforePublish"/>, or by the last one given (so that the final,
+    /// forced publication of a stopping worker carries its latest counters too).
+    /// </summary>
     public void Tick(Action<WorkerReporter>? beforePublish = null, bool force = false)
     {
         control.Beat();
+        if (beforePublish is not null)
+        {
+            collect = beforePublish;
+        }
+
         var now = MonotonicClock.NowNs();
         // Published on the first frame, then at most every interval (shmpipeline's rule).
         var first = metrics.FramesProcessed == 0 && Window.Frames > 0;
@@ -91,7 +123,7 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
         }
 
         lastPublishNs = now;
-        beforePublish?.Invoke(this);
+        collect?.Invoke(this);
         Window.Fill(ref metrics);
         metrics.PublishedNs = now;
         control.WriteMetrics(metrics);

@@ -37,6 +37,7 @@ public sealed class ControlBlockTests : ShmTest
             SyncTimeouts = k,
             MissedWrites = k,
             TornFrames = k,
+            AuxiliaryTornCopies = k,
         };
         for (var i = 0; i < WorkerMetrics.MaxInputs; i++)
         {
@@ -70,6 +71,7 @@ public sealed class ControlBlockTests : ShmTest
             (nameof(m.SyncTimeouts), m.SyncTimeouts == k),
             (nameof(m.MissedWrites), m.MissedWrites == k),
             (nameof(m.TornFrames), m.TornFrames == k),
+            (nameof(m.AuxiliaryTornCopies), m.AuxiliaryTornCopies == k),
         ];
         foreach (var (name, equal) in fields)
         {
@@ -257,6 +259,7 @@ public sealed class ControlBlockTests : ShmTest
             SyncTimeouts = 17,
             MissedWrites = 18,
             TornFrames = 19,
+            AuxiliaryTornCopies = 20,
         };
         for (var i = 0; i < WorkerMetrics.MaxInputs; i++)
         {
@@ -269,6 +272,7 @@ public sealed class ControlBlockTests : ShmTest
         Assert.Equal(BytesOf(written), BytesOf(read));
         Assert.Equal(4.5, read.AvgExecNs);
         Assert.Equal(19, read.TornFrames);
+        Assert.Equal(20, read.AuxiliaryTornCopies);
         for (var i = 0; i < WorkerMetrics.MaxInputs; i++)
         {
             Assert.Equal(100 + i, read.SkippedPerInput[i]);

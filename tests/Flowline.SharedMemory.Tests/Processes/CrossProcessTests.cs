@@ -128,6 +128,56 @@ public sealed class CrossProcessTests(ITestOutputHelper output) : ShmTest
         Assert.Empty(stats.Readers);
     }
 
+    /// <summary>
+    /// Workers wait in slices of the liveness interval (to keep their heartbeat fresh): a writer waiting so
+    /// must still find its killed reader, or a pipeline stalls for good after a kernel is killed.
+    /// </summary>
+    [Fact]
+    public void KilledReader_IsReclaimed_WhenTheWriterWaitsInSlicesOfTheLivenessInterval()
+    {
+        var stream = Own(SharedStream.Open(Ns, "sliced", Words(8), RegionMode.Create, new StreamOptions { CapacityFrames = 4 }));
+        var peer = StartPeer("read", "--name", "sliced", "--capacity", "4", "--hang", "true");
+        peer.Expect("ready");
+        var writer = Own(stream.OpenWriter<ulong>());
+        var frame = new ulong[8];
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.Equal(WriteStatus.Ok, writer.Write(frame, TimeSpan.Zero));
+        }
+
+        peer.Kill();
+        var slices = 0;
+        while (writer.Write(frame, WaitTuning.LivenessInterval) == WriteStatus.Timeout && ++slices < 50)
+        {
+        }
+
+        output.WriteLine($"the writer got space after {slices} slices");
+        Assert.True(slices < 50, "the writer waited 50 slices of the liveness interval without reclaiming the killed reader");
+        Assert.Equal(1, stream.GetStatistics().ReclaimedReaders);
+    }
+
+    /// <summary>The same for a reader waiting in slices for a writer that was killed.</summary>
+    [Fact]
+    public void KilledWriter_IsReported_WhenTheReaderWaitsInSlicesOfTheLivenessInterval()
+    {
+        var stream = Own(SharedStream.Open(Ns, "sliced-src", Words(8), RegionMode.Create));
+        var reader = Own(stream.OpenReader<ulong>());
+        var peer = StartPeer("write", "--name", "sliced-src", "--count", "1", "--hang", "true");
+        peer.Expect("written");
+        peer.Kill();
+        var frame = new ulong[8];
+        Assert.Equal(ReadStatus.Ok, reader.ReadInto(frame, Bound));
+
+        var slices = 0;
+        ReadStatus status;
+        while ((status = reader.ReadInto(frame, WaitTuning.LivenessInterval)) == ReadStatus.Timeout && ++slices < 50)
+        {
+        }
+
+        output.WriteLine($"writer death reported after {slices} slices");
+        Assert.Equal(ReadStatus.WriterGone, status);
+    }
+
     [Fact]
     public void KilledWriter_IsReportedToItsReader_AfterTheDrain()
     {

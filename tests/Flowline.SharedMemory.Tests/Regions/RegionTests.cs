@@ -127,7 +127,7 @@ public sealed class RegionTests : ShmTest
     [Fact]
     public void Attach_ToAFileThatIsNotARegion_SaysSo()
     {
-        Directory.CreateDirectory(SharedMemoryNamespace.DirectoryOf(Ns));
+        Directory.CreateDirectory(SharedMemoryNamespace.DirectoryOf(Ns), UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         File.WriteAllBytes(SharedMemoryNamespace.PathOf(Ns, "junk"), new byte[300]);
         var error = Assert.Throws<RegionLayoutException>(() => SharedStream.Open(Ns, "junk", Format, RegionMode.CreateOrAttach));
         Assert.Contains("is not a Flowline region", error.Message, StringComparison.Ordinal);

@@ -219,6 +219,14 @@ public sealed class DocumentFieldTests
     }
 
     [Fact]
+    public void Stream_OfAnotherNamespace_BindsItAndRoundTrips()
+    {
+        var spec = Spec(Stream("mode: attach\nnamespace: camera-host"));
+        Assert.Equal("camera-host", spec.Streams[0].Namespace);
+        Assert.Contains("namespace: camera-host", PipelineDocument.ToYaml(spec), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Stream_EveryOptionalField_BindsItsValue()
     {
         var spec = Spec(Stream("storage: cpu\nnotify: false\nmode: attach\ndepth: 16\ndelivery: latest\nwait: spin\ninitial: {pattern: constant, value: 2.5}"));
@@ -233,6 +241,7 @@ public sealed class DocumentFieldTests
         Assert.Equal(Delivery.Latest, s.Delivery);
         Assert.Equal(WaitPolicy.Spin, s.Wait);
         Assert.Equal(new ConstantInitial(2.5), s.Initial);
+        Assert.Null(s.Namespace);
     }
 
     [Fact]
@@ -297,7 +306,10 @@ public sealed class DocumentFieldTests
     [InlineData("depth: many", "shared_memory[0].depth", "must be a power of two from 2 to 1,048,576, not 'many'", 5)]
     [InlineData("delivery: losless", "shared_memory[0].delivery", "valid values are lossless, latest (did you mean 'lossless'?)", 5)]
     [InlineData("wait: sleep", "shared_memory[0].wait", "unknown value 'sleep'; valid values are hybrid, spin, block", 5)]
-    [InlineData("depht: 4", "shared_memory[0].depht", "unknown key 'depht' (did you mean 'depth'?); valid keys are name, shape, dtype, storage, gpu_device, cpu_mirror, notify, mode, initial, depth, delivery, wait", 5)]
+    [InlineData("depht: 4", "shared_memory[0].depht", "unknown key 'depht' (did you mean 'depth'?); valid keys are name, shape, dtype, storage, gpu_device, cpu_mirror, notify, mode, namespace, initial, depth, delivery, wait", 5)]
+    [InlineData("mode: attach\nnamespace: ../camera", "shared_memory[0].namespace", "namespace '../camera' is not valid: it starts with '.'", 6)]
+    [InlineData("namespace: camera", "shared_memory[0].namespace", "belongs to the pipeline that creates it: give it mode: attach", 5)]
+    [InlineData("mode: attach\nnamespace: camera\ninitial: {pattern: constant, value: 1}", "shared_memory[0].namespace", "cannot write initial values into it", 6)]
     public void StreamField_InvalidValue_ReportsPathValidValuesAndLine(string field, string path, string text, int line) =>
         Docs.Single(Stream(field), path, text, line);
 

@@ -89,7 +89,7 @@ public sealed class SharedMemoryCapacityTests : RuntimeTest
 
         var manager = Manager(yaml);
         manager.Build();
-        var created = Directory.GetFiles(SharedMemoryNamespace.DirectoryOf(Namespace)).Sum(f => new FileInfo(f).Length);
+        var created = SharedMemoryNamespace.List(Namespace).Sum(name => new FileInfo(SharedMemoryNamespace.PathOf(Namespace, name)).Length); // regions, not the lease
 
         Assert.Equal(created, needed);
         Assert.Equal(0, SharedMemoryCapacity.NeededBytes(pipeline));

@@ -133,6 +133,57 @@ public sealed class PipelineDataTests : RuntimeTest
         }
     }
 
+    /// <summary>
+    /// A <c>latest</c> frame held while the other input is awaited can be overwritten meanwhile: its frame id
+    /// is not matched on; the frame is let go and the input's newest frame taken instead.
+    /// </summary>
+    [Fact]
+    public void MatchingFrameId_NeverMatchesOnALatestFrameOverwrittenWhileTheOtherInputWasAwaited()
+    {
+        var manager = Manager("""
+            plugins: [plugins/Flowline.Tests.Plugin.dll]
+            shared_memory:
+              - {name: left, shape: [4], dtype: float32, depth: 2}
+              - {name: right, shape: [4], dtype: float32, depth: 2}
+              - {name: ids, shape: [2], dtype: float32, delivery: lossless}
+            kernels:
+              - name: pair
+                kind: test.frame_ids
+                inputs: [left, right]
+                output: ids
+                trigger_policy: all_new
+                synchronization: {mode: matching_frame_id, on_skew: drop_older}
+                propagate_frame_id: true
+                placement: thread
+            """);
+        manager.Build();
+        using var left = SharedStream.Attach(manager.Namespace, "left");
+        using var right = SharedStream.Attach(manager.Namespace, "right");
+        using var ids = SharedStream.Attach(manager.Namespace, "ids");
+        using var leftWriter = left.OpenWriter<float>();
+        using var rightWriter = right.OpenWriter<float>();
+        using var output = ids.OpenReader<float>(new ReaderOptions { Delivery = Delivery.Lossless });
+        manager.Start();
+
+        leftWriter.Write(new float[4], new FrameStamp(1, 0));
+        WaitUntil(() => right.GetStatistics().SleepingReaders > 0, "the kernel holds left's frame 1 and sleeps on right");
+        leftWriter.Write(new float[4], new FrameStamp(2, 0));
+        leftWriter.Write(new float[4], new FrameStamp(3, 0)); // overwrites the slot of the held frame 1 (depth 2)
+        rightWriter.Write(new float[4], new FrameStamp(1, 0));
+        WaitUntil(() => right.GetStatistics().Readers.Single().Position == 1, "the kernel took right's frame 1");
+        rightWriter.Write(new float[4], new FrameStamp(3, 0));
+
+        var frame = new float[2];
+        Assert.Equal(ReadStatus.Ok, output.ReadInto(frame, out var header, TimeSpan.FromSeconds(20)));
+        Assert.Equal([3f, 3f], frame);
+        Assert.Equal(3UL, header.FrameId);
+        WaitUntil(() => Frames(manager, "pair") >= 1, "the kernel publishes its figures");
+        var pair = manager.Status()["workers"]!["pair"]!;
+        Assert.Equal(0, (long)pair["torn_frames"]!);
+        Assert.Equal(1, left.GetStatistics().Readers.Single().TornCopies);
+        Assert.Equal(ReadStatus.Timeout, output.ReadInto(frame, TimeSpan.Zero));
+    }
+
     [Fact]
     public void PluginSourceAndStatefulSink_RunInWorkers_WithFeedbackAndPluginMetrics()
     {

@@ -189,7 +189,7 @@ public sealed class PipelineManagerTests : RuntimeTest
             "pid", "cpu_slot", "frames_processed", "last_exec_ms", "last_exec_us", "avg_exec_ms", "avg_exec_us", "jitter_us_rms",
             "throughput_hz", "runtime_s", "last_output_count", "metrics_window", "frame_sync_skew_events",
             "frame_sync_skipped_generations", "frame_sync_timeouts", "alive", "exitcode", "health", "idle_s", "last_metric_age_s",
-            "latency_us", "skipped_per_input", "cpu_percent", "rss_bytes",
+            "latency_us", "skipped_per_input", "torn_frames", "auxiliary_torn_copies", "cpu_percent", "rss_bytes",
         })
         {
             Assert.True(copy.ContainsKey(key), $"worker status lacks '{key}'");
@@ -248,6 +248,75 @@ public sealed class PipelineManagerTests : RuntimeTest
         var before = Frames(second, "sink");
         WaitUntil(() => Frames(second, "sink") > before + 10, "the second pipeline keeps running");
         second.Shutdown();
+    }
+
+    [Fact]
+    public void ASecondManagerOnTheSameNamespace_IsRefusedBeforeItWritesAnything_NamingTheFirst()
+    {
+        // The second document would overwrite the first's input with its initial values and replace its control blocks.
+        var first = Manager(CopyPipeline);
+        first.ServerUrl = "http://127.0.0.1:8765";
+        first.Build();
+        first.Start();
+        WaitUntil(() => Frames(first, "sink") > 10, "the first pipeline delivers");
+        var controlBlocks = SharedMemoryNamespace.List(first.Plan.ControlNamespace);
+        var second = Manager(CopyPipeline.Replace("{name: input, shape: [64], dtype: float32}", "{name: input, shape: [64], dtype: float32, initial: {pattern: constant, value: 7}}", StringComparison.Ordinal));
+
+        var refused = Assert.Throws<NamespaceInUseException>(second.Build);
+        Assert.Equal(Environment.ProcessId, refused.Holder.Pid);
+        Assert.Contains("served at http://127.0.0.1:8765", refused.Message, StringComparison.Ordinal);
+        Assert.Equal(PipelineState.Initialized, second.State);
+        Assert.Equal(controlBlocks, SharedMemoryNamespace.List(first.Plan.ControlNamespace));
+        var before = Frames(first, "sink");
+        WaitUntil(() => Frames(first, "sink") > before + 10, "the first pipeline keeps running");
+        Assert.Empty(first.Status()["failures"]!.AsArray());
+
+        first.Shutdown();
+        second.Build(); // free once the first has let go
+        Assert.Equal(PipelineState.Built, second.State);
+        second.Shutdown();
+    }
+
+    [Fact]
+    public void AFailedBuild_LetsGoOfTheNamespace_AndLeavesNoDirectory()
+    {
+        var broken = Manager(CopyPipeline.Replace("{name: output, shape: [64], dtype: float32}", "{name: output, shape: [64], dtype: float32, mode: attach}", StringComparison.Ordinal));
+        Assert.Throws<InvalidOperationException>(broken.Build);
+        Assert.False(Directory.Exists(SharedMemoryNamespace.DirectoryOf(Namespace)));
+        Assert.Null(NamespaceLease.HolderOf(Namespace));
+
+        var next = Manager(CopyPipeline);
+        next.Build();
+        Assert.Equal(PipelineState.Built, next.State);
+        next.Shutdown();
+    }
+
+    [Fact]
+    public void WorkerProcesses_DoNotInheritTheControlPlanesTokens()
+    {
+        var names = new[] { "FLOWLINE_TOKEN", "FLOWLINE_TOKEN_FILE" };
+        foreach (var name in names)
+        {
+            Environment.SetEnvironmentVariable(name, "secret-" + name);
+        }
+
+        try
+        {
+            var manager = Manager(CopyPipeline);
+            manager.Build();
+            manager.Start();
+            var pid = (int)manager.Status()["workers"]!["copy"]!["pid"]!;
+            var environment = File.ReadAllText($"/proc/{pid}/environ").Split('\0');
+            Assert.Contains(environment, e => e.StartsWith("PATH=", StringComparison.Ordinal)); // the rest is inherited
+            Assert.DoesNotContain(environment, e => e.StartsWith("FLOWLINE_TOKEN", StringComparison.Ordinal));
+        }
+        finally
+        {
+            foreach (var name in names)
+            {
+                Environment.SetEnvironmentVariable(name, null);
+            }
+        }
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
 using Flowline.Documents;
 using Flowline.Runtime;
 using Flowline.SharedMemory;
@@ -64,39 +63,8 @@ public abstract class RuntimeTest : IDisposable
     protected IReadOnlyList<int> WorkerChildren() => WorkerChildren(managers.Select(m => m.Namespace).Append(Namespace));
 
     /// <summary>Worker processes of this test process, in one of <paramref name="namespaces"/>, still alive (not zombies).</summary>
-    private static List<int> WorkerChildren(IEnumerable<string> namespaces)
-    {
-        var wanted = namespaces.ToHashSet(StringComparer.Ordinal);
-        var me = Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
-        var found = new List<int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid))
-            {
-                continue;
-            }
-
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                var worker = Array.FindIndex(arguments, a => a.EndsWith("Flowline.Worker.dll", StringComparison.Ordinal));
-                if (fields[1] == me && fields[0] != "Z" && worker >= 0 && worker + 1 < arguments.Length && wanted.Contains(arguments[worker + 1]))
-                {
-                    found.Add(pid);
-                }
-            }
-            catch (IOException)
-            {
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
-        }
-
-        return found;
-    }
+    private static List<int> WorkerChildren(IEnumerable<string> namespaces) =>
+        [.. OrphanWorkers.Scan(namespaces.ToHashSet(StringComparer.Ordinal)).Where(w => w.ParentPid == Environment.ProcessId).Select(w => w.Pid)];
 
     /// <summary>Shuts every manager down and checks that nothing is left.</summary>
     public void Dispose()

@@ -1,0 +1,25 @@
+"""Flowline for Python: read and write Flowline's shared-memory streams as numpy arrays.
+
+A second implementation of ``docs/shared-memory.md`` beside the C# one, over numpy and the standard library.
+"""
+
+from ._region import FlowlineError, LayoutMismatchError, RegionExistsError, RegionNotFoundError, StaleRegionError
+from .event import Event
+from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, StreamEnded, Writer, WriterGone, wait_any
+
+__all__ = [
+    "EndOfStream", "Event", "FlowlineError", "FrameHeader", "FrameTimeout", "LayoutMismatchError", "Reader", "RegionExistsError", "RegionNotFoundError",
+    "StaleRegionError", "Stream", "StreamEnded", "Writer", "WriterGone", "attach", "create", "wait_any",
+]
+__version__ = "0.1.0"
+
+
+def attach(namespace: str, name: str, dtype: object = None, shape: "tuple[int, ...] | None" = None) -> Stream:
+    """Attaches to the stream ``namespace/name`` under /dev/shm/flowline; with ``dtype`` or ``shape``, its
+    frames must have them (else :class:`LayoutMismatchError`)."""
+    return Stream(namespace, name, dtype, shape)
+
+
+def create(namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int = 32, max_readers: int = 8) -> Stream:
+    """Creates the stream ``namespace/name`` (see :meth:`Stream.create`)."""
+    return Stream.create(namespace, name, dtype, shape, capacity, max_readers)

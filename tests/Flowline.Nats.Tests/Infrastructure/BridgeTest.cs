@@ -1,0 +1,98 @@
+using Flowline.Nats.Tests.Infrastructure;
+using Flowline.SharedMemory;
+
+[assembly: AssemblyFixture(typeof(LeakGuard))]
+
+namespace Flowline.Nats.Tests.Infrastructure;
+
+/// <summary>
+/// Base of the bridge tests: two namespaces standing for two hosts, a server, and a teardown that
+/// disposes the bridges, kills the server and removes both namespaces, failing if a region was half-made.
+/// </summary>
+public abstract class BridgeTest : IAsyncLifetime
+{
+    private readonly List<IAsyncDisposable> asyncOwned = [];
+    private readonly List<IDisposable> owned = [];
+
+    /// <summary>The first host's namespace (where the frames are written).</summary>
+    protected string HostA { get; } = LeakGuard.Prefix + Guid.NewGuid().ToString("N")[..10];
+
+    /// <summary>The second host's namespace (where the bridge writes them again).</summary>
+    protected string HostB { get; } = LeakGuard.Prefix + Guid.NewGuid().ToString("N")[..10];
+
+    /// <summary>The bound of every wait in these tests.</summary>
+    protected static TimeSpan Bound => TimeSpan.FromSeconds(30);
+
+    /// <summary>A subject of this test's own.</summary>
+    protected static string NewSubject() => "flowline.test." + Guid.NewGuid().ToString("N")[..12];
+
+    /// <summary>Disposes <paramref name="resource"/> at teardown, in reverse order.</summary>
+    protected T Own<T>(T resource)
+        where T : IDisposable
+    {
+        owned.Add(resource);
+        return resource;
+    }
+
+    /// <summary>Disposes <paramref name="resource"/> at teardown, before the synchronous resources.</summary>
+    protected T OwnAsync<T>(T resource)
+        where T : IAsyncDisposable
+    {
+        asyncOwned.Add(resource);
+        return resource;
+    }
+
+    public ValueTask InitializeAsync() => ValueTask.CompletedTask;
+
+    public async ValueTask DisposeAsync()
+    {
+        GC.SuppressFinalize(this);
+        foreach (var resource in Enumerable.Reverse(asyncOwned))
+        {
+            await resource.DisposeAsync();
+        }
+
+        foreach (var resource in Enumerable.Reverse(owned))
+        {
+            resource.Dispose();
+        }
+
+        var temporaries = new List<string>();
+        foreach (var ns in new[] { HostA, HostB })
+        {
+            var dir = SharedMemoryNamespace.DirectoryOf(ns);
+            if (Directory.Exists(dir))
+            {
+                temporaries.AddRange(Directory.GetFiles(dir, ".*").Select(f => Path.GetFileName(f)));
+            }
+
+            SharedMemoryNamespace.UnlinkAll(ns);
+            if (Directory.Exists(dir))
+            {
+                Directory.Delete(dir, recursive: true);
+            }
+        }
+
+        Assert.Empty(temporaries);
+    }
+}
+
+/// <summary>After the last test: no namespace of these tests under /dev/shm/flowline and no nats-server left.</summary>
+public sealed class LeakGuard : IDisposable
+{
+    public const string Prefix = "flnats-";
+
+    public void Dispose()
+    {
+        var namespaces = SharedMemoryNamespace.ListNamespaces().Where(n => n.StartsWith(Prefix, StringComparison.Ordinal)).ToList();
+        foreach (var ns in namespaces)
+        {
+            SharedMemoryNamespace.UnlinkAll(ns);
+        }
+
+        if (namespaces.Count > 0 || NatsServer.Alive > 0)
+        {
+            throw new InvalidOperationException($"tests left shared memory or servers behind: namespaces [{string.Join(", ", namespaces)}], {NatsServer.Alive} nats-server processes");
+        }
+    }
+}
