@@ -92,14 +92,21 @@ internal sealed record DocMapping(IReadOnlyList<DocEntry> Entries, SourcePositio
 /// <summary>A key and its value.</summary>
 internal sealed record DocEntry(string Key, SourcePosition KeyPosition, DocNode Value);
 
+/// <summary>A document is beyond one of <see cref="DocumentLimits"/>: it was not read further.</summary>
+internal sealed class DocumentLimitException(SpecError error) : Exception(error.Message)
+{
+    /// <summary>The error, naming the bound.</summary>
+    public SpecError Error { get; } = error;
+}
+
 /// <summary>Turns YAML and JSON into <see cref="DocNode"/>s, within <see cref="DocumentLimits"/>.</summary>
 internal static class DocNodes
 {
     /// <summary>
     /// Parses YAML text into nodes with positions, from YamlDotNet's event stream (so that duplicate keys
-    /// reach the binder, which reports them with their path). Syntax errors, and documents nested too
-    /// deeply or holding too many values, become a <see cref="DocumentSyntaxException"/> in plain words
-    /// with the line and column.
+    /// reach the binder, which reports them with their path). Syntax errors become a
+    /// <see cref="DocumentSyntaxException"/> in plain words with the line and column; a document beyond
+    /// <see cref="DocumentLimits"/> a <see cref="DocumentLimitException"/>.
     /// </summary>
     public static DocNode? ParseYaml(string text, string? file)
     {
@@ -182,7 +189,7 @@ internal static class DocNodes
                 case Scalar scalar:
                     if (scalar.Value.Length > DocumentLimits.MaxTextLength)
                     {
-                        throw new DocumentSyntaxException(new SpecError("", TooLong(scalar.Value.Length), file, position));
+                        throw new DocumentLimitException(new SpecError("", TooLong(scalar.Value.Length), file, position));
                     }
 
                     Next();
@@ -254,7 +261,7 @@ internal static class DocNodes
             text += addedText;
             if (Oversized(values, text) is { } problem)
             {
-                throw new DocumentSyntaxException(new SpecError("", $"{problem} (an alias counts as all it repeats); a pipeline document is far smaller", file, position));
+                throw new DocumentLimitException(new SpecError("", $"{problem} (an alias counts as all it repeats); a pipeline document is far smaller", file, position));
             }
         }
 
@@ -262,7 +269,7 @@ internal static class DocNodes
         {
             if (++depth > DocumentLimits.MaxDepth)
             {
-                throw new DocumentSyntaxException(new SpecError(
+                throw new DocumentLimitException(new SpecError(
                     "",
                     $"lists and mappings nest more than {DocumentLimits.MaxDepth} deep here; a pipeline document nests a few levels",
                     file,
@@ -310,7 +317,7 @@ internal static class DocNodes
     internal static SourcePosition Position(Mark mark) => new((int)Math.Min(mark.Line, int.MaxValue), (int)Math.Min(mark.Column, int.MaxValue));
 
     /// <summary>
-    /// Converts a JSON value (an HTTP body); nodes have no position. Throws <see cref="DocumentSyntaxException"/>
+    /// Converts a JSON value (an HTTP body); nodes have no position. Throws <see cref="DocumentLimitException"/>
     /// when it is beyond <see cref="DocumentLimits"/>: too deep, too many values, too much text, or too long a text.
     /// </summary>
     public static DocNode FromJson(JsonNode? node)
@@ -329,17 +336,17 @@ internal static class DocNodes
             };
             if (Oversized(values, text) is { } problem)
             {
-                throw new DocumentSyntaxException(new SpecError("", $"{problem}; a pipeline document is far smaller", null, SourcePosition.None));
+                throw new DocumentLimitException(new SpecError("", $"{problem}; a pipeline document is far smaller", null, SourcePosition.None));
             }
 
             if (json is JsonObject or JsonArray && depth >= DocumentLimits.MaxDepth)
             {
-                throw new DocumentSyntaxException(new SpecError("", $"lists and mappings nest more than {DocumentLimits.MaxDepth} deep; a pipeline document nests a few levels", null, SourcePosition.None));
+                throw new DocumentLimitException(new SpecError("", $"lists and mappings nest more than {DocumentLimits.MaxDepth} deep; a pipeline document nests a few levels", null, SourcePosition.None));
             }
 
             if (json is JsonObject map && map.Select(p => p.Key.Length).DefaultIfEmpty().Max() is var longest && longest > DocumentLimits.MaxTextLength)
             {
-                throw new DocumentSyntaxException(new SpecError("", TooLong(longest), null, SourcePosition.None));
+                throw new DocumentLimitException(new SpecError("", TooLong(longest), null, SourcePosition.None));
             }
 
             return json switch
@@ -358,7 +365,7 @@ internal static class DocNodes
         var kind = value.GetValueKind();
         if (kind == System.Text.Json.JsonValueKind.String && value.GetValue<string>().Length is var length && length > DocumentLimits.MaxTextLength)
         {
-            throw new DocumentSyntaxException(new SpecError("", TooLong(length), null, SourcePosition.None));
+            throw new DocumentLimitException(new SpecError("", TooLong(length), null, SourcePosition.None));
         }
 
         return kind switch

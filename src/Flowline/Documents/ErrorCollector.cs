@@ -83,19 +83,10 @@ internal sealed class ErrorCollector
     }
 
     /// <summary>Names for a message: all of them when few, else the first ten and how many more.</summary>
-    public static string List(IEnumerable<string> names, string none = "(none)")
+    public static string List(IReadOnlyCollection<string> names, string none = "(none)")
     {
-        var shown = new List<string>(MaxListedNames);
-        var count = 0;
-        foreach (var name in names)
-        {
-            if (count++ < MaxListedNames)
-            {
-                shown.Add(name);
-            }
-        }
-
-        return count == 0 ? none : count <= MaxListedNames ? string.Join(", ", shown) : $"{string.Join(", ", shown)} and {count - MaxListedNames:N0} more";
+        var shown = string.Join(", ", names.Take(MaxListedNames));
+        return names.Count == 0 ? none : names.Count <= MaxListedNames ? shown : $"{shown} and {names.Count - MaxListedNames:N0} more";
     }
 
     /// <summary>Text from the document for a message: as it is when short, else its start and its length.</summary>

@@ -50,6 +50,12 @@ public sealed record DocumentCheck(ValidatedPipeline? Pipeline, IReadOnlyList<Sp
 
     /// <summary>True when the text is not well-formed YAML (nothing else was checked).</summary>
     public bool IsSyntaxError { get; init; }
+
+    /// <summary>
+    /// True when the document is beyond one of <see cref="DocumentLimits"/> (too large, too many streams or
+    /// nodes, too deep...): it was refused before the rest was read, and its one error names the bound.
+    /// </summary>
+    public bool IsBeyondLimits { get; init; }
 }
 
 /// <summary>
@@ -74,6 +80,10 @@ public static class PipelineDocument
         {
             return new DocumentCheck(null, [new SpecError("", $"cannot read the document: {e.Message}", path, SourcePosition.None)]);
         }
+        catch (DocumentLimitException e)
+        {
+            return new DocumentCheck(null, [e.Error with { File = path }]) { IsBeyondLimits = true };
+        }
 
         return Check(text, path, Path.GetDirectoryName(Path.GetFullPath(path)), kinds);
     }
@@ -90,12 +100,12 @@ public static class PipelineDocument
         // Characters are at most as many as UTF-8 bytes: the bytes are counted only below the limit.
         if (yaml.Length > DocumentLimits.MaxBytes)
         {
-            return TooLarge(null, file);
+            return TooLarge($"{yaml.Length:N0} characters", file);
         }
 
         if (Encoding.UTF8.GetByteCount(yaml) is var bytes && bytes > DocumentLimits.MaxBytes)
         {
-            return TooLarge(bytes, file);
+            return TooLarge($"{bytes:N0} bytes", file);
         }
 
         DocNode? root;
@@ -106,6 +116,10 @@ public static class PipelineDocument
         catch (DocumentSyntaxException e)
         {
             return new DocumentCheck(null, e.Errors) { IsSyntaxError = true };
+        }
+        catch (DocumentLimitException e)
+        {
+            return new DocumentCheck(null, [e.Error]) { IsBeyondLimits = true };
         }
 
         return Check(root, file, baseDirectory, kinds, checkCapacity: true);
@@ -155,13 +169,16 @@ public static class PipelineDocument
         return check with { Pipeline = pipeline with { Spec = spec, Graph = new PipelineGraph(spec) } };
     }
 
-    /// <summary>Reads at most <see cref="DocumentLimits.MaxBytes"/> of a file, whatever it is (a file that grows, a pipe, a device).</summary>
+    /// <summary>
+    /// Reads at most <see cref="DocumentLimits.MaxBytes"/> of a file, whatever it is (a file that grows, a pipe,
+    /// a device); throws <see cref="DocumentLimitException"/> beyond.
+    /// </summary>
     private static string ReadBounded(string path)
     {
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, bufferSize: 0);
         if (stream.CanSeek && stream.Length > DocumentLimits.MaxBytes)
         {
-            throw new IOException($"the file is {stream.Length:N0} bytes, larger than {DocumentLimits.MaxBytes:N0} bytes, the largest document accepted");
+            throw TooLargeFile($"is {stream.Length:N0} bytes, ");
         }
 
         using var bytes = new MemoryStream();
@@ -171,7 +188,7 @@ public static class PipelineDocument
         {
             if (bytes.Length + read > DocumentLimits.MaxBytes)
             {
-                throw new IOException($"the file is larger than {DocumentLimits.MaxBytes:N0} bytes, the largest document accepted");
+                throw TooLargeFile("is ");
             }
 
             bytes.Write(buffer, 0, read);
@@ -182,8 +199,11 @@ public static class PipelineDocument
         return reader.ReadToEnd();
     }
 
-    private static DocumentCheck TooLarge(long? bytes, string? file) =>
-        new(null, [new SpecError("", $"the document is {(bytes is { } b ? $"{b:N0} bytes" : "more than that")}, larger than {DocumentLimits.MaxBytes:N0} bytes, the largest accepted", file, SourcePosition.None)]);
+    private static DocumentLimitException TooLargeFile(string size) =>
+        new(new SpecError("", $"the file {size}larger than {DocumentLimits.MaxBytes:N0} bytes, the largest document accepted", null, SourcePosition.None));
+
+    private static DocumentCheck TooLarge(string size, string? file) =>
+        new(null, [new SpecError("", $"the document is {size}, larger than {DocumentLimits.MaxBytes:N0} bytes, the largest accepted", file, SourcePosition.None)]) { IsBeyondLimits = true };
 
     private static DocumentCheck CheckJson(JsonNode? json, string? file, string? baseDirectory, KindRegistry? kinds, bool allowNoNodes, bool checkCapacity)
     {
@@ -192,9 +212,9 @@ public static class PipelineDocument
         {
             root = DocNodes.FromJson(json);
         }
-        catch (DocumentSyntaxException e)
+        catch (DocumentLimitException e)
         {
-            return new DocumentCheck(null, [.. e.Errors.Select(x => x with { File = file })]) { IsSyntaxError = true };
+            return new DocumentCheck(null, [e.Error with { File = file }]) { IsBeyondLimits = true };
         }
 
         return Check(root, file, baseDirectory, kinds, checkCapacity, allowNoNodes);
@@ -207,7 +227,7 @@ public static class PipelineDocument
         var spec = binder.Bind(root) with { BaseDirectory = baseDirectory };
         if (binder.OverLimits)
         {
-            return Failed(errors);
+            return Failed(errors) with { IsBeyondLimits = true };
         }
 
         var registry = kinds ?? KindRegistry.BuiltIn;

@@ -18,6 +18,7 @@ internal sealed class PipelineValidator
     private readonly IReadOnlyDictionary<object, string> paths;
     private readonly ErrorCollector errors;
     private readonly Dictionary<string, StreamSpec> streams = new(StringComparer.Ordinal);
+    private string? streamNames;
 
     public PipelineValidator(
         PipelineSpec spec,
@@ -61,7 +62,8 @@ internal sealed class PipelineValidator
             if (writers.Count > 1)
             {
                 var (_, path) = writers[1];
-                Error(path, $"stream '{stream}' already has a producer: {string.Join(" and ", writers.Select(w => $"'{w.Node}'"))} all write it; a stream has one producer");
+                var more = writers.Count > 10 ? $" and {writers.Count - 10:N0} more" : "";
+                Error(path, $"stream '{stream}' already has a producer: {string.Join(" and ", writers.Take(10).Select(w => $"'{w.Node}'"))}{more} all write it; a stream has one producer");
             }
         }
 
@@ -367,7 +369,7 @@ internal sealed class PipelineValidator
     }
 
     private string UnknownStream(string name) =>
-        $"unknown stream '{ErrorCollector.Quote(name)}'{errors.Suggest(name, streams.Keys)}; streams are {ErrorCollector.List(streams.Keys)}";
+        $"unknown stream '{ErrorCollector.Quote(name)}'{errors.Suggest(name, streams.Keys)}; streams are {streamNames ??= ErrorCollector.List(streams.Keys)}";
 
     /// <summary>No duplicate names or aliases, and no stream in two roles of one node.</summary>
     private void Wiring(NodeSpec node, string path, IReadOnlyList<string> triggers, IReadOnlyList<string> outputs)
@@ -411,7 +413,7 @@ internal sealed class PipelineValidator
         var inputs = kernel.Inputs.Concat(kernel.Auxiliary.Select(a => a.Stream)).Concat(kernel.Auxiliary.Select(a => a.Alias)).ToHashSet(StringComparer.Ordinal);
         foreach (var key in keys.Where(k => !inputs.Contains(k)))
         {
-            Error($"{path}.{field}.{key}", $"'{ErrorCollector.Quote(key)}' is not an input of '{kernel.Name}'; its inputs are {ErrorCollector.List(kernel.Inputs.Concat(kernel.Auxiliary.Select(a => a.Stream)))}");
+            Error($"{path}.{field}.{key}", $"'{ErrorCollector.Quote(key)}' is not an input of '{kernel.Name}'; its inputs are {ErrorCollector.List([.. kernel.Inputs, .. kernel.Auxiliary.Select(a => a.Stream)])}");
         }
     }
 

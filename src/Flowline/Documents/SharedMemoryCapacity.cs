@@ -28,17 +28,17 @@ internal static class SharedMemoryCapacity
     }
 
     /// <summary>
-    /// The bytes of shared memory the streams of <paramref name="pipeline"/> would add: every ring, less the
-    /// regions of the same names its namespace already holds (a build reuses or replaces them).
-    /// Saturates at <see cref="long.MaxValue"/>.
+    /// The bytes of shared memory the streams of <paramref name="pipeline"/> would add: every ring it creates
+    /// (not those it only attaches to), less the regions of the same names already there (a build reuses or
+    /// replaces them). Saturates at <see cref="long.MaxValue"/>.
     /// </summary>
     public static long NeededBytes(ValidatedPipeline pipeline)
     {
         var plan = new PipelinePlan(pipeline);
         var needed = 0L;
-        foreach (var stream in pipeline.Spec.Streams)
+        foreach (var stream in pipeline.Spec.Streams.Where(s => s.Mode != RegionMode.Attach))
         {
-            var bytes = SharedStream.RegionBytes(stream.Format, plan.OptionsOf(stream.Name)) - ExistingBytes(plan.Namespace, stream.Name);
+            var bytes = SharedStream.RegionBytes(stream.Format, plan.OptionsOf(stream.Name)) - ExistingBytes(stream.Namespace ?? plan.Namespace, stream.Name);
             needed = bytes > long.MaxValue - needed ? long.MaxValue : needed + Math.Max(0, bytes);
         }
 

@@ -42,12 +42,21 @@ public sealed class PipelineGraph
 {
     private readonly Dictionary<string, List<string>> producers = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<string>> consumers = new(StringComparer.Ordinal);
+    private readonly HashSet<(string Stream, string Node, bool Read)> linked = [];
     private readonly List<GraphEdge> edges = [];
+
+    // Every edge of a node (reads and writes), and the kernels and sinks by name: the queries below stay
+    // linear in the size of the document, however large a hostile one is.
+    private readonly Dictionary<string, List<GraphEdge>> edgesOf = new(StringComparer.Ordinal);
+    private readonly HashSet<string> kernelNames;
+    private readonly HashSet<string> sinkNames;
 
     /// <summary>Builds the graph of <paramref name="spec"/>. References to undeclared streams are ignored (validation reports them).</summary>
     public PipelineGraph(PipelineSpec spec)
     {
         Spec = spec;
+        kernelNames = spec.Kernels.Select(k => k.Name).ToHashSet(StringComparer.Ordinal);
+        sinkNames = spec.Sinks.Select(s => s.Name).ToHashSet(StringComparer.Ordinal);
         foreach (var stream in spec.Streams)
         {
             producers[stream.Name] = [];
@@ -139,11 +148,11 @@ public sealed class PipelineGraph
 
     /// <summary>Kernels whose outputs a node reads.</summary>
     public IReadOnlyList<string> UpstreamKernels(string node) =>
-        [.. edges.Where(e => e.IsRead && e.Target == node).SelectMany(e => ProducersOf(e.Stream)).Where(IsKernel).Distinct()];
+        [.. EdgesOf(node).Where(e => e.IsRead && e.Target == node).SelectMany(e => ProducersOf(e.Stream)).Where(IsKernel).Distinct()];
 
     /// <summary>Kernels that read a node's outputs.</summary>
     public IReadOnlyList<string> DownstreamKernels(string node) =>
-        [.. edges.Where(e => !e.IsRead && e.Source == node).SelectMany(e => ConsumersOf(e.Stream)).Where(IsKernel).Distinct()];
+        [.. EdgesOf(node).Where(e => !e.IsRead && e.Source == node).SelectMany(e => ConsumersOf(e.Stream)).Where(IsKernel).Distinct()];
 
     /// <summary>Streams that enter the pipeline.</summary>
     public IReadOnlyList<string> SourceStreams => [.. Spec.Streams.Select(s => s.Name).Where(s => RoleOf(s) is StreamRole.Source or StreamRole.SourceAndSink)];
@@ -161,51 +170,67 @@ public sealed class PipelineGraph
     /// </summary>
     public IReadOnlyList<string>? FindTriggerCycle()
     {
-        var next = new Dictionary<string, List<string>>(StringComparer.Ordinal);
-        foreach (var (name, outputs) in Spec.Kernels.Select(k => (k.Name, k.Outputs)).Concat(Spec.Sinks.Select(s => (s.Name, s.Outputs))))
+        // The search walks from nodes to the streams they write and from streams to the nodes they trigger,
+        // visiting each once: linear in the edges, however many nodes read one stream.
+        var triggered = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var edge in edges.Where(e => e.IsRead && IsTrigger(e.Role)))
         {
-            next[name] = [.. outputs.SelectMany(o => edges.Where(e => e.IsRead && e.Source == o && IsTrigger(e.Role)).Select(e => e.Target)).Distinct()];
+            if (!triggered.TryGetValue(edge.Source, out var readers))
+            {
+                triggered[edge.Source] = readers = [];
+            }
+
+            readers.Add(edge.Target);
         }
 
-        var state = new Dictionary<string, int>(StringComparer.Ordinal);
-        var path = new List<string>();
-        foreach (var start in next.Keys)
+        var writes = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var (name, outputs) in Spec.Kernels.Select(k => (k.Name, k.Outputs)).Concat(Spec.Sinks.Select(s => (s.Name, s.Outputs))))
         {
-            if (Visit(start) is { } cycle)
+            writes.TryAdd(name, outputs);
+        }
+
+        IReadOnlyList<string> Next((bool IsStream, string Name) vertex) =>
+            vertex.IsStream
+                ? triggered.TryGetValue(vertex.Name, out var readers) ? readers : []
+                : writes.TryGetValue(vertex.Name, out var outputs) ? outputs : [];
+
+        // Depth-first, with a stack of its own (a chain of thousands of nodes is as deep): 1 on the path, 2 done.
+        var state = new Dictionary<(bool IsStream, string Name), int>();
+        var path = new List<(bool IsStream, string Name)>();
+        var stack = new Stack<((bool IsStream, string Name) Vertex, int Next)>();
+        foreach (var start in writes.Keys.Select(n => (false, n)).Where(v => !state.ContainsKey(v)))
+        {
+            state[start] = 1;
+            path.Add(start);
+            stack.Push((start, 0));
+            while (stack.Count > 0)
             {
-                return cycle;
+                var (vertex, index) = stack.Pop();
+                var targets = Next(vertex);
+                if (index == targets.Count)
+                {
+                    state[vertex] = 2;
+                    path.RemoveAt(path.Count - 1);
+                    continue;
+                }
+
+                stack.Push((vertex, index + 1));
+                var target = (!vertex.IsStream, targets[index]);
+                if (!state.TryGetValue(target, out var seen))
+                {
+                    state[target] = 1;
+                    path.Add(target);
+                    stack.Push((target, 0));
+                }
+                else if (seen == 1)
+                {
+                    var nodes = path.Skip(path.IndexOf(target)).Where(v => !v.IsStream).Select(v => v.Name).ToList();
+                    return [.. nodes, nodes[0]];
+                }
             }
         }
 
         return null;
-
-        List<string>? Visit(string node)
-        {
-            if (state.TryGetValue(node, out var s))
-            {
-                if (s == 1)
-                {
-                    var from = path.IndexOf(node);
-                    return [.. path.Skip(from), node];
-                }
-
-                return null;
-            }
-
-            state[node] = 1;
-            path.Add(node);
-            foreach (var target in next.TryGetValue(node, out var targets) ? targets : [])
-            {
-                if (Visit(target) is { } cycle)
-                {
-                    return cycle;
-                }
-            }
-
-            path.RemoveAt(path.Count - 1);
-            state[node] = 2;
-            return null;
-        }
     }
 
     /// <summary>The graph in shmpipeline's JSON shape (<c>/graph</c>, <c>describe --json</c>).</summary>
@@ -297,9 +322,22 @@ public sealed class PipelineGraph
 
     private static bool IsTrigger(string role) => role.StartsWith("input", StringComparison.Ordinal) || role == "sink";
 
-    private bool IsKernel(string node) => Spec.Kernels.Any(k => k.Name == node);
+    private bool IsKernel(string node) => kernelNames.Contains(node);
 
-    private bool IsSink(string node) => Spec.Sinks.Any(s => s.Name == node);
+    private bool IsSink(string node) => sinkNames.Contains(node);
+
+    private List<GraphEdge> EdgesOf(string node) => edgesOf.TryGetValue(node, out var list) ? list : [];
+
+    private void Add(string node, GraphEdge edge)
+    {
+        edges.Add(edge);
+        if (!edgesOf.TryGetValue(node, out var list))
+        {
+            edgesOf[node] = list = [];
+        }
+
+        list.Add(edge);
+    }
 
     private void ReadAuxiliary(NodeSpec node)
     {
@@ -311,8 +349,8 @@ public sealed class PipelineGraph
 
     private void Read(string node, string stream, string role)
     {
-        edges.Add(new GraphEdge(stream, node, role, stream));
-        if (consumers.TryGetValue(stream, out var list) && !list.Contains(node))
+        Add(node, new GraphEdge(stream, node, role, stream));
+        if (consumers.TryGetValue(stream, out var list) && linked.Add((stream, node, true)))
         {
             list.Add(node);
         }
@@ -320,8 +358,8 @@ public sealed class PipelineGraph
 
     private void Write(string node, string stream, string role)
     {
-        edges.Add(new GraphEdge(node, stream, role, stream));
-        if (producers.TryGetValue(stream, out var list) && !list.Contains(node))
+        Add(node, new GraphEdge(node, stream, role, stream));
+        if (producers.TryGetValue(stream, out var list) && linked.Add((stream, node, false)))
         {
             list.Add(node);
         }

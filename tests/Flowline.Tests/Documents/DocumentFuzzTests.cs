@@ -20,9 +20,6 @@ public sealed partial class DocumentFuzzTests
 {
     private const int Cases = 1500;
 
-    /// <summary>A case still running after this long is a hang (a detector of hangs, not a measure of speed).</summary>
-    private static readonly TimeSpan HangAfter = TimeSpan.FromSeconds(30);
-
     /// <summary>The most bytes one small case may allocate: far above what any takes, far below a blow-up.</summary>
     private const long MaxAllocatedBytes = 256L << 20;
 
@@ -127,24 +124,6 @@ public sealed partial class DocumentFuzzTests
         return text;
     }
 
-    /// <summary>Runs <paramref name="action"/> on a thread of its own; fails if it hangs or allocates out of proportion.</summary>
-    private static void Bounded(string input, Action action)
-    {
-        long allocated = 0;
-        var task = Task.Factory.StartNew(
-            () =>
-            {
-                var before = GC.GetAllocatedBytesForCurrentThread();
-                action();
-                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
-            },
-            CancellationToken.None,
-            TaskCreationOptions.LongRunning,
-            TaskScheduler.Default);
-        Assert.True(task.Wait(HangAfter), $"still running after {HangAfter.TotalSeconds} s (a hang) on:\n{input}");
-        Assert.True(allocated < MaxAllocatedBytes, $"{allocated:N0} bytes allocated on:\n{input}");
-    }
-
     private static void CheckIsSound(DocumentCheck check, string text)
     {
         Assert.Equal(check.Pipeline is not null, check.IsValid);
@@ -164,7 +143,7 @@ public sealed partial class DocumentFuzzTests
     public void Documents_Mutated_AreCheckedWithoutThrowing_AndValidOnesWriteBackValid()
     {
         Document.Sample(
-            text => Bounded(text, () =>
+            text => Bounded.Run(text, MaxAllocatedBytes, () =>
             {
                 var check = PipelineDocument.Check(text, "fuzz.yaml", AppContext.BaseDirectory);
                 CheckIsSound(check, text);
@@ -244,7 +223,7 @@ public sealed partial class DocumentFuzzTests
             (operation, dtype, x) =>
             {
                 var yaml = OperationDocument(operation, dtype);
-                Bounded(yaml, () =>
+                Bounded.Run(yaml, MaxAllocatedBytes, () =>
                 {
                     var check = PipelineDocument.Check(yaml, "op.yaml");
                     CheckIsSound(check, yaml);

@@ -42,6 +42,7 @@ public sealed class DocumentLimitsTests
 
         var error = SingleError(check, $"larger than {DocumentLimits.MaxBytes:N0} bytes, the largest accepted");
         Assert.False(check.IsSyntaxError);
+        Assert.True(check.IsBeyondLimits);
         Assert.Equal("big.yaml", error.File);
     }
 
@@ -72,9 +73,11 @@ public sealed class DocumentLimitsTests
         File.WriteAllText(path, Docs.Minimal + "\n#" + new string('x', DocumentLimits.MaxBytes));
         try
         {
-            var error = SingleError(PipelineDocument.CheckFile(path), $"cannot read the document: the file is {new FileInfo(path).Length:N0} bytes, larger than");
+            var check = PipelineDocument.CheckFile(path);
 
+            var error = SingleError(check, $"the file is {new FileInfo(path).Length:N0} bytes, larger than {DocumentLimits.MaxBytes:N0} bytes, the largest document accepted");
             Assert.Equal(path, error.File);
+            Assert.True(check.IsBeyondLimits);
         }
         finally
         {
@@ -85,7 +88,7 @@ public sealed class DocumentLimitsTests
     [Fact]
     public void File_ThatNeverEnds_IsRefusedAfterTheLimit()
     {
-        SingleError(PipelineDocument.CheckFile("/dev/zero"), $"larger than {DocumentLimits.MaxBytes:N0} bytes");
+        SingleError(PipelineDocument.CheckFile("/dev/zero"), $"the file is larger than {DocumentLimits.MaxBytes:N0} bytes, the largest document accepted");
     }
 
     // ---------------------------------------------------------------- counts
@@ -95,7 +98,10 @@ public sealed class DocumentLimitsTests
     {
         var yaml = Streams(DocumentLimits.MaxStreams + 1) + "kernels:\n  - {name: k, kind: cpu.copy, input: nowhere, output: s0}\n";
 
-        var error = SingleError(PipelineDocument.Check(yaml, "many.yaml"), $"declares {DocumentLimits.MaxStreams + 1:N0} streams; a pipeline has at most {DocumentLimits.MaxStreams:N0}");
+        var check = PipelineDocument.Check(yaml, "many.yaml");
+
+        var error = SingleError(check, $"declares {DocumentLimits.MaxStreams + 1:N0} streams; a pipeline has at most {DocumentLimits.MaxStreams:N0}");
+        Assert.True(check.IsBeyondLimits);
 
         Assert.Equal("shared_memory", error.Path);
         Assert.Equal(2, error.Position.Line);
@@ -149,7 +155,8 @@ public sealed class DocumentLimitsTests
 
         var error = SingleError(check, $"lists and mappings nest more than {DocumentLimits.MaxDepth} deep here");
         Assert.Equal(13, error.Position.Line);
-        Assert.True(check.IsSyntaxError);
+        Assert.True(check.IsBeyondLimits);
+        Assert.False(check.IsSyntaxError);
     }
 
     [Fact]
@@ -181,7 +188,8 @@ public sealed class DocumentLimitsTests
     public void Json_NestedDeeperThanTheLimit_IsRefused()
     {
         SingleError(PipelineDocument.CheckJson(DeepJson(100_000)), $"lists and mappings nest more than {DocumentLimits.MaxDepth} deep");
-        Assert.Throws<DocumentSyntaxException>(() => PipelineDocument.FromJson(DeepJson(100_000)));
+        Assert.True(PipelineDocument.CheckJson(DeepJson(100_000)).IsBeyondLimits);
+        Assert.Throws<DocumentValidationException>(() => PipelineDocument.FromJson(DeepJson(100_000)));
     }
 
     /// <summary>Aliases of aliases (the "billion laughs"): each level repeats the one before ten times.</summary>
@@ -269,6 +277,55 @@ public sealed class DocumentLimitsTests
         var error = Assert.Single(Docs.Errors(yaml));
 
         Assert.EndsWith("streams are s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 and 40 more", error.Message, StringComparison.Ordinal);
+    }
+
+    // ---------------------------------------------------------------- hostile documents within the limits
+
+    /// <summary>Checks a document under the hang detector, with at most 2 GiB allocated (garbage included).</summary>
+    private static DocumentCheck CheckBounded(string yaml)
+    {
+        DocumentCheck? check = null;
+        Bounded.Run(yaml, 2L << 30, () => check = PipelineDocument.Check(yaml, "hostile.yaml"));
+        return check!;
+    }
+
+    [Fact]
+    public void Hostile_ANodeListingOneOutputHundredsOfThousandsOfTimes_IsCheckedInBoundedTime()
+    {
+        var yaml = TwoStreams + "kernels:\n  - {name: k, kind: cpu.copy, input: a, outputs: [" + string.Join(", ", Enumerable.Repeat("b", 300_000)) + "]}\n";
+
+        var check = CheckBounded(yaml);
+
+        Assert.Contains(check.Errors, e => e.Message == "output 'b' is listed 300000 times; list it once");
+        Assert.Contains(check.Errors, e => e.Message.StartsWith("stream 'b' already has a producer: 'k' and 'k' and", StringComparison.Ordinal) && e.Message.Contains("and 299,990 more all write it", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Hostile_ThousandsOfNodesReadingAndWritingTheSameStreams_AreCheckedInBoundedTime()
+    {
+        var names = string.Join(", ", Enumerable.Range(0, 64).Select(i => $"s{i}"));
+        var yaml = new StringBuilder(Streams(64)).Append("kernels:\n");
+        for (var i = 0; i < 4000; i++)
+        {
+            yaml.Append("  - {name: k").Append(i).Append(", kind: cpu.concatenate, inputs: [").Append(names).Append("], outputs: [").Append(names).Append("]}\n");
+        }
+
+        var check = CheckBounded(yaml.ToString());
+
+        Assert.Equal(DocumentLimits.MaxErrors, check.Errors.Count);
+        Assert.True(check.TotalErrors > 4000 * 64, $"{check.TotalErrors} errors");
+        Assert.Equal("kernels[0]", check.Errors[0].Path);
+    }
+
+    [Fact]
+    public void Hostile_HundredsOfThousandsOfUnknownStreams_AreCheckedInBoundedTime()
+    {
+        var yaml = Streams(DocumentLimits.MaxStreams) + "kernels:\n  - {name: k, kind: cpu.copy, inputs: [" + string.Join(", ", Enumerable.Range(0, 300_000).Select(i => $"x{i}")) + "], output: s1}\n";
+
+        var check = CheckBounded(yaml);
+
+        Assert.Equal(300_001, check.TotalErrors);
+        Assert.Contains(check.Errors, e => e.Message == "unknown stream 'x0' (did you mean 's0'?); streams are s0, s1, s2, s3, s4, s5, s6, s7, s8, s9 and 4,086 more");
     }
 
     // ---------------------------------------------------------------- errors

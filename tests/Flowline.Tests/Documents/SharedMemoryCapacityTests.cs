@@ -64,6 +64,14 @@ public sealed class SharedMemoryCapacityTests : RuntimeTest
     }
 
     [Fact]
+    public void Streams_OnlyAttachedTo_DoNotCount()
+    {
+        var yaml = Huge.Replace("depth: 1048576}", "depth: 1048576, mode: attach}", StringComparison.Ordinal);
+
+        Assert.Empty(Docs.Errors(yaml));
+    }
+
+    [Fact]
     public void Runtime_CheckingItsPipelineAgain_DoesNotCountSharedMemory()
     {
         // A manager and its workers check the pipeline again once its streams exist: that check leaves /dev/shm out.

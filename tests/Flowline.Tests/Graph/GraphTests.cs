@@ -292,6 +292,48 @@ public sealed class GraphTests
         Assert.Equal(["first", "second"], cycle.Distinct().Order(StringComparer.Ordinal));
     }
 
+    /// <summary>A chain of <paramref name="length"/> copy kernels from s0 to s{length}, built in code (beyond the limits of a document).</summary>
+    private static PipelineSpec Chain(int length) => new()
+    {
+        Streams = [.. Enumerable.Range(0, length + 1).Select(i => new StreamSpec { Name = $"s{i}", Shape = [4], Dtype = Flowline.SharedMemory.ElementType.Float32 })],
+        Kernels = [.. Enumerable.Range(0, length).Select(i => new KernelSpec { Name = $"k{i}", Kind = "cpu.copy", Inputs = [$"s{i}"], Outputs = [$"s{i + 1}"] })],
+    };
+
+    [Fact]
+    public void FindTriggerCycle_AChainOfAHundredThousandNodes_IsSearchedWithoutExhaustingTheStack()
+    {
+        var chain = Chain(100_000);
+        Assert.Null(new PipelineGraph(chain).FindTriggerCycle());
+
+        // The last kernel writes the first stream: the whole chain is one cycle.
+        var loop = chain with { Kernels = chain.Kernels.SetItem(99_999, chain.Kernels[99_999] with { Outputs = ["s0"] }) };
+        var cycle = new PipelineGraph(loop).FindTriggerCycle();
+
+        Assert.NotNull(cycle);
+        Assert.Equal(100_001, cycle.Count);
+        Assert.Equal(["k0", "k1", "k2"], cycle.Take(3));
+        Assert.Equal(["k99999", "k0"], cycle.TakeLast(2));
+    }
+
+    [Fact]
+    public void FindTriggerCycle_ManyNodesReadingOneStream_FindsTheCycleBehindThem()
+    {
+        // 20,000 kernels read 'hub'; only the last one writes back into it.
+        var spec = new PipelineSpec
+        {
+            Streams = [.. new[] { "hub", "out", "back" }.Select(n => new StreamSpec { Name = n, Shape = [4], Dtype = Flowline.SharedMemory.ElementType.Float32 })],
+            Kernels =
+            [
+                .. Enumerable.Range(0, 20_000).Select(i => new KernelSpec { Name = $"k{i}", Kind = "cpu.copy", Inputs = ["hub"], Outputs = ["out"] }),
+                new KernelSpec { Name = "loop", Kind = "cpu.copy", Inputs = ["out"], Outputs = ["hub"] },
+            ],
+        };
+
+        var cycle = new PipelineGraph(spec).FindTriggerCycle();
+
+        Assert.Equal(["k0", "loop", "k0"], cycle);
+    }
+
     // ---------------------------------------------------------------- validation errors of the graph
 
     [Fact]

@@ -194,7 +194,9 @@ public sealed class CustomOperationTests
         var terms = (DocumentLimits.MaxTextLength - 5) / 8;
         var operation = "input" + string.Concat(Enumerable.Repeat(" + input", terms));
 
-        Assert.Equal(X.Select(x => x * (terms + 1)), Run(operation, X, [6], [6]));
+        var y = KernelRun.Of(Doc(operation, [6], [6])).Input(X).Compute().Output<double>();
+
+        Assert.Equal(X.Select(x => x * (terms + 1)), y);
     }
 
     [Fact]
