@@ -342,13 +342,7 @@ public sealed class RunCommandTests : IDisposable
     public void Benchmark_OnTheNamespaceOfARunningPipeline_IsRefused_NamingItsManager()
     {
         var ns = OwnNamespace();
-        var producer = Document("producer.yaml", $$$"""
-            namespace: {{{ns}}}
-            shared_memory:
-              - {name: camera_frames, shape: [16], dtype: float32}
-            sources:
-              - {name: camera, kind: synthetic.array, stream: camera_frames, parameters: {pattern: sine, rate_hz: 500}}
-            """);
+        var producer = Document("producer.yaml", Producer(ns));
         var consumer = Document("consumer.yaml", $$$"""
             namespace: {{{ns}}}
             shared_memory:
@@ -381,13 +375,7 @@ public sealed class RunCommandTests : IDisposable
     {
         var producerNs = OwnNamespace();
         var consumerNs = OwnNamespace();
-        var producer = Document("producer.yaml", $$$"""
-            namespace: {{{producerNs}}}
-            shared_memory:
-              - {name: camera_frames, shape: [16], dtype: float32}
-            sources:
-              - {name: camera, kind: synthetic.array, stream: camera_frames, parameters: {pattern: sine, rate_hz: 500}}
-            """);
+        var producer = Document("producer.yaml", Producer(producerNs));
         var consumer = Document("consumer.yaml", $$$"""
             namespace: {{{consumerNs}}}
             shared_memory:
@@ -527,6 +515,15 @@ public sealed class RunCommandTests : IDisposable
     }
 
     /// <summary>The copy-64 example (a 1 kHz source, a copy, a null sink) in a namespace of the test's own.</summary>
+    /// <summary>A pipeline of one source writing camera_frames at 500 Hz, in namespace <paramref name="ns"/>.</summary>
+    private static string Producer(string ns) => $$$"""
+        namespace: {{{ns}}}
+        shared_memory:
+          - {name: camera_frames, shape: [16], dtype: float32}
+        sources:
+          - {name: camera, kind: synthetic.array, stream: camera_frames, parameters: {pattern: sine, rate_hz: 500}}
+        """;
+
     private static string Copy64WithNamespace(string ns) =>
         $"namespace: {ns}\n" + File.ReadAllText(Path.Combine(AppContext.BaseDirectory, Copy64));
 
