@@ -343,16 +343,7 @@ public sealed class RunCommandTests : IDisposable
     {
         var ns = OwnNamespace();
         var producer = Document("producer.yaml", Producer(ns));
-        var consumer = Document("consumer.yaml", $$$"""
-            namespace: {{{ns}}}
-            shared_memory:
-              - {name: camera_frames, shape: [16], dtype: float32, mode: attach}
-              - {name: out, shape: [16], dtype: float32}
-            kernels:
-              - {name: copy, kind: cpu.copy, input: camera_frames, output: out}
-            sinks:
-              - {name: sink, kind: null.sink, stream: out}
-            """);
+        var consumer = Document("consumer.yaml", Consumer(ns, streamNamespace: null));
         var running = Start(newSession: false, "run", producer, "--json-status");
         WaitUntilRunning(running, ns, workers: 1);
 
@@ -376,16 +367,7 @@ public sealed class RunCommandTests : IDisposable
         var producerNs = OwnNamespace();
         var consumerNs = OwnNamespace();
         var producer = Document("producer.yaml", Producer(producerNs));
-        var consumer = Document("consumer.yaml", $$$"""
-            namespace: {{{consumerNs}}}
-            shared_memory:
-              - {name: camera_frames, shape: [16], dtype: float32, mode: attach, namespace: {{{producerNs}}}}
-              - {name: out, shape: [16], dtype: float32}
-            kernels:
-              - {name: copy, kind: cpu.copy, input: camera_frames, output: out}
-            sinks:
-              - {name: sink, kind: null.sink, stream: out}
-            """);
+        var consumer = Document("consumer.yaml", Consumer(consumerNs, streamNamespace: producerNs));
         var running = Start(newSession: false, "run", producer, "--json-status");
         WaitUntilRunning(running, producerNs, workers: 1);
 
@@ -523,6 +505,22 @@ public sealed class RunCommandTests : IDisposable
         sources:
           - {name: camera, kind: synthetic.array, stream: camera_frames, parameters: {pattern: sine, rate_hz: 500}}
         """;
+
+    /// <summary>A copy stage and a sink in namespace <paramref name="ns"/>, attached to camera_frames (of <paramref name="streamNamespace"/> if given).</summary>
+    private static string Consumer(string ns, string? streamNamespace)
+    {
+        var where = streamNamespace is null ? "" : $", namespace: {streamNamespace}";
+        return $$$"""
+            namespace: {{{ns}}}
+            shared_memory:
+              - {name: camera_frames, shape: [16], dtype: float32, mode: attach{{{where}}}}
+              - {name: out, shape: [16], dtype: float32}
+            kernels:
+              - {name: copy, kind: cpu.copy, input: camera_frames, output: out}
+            sinks:
+              - {name: sink, kind: null.sink, stream: out}
+            """;
+    }
 
     private static string Copy64WithNamespace(string ns) =>
         $"namespace: {ns}\n" + File.ReadAllText(Path.Combine(AppContext.BaseDirectory, Copy64));
