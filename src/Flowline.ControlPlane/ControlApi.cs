@@ -56,7 +56,9 @@ public static class ControlApi
         read.MapGet("/graph", () => Reply(service, service.Graph));
         read.MapPost("/document/validate", async (HttpRequest request, CancellationToken ct) =>
             await ReplyAsync(service, request, ct, body => service.Validate(Unwrap(body))).ConfigureAwait(false));
-        read.MapGet("/events", (HttpContext context) => StreamEventsAsync(context, service, options));
+        // As a Delegate, not a RequestDelegate, so that the route is described in the OpenAPI document too.
+        read.MapGet("/events", (Delegate)((HttpContext context) => StreamEventsAsync(context, service, options)))
+            .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
         read.MapGet("/streams/{name}/latest", (string name) => Reply(service, () => preview.Latest(name)));
         read.MapGet("/metrics", () => Guard(service, () => Results.Text(PrometheusText.Of(service), "text/plain; version=0.0.4; charset=utf-8")));
 
@@ -365,7 +367,7 @@ public static class ControlApi
         || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip));
 
     /// <summary>401 without a known bearer token, 403 when its scope is below the endpoint's.</summary>
-    private sealed class ScopeFilter(AccessTokens tokens, Scope required) : IEndpointFilter
+    internal sealed class ScopeFilter(AccessTokens tokens, Scope required) : IEndpointFilter
     {
         public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
         {

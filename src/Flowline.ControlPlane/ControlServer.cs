@@ -63,6 +63,9 @@ public sealed class ControlServer : IAsyncDisposable
     /// <summary>The discovery record's file, or null when not registered.</summary>
     public string? RecordFile => record;
 
+    /// <summary>The host's services (the tests read its endpoints).</summary>
+    internal IServiceProvider Services => app.Services;
+
     /// <summary>Completes when the host stops (SIGTERM, Ctrl-C or <see cref="DisposeAsync"/>).</summary>
     public Task WaitForShutdownAsync(CancellationToken cancellationToken = default) => app.WaitForShutdownAsync(cancellationToken);
 
@@ -134,6 +137,7 @@ public sealed class ControlServer : IAsyncDisposable
                 // Every body is bounded, whoever reads it; the endpoints answer a longer one with a JSON 413.
                 k.Limits.MaxRequestBodySize = options.Service.MaxDocumentBytes;
             });
+            builder.Services.AddOpenApi(OpenApiDocument.Configure);
             app = builder.Build();
 
             // Unknown paths (404) and methods (405) answer with a JSON detail too, as FastAPI does.
@@ -146,6 +150,7 @@ public sealed class ControlServer : IAsyncDisposable
             }
 
             app.MapControlEndpoints(service, options.Tokens, options.Api);
+            app.MapOpenApiDocument(options.Tokens);
             app.Lifetime.ApplicationStopping.Register(service.Events.CompleteAll);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
 

@@ -13,6 +13,7 @@ public sealed class DocumentCommandTests : IDisposable
     [InlineData("affine")]
     [InlineData("ao-basic")]
     [InlineData("ao-observatory")]
+    [InlineData("tomographic-ao-stress")]
     public void Validate_AnExample_SaysValidAndExitsZero(string example)
     {
         var result = Cli.Run("validate", Path.Combine("examples", example, "pipeline.yaml"));

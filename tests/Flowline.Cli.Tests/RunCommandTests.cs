@@ -525,6 +525,33 @@ public sealed class RunCommandTests : IDisposable
     private static string Copy64WithNamespace(string ns) =>
         $"namespace: {ns}\n" + File.ReadAllText(Path.Combine(AppContext.BaseDirectory, Copy64));
 
+    /// <summary>
+    /// shmpipeline's examples/tomographic_ao_stress/pipeline_cpu.yaml, unchanged: eight synchronised cameras
+    /// into the fused tomographic controller (a 1 GiB reconstructor) and two tip/tilt loops. Every loop
+    /// computes commands and the sinks receive them.
+    /// </summary>
+    [Fact]
+    public void Run_ShmpipelinesTomographicExample_Unchanged_RunsEveryLoop()
+    {
+        var result = Run(Path.Combine("examples", "tomographic-ao-stress", "pipeline.yaml"), TimeSpan.FromSeconds(180), "--duration", "6", "--json-status");
+
+        AssertExit(0, result);
+        var snapshot = Json(result);
+        Assert.Equal("tomographic-ao-stress", (string?)snapshot["namespace"]);
+        Assert.Empty(snapshot["failures"]!.AsArray());
+        foreach (var kernel in new[] { "tomo_controller", "tt_a_controller", "tt_b_controller" })
+        {
+            Assert.True((long)snapshot["workers"]![kernel]!["frames_processed"]! > 0, $"{kernel} computed nothing");
+        }
+
+        foreach (var sink in new[] { "tomo_dm_command_sink", "tt_a_command_sink", "tt_b_command_sink" })
+        {
+            Assert.True((long)snapshot["sinks"]![sink]!["frames_consumed"]! > 0, $"{sink} received nothing");
+        }
+
+        AssertNothingLeft("tomographic-ao-stress");
+    }
+
     private Cli.Result Run(string file, params string[] options) => Run(file, Timeout, options);
 
     private Cli.Result Run(string file, TimeSpan timeout, params string[] options)

@@ -47,6 +47,7 @@ public sealed class KernelIo
     private readonly ReadOnlyMemory<byte>[] auxiliary;
     private readonly Memory<byte>[] outputs;
     private readonly FrameHeader[] inputHeaders;
+    private Func<bool>? checkInputs;
 
     /// <summary>Creates frames for a kernel with these numbers of streams.</summary>
     public KernelIo(int inputs, int auxiliary, int outputs)
@@ -93,6 +94,33 @@ public sealed class KernelIo
 
     /// <summary>Points output <paramref name="index"/> at the slot to fill.</summary>
     public void SetOutput(int index, Memory<byte> frame) => outputs[index] = frame;
+
+    /// <summary>
+    /// Whether the trigger inputs were intact when the kernel said it was done with them
+    /// (<see cref="InputsConsumed"/>); null if it did not say so in this computation.
+    /// </summary>
+    public bool? InputsIntactWhenConsumed { get; private set; }
+
+    /// <summary>
+    /// Tells the worker that this computation will read its trigger inputs no more (it copied what it
+    /// needs). A long computation calls it once it has: the worker checks the input frames were intact
+    /// at this point, so a writer that laps the ring during the rest of the computation does not make the
+    /// frame count as torn. Outside a worker it does nothing.
+    /// </summary>
+    public void InputsConsumed()
+    {
+        if (checkInputs is not null && InputsIntactWhenConsumed is null)
+        {
+            InputsIntactWhenConsumed = checkInputs();
+        }
+    }
+
+    /// <summary>The worker's side of <see cref="InputsConsumed"/>: the check to run, set before each computation.</summary>
+    internal void ExpectInputsConsumed(Func<bool> check)
+    {
+        checkInputs = check;
+        InputsIntactWhenConsumed = null;
+    }
 }
 
 /// <summary>

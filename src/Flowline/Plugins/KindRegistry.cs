@@ -106,6 +106,7 @@ public sealed class KindRegistry
             new ShackHartmannCentroidDefinition(),
             new ShackHartmannCentroidDefinition("cpu.centroid"),
             new TipTiltControllerDefinition(),
+            new TomographicControllerDefinition(),
             new ReduceDefinition(),
             new CustomOperationDefinition(),
             new RaiseErrorDefinition(),

@@ -31,6 +31,7 @@ internal sealed class KernelRunner : WorkerRunner
     private readonly bool matchFrameIds;
     private readonly long maxWaitNs;
     private readonly bool propagateFrameId;
+    private readonly Func<bool> inputsIntact;
     private long generationStartNs;
     private long tornFrames;
     private bool ended;
@@ -62,6 +63,7 @@ internal sealed class KernelRunner : WorkerRunner
         matchFrameIds = spec.Synchronization?.Mode == SynchronizationMode.MatchingFrameId;
         maxWaitNs = spec.Synchronization?.MaxWaitS is { } wait ? (long)(wait * 1e9) : long.MaxValue;
         propagateFrameId = spec.PropagateFrameId == true;
+        inputsIntact = InputsIntact; // one delegate, not one per frame
     }
 
     protected override void Loop(CancellationToken stop)
@@ -93,15 +95,9 @@ internal sealed class KernelRunner : WorkerRunner
             }
 
             var start = MonotonicClock.NowNs();
+            io.ExpectInputsConsumed(inputsIntact);
             kernel.Compute(io);
-            var intact = true;
-            for (var i = 0; i < inputs.Length; i++)
-            {
-                if ((looked[i] || peeked[i]) && !inputs[i].IsStillIntact(headers[i].Sequence))
-                {
-                    intact = false;
-                }
-            }
+            var intact = io.InputsIntactWhenConsumed ?? InputsIntact();
 
             var origin = 0L;
             for (var i = 0; i < inputs.Length; i++)
@@ -139,6 +135,20 @@ internal sealed class KernelRunner : WorkerRunner
     }
 
     protected override void OnStopped() => ReleaseInputs();
+
+    /// <summary>Whether every input frame of this computation is still intact (no writer lapped it).</summary>
+    private bool InputsIntact()
+    {
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            if ((looked[i] || peeked[i]) && !inputs[i].IsStillIntact(headers[i].Sequence))
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     protected override void DisposeResources() => DisposeIfDisposable(kernel);
 

@@ -54,6 +54,13 @@ public sealed class PipelinePlan
     public const int DefaultDepth = 8;
 
     /// <summary>
+    /// Ring depth of a stream that does not say, has an <c>initial</c> value and that no node writes: a
+    /// constant operand (a matrix, a calibration frame), written once at build. Two slots, the least a
+    /// ring has, instead of eight copies of what can be a large matrix.
+    /// </summary>
+    public const int ConstantDepth = 2;
+
+    /// <summary>
     /// How long a worker's hybrid wait stays awake (spinning, then yielding) before it sleeps: 20 µs, not
     /// the 50 µs of a lone pair of processes. A pipeline has more workers than cores, and a worker that
     /// stays awake after its frame holds a core the next stage needs (the AO loop in lock step runs
@@ -79,7 +86,7 @@ public sealed class PipelinePlan
             var readers = pipeline.Graph.ConsumersOf(stream.Name).Count;
             streamOptions[stream.Name] = new StreamOptions
             {
-                CapacityFrames = stream.Depth ?? DefaultDepth,
+                CapacityFrames = stream.Depth ?? (stream.Initial is not null && pipeline.Graph.ProducersOf(stream.Name).Count == 0 ? ConstantDepth : DefaultDepth),
                 MaxReaders = Math.Clamp(readers + 4, StreamOptions.DefaultMaxReaders, StreamOptions.MaxReadersLimit),
             };
         }

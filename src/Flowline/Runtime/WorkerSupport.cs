@@ -43,6 +43,11 @@ internal sealed class AuxiliaryInput : IDisposable
         this.reporter = reporter;
         frame = new byte[stream.Format.FrameBytes];
         scratch = new byte[stream.Format.FrameBytes];
+
+        // Copy what the stream holds now (an initial value written at build): a large constant operand is
+        // then copied while the worker starts, not in its first computation, where a second of page
+        // faults for a 1 GiB matrix would look like a hung worker.
+        Refresh();
     }
 
     /// <summary>Copies discarded because the writer overwrote the frame while it was copied.</summary>

@@ -105,23 +105,55 @@ public sealed class CentroidKernelTests
         Assert.Equal([-1.5, -1.5, 0.5, 1.5, -0.5, -0.5, 0, 0], run.Input(image).Compute().Output<double>());
     }
 
+    private static string TipTilt(string dtype, string parameters = "") =>
+        OneKernel.Document(
+            [("image", dtype, [6, 5]), ("m", dtype, [2, 2]), ("b", dtype, [2]), ("u", dtype, [2])],
+            $"name: tt\nkind: cpu.tip_tilt_controller\ninput: image\noutput: u\nauxiliary: [m, b]\n{parameters}");
+
     [Fact]
-    public void TipTiltController_RotatesAndIntegratesTheCentroid()
+    public void TipTiltController_IntegratesTheCentroid_ThenAppliesTheMatrixAndBias()
     {
-        var run = KernelRun.Of(OneKernel.Unary("cpu.tip_tilt_controller", "float64", [3, 3], "float64", [2], "parameters: {control_gain: 0.5, leak: 0.9, rotation_deg: 90}"));
-        var image = new double[9];
-        image[5] = 1; // row 1, column 2: centroid (0, 1)
-        // A 90 degree rotation maps (0, 1) to (-1, 0).
-        var u = new double[2];
-        for (var k = 0; k < 4; k++)
+        var run = KernelRun.Of(TipTilt("float64", "parameters: {control_gain: 0.35, leak: 0.97, background: 0.5, threshold: 0.1, weight_power: 1.5}"));
+        double[] m = [0.9781476, -0.2079117, 0.2079117, 0.9781476];
+        double[] b = [0.01, -0.02];
+        run.Auxiliary(m, 0).Auxiliary(b, 1);
+        var random = new Random(17);
+        double s0 = 0, s1 = 0;
+        for (var k = 0; k < 20; k++)
         {
-            u[0] = (0.9 * u[0]) + (0.5 * -1);
-            u[1] = (0.9 * u[1]) + (0.5 * 0);
-            var y = run.Input(image).Compute().Output<double>();
-            Assert.Equal(u[0], y[0], 12);
-            Assert.Equal(u[1], y[1], 12);
+            var image = Enumerable.Range(0, 30).Select(_ => (double)(float)(random.NextDouble() * 4)).ToArray(); // exact in float, as Naive reads it
+            var (row, column) = Naive([.. image.Select(v => (float)v)], 5, 0, 0, 6, 5, 0.5, 0.1, 1.5);
+            s0 = (0.97 * s0) + (0.35 * row);
+            s1 = (0.97 * s1) + (0.35 * column);
+            var u = run.Input(image).Compute().Output<double>();
+            Assert.Equal((m[0] * s0) + (m[1] * s1) + b[0], u[0], 10);
+            Assert.Equal((m[2] * s0) + (m[3] * s1) + b[1], u[1], 10);
         }
 
         Assert.Equal(0, run.AllocatedPerRun());
+    }
+
+    [Fact]
+    public void TipTiltController_GainDefaultsToOne_AndLeakToOne()
+    {
+        var run = KernelRun.Of(TipTilt("float32"));
+        run.Auxiliary(new float[] { 1, 0, 0, 1 }, 0).Auxiliary(new float[] { 0, 0 }, 1);
+        var image = new float[30];
+        image[(5 * 5) + 4] = 1; // row 5, column 4: centroid (2.5, 2) from the centre (2.5, 2)
+        Assert.Equal([2.5f, 2f], run.Input(image).Compute().Output<float>());
+        Assert.Equal([5f, 4f], run.Compute().Output<float>());
+    }
+
+    [Theory]
+    [InlineData("[m]", "auxiliary")]
+    [InlineData("[b, m]", "the matrix 'b' is float32[2]")]
+    [InlineData("[m, wrong]", "the bias 'wrong' is float64[2]")]
+    public void TipTiltController_RejectsAuxiliaryInputsThatAreNotAMatrixAndABias(string auxiliary, string expected)
+    {
+        var yaml = OneKernel.Document(
+            [("image", "float32", [4, 4]), ("m", "float32", [2, 2]), ("b", "float32", [2]), ("wrong", "float64", [2]), ("u", "float32", [2])],
+            $"name: tt\nkind: cpu.tip_tilt_controller\ninput: image\noutput: u\nauxiliary: {auxiliary}");
+        var error = Assert.Throws<Flowline.Documents.DocumentValidationException>(() => Flowline.Documents.PipelineDocument.Parse(yaml, "tt.yaml"));
+        Assert.Contains(expected, error.Message, StringComparison.Ordinal);
     }
 }

@@ -48,7 +48,7 @@ public sealed class PluginTests
         "cpu.add_constant", "cpu.affine_transform", "cpu.centroid", "cpu.concatenate", "cpu.copy", "cpu.custom_operation",
         "cpu.elementwise_add", "cpu.elementwise_divide", "cpu.elementwise_multiply", "cpu.elementwise_subtract", "cpu.flatten",
         "cpu.leaky_integrator", "cpu.raise_error", "cpu.reduce", "cpu.scale", "cpu.scale_offset", "cpu.shack_hartmann_centroid",
-        "cpu.spot_centroid", "cpu.tip_tilt_controller", "null.sink", "synthetic.array", "synthetic.frame_set",
+        "cpu.spot_centroid", "cpu.tip_tilt_controller", "cpu.tomographic_controller", "null.sink", "synthetic.array", "synthetic.frame_set",
     ];
 
     private static string TemporaryDirectory()

@@ -31,8 +31,19 @@ internal sealed class TileCentroider<T>
     private readonly T[] columnIndex;
     private readonly T rowCentre;
     private readonly T columnCentre;
+    private readonly bool raw;
 
     public TileCentroider(ElementType inputType, int height, int width, int tileRows, int tileColumns, double background, double threshold, double power)
+        : this(inputType, height, width, tileRows, tileColumns)
+    {
+        this.background = T.CreateChecked(background);
+        this.threshold = T.CreateChecked(Math.Max(threshold, 0));
+        this.power = T.CreateChecked(power);
+        raw = false;
+    }
+
+    /// <summary>A centroider whose weights are the pixel values themselves, negative ones included (shmpipeline's tiled centroid of a calibrated image).</summary>
+    public TileCentroider(ElementType inputType, int height, int width, int tileRows, int tileColumns)
     {
         this.inputType = inputType;
         this.width = width;
@@ -40,9 +51,8 @@ internal sealed class TileCentroider<T>
         this.tileColumns = tileColumns;
         tilesAcross = width / tileColumns;
         Tiles = height / tileRows * tilesAcross;
-        this.background = T.CreateChecked(background);
-        this.threshold = T.CreateChecked(Math.Max(threshold, 0));
-        this.power = T.CreateChecked(power);
+        power = T.One;
+        raw = true;
         row = new T[width];
         columnWeights = new T[width];
         columnRowMoments = new T[width];
@@ -107,6 +117,11 @@ internal sealed class TileCentroider<T>
     {
         Span<T> w = row;
         Numeric.ConvertInto(inputType, pixels, w);
+        if (raw)
+        {
+            return w;
+        }
+
         TensorPrimitives.Subtract(w, background, w);
 
         // Keep values above the threshold; NaN compares false and weighs 0.
@@ -252,32 +267,52 @@ internal sealed class ShackHartmannCentroidDefinition(string kind = "cpu.shack_h
 }
 
 /// <summary>
-/// <c>cpu.tip_tilt_controller</c>: the image's centroid, rotated by <c>rotation_deg</c>, integrated:
-/// u(k) = leak * u(k-1) + control_gain * R c(k). Writes u, shape [2].
+/// <c>cpu.tip_tilt_controller</c> (shmpipeline's): the image's centroid c, integrated and mapped to the
+/// actuators: s(k) = leak * s(k-1) + control_gain * c(k); out = M s(k) + b, with the 2x2 matrix M and
+/// the bias b as auxiliary inputs (in that order). Writes shape [2].
 /// </summary>
 internal sealed class TipTiltControllerDefinition : CentroidDefinition
 {
     public override string Kind => "cpu.tip_tilt_controller";
 
-    public override string Description => "out = leak * previous out + control_gain * rotation(centroid of the image)";
+    public override string Description => "s = leak * s + control_gain * centroid(image); out = matrix @ s + bias; auxiliary inputs: the 2x2 matrix, then the bias [2]";
+
+    public override Arity Auxiliary => Arity.Exactly(2);
 
     public override IReadOnlyList<ParameterInfo> Parameters { get; } =
     [
         .. CentroidParameters,
         new("leak", "number", false, "1", "the integrator's leak"),
-        new("control_gain", "number", true, null, "the integrator's gain"),
-        new("rotation_deg", "number", false, "0", "rotation from image axes to actuator axes, in degrees"),
+        new("control_gain", "number", false, "1", "the integrator's gain"),
     ];
 
     public override void Validate(KernelContext context)
     {
         Read(context);
         context.Number("leak", 1);
-        context.Number("control_gain", required: true);
-        context.Number("rotation_deg", 0);
-        if (Image(context) is not null)
+        context.Number("control_gain", 1);
+        if (Image(context) is null)
         {
-            RequireOutput(context, 2);
+            return;
+        }
+
+        RequireOutput(context, 2);
+        var output = context.Outputs[0];
+        if (context.HasErrors)
+        {
+            return;
+        }
+
+        RequireAuxiliary(context, 0, "matrix", output.Dtype, 2, 2);
+        RequireAuxiliary(context, 1, "bias", output.Dtype, 2);
+    }
+
+    private static void RequireAuxiliary(KernelContext context, int index, string what, ElementType dtype, params int[] shape)
+    {
+        var (binding, stream) = context.Auxiliary[index];
+        if (stream.Dtype != dtype || !stream.Shape.SequenceEqual(shape))
+        {
+            context.Error(context.AuxiliaryField(binding.Alias), $"the {what} '{stream.Name}' is {NodeContext.Describe(stream)}; {context.Spec.Kind} needs {dtype.ToName()}[{string.Join(", ", shape)}] (the output's type)");
         }
     }
 
@@ -289,32 +324,29 @@ internal sealed class TipTiltControllerDefinition : CentroidDefinition
     {
         var (threshold, background, power) = Read(context);
         var (height, width) = Image(context)!.Value;
-        var angle = (context.Number("rotation_deg", 0) ?? 0) * Math.PI / 180;
         return new Kernel<T>(
             new TileCentroider<T>(context.Inputs[0].Dtype, height, width, height, width, background, threshold, power),
             T.CreateChecked(context.Number("leak", 1) ?? 1),
-            T.CreateChecked(context.Number("control_gain")!.Value),
-            T.CreateChecked(Math.Cos(angle)),
-            T.CreateChecked(Math.Sin(angle)));
+            T.CreateChecked(context.Number("control_gain", 1) ?? 1));
     }
 
-    private sealed class Kernel<T>(TileCentroider<T> centroider, T leak, T gain, T cos, T sin) : IKernel
+    private sealed class Kernel<T>(TileCentroider<T> centroider, T leak, T gain) : IKernel
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         private readonly T[] centroid = new T[2];
-        private T u0;
-        private T u1;
+        private T s0;
+        private T s1;
 
         public void Compute(KernelIo io)
         {
             centroider.Compute(io.Input<byte>(), centroid);
-            var e0 = (cos * centroid[0]) - (sin * centroid[1]);
-            var e1 = (sin * centroid[0]) + (cos * centroid[1]);
-            u0 = (leak * u0) + (gain * e0);
-            u1 = (leak * u1) + (gain * e1);
+            s0 = (leak * s0) + (gain * centroid[0]);
+            s1 = (leak * s1) + (gain * centroid[1]);
+            var m = io.Auxiliary<T>(0);
+            var b = io.Auxiliary<T>(1);
             var output = io.Output<T>();
-            output[0] = u0;
-            output[1] = u1;
+            output[0] = (m[0] * s0) + (m[1] * s1) + b[0];
+            output[1] = (m[2] * s0) + (m[3] * s1) + b[1];
         }
     }
 }
