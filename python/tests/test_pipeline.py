@@ -1,0 +1,149 @@
+"""A Python kernel in a pipeline run by `flowline run`, between two C# kernels: its output is checked against
+the same computation in numpy, frame by frame, and nothing is left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import REPO, ROOT, Child
+
+import flowline
+from flowline import _layout as L
+from flowline import _native as N
+from flowline.control import RUNNING, ControlBlock
+
+CLI = Path(os.environ.get("FLOWLINE_CLI", REPO / "src/Flowline.Cli/bin/Release/net10.0/Flowline.Cli.dll"))
+
+MODULE = '''
+import numpy as np
+
+
+def mix(inputs, outputs, parameters):
+    """out = sqrt(|x|) * gain + x reversed, written in place."""
+    x, out = inputs[0], outputs[0]
+    np.sqrt(np.abs(x), out=out)
+    out *= parameters["gain"]
+    out += x[::-1]
+'''
+
+
+def document(ns: str) -> str:
+    # Every stream is read lossless, so every frame written comes out; frame ids are carried through.
+    return f"""
+namespace: {ns}
+shared_memory:
+  - {{name: raw, shape: [256], dtype: float32, delivery: lossless, depth: 16}}
+  - {{name: scaled, shape: [256], dtype: float32, delivery: lossless}}
+  - {{name: mixed, shape: [256], dtype: float32, delivery: lossless}}
+  - {{name: result, shape: [256], dtype: float32, delivery: lossless}}
+kernels:
+  - {{name: scale, kind: cpu.scale, input: raw, output: scaled, propagate_frame_id: true, parameters: {{factor: 2.0}}}}
+  - name: mix
+    kind: python.kernel
+    input: scaled
+    output: mixed
+    propagate_frame_id: true
+    parameters: {{module: pymix, function: mix, interpreter: {sys.executable}, gain: 0.5}}
+  - {{name: offset, kind: cpu.add_constant, input: mixed, output: result, propagate_frame_id: true, parameters: {{constant: 1.0}}}}
+"""
+
+
+def expected(x: np.ndarray) -> np.ndarray:
+    scaled = (x * np.float32(2.0)).astype(np.float32)
+    mixed = np.sqrt(np.abs(scaled)) * np.float32(0.5) + scaled[::-1]
+    return (mixed + np.float32(1.0)).astype(np.float32)
+
+
+def readers_attached(ns: str, name: str) -> int:
+    """How many live readers the stream's reader table holds (0 if the stream is not there yet)."""
+    try:
+        stream = flowline.attach(ns, name)
+    except flowline.FlowlineError:
+        return 0
+    with stream:
+        return sum(1 for i in range(stream.max_readers)
+                   if N.state_of(N.load_u64(stream.reader_entry(i) + L.READER_OWNER_OFFSET)) != L.READER_FREE)
+
+
+def python_workers(ns: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"flowline.worker" in args and ns.encode() in args:
+            found.append(int(pid))
+    return found
+
+
+def wait_until(condition, what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.02)
+
+
+def test_python_kernel_between_csharp_kernels_matches_numpy(ns: str, tmp_path: Path) -> None:
+    if not CLI.exists():
+        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
+    (tmp_path / "pymix.py").write_text(MODULE)
+    (tmp_path / "pipeline.yaml").write_text(document(ns))
+    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
+    try:
+        # Every kernel's reader is attached (workers attach before the start barrier).
+        for stream in ("raw", "scaled", "mixed"):
+            wait_until(lambda: readers_attached(ns, stream) >= 1, f"a kernel reads '{stream}'")
+        assert len(python_workers(ns)) == 1
+        frames = 300
+        rng = np.random.default_rng(7)
+        sent = [rng.normal(0, 10, 256).astype(np.float32) for _ in range(frames)]
+        with flowline.attach(ns, "result", np.float32, (256,)) as result_stream, result_stream.reader("lossless") as reader, \
+                flowline.attach(ns, "raw") as raw_stream, raw_stream.writer() as writer:
+            for i, frame in enumerate(sent):
+                writer.write(frame, timeout=30, frame_id=1000 + i)
+                if i >= 8:  # keep the result ring drained as we go (it holds 8 frames)
+                    _check(reader, sent, i - 8)
+            for i in range(max(0, frames - 8), frames):
+                _check(reader, sent, i)
+        # The worker publishes its figures in its control block (workers: kernels in order, w0 to w2).
+        with ControlBlock.attach(f"{ns}.control", "w1") as control:
+            assert control.pid == python_workers(ns)[0]
+            assert control.state == RUNNING
+            wait_until(lambda: (control.read_metrics() or {}).get("frames_processed") == frames, "the Python worker publishes its frames")
+            assert control.read_metrics()["output_frames"] == frames
+        run.process.send_signal(signal.SIGINT)
+        assert run.wait(60) == 0, run.process.stderr.read() if run.process.stderr else ""
+        snapshot = json.loads("\n".join(_drain(run)))
+        mix = snapshot["workers"]["mix"]
+        assert mix["frames_processed"] == frames, mix
+        assert snapshot["failures"] == []
+    finally:
+        run.kill()
+    assert python_workers(ns) == []
+    assert not (ROOT / ns).exists(), os.listdir(ROOT / ns)
+    assert not (ROOT / f"{ns}.control").exists()
+
+
+def _check(reader: flowline.Reader, sent: list[np.ndarray], i: int) -> None:
+    frame, header = reader.read(timeout=30)
+    assert header.frame_id == 1000 + i
+    np.testing.assert_allclose(frame, expected(sent[i]), rtol=1e-6, atol=1e-5)
+
+
+def _drain(child: Child) -> list[str]:
+    lines = list(child.seen)
+    while True:
+        line = child.lines.get(timeout=10)
+        if line is None:
+            return lines
+        lines.append(line)
