@@ -147,3 +147,40 @@ def _drain(child: Child) -> list[str]:
         if line is None:
             return lines
         lines.append(line)
+
+
+EXTERNAL = """
+namespace: {ns}
+shared_memory:
+  - {{name: data, shape: [64], dtype: float32}}
+  - {{name: commands, shape: [4], dtype: float64}}
+sources:
+  - {{name: camera, kind: synthetic.array, stream: data, parameters: {{pattern: sine, rate_hz: 200}}}}
+sinks:
+  - {{name: sink, kind: null.sink, stream: data}}
+"""
+
+
+def test_external_python_reader_and_writer_are_counted_in_the_status(ns: str, tmp_path: Path) -> None:
+    if not CLI.exists():
+        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
+    (tmp_path / "pipeline.yaml").write_text(EXTERNAL.format(ns=ns))
+    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
+    try:
+        wait_until(lambda: readers_attached(ns, "data") >= 1, "the sink reads 'data'")
+        with flowline.attach(ns, "data", np.float32, (64,)) as data, data.reader("latest") as viewer, \
+                flowline.attach(ns, "commands") as commands, commands.writer() as driver:
+            first = viewer.read(timeout=30)[1].sequence
+            assert viewer.read(timeout=30)[1].sequence > first
+            driver.write(np.arange(4.0))
+            assert readers_attached(ns, "data") == 2
+            run.process.send_signal(signal.SIGINT)  # the final snapshot is taken while they are attached
+            assert run.wait(60) == 0
+        snapshot = json.loads("\n".join(_drain(run)))
+        assert snapshot["streams"]["data"]["readers"] == 2, snapshot["streams"]["data"]
+        assert snapshot["streams"]["commands"]["writer_pid"] == os.getpid()
+        assert snapshot["streams"]["commands"]["writer_state"] == "attached"
+        assert snapshot["streams"]["commands"]["frames_published"] == 1
+    finally:
+        run.kill()
+    assert not (ROOT / ns).exists()
