@@ -93,7 +93,7 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
         var manager = Manager(Document());
         manager.Build();
         manager.Start();
-        WaitUntil(() => (string?)manager.Status()["workers"]!["py"]!["health"] == "active", "the Python kernel is active");
+        WaitUntil(() => Frames(manager, "py") > 20 && (string?)manager.Status()["workers"]!["py"]!["health"] == "active", "the Python kernel is active");
         var worker = manager.Status()["workers"]!["py"]!;
         Assert.True((double?)worker["throughput_hz"] > 0, $"throughput is published: {worker.ToJsonString()}");
         Assert.True((double?)worker["avg_exec_us"] > 0, $"exec time is published: {worker.ToJsonString()}");
