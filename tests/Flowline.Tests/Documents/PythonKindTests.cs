@@ -22,6 +22,16 @@ public sealed class PythonKindTests : IDisposable
         {node}
         """;
 
+    /// <summary>A python.kernel from a to b with these parameters (on line 9, or 10 after <paramref name="field"/>).</summary>
+    private static string Kernel(string parameters, string? field = null) => Doc($"""
+        kernels:
+          - name: k
+            kind: python.kernel
+            input: a
+            output: b
+        {(field is null ? "" : $"    {field}\n")}    parameters: {parameters}
+        """);
+
     private IReadOnlyList<SpecError> Errors(string yaml) => PipelineDocument.Check(yaml, "py.yaml", directory).Errors;
 
     private SpecError Single(string yaml, string path, string text, int line)
@@ -66,25 +76,11 @@ public sealed class PythonKindTests : IDisposable
 
     [Fact]
     public void MissingModule_IsNamedWithItsLine() =>
-        Single(Doc("""
-            kernels:
-              - name: k
-                kind: python.kernel
-                input: a
-                output: b
-                parameters: {function: scale}
-            """), "kernels[0].parameters.module", "missing required parameter 'module'", 9);
+        Single(Kernel("{function: scale}"), "kernels[0].parameters.module", "missing required parameter 'module'", 9);
 
     [Fact]
     public void FunctionTheModuleFileDoesNotDefine_IsAnError() =>
-        Single(Doc("""
-            kernels:
-              - name: k
-                kind: python.kernel
-                input: a
-                output: b
-                parameters: {module: mykernels, function: sharpen}
-            """), "kernels[0].parameters.function", "does not define 'sharpen'", 9);
+        Single(Kernel("{module: mykernels, function: sharpen}"), "kernels[0].parameters.function", "does not define 'sharpen'", 9);
 
     [Fact]
     public void MissingSearchDirectory_IsAnError() =>
@@ -102,35 +98,13 @@ public sealed class PythonKindTests : IDisposable
     [Fact]
     public void InterpreterThatIsNotThere_IsAnError()
     {
-        Single(Doc("""
-            kernels:
-              - name: k
-                kind: python.kernel
-                input: a
-                output: b
-                parameters: {module: mykernels, function: scale, interpreter: python-that-is-not-installed}
-            """), "kernels[0].parameters.interpreter", "is not on PATH", 9);
-        Single(Doc("""
-            kernels:
-              - name: k
-                kind: python.kernel
-                input: a
-                output: b
-                parameters: {module: mykernels, function: scale, interpreter: venv/bin/python}
-            """), "kernels[0].parameters.interpreter", $"'venv/bin/python' is not an executable file (relative to {directory})", 9);
+        Single(Kernel("{module: mykernels, function: scale, interpreter: python-that-is-not-installed}"), "kernels[0].parameters.interpreter", "is not on PATH", 9);
+        Single(Kernel("{module: mykernels, function: scale, interpreter: venv/bin/python}"), "kernels[0].parameters.interpreter", $"'venv/bin/python' is not an executable file (relative to {directory})", 9);
     }
 
     [Fact]
     public void ThreadPlacement_IsRefused() =>
-        Single(Doc("""
-            kernels:
-              - name: k
-                kind: python.kernel
-                input: a
-                output: b
-                placement: thread
-                parameters: {module: mykernels, function: scale}
-            """), "kernels[0].placement", "runs in a Python worker process", 9);
+        Single(Kernel("{module: mykernels, function: scale}", "placement: thread"), "kernels[0].placement", "runs in a Python worker process", 9);
 
     public void Dispose() => Directory.Delete(directory, recursive: true);
 }
