@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sys
 import time
@@ -184,3 +185,19 @@ def test_external_python_reader_and_writer_are_counted_in_the_status(ns: str, tm
     finally:
         run.kill()
     assert not (ROOT / ns).exists()
+
+
+def test_python_worker_exits_when_its_manager_is_killed(ns: str, tmp_path: Path) -> None:
+    if not CLI.exists():
+        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
+    (tmp_path / "pymix.py").write_text(MODULE)
+    (tmp_path / "pipeline.yaml").write_text(document(ns))
+    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
+    try:
+        wait_until(lambda: readers_attached(ns, "scaled") >= 1, "the Python kernel reads 'scaled'")
+        [worker] = python_workers(ns)
+        run.kill()  # SIGKILL: the manager cannot stop its workers
+        wait_until(lambda: python_workers(ns) == [], "the Python worker notices (a pidfd on its manager) and exits", 10)
+    finally:
+        run.kill()
+        shutil.rmtree(ROOT / f"{ns}.control", ignore_errors=True)  # what a killed manager leaves (gc or the next build removes it)
