@@ -201,3 +201,70 @@ def test_python_worker_exits_when_its_manager_is_killed(ns: str, tmp_path: Path)
     finally:
         run.kill()
         shutil.rmtree(ROOT / f"{ns}.control", ignore_errors=True)  # what a killed manager leaves (gc or the next build removes it)
+
+
+ENDPOINTS = '''
+import numpy as np
+
+count = 0
+
+
+def produce(outputs, parameters):
+    """python.source: frame k holds k everywhere (k from 0)."""
+    global count
+    outputs[0][:] = count
+    count += 1
+
+
+def record(inputs, parameters):
+    """python.sink: appends the first value of every frame to a file."""
+    with open(parameters["log"], "a") as log:
+        log.write(f"{float(inputs[0][0])}\\n")
+'''
+
+
+def test_python_source_and_sink_run_in_a_pipeline(ns: str, tmp_path: Path) -> None:
+    if not CLI.exists():
+        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
+    (tmp_path / "endpoints.py").write_text(ENDPOINTS)
+    log = tmp_path / "sink.log"
+    (tmp_path / "pipeline.yaml").write_text(f"""
+namespace: {ns}
+shared_memory:
+  - {{name: gen, shape: [8], dtype: float64, delivery: lossless}}
+  - {{name: out, shape: [8], dtype: float64, delivery: lossless}}
+sources:
+  - {{name: counter, kind: python.source, stream: gen, parameters: {{module: endpoints, function: produce, interpreter: {sys.executable}, rate_hz: 400}}}}
+kernels:
+  - {{name: triple, kind: cpu.scale, input: gen, output: out, propagate_frame_id: true, parameters: {{factor: 3.0}}}}
+sinks:
+  - {{name: recorder, kind: python.sink, stream: out, parameters: {{module: endpoints, function: record, interpreter: {sys.executable}, log: '{log}'}}}}
+""")
+    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
+    try:
+        wait_until(lambda: readers_attached(ns, "out") >= 1, "the Python sink reads 'out'")
+        with flowline.attach(ns, "out") as out, out.reader("lossless") as reader:
+            first, header = reader.read(timeout=30)
+            for _ in range(50):
+                frame, next_header = reader.read(timeout=30)
+                # Frame k of the source is 3k everywhere after the C# kernel, with the source's frame id k.
+                assert next_header.frame_id == header.frame_id + 1
+                np.testing.assert_array_equal(frame, np.full(8, 3.0 * next_header.frame_id))
+                header = next_header
+        wait_until(lambda: log.exists() and len(log.read_text().split()) >= 50, "the Python sink consumes the frames")
+        # Their figures, in their control blocks (w0 the sink, w1 the kernel, w2 the source), reach the status.
+        with ControlBlock.attach(f"{ns}.control", "w0") as sink, ControlBlock.attach(f"{ns}.control", "w2") as source:
+            wait_until(lambda: (source.read_metrics() or {}).get("frames_processed", 0) >= 51, "the source publishes its figures")
+            wait_until(lambda: (sink.read_metrics() or {}).get("frames_processed", 0) >= 50, "the sink publishes its figures")
+        run.process.send_signal(signal.SIGINT)
+        assert run.wait(60) == 0
+        snapshot = json.loads("\n".join(_drain(run)))
+        assert snapshot["failures"] == []
+        assert snapshot["sources"]["counter"]["frames_written"] >= 51
+        assert snapshot["sinks"]["recorder"]["frames_consumed"] >= 50
+    finally:
+        run.kill()
+    values = [float(v) for v in log.read_text().split()]
+    assert values == [3.0 * k for k in range(int(values[0] / 3), int(values[0] / 3) + len(values))]
+    assert python_workers(ns) == []
+    assert not (ROOT / ns).exists() and not (ROOT / f"{ns}.control").exists()
