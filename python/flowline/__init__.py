@@ -1,6 +1,7 @@
 """Flowline for Python: read and write Flowline's shared-memory streams as numpy arrays.
 
 A second implementation of ``docs/shared-memory.md`` beside the C# one, over numpy and the standard library.
+``flowline.worker`` runs the ``python.kernel``, ``python.source`` and ``python.sink`` nodes of a pipeline.
 """
 
 from ._region import FlowlineError, LayoutMismatchError, RegionExistsError, RegionNotFoundError, StaleRegionError
