@@ -268,3 +268,41 @@ sinks:
     assert values == [3.0 * k for k in range(int(values[0] / 3), int(values[0] / 3) + len(values))]
     assert python_workers(ns) == []
     assert not (ROOT / ns).exists() and not (ROOT / f"{ns}.control").exists()
+
+
+def test_python_kernel_with_two_inputs_returning_its_result(ns: str, tmp_path: Path) -> None:
+    """all_new over two trigger inputs written by this test; the function returns its result (copied in)."""
+    if not CLI.exists():
+        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
+    (tmp_path / "pyadd.py").write_text("def add(inputs, outputs, parameters):\n    return inputs[0] + inputs[1] * parameters['k']\n")
+    (tmp_path / "pipeline.yaml").write_text(f"""
+namespace: {ns}
+shared_memory:
+  - {{name: a, shape: [3, 4], dtype: int32, delivery: lossless}}
+  - {{name: b, shape: [3, 4], dtype: int32, delivery: lossless}}
+  - {{name: sum, shape: [3, 4], dtype: int32, delivery: lossless}}
+kernels:
+  - {{name: add, kind: python.kernel, inputs: [a, b], output: sum, trigger_policy: all_new, propagate_frame_id: true,
+     parameters: {{module: pyadd, function: add, interpreter: {sys.executable}, k: 10}}}}
+""")
+    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
+    try:
+        for stream in ("a", "b"):
+            wait_until(lambda: readers_attached(ns, stream) >= 1, f"the Python kernel reads '{stream}'")
+        with flowline.attach(ns, "sum") as total, total.reader("lossless") as reader, \
+                flowline.attach(ns, "a") as a, a.writer() as wa, flowline.attach(ns, "b") as b, b.writer() as wb:
+            for i in range(20):
+                x = np.arange(12, dtype=np.int32).reshape(3, 4) + i
+                wa.write(x, timeout=30, frame_id=i)
+                if i % 2:  # the second input arrives later: the kernel waits for both
+                    time.sleep(0.01)
+                wb.write(-x, timeout=30, frame_id=i)
+                frame, header = reader.read(timeout=30)
+                assert header.frame_id == i
+                np.testing.assert_array_equal(frame, x - 10 * x)
+        run.process.send_signal(signal.SIGINT)
+        assert run.wait(60) == 0
+    finally:
+        run.kill()
+    assert python_workers(ns) == []
+    assert not (ROOT / ns).exists()
