@@ -86,6 +86,14 @@ def python_workers(ns: str) -> list[int]:
     return found
 
 
+def flowline_run(directory: Path, document_text: str) -> Child:
+    """Writes the document into ``directory`` and starts ``flowline run`` on it (the final snapshot as JSON)."""
+    if not CLI.exists():
+        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
+    (directory / "pipeline.yaml").write_text(document_text)
+    return Child(["dotnet", str(CLI), "run", str(directory / "pipeline.yaml"), "--json-status", "--duration", "100"])
+
+
 def wait_until(condition, what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -95,11 +103,8 @@ def wait_until(condition, what: str, timeout: float = 60.0) -> None:
 
 
 def test_python_kernel_between_csharp_kernels_matches_numpy(ns: str, tmp_path: Path) -> None:
-    if not CLI.exists():
-        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
     (tmp_path / "pymix.py").write_text(MODULE)
-    (tmp_path / "pipeline.yaml").write_text(document(ns))
-    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
+    run = flowline_run(tmp_path, document(ns))
     try:
         # Every kernel's reader is attached (workers attach before the start barrier).
         for stream in ("raw", "scaled", "mixed"):
@@ -163,10 +168,7 @@ sinks:
 
 
 def test_external_python_reader_and_writer_are_counted_in_the_status(ns: str, tmp_path: Path) -> None:
-    if not CLI.exists():
-        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
-    (tmp_path / "pipeline.yaml").write_text(EXTERNAL.format(ns=ns))
-    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
+    run = flowline_run(tmp_path, EXTERNAL.format(ns=ns))
     try:
         wait_until(lambda: readers_attached(ns, "data") >= 1, "the sink reads 'data'")
         with flowline.attach(ns, "data", np.float32, (64,)) as data, data.reader("latest") as viewer, \
@@ -188,11 +190,8 @@ def test_external_python_reader_and_writer_are_counted_in_the_status(ns: str, tm
 
 
 def test_python_worker_exits_when_its_manager_is_killed(ns: str, tmp_path: Path) -> None:
-    if not CLI.exists():
-        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
     (tmp_path / "pymix.py").write_text(MODULE)
-    (tmp_path / "pipeline.yaml").write_text(document(ns))
-    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
+    run = flowline_run(tmp_path, document(ns))
     try:
         wait_until(lambda: readers_attached(ns, "scaled") >= 1, "the Python kernel reads 'scaled'")
         [worker] = python_workers(ns)
@@ -224,11 +223,9 @@ def record(inputs, parameters):
 
 
 def test_python_source_and_sink_run_in_a_pipeline(ns: str, tmp_path: Path) -> None:
-    if not CLI.exists():
-        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
     (tmp_path / "endpoints.py").write_text(ENDPOINTS)
     log = tmp_path / "sink.log"
-    (tmp_path / "pipeline.yaml").write_text(f"""
+    run = flowline_run(tmp_path, f"""
 namespace: {ns}
 shared_memory:
   - {{name: gen, shape: [8], dtype: float64, delivery: lossless}}
@@ -240,7 +237,6 @@ kernels:
 sinks:
   - {{name: recorder, kind: python.sink, stream: out, parameters: {{module: endpoints, function: record, interpreter: {sys.executable}, log: '{log}'}}}}
 """)
-    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
     try:
         wait_until(lambda: readers_attached(ns, "out") >= 1, "the Python sink reads 'out'")
         with flowline.attach(ns, "out") as out, out.reader("lossless") as reader:
@@ -272,10 +268,8 @@ sinks:
 
 def test_python_kernel_with_two_inputs_returning_its_result(ns: str, tmp_path: Path) -> None:
     """all_new over two trigger inputs written by this test; the function returns its result (copied in)."""
-    if not CLI.exists():
-        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
     (tmp_path / "pyadd.py").write_text("def add(inputs, outputs, parameters):\n    return inputs[0] + inputs[1] * parameters['k']\n")
-    (tmp_path / "pipeline.yaml").write_text(f"""
+    run = flowline_run(tmp_path, f"""
 namespace: {ns}
 shared_memory:
   - {{name: a, shape: [3, 4], dtype: int32, delivery: lossless}}
@@ -285,7 +279,6 @@ kernels:
   - {{name: add, kind: python.kernel, inputs: [a, b], output: sum, trigger_policy: all_new, propagate_frame_id: true,
      parameters: {{module: pyadd, function: add, interpreter: {sys.executable}, k: 10}}}}
 """)
-    run = Child(["dotnet", str(CLI), "run", str(tmp_path / "pipeline.yaml"), "--json-status", "--duration", "100"])
     try:
         for stream in ("a", "b"):
             wait_until(lambda: readers_attached(ns, stream) >= 1, f"the Python kernel reads '{stream}'")
