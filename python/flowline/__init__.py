@@ -1,6 +1,7 @@
 """Flowline for Python: read and write Flowline's shared-memory streams as numpy arrays.
 
 A second implementation of ``docs/shared-memory.md`` beside the C# one, over numpy and the standard library.
+``flowline.worker`` runs the ``python.kernel``, ``python.source`` and ``python.sink`` nodes of a pipeline.
 """
 
 from ._region import FlowlineError, LayoutMismatchError, RegionExistsError, RegionNotFoundError, StaleRegionError
@@ -9,7 +10,7 @@ from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, Stre
 
 __all__ = [
     "EndOfStream", "Event", "FlowlineError", "FrameHeader", "FrameTimeout", "LayoutMismatchError", "Reader", "RegionExistsError", "RegionNotFoundError",
-    "StaleRegionError", "Stream", "StreamEnded", "Writer", "WriterGone", "attach", "create", "wait_any",
+    "StaleRegionError", "Stream", "StreamEnded", "Writer", "WriterGone", "attach", "create", "create_or_attach", "replace", "wait_any",
 ]
 __version__ = "0.1.0"
 
@@ -23,3 +24,13 @@ def attach(namespace: str, name: str, dtype: object = None, shape: "tuple[int, .
 def create(namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int = 32, max_readers: int = 8) -> Stream:
     """Creates the stream ``namespace/name`` (see :meth:`Stream.create`)."""
     return Stream.create(namespace, name, dtype, shape, capacity, max_readers)
+
+
+def create_or_attach(namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int = 32, max_readers: int = 8) -> Stream:
+    """Attaches to the stream if it exists with this format, creates it otherwise (see :meth:`Stream.create_or_attach`)."""
+    return Stream.create_or_attach(namespace, name, dtype, shape, capacity, max_readers)
+
+
+def replace(namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int = 32, max_readers: int = 8) -> Stream:
+    """Creates the stream, replacing any stream of that name (see :meth:`Stream.replace`)."""
+    return Stream.replace(namespace, name, dtype, shape, capacity, max_readers)

@@ -12,7 +12,7 @@ import time
 import re
 import stat as statmod
 import struct
-from typing import Callable, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from . import _layout as L
 from ._native import current_identity, is_alive, load_u64, pack_owner, store_u64, unpack_owner
@@ -32,6 +32,15 @@ class LayoutMismatchError(FlowlineError):
 
 class StaleRegionError(FlowlineError):
     """The region's creator has exited and nobody keeps it up to date."""
+
+    region_id: Optional[int] = None
+    """The id of the stale incarnation (what ``create_or_attach`` replaces, and only it)."""
+
+    @classmethod
+    def of(cls, region: "Region", message: str) -> "StaleRegionError":
+        error = cls(message)
+        error.region_id = load_u64(region.base + L.REGION_ID_OFFSET)
+        return error
 
 
 class RegionExistsError(FlowlineError, FileExistsError):
@@ -64,10 +73,19 @@ def _ensure_directories(namespace: str) -> str:
     return _check_directories(namespace)
 
 
+ANY_INCARNATION = -1
+"""``replace_id`` of :func:`create_region` that replaces whatever region has the name."""
+
+
 def create_region(namespace: str, name: str, kind: int, layout_hash: int, total: int,
-                  initialize: Callable[[mmap.mmap], None]) -> None:
+                  initialize: Callable[[mmap.mmap], None], replace_id: Optional[int] = None) -> bool:
     """Builds a region under a hidden temporary name (reserved with posix_fallocate, initialised, magic
-    written last) and links it into place; :class:`RegionExistsError` if the name exists."""
+    written last) and links it into place; :class:`RegionExistsError` if the name exists.
+
+    With ``replace_id``, renames it over the name instead, under the namespace's flock (as C#'s
+    ``SharedRegion.TryCreate``): over any region (:data:`ANY_INCARNATION`), or only over the incarnation of
+    that region id (False if the name now names another one, or nothing). Processes that map the old
+    region keep it."""
     check_name(namespace, "namespace")
     check_name(name, "region name")
     directory = _ensure_directories(namespace)
@@ -94,16 +112,38 @@ def create_region(namespace: str, name: str, kind: int, layout_hash: int, total:
             anchor = ctypes.c_char.from_buffer(mm)
             store_u64(ctypes.addressof(anchor), L.MAGIC)  # last: a region that opens is complete
             del anchor
+        if replace_id is None:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise RegionExistsError(f"region '{namespace}/{name}' already exists ({path})") from None
+            return True
+        lock = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC | os.O_NOFOLLOW)
         try:
-            os.link(tmp, path)
-        except FileExistsError:
-            raise RegionExistsError(f"region '{namespace}/{name}' already exists ({path})") from None
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if replace_id != ANY_INCARNATION and _region_id(path) != replace_id:
+                return False
+            os.rename(tmp, path)
+            return True
+        finally:
+            os.close(lock)
     finally:
         os.close(fd)
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+
+
+def _region_id(path: str) -> Optional[int]:
+    """The region id in the header of the file at ``path``, or None if there is no such file."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(L.REGION_ID_OFFSET)
+            data = f.read(8)
+    except FileNotFoundError:
+        return None
+    return int.from_bytes(data, "little") if len(data) == 8 else None
 
 
 def _check_directories(namespace: str) -> str:
@@ -215,7 +255,7 @@ class Region:
     def stale_error(self, user: str | None) -> None:
         """Raises unless the owner or ``user`` (a live user of the region) keeps it up to date."""
         if not self.owner_alive and user is None:
-            raise StaleRegionError(f"region '{self.display}' was {self.owner_text}: nothing keeps it up to date. "
+            raise StaleRegionError.of(self, f"region '{self.display}' was {self.owner_text}: nothing keeps it up to date. "
                                    "Start the pipeline that owns it")
 
     @property

@@ -8,7 +8,8 @@ from . import _layout as L
 from . import _native as N
 import struct
 
-from ._region import Attached, LayoutMismatchError, Region, create_region
+from ._region import (ANY_INCARNATION, Attached, FlowlineError, LayoutMismatchError, Region, RegionExistsError, RegionNotFoundError,
+                      StaleRegionError, create_region)
 from .stream import _Signal, _wait
 
 _SET_BIT = 1
@@ -56,10 +57,37 @@ class Event(Attached):
     def create(cls, namespace: str, name: str, initial_state: bool = False) -> "Event":
         """Creates the event ``namespace/name``: set with one pending activation when ``initial_state`` is
         true (PYTHUSA's ``initial_state``), clear otherwise. :class:`RegionExistsError` if the name exists."""
-        state = (1 << 1) | _SET_BIT if initial_state else 0
-        create_region(namespace, name, L.KIND_EVENT, L.EVENT_HASH, L.EVENT_TOTAL_BYTES,
-                      lambda mm: struct.pack_into("<I", mm, L.EVENT_STATE_OFFSET, state))
+        cls._build(namespace, name, initial_state, None)
         return cls(namespace, name)
+
+    @staticmethod
+    def _build(namespace: str, name: str, initial_state: bool, replace_id: Optional[int]) -> bool:
+        state = (1 << 1) | _SET_BIT if initial_state else 0
+        return create_region(namespace, name, L.KIND_EVENT, L.EVENT_HASH, L.EVENT_TOTAL_BYTES,
+                             lambda mm: struct.pack_into("<I", mm, L.EVENT_STATE_OFFSET, state), replace_id)
+
+    @classmethod
+    def replace(cls, namespace: str, name: str, initial_state: bool = False) -> "Event":
+        """Creates the event, replacing any event of that name (processes attached to the old one keep it)."""
+        cls._build(namespace, name, initial_state, ANY_INCARNATION)
+        return cls(namespace, name)
+
+    @classmethod
+    def create_or_attach(cls, namespace: str, name: str, initial_state: bool = False) -> "Event":
+        """Attaches to the event if it exists, creates it if it is missing, recreates it if its creator died
+        (C#'s ``SharedEvent.Open`` with ``RegionMode.CreateOrAttach``); ``initial_state`` applies to a new one."""
+        for _ in range(8):
+            try:
+                return cls(namespace, name)
+            except RegionNotFoundError:
+                try:
+                    return cls.create(namespace, name, initial_state)
+                except RegionExistsError:
+                    continue
+            except StaleRegionError as stale:
+                if cls._build(namespace, name, initial_state, stale.region_id):
+                    return cls(namespace, name)
+        raise FlowlineError(f"event '{namespace}/{name}': gave up after 8 attempts while other processes kept creating and removing it")
 
     @property
     def is_set(self) -> bool:

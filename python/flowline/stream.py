@@ -12,7 +12,8 @@ from . import _layout as L
 from . import _native as N
 import struct
 
-from ._region import Attached, FlowlineError, LayoutMismatchError, Region, create_region
+from ._region import (ANY_INCARNATION, Attached, FlowlineError, LayoutMismatchError, Region, RegionExistsError, RegionNotFoundError,
+                      StaleRegionError, create_region)
 
 LIVENESS_INTERVAL_NS = 100_000_000
 DEFAULT_SPIN_TIME = 50e-6
@@ -178,12 +179,9 @@ class Stream(Attached):
         """Attaches to the stream ``namespace/name``; with ``dtype`` or ``shape``, its frames must have them."""
         return cls(namespace, name, dtype, shape)
 
-    @classmethod
-    def create(cls, namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int = 32,
-               max_readers: int = 8) -> "Stream":
-        """Creates the stream ``namespace/name`` of ``dtype`` frames of ``shape`` in a ring of ``capacity`` slots
-        (a power of two from 2 to 2^20) with room for ``max_readers`` readers (1 to 64); fails with
-        :class:`RegionExistsError` if the name exists. C# processes attach to it like to one of their own."""
+    @staticmethod
+    def _plan(dtype: object, shape: "int | tuple[int, ...]", capacity: int, max_readers: int) -> "tuple[np.dtype, tuple[int, ...], int, Callable[[object], None]]":
+        """Checks a stream's format and options; its dtype, dims, frame bytes and descriptor writer."""
         dt = np.dtype(dtype).newbyteorder("<") if np.dtype(dtype).itemsize > 1 else np.dtype(dtype)
         codes = [code for code, d in L.DTYPES.items() if d == dt]
         if not codes:
@@ -205,8 +203,65 @@ class Stream(Attached):
                              frame_bytes, L.slot_bytes(frame_bytes))
             struct.pack_into(f"<{len(dims)}i", mm, L.SHAPE_OFFSET, *dims)
 
-        create_region(namespace, name, L.KIND_STREAM, L.STREAM_HASH, L.total_bytes(frame_bytes, capacity, max_readers), initialize)
+        return dt, dims, frame_bytes, initialize
+
+    @classmethod
+    def create(cls, namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int = 32,
+               max_readers: int = 8) -> "Stream":
+        """Creates the stream ``namespace/name`` of ``dtype`` frames of ``shape`` in a ring of ``capacity`` slots
+        (a power of two from 2 to 2^20) with room for ``max_readers`` readers (1 to 64); fails with
+        :class:`RegionExistsError` if the name exists. C# processes attach to it like to one of their own."""
+        stream = cls._build(namespace, name, dtype, shape, capacity, max_readers, None)
+        assert stream is not None
+        return stream
+
+    @classmethod
+    def _build(cls, namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int, max_readers: int,
+               replace_id: Optional[int]) -> "Optional[Stream]":
+        """Creates the stream (see :meth:`create`), replacing the incarnation ``replace_id``; None if it is gone."""
+        _, _, frame_bytes, initialize = cls._plan(dtype, shape, capacity, max_readers)
+        if not create_region(namespace, name, L.KIND_STREAM, L.STREAM_HASH, L.total_bytes(frame_bytes, capacity, max_readers),
+                             initialize, replace_id):
+            return None
         return cls(namespace, name)
+
+    @classmethod
+    def replace(cls, namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int = 32,
+                max_readers: int = 8) -> "Stream":
+        """Creates the stream, replacing any stream of that name (C#'s ``RegionMode.Replace``): processes still
+        attached to the old one keep it, and new ones attach to this one."""
+        stream = cls._build(namespace, name, dtype, shape, capacity, max_readers, ANY_INCARNATION)
+        assert stream is not None
+        return stream
+
+    @classmethod
+    def create_or_attach(cls, namespace: str, name: str, dtype: object, shape: "int | tuple[int, ...]", capacity: int = 32,
+                         max_readers: int = 8) -> "Stream":
+        """Attaches to the stream if it exists with this dtype, shape, capacity and reader count; creates it if it
+        is missing; recreates it if its creator died and nobody uses it (C#'s ``RegionMode.CreateOrAttach``).
+        A stream of another format is an error (:class:`LayoutMismatchError`), never replaced."""
+        dt, dims, _, _ = cls._plan(dtype, shape, capacity, max_readers)
+        for _ in range(8):
+            try:
+                stream = cls(namespace, name)
+            except RegionNotFoundError:
+                try:
+                    return cls.create(namespace, name, dtype, shape, capacity, max_readers)
+                except RegionExistsError:
+                    continue  # another process created it meanwhile: attach to theirs
+            except StaleRegionError as stale:
+                rebuilt = cls._build(namespace, name, dtype, shape, capacity, max_readers, stale.region_id)
+                if rebuilt is not None:
+                    return rebuilt
+                continue  # replaced or removed meanwhile
+            if (stream.dtype, stream.shape, stream.capacity, stream.max_readers) != (dt, dims, capacity, max_readers):
+                found = f"{stream.dtype.name}{list(stream.shape)} frames in {stream.capacity} slots for {stream.max_readers} readers"
+                stream.close()
+                raise LayoutMismatchError(
+                    f"stream '{namespace}/{name}' does not match: it holds {found}; expected {dt.name}{list(dims)} frames in "
+                    f"{capacity} slots for {max_readers} readers. Use replace to recreate it")
+            return stream
+        raise FlowlineError(f"stream '{namespace}/{name}': gave up after 8 attempts while other processes kept creating and removing it")
 
     def _check_format(self, dtype: Optional[np.dtype], shape: Optional[tuple[int, ...]]) -> None:
         if (dtype is None or dtype == self.dtype) and (shape is None or shape == self.shape):

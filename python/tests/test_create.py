@@ -56,3 +56,67 @@ def test_invalid_streams_are_refused(ns, dtype, shape, capacity, readers, messag
     with pytest.raises(ValueError, match=message):
         flowline.create(ns, "s", dtype, shape, capacity=capacity, max_readers=readers)
     assert not (ROOT / ns / "s").exists()
+
+
+def _region_id(ns: str, name: str) -> bytes:
+    return (ROOT / ns / name).read_bytes()[40:48]
+
+
+def test_create_or_attach_creates_then_attaches_and_csharp_attaches_too(peers, ns):
+    stream = flowline.create_or_attach(ns, "s", np.uint64, 16, capacity=4)
+    first = _region_id(ns, "s")
+    # C# opens it with create_or_attach too: it attaches to this one (same format and options).
+    reader = peers.csharp("read", "s", capacity=4, elements=16, count=50, mode="create_or_attach")
+    reader.expect("ready")
+    again = flowline.create_or_attach(ns, "s", np.uint64, (16,), capacity=4)
+    assert _region_id(ns, "s") == first
+    with again.writer() as writer:
+        for sequence in range(50):
+            writer.write(payload(sequence, 16), timeout=30)
+    assert reader.expect("read ") == "read 50 errors 0"
+    assert reader.wait() == 0
+    with pytest.raises(flowline.LayoutMismatchError, match=r"holds uint64\[16\] frames in 4 slots for 8 readers; expected uint64\[16\] frames in 8 slots"):
+        flowline.create_or_attach(ns, "s", np.uint64, 16, capacity=8)
+    assert _region_id(ns, "s") == first
+    again.close()
+    assert stream.unlink()
+    stream.close()
+
+
+def test_create_or_attach_recreates_a_stale_stream_and_replace_recreates_any(peers, ns):
+    creator = peers.csharp("create", "s", capacity=4, elements=16)
+    creator.expect("created")
+    assert creator.wait() == 0  # its creator is gone and nobody uses it: stale
+    stale = _region_id(ns, "s")
+    with pytest.raises(flowline.StaleRegionError):
+        flowline.attach(ns, "s")
+    stream = flowline.create_or_attach(ns, "s", np.uint64, 16, capacity=4)
+    assert _region_id(ns, "s") != stale
+    with stream.writer() as writer:
+        writer.write(payload(0, 16))
+    # replace recreates even a live stream; the old one keeps working for whoever holds it.
+    fresh = flowline.replace(ns, "s", np.float32, (2, 3), capacity=2)
+    assert (fresh.dtype, fresh.shape, fresh.capacity) == (np.float32, (2, 3), 2)
+    assert stream.cursor == 1 and fresh.cursor == 0
+    # C# attaches to the replacement, not to the old one.
+    other = peers.csharp("read", "s", capacity=4, elements=16, count=1)
+    assert other.wait() != 0  # float32[2, 3] in 2 slots is not what it expects
+    stream.close()
+    assert fresh.unlink()
+    fresh.close()
+    flowline.Event.create(ns, "e").close()
+    event = flowline.Event.create_or_attach(ns, "e", initial_state=True)
+    assert not event.is_set  # attached: initial_state applies to a new event only
+    replaced = flowline.Event.replace(ns, "e", initial_state=True)
+    assert replaced.is_set and not event.is_set
+    assert replaced.unlink()
+    # The C# creator's event is stale too: create_or_attach recreates it (a new incarnation).
+    old_event = _region_id(ns, "s.evt")
+    with pytest.raises(flowline.StaleRegionError):
+        flowline.Event.attach(ns, "s.evt")
+    recreated = flowline.Event.create_or_attach(ns, "s.evt")
+    assert _region_id(ns, "s.evt") != old_event
+    assert recreated.unlink()
+    for e in (event, replaced, recreated):
+        e.close()
+    assert not (ROOT / ns).exists()

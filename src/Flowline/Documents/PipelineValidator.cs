@@ -150,7 +150,7 @@ internal sealed class PipelineValidator
         KnownParameters(definition, kernel, path);
         if (ok && inputs is not null && outputs is not null && auxiliary is not null)
         {
-            definition.Validate(new KernelContext(kernel, inputs, auxiliary, outputs, (field, message) => Error($"{path}.{field}", message)));
+            definition.Validate(new KernelContext(kernel, inputs, auxiliary, outputs, (field, message) => Error($"{path}.{field}", message)) { BaseDirectory = spec.BaseDirectory });
         }
     }
 
@@ -175,7 +175,7 @@ internal sealed class PipelineValidator
         KnownParameters(definition, source, path);
         if (ok && written is not null && auxiliary is not null)
         {
-            definition.Validate(new SourceContext(source, written, auxiliary, (field, message) => Error($"{path}.{field}", message)));
+            definition.Validate(new SourceContext(source, written, auxiliary, (field, message) => Error($"{path}.{field}", message)) { BaseDirectory = spec.BaseDirectory });
         }
     }
 
@@ -201,7 +201,7 @@ internal sealed class PipelineValidator
         KnownParameters(definition, sink, path);
         if (ok && read is not null && outputs is not null && auxiliary is not null)
         {
-            definition.Validate(new SinkContext(sink, read[0], outputs, auxiliary, (field, message) => Error($"{path}.{field}", message)));
+            definition.Validate(new SinkContext(sink, read[0], outputs, auxiliary, (field, message) => Error($"{path}.{field}", message)) { BaseDirectory = spec.BaseDirectory });
         }
     }
 

@@ -25,6 +25,9 @@ public abstract class NodeContext
     /// <summary>The node's parameters.</summary>
     public Parameters Parameters => Node.Parameters;
 
+    /// <summary>The document's directory (relative paths of the node resolve against it), or null for a document without a file.</summary>
+    public string? BaseDirectory { get; init; }
+
     /// <summary>The auxiliary inputs, in binding order.</summary>
     public IReadOnlyList<(AuxiliaryBinding Binding, StreamSpec Stream)> Auxiliary { get; }
 

@@ -113,6 +113,9 @@ public sealed class KindRegistry
             new SyntheticArrayDefinition(),
             new SyntheticFrameSetDefinition(),
             new NullSinkDefinition(),
+            new Python.PythonKernelDefinition(),
+            new Python.PythonSourceDefinition(),
+            new Python.PythonSinkDefinition(),
         ];
         return empty.With(builtIn, BuiltInOrigin);
     }

@@ -48,7 +48,7 @@ internal static class OrphanWorkers
     private static List<int> Find(string @namespace) =>
         [.. Scan([@namespace]).Where(w => w.ParentPid != Environment.ProcessId).Select(w => w.Pid)];
 
-    /// <summary>Live (not zombie) worker processes, with their parent, whose command line names one of <paramref name="namespaces"/>.</summary>
+    /// <summary>Live (not zombie) worker processes (.NET and Python), with their parent, whose command line names one of <paramref name="namespaces"/>.</summary>
     internal static List<(int Pid, int ParentPid)> Scan(IReadOnlyCollection<string> namespaces)
     {
         var found = new List<(int, int)>();
@@ -62,7 +62,7 @@ internal static class OrphanWorkers
             try
             {
                 var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                var worker = Array.FindIndex(arguments, a => a.EndsWith("Flowline.Worker.dll", StringComparison.Ordinal));
+                var worker = Array.FindIndex(arguments, a => a.EndsWith("Flowline.Worker.dll", StringComparison.Ordinal) || a == "flowline.worker"); // python -m flowline.worker
                 if (worker < 0 || worker + 1 >= arguments.Length || !namespaces.Contains(arguments[worker + 1]))
                 {
                     continue;

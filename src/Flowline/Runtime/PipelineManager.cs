@@ -60,7 +60,7 @@ public sealed partial class PipelineManager : IDisposable
         SharedMemoryNamespace.Validate(Plan.Namespace, "namespace");
         slots = new WorkerSlot?[Plan.Workers.Count];
         kindAssemblies = KindAssemblies(pipeline);
-        if (Plan.Workers.Any(w => w.Placement == WorkerPlacement.Process))
+        if (Plan.Workers.Any(w => w.Placement == WorkerPlacement.Process && !PythonWorker.Runs(w)))
         {
             workerPath = this.options.WorkerPath ?? Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.dll");
         }
@@ -524,6 +524,10 @@ public sealed partial class PipelineManager : IDisposable
             if (worker.Placement == WorkerPlacement.Thread)
             {
                 slot.StartThread(Plan);
+            }
+            else if (PythonWorker.Runs(worker))
+            {
+                PythonWorker.Start(slot, Plan);
             }
             else
             {

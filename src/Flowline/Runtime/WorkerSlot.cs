@@ -83,10 +83,16 @@ internal sealed class WorkerSlot : IDisposable
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        RemoveSecrets(info.Environment);
         info.ArgumentList.Add(workerPath);
         info.ArgumentList.Add(manifest.Namespace);
         info.ArgumentList.Add(Plan.Name);
+        StartProcess(info, manifest.ToJson());
+    }
+
+    /// <summary>Starts the worker process <paramref name="info"/> describes (a Python worker), writing <paramref name="input"/> on its standard input.</summary>
+    public void StartProcess(ProcessStartInfo info, string input)
+    {
+        RemoveSecrets(info.Environment);
         LaunchedNs = MonotonicClock.NowNs();
         var p = new Process { StartInfo = info, EnableRaisingEvents = true };
         // A task is the user's own code: what it prints goes to the program's output, as a thread's would.
@@ -113,7 +119,7 @@ internal sealed class WorkerSlot : IDisposable
         Pid = p.Id;
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
-        p.StandardInput.Write(manifest.ToJson());
+        p.StandardInput.Write(input);
         p.StandardInput.Close();
     }
 
