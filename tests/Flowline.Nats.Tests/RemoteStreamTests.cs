@@ -1,0 +1,163 @@
+using Flowline.Documents;
+using Flowline.Nats.Tests.Infrastructure;
+using Flowline.Runtime;
+using Flowline.SharedMemory;
+
+namespace Flowline.Nats.Tests;
+
+/// <summary>Documents that name a stream living on another host: the managers start the bridges and stop them with the pipelines.</summary>
+public sealed class RemoteStreamTests : BridgeTest
+{
+    private readonly DirectoryInfo directory = Directory.CreateTempSubdirectory("flowline-remote-");
+
+    private string Write(string name, string text)
+    {
+        var path = Path.Combine(directory.FullName, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Fact]
+    public async Task TwoPipelinesJoinedThroughNats_FramesArriveIdenticalEndToEnd()
+    {
+        using var server = Own(NatsServer.Start(token: "t0ken", jetStream: true));
+        Own(new Cleanup(directory));
+        Write("nats.token", "t0ken\n");
+        var subject = NewSubject();
+        var remote = $"""
+
+                    nats: {server.Url}
+                    subject: {subject}
+                    delivery: lossless
+                    token_file: nats.token
+            """;
+
+        // Host A: frames written to 'raw' are copied to 'wfs', which is published.
+        var hostA = PipelineDocument.Load(Write("a.yaml", $$"""
+            kernels:
+              - {name: copy, kind: cpu.copy, input: raw, output: wfs, propagate_frame_id: true}
+            shared_memory:
+              - {name: raw, shape: [256], dtype: int32, delivery: lossless}
+              - name: wfs
+                shape: [256]
+                dtype: int32
+                delivery: lossless
+                remote: {{remote}}
+            """));
+
+        // Host B: 'wfs' is received (no node writes it), then copied to 'out'.
+        var hostB = PipelineDocument.Load(Write("b.yaml", $$"""
+            kernels:
+              - {name: copy, kind: cpu.copy, input: wfs, output: out, propagate_frame_id: true}
+            shared_memory:
+              - {name: out, shape: [256], dtype: int32, delivery: lossless}
+              - name: wfs
+                shape: [256]
+                dtype: int32
+                delivery: lossless
+                remote: {{remote}}
+            """));
+        Assert.Equal(subject, hostB.Spec.FindStream("wfs")!.Remote!.Subject);
+
+        var managerB = Own(new PipelineManager(hostB, new PipelineManagerOptions { Namespace = HostB }));
+        var managerA = Own(new PipelineManager(hostA, new PipelineManagerOptions { Namespace = HostA }));
+        managerB.Build();
+        managerB.Start();
+        managerA.Build();
+        managerA.Start();
+
+        using var raw = Own(SharedStream.Attach(HostA, "raw"));
+        using var writer = Own(raw.OpenWriter<int>());
+        using var output = Own(SharedStream.Attach(HostB, "out"));
+        using var reader = Own(output.OpenReader<int>(new ReaderOptions { Delivery = Delivery.Lossless }));
+
+        const int Frames = 200;
+        var writing = OwnAsync(new Background()).Run(token =>
+        {
+            var frame = new int[256];
+            for (var i = 0; i < Frames; i++)
+            {
+                for (var j = 0; j < frame.Length; j++)
+                {
+                    frame[j] = (i * 1_000_003) ^ j;
+                }
+
+                Assert.Equal(WriteStatus.Ok, writer.Write(frame, new FrameStamp((ulong)(5000 + i), 0), Bound, token));
+            }
+        });
+
+        long sent = 0, received = 0;
+        var buffer = new int[256];
+        for (var i = 0; i < Frames; i++)
+        {
+            Assert.Equal(ReadStatus.Ok, reader.ReadInto(buffer, out var header, Bound));
+            Assert.Equal((ulong)(5000 + i), header.FrameId);
+            for (var j = 0; j < buffer.Length; j++)
+            {
+                Assert.Equal((i * 1_000_003) ^ j, buffer[j]);
+                sent = (sent * 31) + ((i * 1_000_003) ^ j);
+                received = (received * 31) + buffer[j];
+            }
+        }
+
+        await writing.WaitAsync(Bound);
+        Assert.Equal(sent, received);
+        Assert.Equal(PipelineState.Running, managerA.State);
+        Assert.Equal(PipelineState.Running, managerB.State);
+
+        // Stopping the pipelines stops their bridges: nothing of them is left (teardown checks the namespaces too).
+        managerA.Shutdown();
+        managerB.Shutdown();
+        Assert.False(SharedMemoryNamespace.Exists(HostB, "wfs"));
+    }
+
+    [Fact]
+    public void RemoteEntry_InlineSecretOrBadUrl_IsAnErrorNamingFieldAndLine()
+    {
+        Own(new Cleanup(directory));
+        var path = Write("bad.yaml", """
+            shared_memory:
+              - name: wfs
+                shape: [4]
+                dtype: float32
+                remote:
+                  nats: http://hub
+                  subject: rig1.*
+                  token: s3cret
+            sinks:
+              - {name: sink, kind: null.sink, stream: wfs}
+            """);
+
+        var errors = PipelineDocument.CheckFile(path).Errors.Select(e => e.ToString()).ToList();
+        Assert.Contains(errors, e => e.Contains("bad.yaml:6:", StringComparison.Ordinal) && e.Contains("shared_memory[0].remote.nats", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("bad.yaml:7:", StringComparison.Ordinal) && e.Contains("remote.subject", StringComparison.Ordinal));
+        Assert.Contains(errors, e => e.Contains("bad.yaml:8:", StringComparison.Ordinal) && e.Contains("token_file", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void RemoteStream_ServerRefusesOrIsAbsent_StartFailsNamingTheStreamAndLeavesNothing()
+    {
+        using var server = Own(NatsServer.Start(token: "right"));
+        Own(new Cleanup(directory));
+        var pipeline = PipelineDocument.Load(Write("p.yaml", $$"""
+            shared_memory:
+              - name: wfs
+                shape: [4]
+                dtype: float32
+                remote: {nats: '{{server.Url}}', subject: {{NewSubject()}}, token_env: FLOWLINE_TEST_NO_SUCH_VARIABLE }
+            sinks:
+              - {name: sink, kind: null.sink, stream: wfs}
+            """));
+        var manager = Own(new PipelineManager(pipeline, new PipelineManagerOptions { Namespace = HostB }));
+        manager.Build();
+        var error = Assert.Throws<InvalidOperationException>(manager.Start);
+        Assert.Contains("stream 'wfs'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("FLOWLINE_TEST_NO_SUCH_VARIABLE", error.Message, StringComparison.Ordinal);
+        Assert.Equal(PipelineState.Built, manager.State);
+    }
+
+    private sealed class Cleanup(DirectoryInfo directory) : IDisposable
+    {
+        public void Dispose() => directory.Delete(recursive: true);
+    }
+}
