@@ -45,6 +45,34 @@ public sealed class AuthTests : BridgeTest
     }
 
     [Fact]
+    public async Task NKey_SeedFileOfAKnownKeyPasses_AnotherKeyIsRefused()
+    {
+        var directory = Directory.CreateTempSubdirectory("flowline-nkey-");
+        try
+        {
+            using var known = NATS.NKeys.KeyPair.CreatePair(NATS.NKeys.PrefixByte.User);
+            using var stranger = NATS.NKeys.KeyPair.CreatePair(NATS.NKeys.PrefixByte.User);
+            var config = Path.Combine(directory.FullName, "server.conf");
+            File.WriteAllText(config, $"authorization {{ users = [ {{ nkey: \"{known.GetPublicKey()}\" }} ] }}\n");
+            var knownSeed = Path.Combine(directory.FullName, "known.nk");
+            var strangerSeed = Path.Combine(directory.FullName, "stranger.nk");
+            File.WriteAllText(knownSeed, $"{known.GetSeed()}\n{known.GetPublicKey()}\n");
+            File.WriteAllText(strangerSeed, $"{stranger.GetSeed()}\n{stranger.GetPublicKey()}\n");
+            using var server = Own(NatsServer.Start(null, false, "-c", config));
+
+            var refused = await Assert.ThrowsAsync<NatsBridgeException>(() =>
+                NatsSubscriber.StartAsync(HostB, "s", new NatsBridgeOptions { Url = server.Url, Subject = NewSubject(), NKeyFile = strangerSeed }, new NatsSubscriberOptions { Format = Format }));
+            Assert.True(refused.Message.Contains("Authorization", StringComparison.OrdinalIgnoreCase), refused.Message);
+
+            await AssertFramesPass(new NatsBridgeOptions { Url = server.Url, Subject = NewSubject(), NKeyFile = knownSeed });
+        }
+        finally
+        {
+            directory.Delete(recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Tls_ServerCertificateFromTheGivenCa_PassesAndUnknownCaIsRefused()
     {
         var directory = Directory.CreateTempSubdirectory("flowline-tls-");

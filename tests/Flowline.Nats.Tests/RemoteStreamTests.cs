@@ -156,6 +156,24 @@ public sealed class RemoteStreamTests : BridgeTest
         Assert.Equal(PipelineState.Built, manager.State);
     }
 
+    [Fact]
+    public void RemoteEntry_WrittenBack_ReadsTheSame()
+    {
+        var pipeline = PipelineDocument.Parse("""
+            shared_memory:
+              - name: wfs
+                shape: [4]
+                dtype: float32
+                remote: {nats: 'tls://hub:4222', subject: rig1.wfs, delivery: lossless, durable: lab1, user: rig1, password_env: RIG1_PASSWORD, tls_ca: ca.pem, tls_required: true}
+            sinks:
+              - {name: sink, kind: null.sink, stream: wfs}
+            """);
+        var again = PipelineDocument.Parse(PipelineDocument.ToYaml(pipeline.Spec));
+        Assert.Equal(pipeline.Spec.FindStream("wfs")!.Remote, again.Spec.FindStream("wfs")!.Remote);
+        Assert.Equal(Delivery.Lossless, again.Spec.FindStream("wfs")!.Remote!.Delivery);
+        Assert.Equal("RIG1_PASSWORD", again.Spec.FindStream("wfs")!.Remote!.PasswordEnv);
+    }
+
     private sealed class Cleanup(DirectoryInfo directory) : IDisposable
     {
         public void Dispose() => directory.Delete(recursive: true);
