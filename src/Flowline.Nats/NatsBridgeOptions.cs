@@ -26,7 +26,7 @@ public sealed record NatsBridgeOptions
     /// <summary>A credentials file (JWT and nkey seed, <c>.creds</c>), or null.</summary>
     public string? CredentialsFile { get; init; }
 
-    /// <summary>An nkey seed file, or null.</summary>
+    /// <summary>An nkey file (the seed and the public key on two lines, as <c>nk -gen user -pubout</c> writes them), or null.</summary>
     public string? NKeyFile { get; init; }
 
     /// <summary>A CA certificate file (PEM) to verify the server with, or null for the system's.</summary>

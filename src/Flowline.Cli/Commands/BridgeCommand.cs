@@ -51,7 +51,7 @@ internal static class BridgeCommand
                 new Option<string?>("--user") { Description = $"A user name (with --password or {PasswordVariable})." },
                 new Option<string?>("--password") { Description = $"The user's password. Visible to `ps`: prefer {PasswordVariable}." },
                 new Option<FileInfo?>("--creds") { Description = "A NATS credentials file (JWT and nkey seed)." },
-                new Option<FileInfo?>("--nkey") { Description = "An nkey seed file." },
+                new Option<FileInfo?>("--nkey") { Description = "An nkey file: the seed and the public key on two lines (as nk -gen user -pubout writes them)." },
                 new Option<FileInfo?>("--tls-ca") { Description = "A CA certificate (PEM) to verify the server with." },
                 new Option<FileInfo?>("--tls-cert") { Description = "A client certificate (PEM), for mutual TLS." },
                 new Option<FileInfo?>("--tls-key") { Description = "The client certificate's key (PEM)." },
