@@ -157,6 +157,62 @@ public sealed class RemoteStreamTests : BridgeTest
     }
 
     [Fact]
+    public async Task ReceivingBridgeFails_IsReportedAndRestartStartsItAgain()
+    {
+        using var server = Own(NatsServer.Start());
+        Own(new Cleanup(directory));
+        var subject = NewSubject();
+        var pipeline = PipelineDocument.Load(Write("b.yaml", $$"""
+            shared_memory:
+              - name: wfs
+                shape: [4]
+                dtype: float32
+                remote: {nats: '{{server.Url}}', subject: {{subject}}}
+            sinks:
+              - {name: sink, kind: null.sink, stream: wfs}
+            """));
+        var manager = Own(new PipelineManager(pipeline, new PipelineManagerOptions { Namespace = HostB }));
+        manager.Build();
+        manager.Start();
+
+        // Another host publishes frames of another format on the subject: the receiving bridge stops, and the pipeline fails.
+        var options = new NatsBridgeOptions { Url = server.Url, Subject = subject };
+        using (var wrong = SharedStream.Open(HostA, "wrong", new FrameFormat(ElementType.Float32, 8)))
+        using (var wrongWriter = wrong.OpenWriter<float>())
+        {
+            await using var rogue = await NatsPublisher.StartAsync(HostA, "wrong", options);
+            using var failed = new CancellationTokenSource(Bound);
+            while (manager.State != PipelineState.Failed)
+            {
+                wrongWriter.Write(new float[8], Bound);
+                await Task.Delay(20, failed.Token);
+            }
+        }
+
+        var failure = Assert.Single(manager.Events(), e => e.Type == "bridge_failed");
+        Assert.Equal("wfs", (string?)failure.Data["stream"]);
+        Assert.Contains("float32[8]", (string?)failure.Data["error"], StringComparison.Ordinal);
+
+        // Restart starts the bridge again: frames of the right format come through.
+        manager.Restart();
+        Assert.Equal(PipelineState.Running, manager.State);
+        using var source = Own(SharedStream.Open(HostA, "wfs", new FrameFormat(ElementType.Float32, 4)));
+        using var writer = Own(source.OpenWriter<float>());
+        OwnAsync(await NatsPublisher.StartAsync(HostA, "wfs", options));
+        using var local = Own(SharedStream.Attach(HostB, "wfs"));
+        using var reader = Own(local.OpenReader<float>(new ReaderOptions { Delivery = Delivery.Latest }));
+        var received = new float[4];
+        using var arrived = new CancellationTokenSource(Bound);
+        while (reader.ReadInto(received, out _, TimeSpan.FromMilliseconds(50)) != ReadStatus.Ok)
+        {
+            writer.Write(new float[] { 1, 2, 3, 4 }, Bound);
+            await Task.Delay(10, arrived.Token);
+        }
+
+        Assert.Equal(new float[] { 1, 2, 3, 4 }, received);
+    }
+
+    [Fact]
     public void RemoteEntry_WrittenBack_ReadsTheSame()
     {
         var pipeline = PipelineDocument.Parse("""

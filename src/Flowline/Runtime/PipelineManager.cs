@@ -320,6 +320,7 @@ public sealed partial class PipelineManager : IDisposable
                     slots[i]!.Control.Command = command;
                 }
 
+                bridges?.RestartFailed(Pipeline, Plan);
                 if (State == PipelineState.Failed && failures.Count == 0)
                 {
                     SetState(command == WorkerCommand.Pause ? PipelineState.Paused : PipelineState.Running);

@@ -8,7 +8,8 @@ namespace Flowline.Runtime;
 /// <summary>
 /// The NATS bridges of a pipeline's <c>remote</c> streams (docs/nats.md): a stream a node of the pipeline
 /// writes is published to its subject, a stream no node writes is received from it. Started with the
-/// workers, stopped with them; a bridge that fails is reported once as a <c>bridge_failed</c> event.
+/// workers, stopped with them; a bridge that fails is reported once as a <c>bridge_failed</c> event and
+/// started again by the manager's restart.
 /// </summary>
 internal sealed class RemoteBridges : IDisposable
 {
@@ -17,9 +18,6 @@ internal sealed class RemoteBridges : IDisposable
     private RemoteBridges()
     {
     }
-
-    /// <summary>Streams that have a bridge, for the status.</summary>
-    public int Count => bridges.Count;
 
     /// <summary>Starts a bridge for every remote stream, or none if the pipeline has none; on an error, the bridges started are stopped and the error names the stream.</summary>
     public static RemoteBridges? Start(ValidatedPipeline pipeline, PipelinePlan plan, CancellationToken cancellationToken = default)
@@ -35,36 +33,7 @@ internal sealed class RemoteBridges : IDisposable
         {
             foreach (var spec in remotes)
             {
-                var ns = plan.NamespaceOf(spec.Name);
-                NatsBridgeOptions options;
-                try
-                {
-                    options = Options(spec, pipeline.Spec.BaseDirectory, $"flowline {ns}/{spec.Name}");
-                    options.Validate();
-                }
-                catch (ArgumentException e)
-                {
-                    throw new InvalidOperationException($"stream '{spec.Name}': remote: {e.Message}", e);
-                }
-
-                try
-                {
-                    if (pipeline.Graph.ProducersOf(spec.Name).Count > 0)
-                    {
-                        var publisher = NatsPublisher.StartAsync(ns, spec.Name, options, cancellationToken: cancellationToken).GetAwaiter().GetResult();
-                        started.bridges.Add(new Bridge(spec.Name, "publish", spec.Remote!.Subject, publisher, publisher.Completion));
-                    }
-                    else
-                    {
-                        var subscriberOptions = new NatsSubscriberOptions { Format = spec.Format, StreamOptions = plan.OptionsOf(spec.Name), Durable = spec.Remote!.Durable };
-                        var subscriber = NatsSubscriber.StartAsync(ns, spec.Name, options, subscriberOptions, cancellationToken).GetAwaiter().GetResult();
-                        started.bridges.Add(new Bridge(spec.Name, "subscribe", spec.Remote.Subject, subscriber, subscriber.Completion));
-                    }
-                }
-                catch (Exception e) when (e is NatsBridgeException or SharedMemoryException)
-                {
-                    throw new InvalidOperationException($"stream '{spec.Name}': the NATS bridge ({spec.Remote!.Nats}, subject '{spec.Remote.Subject}') did not start: {e.Message}", e);
-                }
+                started.bridges.Add(StartOne(pipeline, plan, spec, cancellationToken));
             }
 
             return started;
@@ -73,6 +42,51 @@ internal sealed class RemoteBridges : IDisposable
         {
             started.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>Starts again the bridges that stopped with an error (the manager's restart); an error names the stream, and the bridge stays stopped.</summary>
+    public void RestartFailed(ValidatedPipeline pipeline, PipelinePlan plan)
+    {
+        for (var i = 0; i < bridges.Count; i++)
+        {
+            if (bridges[i].Completion.IsFaulted)
+            {
+                bridges[i].Handle.DisposeAsync().AsTask().GetAwaiter().GetResult();
+                bridges[i] = StartOne(pipeline, plan, pipeline.Spec.FindStream(bridges[i].Stream)!, CancellationToken.None);
+            }
+        }
+    }
+
+    private static Bridge StartOne(ValidatedPipeline pipeline, PipelinePlan plan, StreamSpec spec, CancellationToken cancellationToken)
+    {
+        var ns = plan.NamespaceOf(spec.Name);
+        NatsBridgeOptions options;
+        try
+        {
+            options = Options(spec, pipeline.Spec.BaseDirectory, $"flowline {ns}/{spec.Name}");
+            options.Validate();
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOperationException($"stream '{spec.Name}': remote: {e.Message}", e);
+        }
+
+        try
+        {
+            if (pipeline.Graph.ProducersOf(spec.Name).Count > 0)
+            {
+                var publisher = NatsPublisher.StartAsync(ns, spec.Name, options, cancellationToken: cancellationToken).GetAwaiter().GetResult();
+                return new Bridge(spec.Name, "publish", spec.Remote!.Subject, publisher, publisher.Completion);
+            }
+
+            var subscriberOptions = new NatsSubscriberOptions { Format = spec.Format, StreamOptions = plan.OptionsOf(spec.Name), Durable = spec.Remote!.Durable };
+            var subscriber = NatsSubscriber.StartAsync(ns, spec.Name, options, subscriberOptions, cancellationToken).GetAwaiter().GetResult();
+            return new Bridge(spec.Name, "subscribe", spec.Remote.Subject, subscriber, subscriber.Completion);
+        }
+        catch (Exception e) when (e is NatsBridgeException or SharedMemoryException)
+        {
+            throw new InvalidOperationException($"stream '{spec.Name}': the NATS bridge ({spec.Remote!.Nats}, subject '{spec.Remote.Subject}') did not start: {e.Message}", e);
         }
     }
 
