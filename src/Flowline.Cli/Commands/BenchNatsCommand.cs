@@ -22,26 +22,35 @@ internal static class BenchNatsCommand
     {
         var server = new Option<string>("--server") { Description = "The nats-server executable to start on a free loopback port.", DefaultValueFactory = _ => "nats-server" };
         var seconds = new Option<double>("--latency-seconds") { Description = "How long each latency measurement paces frames at 1 kHz.", DefaultValueFactory = _ => 2.0 };
+        var megabytes = new Option<int>("--megabytes") { Description = "MiB of frames in each throughput run (at least 500 frames).", DefaultValueFactory = _ => 64 };
         var command = new Command("nats", "Frames/s, bytes/s and one-way latency (p50/p99 at 1 kHz) of the NATS bridges (latest and lossless) through a loopback nats-server, beside a plain loopback TCP socket.")
         {
             server,
             seconds,
+            megabytes,
         };
         command.SetAction(parse =>
         {
+            if (parse.GetValue(megabytes) < 1 || parse.GetValue(seconds) <= 0)
+            {
+                Console.Error.WriteLine("flowline bench nats: --megabytes and --latency-seconds must be positive");
+                return ExitCodes.Failed;
+            }
+
             try
             {
+                var bytes = (long)parse.GetValue(megabytes) << 20;
                 using var nats = LocalServer.Start(parse.GetValue(server)!);
                 Console.WriteLine($"nats-server on {nats.Url}; {Environment.ProcessorCount} CPUs, load average {LoadAverage()}");
                 Console.WriteLine("size      transport           frames/s      MB/s   lost   | latency at 1 kHz  p50 us    p99 us");
                 foreach (var size in Sizes)
                 {
-                    var tcp = TcpThroughput(size);
+                    var tcp = TcpThroughput(size, bytes);
                     var tcpLatency = TcpLatency(size, parse.GetValue(seconds));
                     Row(size, "tcp (limit)", tcp.Rate, 0, tcpLatency);
                     foreach (var delivery in new[] { Delivery.Latest, Delivery.Lossless })
                     {
-                        var rate = NatsThroughput(nats.Url, size, delivery);
+                        var rate = NatsThroughput(nats.Url, size, delivery, bytes);
                         var latency = NatsLatency(nats.Url, size, delivery, parse.GetValue(seconds));
                         Row(size, $"nats {delivery.ToString().ToLowerInvariant()}", rate.Rate, rate.Lost, latency);
                     }
@@ -67,13 +76,13 @@ internal static class BenchNatsCommand
 
     private static string SizeName(int size) => size >= 1 << 20 ? $"{size >> 20} MiB" : size >= 1024 ? $"{size >> 10} KiB" : $"{size} B";
 
-    /// <summary>Frames for a throughput run: about 64 MiB, at least 500 and at most 50,000 frames.</summary>
-    private static int FramesFor(int size, Delivery delivery) => Math.Clamp((64 << 20) / size, 500, delivery == Delivery.Lossless ? 5_000 : 50_000);
+    /// <summary>Frames for a throughput run: <paramref name="bytes"/> of frames, at least 500 and at most 50,000 frames (5,000 lossless).</summary>
+    private static int FramesFor(int size, Delivery delivery, long bytes) => (int)Math.Clamp(bytes / size, 500, delivery == Delivery.Lossless ? 5_000 : 50_000);
 
     /// <summary>The rate at which frames written on host A are written on host B: the writer runs flat out, the publisher reads every frame.</summary>
-    private static (double Rate, long Lost) NatsThroughput(string url, int size, Delivery delivery)
+    private static (double Rate, long Lost) NatsThroughput(string url, int size, Delivery delivery, long bytes)
     {
-        var frames = FramesFor(size, delivery);
+        var frames = FramesFor(size, delivery, bytes);
         using var pair = BridgePair.Start(url, size, delivery, pendingFrames: 8192);
         var frame = new byte[size];
         var watch = Stopwatch.StartNew();
@@ -144,9 +153,9 @@ internal static class BenchNatsCommand
     }
 
     /// <summary>The same frames (the bridge's 96-byte prefix and the payload) over one loopback TCP connection, flat out.</summary>
-    private static (double Rate, long Lost) TcpThroughput(int size)
+    private static (double Rate, long Lost) TcpThroughput(int size, long bytes)
     {
-        var frames = FramesFor(size, Delivery.Latest);
+        var frames = FramesFor(size, Delivery.Latest, bytes);
         var message = new byte[FrameEnvelopeBytes + size];
         using var link = TcpLink.Open();
         var watch = Stopwatch.StartNew();
