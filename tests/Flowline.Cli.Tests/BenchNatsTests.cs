@@ -8,7 +8,9 @@ public sealed class BenchNatsTests
     [Fact]
     public void BenchNats_SmallRun_PrintsEverySizeAndTransportWithPositiveRates()
     {
-        var result = Cli.Run("bench", "nats", "--server", "/usr/sbin/nats-server", "--megabytes", "1", "--latency-seconds", "0.2");
+        var server = new[] { "/usr/sbin/nats-server", "/usr/bin/nats-server" }.FirstOrDefault(File.Exists)
+            ?? throw new InvalidOperationException("nats-server is not installed (Debian: apt-get install nats-server); .ci/run installs it");
+        var result = Cli.Run("bench", "nats", "--server", server, "--megabytes", "1", "--latency-seconds", "0.2");
         Assert.True(result.ExitCode == 0, result.Error);
         var rows = result.Output.Split('\n').Where(l => l.Contains('|', StringComparison.Ordinal) && !l.StartsWith("size", StringComparison.Ordinal)).ToList();
         Assert.Equal(9, rows.Count);
