@@ -10,6 +10,12 @@ public sealed class RemoteStreamTests : BridgeTest
 {
     private readonly DirectoryInfo directory = Directory.CreateTempSubdirectory("flowline-remote-");
 
+    public RemoteStreamTests()
+    {
+        // Removed last, whatever the test did.
+        Own(new Cleanup(directory));
+    }
+
     private string Write(string name, string text)
     {
         var path = Path.Combine(directory.FullName, name);
@@ -21,7 +27,6 @@ public sealed class RemoteStreamTests : BridgeTest
     public async Task TwoPipelinesJoinedThroughNats_FramesArriveIdenticalEndToEnd()
     {
         using var server = Own(NatsServer.Start(token: "t0ken", jetStream: true));
-        Own(new Cleanup(directory));
         Write("nats.token", "t0ken\n");
         var subject = NewSubject();
         var remote = $"""
@@ -114,7 +119,6 @@ public sealed class RemoteStreamTests : BridgeTest
     [Fact]
     public void RemoteEntry_InlineSecretOrBadUrl_IsAnErrorNamingFieldAndLine()
     {
-        Own(new Cleanup(directory));
         var path = Write("bad.yaml", """
             shared_memory:
               - name: wfs
@@ -138,7 +142,6 @@ public sealed class RemoteStreamTests : BridgeTest
     public void RemoteStream_ServerRefusesOrIsAbsent_StartFailsNamingTheStreamAndLeavesNothing()
     {
         using var server = Own(NatsServer.Start(token: "right"));
-        Own(new Cleanup(directory));
         var pipeline = PipelineDocument.Load(Write("p.yaml", $$"""
             shared_memory:
               - name: wfs
@@ -160,7 +163,6 @@ public sealed class RemoteStreamTests : BridgeTest
     public async Task ReceivingBridgeFails_IsReportedAndRestartStartsItAgain()
     {
         using var server = Own(NatsServer.Start());
-        Own(new Cleanup(directory));
         var subject = NewSubject();
         var pipeline = PipelineDocument.Load(Write("b.yaml", $$"""
             shared_memory:
