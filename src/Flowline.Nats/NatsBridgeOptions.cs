@@ -26,7 +26,7 @@ public sealed record NatsBridgeOptions
     /// <summary>A credentials file (JWT and nkey seed, <c>.creds</c>), or null.</summary>
     public string? CredentialsFile { get; init; }
 
-    /// <summary>An nkey seed file, or null.</summary>
+    /// <summary>An nkey file (the seed and the public key on two lines, as <c>nk -gen user -pubout</c> writes them), or null.</summary>
     public string? NKeyFile { get; init; }
 
     /// <summary>A CA certificate file (PEM) to verify the server with, or null for the system's.</summary>
@@ -40,6 +40,33 @@ public sealed record NatsBridgeOptions
 
     /// <summary>Requires TLS even when the URL does not say <c>tls://</c>. Default false (TLS when the server or the URL asks for it).</summary>
     public bool RequireTls { get; init; }
+
+    /// <summary>
+    /// The delivery across hosts: <see cref="Flowline.SharedMemory.Delivery.Latest"/> (default) over core NATS, where a slow
+    /// receiver loses frames and counts them; <see cref="Flowline.SharedMemory.Delivery.Lossless"/> over JetStream, with
+    /// acknowledgements on both sides, a publisher that waits rather than drop, and a durable consumer that resumes where it
+    /// stopped. Both sides of a subject must use the same delivery.
+    /// </summary>
+    public Flowline.SharedMemory.Delivery Delivery { get; init; } = Flowline.SharedMemory.Delivery.Latest;
+
+    /// <summary>
+    /// The JetStream stream that holds the subject's frames (lossless delivery only); null (default) for
+    /// <c>FLOWLINE_</c> followed by the subject with every character but letters, digits, '-' and '_' made '_'.
+    /// Both sides create it if it does not exist, with work-queue retention: a frame is removed once the receiver acknowledges it.
+    /// </summary>
+    public string? JetStreamName { get; init; }
+
+    /// <summary>Frames the JetStream stream holds at most (lossless delivery): beyond, the publisher waits for the receiver. Default 1024.</summary>
+    public long JetStreamMaxFrames { get; init; } = 1024;
+
+    /// <summary>Bytes the JetStream stream holds at most (lossless delivery): beyond, the publisher waits for the receiver. Default 256 MiB.</summary>
+    public long JetStreamMaxBytes { get; init; } = 256L << 20;
+
+    /// <summary>The JetStream stream's name for these options.</summary>
+    public string ResolvedJetStreamName => JetStreamName ?? "FLOWLINE_" + Sanitize(Subject);
+
+    /// <summary>A name made of letters, digits, '-' and '_' only (JetStream stream and consumer names).</summary>
+    internal static string Sanitize(string name) => string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' ? c : '_'));
 
     /// <summary>How long the first connection may take before the bridge fails to start. Default 5 s.</summary>
     public TimeSpan ConnectTimeout { get; init; } = TimeSpan.FromSeconds(5);
@@ -62,6 +89,16 @@ public sealed record NatsBridgeOptions
             throw new ArgumentException("user and password go together: give both or neither", nameof(User));
         }
 
+        if (JetStreamName is not null && (JetStreamName.Length == 0 || Sanitize(JetStreamName) != JetStreamName))
+        {
+            throw new ArgumentException($"JetStream name '{JetStreamName}': use letters, digits, '-' and '_' only", nameof(JetStreamName));
+        }
+
+        if (JetStreamMaxFrames < 1 || JetStreamMaxBytes < 1)
+        {
+            throw new ArgumentException($"JetStream limits {JetStreamMaxFrames} frames, {JetStreamMaxBytes} bytes: both must be positive", nameof(JetStreamMaxFrames));
+        }
+
         foreach (var (name, file) in new[] { ("credentials file", CredentialsFile), ("nkey file", NKeyFile), ("TLS CA file", TlsCaFile), ("TLS certificate file", TlsCertFile), ("TLS key file", TlsKeyFile) })
         {
             if (file is not null && !File.Exists(file))
@@ -79,7 +116,10 @@ public sealed record NatsBridgeOptions
         ConnectTimeout = ConnectTimeout,
 
         // Latest delivery: a subscription whose queue is full drops its oldest frames, keeping the newest.
-        SubPendingChannelFullMode = System.Threading.Channels.BoundedChannelFullMode.DropOldest,
+        // Lossless: the client's queues wait (the JetStream consumer bounds what is pulled in any case).
+        SubPendingChannelFullMode = Delivery == Flowline.SharedMemory.Delivery.Lossless
+            ? System.Threading.Channels.BoundedChannelFullMode.Wait
+            : System.Threading.Channels.BoundedChannelFullMode.DropOldest,
         AuthOpts = NatsAuthOpts.Default with
         {
             Token = Token,

@@ -1,14 +1,19 @@
 using System.Buffers;
 using Flowline.SharedMemory;
+using System.Globalization;
 using NATS.Client.Core;
+using NATS.Client.JetStream;
 
 namespace Flowline.Nats;
 
 /// <summary>
-/// Reads a local stream and publishes each frame to a NATS subject (core NATS: <c>latest</c> delivery
-/// across hosts), prefixed with its header and the stream's format (<see cref="FrameEnvelope"/>).
-/// One pooled buffer holds the prefix and the frame: the frame is copied once out of shared memory,
-/// intact, and the NATS client copies it into its write buffer; nothing is allocated per frame.
+/// Reads a local stream and publishes each frame to a NATS subject, prefixed with its header and the
+/// stream's format (<see cref="FrameEnvelope"/>). One pooled buffer holds the prefix and the frame: the
+/// frame is copied once out of shared memory, intact, and the NATS client copies it into its write buffer.
+/// With <c>latest</c> delivery (core NATS) nothing is allocated per frame. With <c>lossless</c> delivery
+/// (JetStream) each frame is published with a message id (a small string per frame, for the server's
+/// duplicate detection) and the publisher waits for the server's acknowledgement before the next frame,
+/// retrying the same frame while the server is away or the stream is full: one frame in flight, in order, never dropped.
 /// </summary>
 public sealed class NatsPublisher : IAsyncDisposable
 {
@@ -18,18 +23,22 @@ public sealed class NatsPublisher : IAsyncDisposable
     private readonly StreamReader<byte> reader;
     private readonly NatsConnection connection;
     private readonly string subject;
+    private readonly NatsJSContext? jetStream;
+    private readonly string runId = Guid.NewGuid().ToString("N")[..12];
     private readonly byte[] buffer;
     private readonly CancellationTokenSource stop = new();
     private readonly Thread thread;
     private readonly TaskCompletionSource completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long framesPublished;
+    private long publishRetries;
 
-    private NatsPublisher(SharedStream stream, StreamReader<byte> reader, NatsConnection connection, string subject)
+    private NatsPublisher(SharedStream stream, StreamReader<byte> reader, NatsConnection connection, string subject, NatsJSContext? jetStream)
     {
         this.stream = stream;
         this.reader = reader;
         this.connection = connection;
         this.subject = subject;
+        this.jetStream = jetStream;
         buffer = ArrayPool<byte>.Shared.Rent(FrameEnvelope.PrefixBytes + stream.Format.FrameBytes);
         thread = new Thread(Run) { IsBackground = true, Name = $"nats-publish {subject}" };
     }
@@ -39,6 +48,12 @@ public sealed class NatsPublisher : IAsyncDisposable
 
     /// <summary>Frames published to the subject.</summary>
     public long FramesPublished => Volatile.Read(ref framesPublished);
+
+    /// <summary>Publishes the server did not acknowledge and that were sent again (lossless delivery: the server was away, or the JetStream stream was full).</summary>
+    public long PublishRetries => Volatile.Read(ref publishRetries);
+
+    /// <summary>The delivery across hosts: latest (core NATS) or lossless (JetStream).</summary>
+    public Delivery Delivery => jetStream is null ? Delivery.Latest : Delivery.Lossless;
 
     /// <summary>Frames the local reader skipped because the bridge fell behind the local writer (<c>latest</c> delivery only).</summary>
     public long FramesSkipped => reader.FramesSkipped;
@@ -52,14 +67,15 @@ public sealed class NatsPublisher : IAsyncDisposable
     /// </summary>
     /// <param name="namespace">The local stream's namespace.</param>
     /// <param name="streamName">The local stream (it must exist).</param>
-    /// <param name="options">The server, the subject, authentication and TLS.</param>
-    /// <param name="delivery">
-    /// The local reader's delivery: <see cref="Delivery.Latest"/> (default) never holds the local writer back and
-    /// skips frames when the network is slower; <see cref="Delivery.Lossless"/> holds the local writer back instead.
+    /// <param name="options">The server, the subject, the delivery across hosts, authentication and TLS.</param>
+    /// <param name="localDelivery">
+    /// The local reader's delivery; null (default) for <see cref="NatsBridgeOptions.Delivery"/>. <see cref="Delivery.Latest"/>
+    /// never holds the local writer back and skips frames when the network is slower; <see cref="Delivery.Lossless"/> holds
+    /// the local writer back instead.
     /// </param>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <exception cref="NatsBridgeException">The server refused the connection or cannot carry frames of this size.</exception>
-    public static async Task<NatsPublisher> StartAsync(string @namespace, string streamName, NatsBridgeOptions options, Delivery delivery = Delivery.Latest, CancellationToken cancellationToken = default)
+    public static async Task<NatsPublisher> StartAsync(string @namespace, string streamName, NatsBridgeOptions options, Delivery? localDelivery = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
@@ -76,8 +92,15 @@ public sealed class NatsPublisher : IAsyncDisposable
                     $"they exceed the server's max_payload of {info.MaxPayload} bytes: raise max_payload in the server's configuration");
             }
 
-            var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = delivery, WaitThroughWriterChanges = true });
-            var publisher = new NatsPublisher(stream, reader, connection, options.Subject);
+            NatsJSContext? jetStream = null;
+            if (options.Delivery == Delivery.Lossless)
+            {
+                jetStream = new NatsJSContext(connection);
+                await JetStreamSetup.EnsureStreamAsync(jetStream, options, cancellationToken).ConfigureAwait(false);
+            }
+
+            var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = localDelivery ?? options.Delivery, WaitThroughWriterChanges = true });
+            var publisher = new NatsPublisher(stream, reader, connection, options.Subject, jetStream);
             publisher.thread.Start();
             return publisher;
         }
@@ -103,7 +126,7 @@ public sealed class NatsPublisher : IAsyncDisposable
                 if (status == ReadStatus.EndOfStream)
                 {
                     FrameEnvelope.Write(buffer, format, default, MonotonicClock.NowNs(), WallClockNs(), FrameEnvelope.EndOfStreamFlag);
-                    Send(buffer.AsMemory(0, FrameEnvelope.PrefixBytes), token);
+                    Send(buffer.AsMemory(0, FrameEnvelope.PrefixBytes), -1, token);
                     break;
                 }
 
@@ -113,7 +136,7 @@ public sealed class NatsPublisher : IAsyncDisposable
                 }
 
                 FrameEnvelope.Write(buffer, format, header, MonotonicClock.NowNs(), WallClockNs());
-                Send(message, token);
+                Send(message, header.Sequence, token);
                 Interlocked.Increment(ref framesPublished);
             }
 
@@ -129,14 +152,51 @@ public sealed class NatsPublisher : IAsyncDisposable
         }
     }
 
-    private void Send(ReadOnlyMemory<byte> message, CancellationToken token)
+    private void Send(ReadOnlyMemory<byte> message, long sequence, CancellationToken token)
     {
+        if (jetStream is not null)
+        {
+            SendLossless(jetStream, message, sequence, token);
+            return;
+        }
+
         // The client copies the message into its write buffer; the call completes at once unless that
         // buffer is full or the connection is down (then it waits for the reconnection).
         var pending = connection.PublishAsync(subject, message, cancellationToken: token);
         if (!pending.IsCompletedSuccessfully)
         {
             pending.AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    /// <summary>
+    /// Publishes one frame to JetStream and waits for the server to store it. Until it does (the server is away, the
+    /// stream is full because the receiver is behind), the same frame is sent again with the same message id, which
+    /// the server's duplicate detection stores once; anything but a transient refusal stops the bridge.
+    /// </summary>
+    private void SendLossless(NatsJSContext js, ReadOnlyMemory<byte> message, long sequence, CancellationToken token)
+    {
+        var opts = new NatsJSPubOpts { MsgId = sequence < 0 ? runId + "-end" : runId + "-" + sequence.ToString(CultureInfo.InvariantCulture) };
+        var backoff = TimeSpan.FromMilliseconds(10);
+        while (true)
+        {
+            try
+            {
+                js.PublishAsync(subject, message, opts: opts, cancellationToken: token).AsTask().GetAwaiter().GetResult().EnsureSuccess();
+                return;
+            }
+            catch (NatsJSApiException e) when (e.Error.Code != 503)
+            {
+                throw new NatsBridgeException($"subject '{subject}': JetStream refused frame {sequence}: {e.Error.Description} (code {e.Error.Code}/{e.Error.ErrCode})", e);
+            }
+            catch (Exception e) when (e is NatsException or TimeoutException && !token.IsCancellationRequested)
+            {
+                // Not stored (or not acknowledged): the server is away or the stream is full. Wait, then send it again.
+                Interlocked.Increment(ref publishRetries);
+                token.WaitHandle.WaitOne(backoff);
+                token.ThrowIfCancellationRequested();
+                backoff = TimeSpan.FromMilliseconds(Math.Min(500, backoff.TotalMilliseconds * 2));
+            }
         }
     }
 

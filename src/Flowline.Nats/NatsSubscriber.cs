@@ -1,6 +1,8 @@
 using System.Threading.Channels;
 using Flowline.SharedMemory;
 using NATS.Client.Core;
+using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 
 namespace Flowline.Nats;
 
@@ -8,7 +10,10 @@ namespace Flowline.Nats;
 /// Receives the frames a <see cref="NatsPublisher"/> sends to a subject and writes them to a local
 /// stream, with their frame ids and their origin timestamps moved onto this host's clock. Over core
 /// NATS the delivery is <c>latest</c>: frames dropped on the way (a slow receiver, a server restart)
-/// are counted from the gaps in the publisher's sequence numbers.
+/// are counted from the gaps in the publisher's sequence numbers. Over JetStream the delivery is
+/// <c>lossless</c>: a durable consumer delivers every frame, one at a time; each is acknowledged only once
+/// it is written to the local stream, frames delivered again
+/// are recognised by their JetStream sequence and dropped, and a subscriber that restarts resumes where it stopped.
 /// </summary>
 public sealed class NatsSubscriber : IAsyncDisposable
 {
@@ -18,7 +23,13 @@ public sealed class NatsSubscriber : IAsyncDisposable
     private readonly string streamName;
     private readonly NatsSubscriberOptions subscriberOptions;
     private readonly NatsConnection connection;
-    private readonly INatsSub<NatsMemoryOwner<byte>> subscription;
+    private readonly INatsSub<NatsMemoryOwner<byte>>? subscription;
+    private readonly INatsJSConsumer? consumer;
+    private readonly string subject;
+    private readonly byte[]? newestBeforeStart;
+    private ulong lastStreamSequence;
+    private long framesDuplicate;
+    private long ackFailures;
     private readonly CancellationTokenSource stop = new();
     private SharedStream? stream;
     private StreamWriter<byte>? writer;
@@ -30,16 +41,32 @@ public sealed class NatsSubscriber : IAsyncDisposable
     private long framesLost;
     private long sequenceRestarts;
 
-    private NatsSubscriber(string @namespace, string streamName, NatsSubscriberOptions subscriberOptions, NatsConnection connection, INatsSub<NatsMemoryOwner<byte>> subscription, SharedStream? stream)
+    private NatsSubscriber(string @namespace, string streamName, string subject, NatsSubscriberOptions subscriberOptions, NatsConnection connection, INatsSub<NatsMemoryOwner<byte>>? subscription, INatsJSConsumer? consumer, SharedStream? stream)
     {
         this.@namespace = @namespace;
         this.streamName = streamName;
+        this.subject = subject;
         this.subscriberOptions = subscriberOptions;
         this.connection = connection;
         this.subscription = subscription;
+        this.consumer = consumer;
         this.stream = stream;
+        if (consumer is not null && stream is not null)
+        {
+            newestBeforeStart = NewestFrame(stream);
+        }
+
         writer = stream?.OpenWriter<byte>();
     }
+
+    /// <summary>The delivery across hosts: latest (core NATS) or lossless (JetStream).</summary>
+    public Delivery Delivery => consumer is null ? Delivery.Latest : Delivery.Lossless;
+
+    /// <summary>Frames delivered again by JetStream (after a restart of this bridge or of the server) and dropped because they were written already.</summary>
+    public long FramesDuplicate => Interlocked.Read(ref framesDuplicate);
+
+    /// <summary>Acknowledgements that could not be sent (the server was away): those frames are delivered again and dropped as duplicates.</summary>
+    public long AckFailures => Interlocked.Read(ref ackFailures);
 
     /// <summary>The local stream's format, or null until the first frame when the stream did not exist and no format was given.</summary>
     public FrameFormat? Format => stream?.Format;
@@ -85,16 +112,26 @@ public sealed class NatsSubscriber : IAsyncDisposable
         try
         {
             stream = OpenLocal(@namespace, streamName, subscriberOptions, subscriberOptions.Format);
-            var subOpts = new NatsSubOpts
+            INatsSub<NatsMemoryOwner<byte>>? subscription = null;
+            INatsJSConsumer? consumer = null;
+            if (options.Delivery == Delivery.Lossless)
             {
-                ChannelOpts = new NatsSubChannelOpts { Capacity = subscriberOptions.PendingFrames, FullMode = BoundedChannelFullMode.DropOldest },
-            };
-            var subscription = await connection.SubscribeCoreAsync<NatsMemoryOwner<byte>>(options.Subject, opts: subOpts, cancellationToken: cancellationToken).ConfigureAwait(false);
+                consumer = await CreateConsumerAsync(connection, options, subscriberOptions.Durable ?? DefaultDurable(@namespace, streamName), subscriberOptions, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                var subOpts = new NatsSubOpts
+                {
+                    ChannelOpts = new NatsSubChannelOpts { Capacity = subscriberOptions.PendingFrames, FullMode = BoundedChannelFullMode.DropOldest },
+                };
+                subscription = await connection.SubscribeCoreAsync<NatsMemoryOwner<byte>>(options.Subject, opts: subOpts, cancellationToken: cancellationToken).ConfigureAwait(false);
 
-            // The server has the subscription once it answers a ping sent after it.
-            await connection.PingAsync(cancellationToken).ConfigureAwait(false);
-            var subscriber = new NatsSubscriber(@namespace, streamName, subscriberOptions, connection, subscription, stream);
-            subscriber.thread = new Thread(subscriber.Run) { IsBackground = true, Name = $"nats-subscribe {options.Subject}" };
+                // The server has the subscription once it answers a ping sent after it.
+                await connection.PingAsync(cancellationToken).ConfigureAwait(false);
+            }
+
+            var subscriber = new NatsSubscriber(@namespace, streamName, options.Subject, subscriberOptions, connection, subscription, consumer, stream);
+            subscriber.thread = new Thread(consumer is null ? subscriber.Run : subscriber.RunLossless) { IsBackground = true, Name = $"nats-subscribe {options.Subject}" };
             subscriber.thread.Start();
             return subscriber;
         }
@@ -104,6 +141,52 @@ public sealed class NatsSubscriber : IAsyncDisposable
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
         }
+    }
+
+    /// <summary>The durable consumer's name when none is given: <c>flowline_</c>, the namespace, <c>_</c>, the stream.</summary>
+    public static string DefaultDurable(string @namespace, string streamName) => NatsBridgeOptions.Sanitize($"flowline_{@namespace}_{streamName}");
+
+    private static async Task<INatsJSConsumer> CreateConsumerAsync(NatsConnection connection, NatsBridgeOptions options, string durable, NatsSubscriberOptions subscriberOptions, CancellationToken cancellationToken)
+    {
+        if (durable.Length == 0 || NatsBridgeOptions.Sanitize(durable) != durable)
+        {
+            throw new ArgumentException($"durable '{durable}': use letters, digits, '-' and '_' only", nameof(subscriberOptions));
+        }
+
+        var js = new NatsJSContext(connection);
+        await JetStreamSetup.EnsureStreamAsync(js, options, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return await js.CreateOrUpdateConsumerAsync(
+                options.ResolvedJetStreamName,
+                new ConsumerConfig(durable)
+                {
+                    DurableName = durable,
+                    FilterSubject = options.Subject,
+                    AckPolicy = ConsumerConfigAckPolicy.Explicit,
+                    DeliverPolicy = ConsumerConfigDeliverPolicy.All,
+                    AckWait = subscriberOptions.AckWait,
+
+                    // One frame unacknowledged at a time: the server delivers strictly in order, even after a restart
+                    // of this bridge or of the server, so a frame delivered again is always the last one seen.
+                    MaxAckPending = 1,
+                },
+                cancellationToken).ConfigureAwait(false);
+        }
+        catch (NatsJSApiException e)
+        {
+            throw new NatsBridgeException(
+                $"lossless delivery on '{options.Subject}': the server refused the durable consumer '{durable}' on JetStream stream '{options.ResolvedJetStreamName}': {e.Error.Description} " +
+                $"(code {e.Error.Code}/{e.Error.ErrCode}); a work-queue stream has one receiver per subject",
+                e);
+        }
+    }
+
+    /// <summary>A copy of the newest frame of <paramref name="local"/>'s ring, or null if it has none.</summary>
+    private static byte[]? NewestFrame(SharedStream local)
+    {
+        using var peek = local.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest });
+        return peek.PeekNewest(out var frame, out var header) ? [.. BitConverter.GetBytes(header.FrameId), .. frame.Span] : null;
     }
 
     private static SharedStream? OpenLocal(string @namespace, string streamName, NatsSubscriberOptions options, FrameFormat? format)
@@ -133,7 +216,7 @@ public sealed class NatsSubscriber : IAsyncDisposable
         var token = stop.Token;
         try
         {
-            var messages = subscription.Msgs;
+            var messages = subscription!.Msgs;
             while (true)
             {
                 if (!messages.TryRead(out var message))
@@ -166,12 +249,127 @@ public sealed class NatsSubscriber : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// The receive loop of lossless delivery: pulls from the durable consumer, writes each new frame to the local
+    /// stream, then acknowledges it. The consumer has one frame unacknowledged at most, so at most one frame is ever
+    /// written and not acknowledged, and a frame delivered again is the last one seen. Pulls again after the server went away.
+    /// </summary>
+    private void RunLossless()
+    {
+        var token = stop.Token;
+        // Short pull requests with heartbeats: a pull lost with a server that went away is noticed and made again within seconds.
+        var consumeOpts = new NatsJSConsumeOpts { MaxMsgs = subscriberOptions.PendingFrames, Expires = TimeSpan.FromSeconds(5), IdleHeartbeat = TimeSpan.FromSeconds(1) };
+        var checkRestart = newestBeforeStart is not null;
+        try
+        {
+            var ended = false;
+            while (!ended)
+            {
+                try
+                {
+                    var messages = consumer!.ConsumeAsync<NatsMemoryOwner<byte>>(opts: consumeOpts, cancellationToken: token).GetAsyncEnumerator(token);
+                    try
+                    {
+                        while (!ended && Wait(messages.MoveNextAsync()))
+                        {
+                            var message = messages.Current;
+                            using var data = message.Data;
+                            var sequence = message.Metadata?.Sequence.Stream ?? 0;
+                            var span = data.Memory.Span;
+                            if (sequence != 0 && sequence <= lastStreamSequence)
+                            {
+                                // Delivered again (the server did not get the acknowledgement): written already.
+                                Interlocked.Increment(ref framesDuplicate);
+                            }
+                            else if (checkRestart && message.Metadata?.NumDelivered > 1 && IsNewestBeforeStart(span))
+                            {
+                                // This bridge stopped after writing the frame and before its acknowledgement got through.
+                                Interlocked.Increment(ref framesDuplicate);
+                                lastStreamSequence = sequence;
+                            }
+                            else
+                            {
+                                ended = !Handle(span, token);
+                                lastStreamSequence = sequence;
+                            }
+
+                            checkRestart = false;
+                            Acknowledge(message, token);
+                        }
+                    }
+                    finally
+                    {
+                        Wait(messages.DisposeAsync());
+                    }
+
+                    if (!ended)
+                    {
+                        // The consumption ended without an error (the connection closed): pull again.
+                        token.WaitHandle.WaitOne(PollInterval);
+                    }
+                }
+                catch (NatsException) when (!token.IsCancellationRequested)
+                {
+                    // The server went away mid-pull: pull again once it is back.
+                    token.WaitHandle.WaitOne(PollInterval);
+                }
+
+                token.ThrowIfCancellationRequested();
+            }
+
+            completion.TrySetResult();
+        }
+        catch (OperationCanceledException) when (token.IsCancellationRequested)
+        {
+            completion.TrySetResult();
+        }
+        catch (Exception e)
+        {
+            completion.TrySetException(e);
+        }
+    }
+
+    private static bool Wait(ValueTask<bool> pending) => pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+
+    private static void Wait(ValueTask pending)
+    {
+        if (!pending.IsCompletedSuccessfully)
+        {
+            pending.AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    private void Acknowledge(INatsJSMsg<NatsMemoryOwner<byte>> message, CancellationToken token)
+    {
+        try
+        {
+            Wait(message.AckAsync(cancellationToken: token));
+        }
+        catch (Exception e) when (e is NatsException or TimeoutException && !token.IsCancellationRequested)
+        {
+            // Not sent: the server delivers the frame again after the ack wait, and it is recognised by its sequence.
+            Interlocked.Increment(ref ackFailures);
+        }
+    }
+
+    /// <summary>True if <paramref name="message"/> is the frame that was the local stream's newest when this bridge started (same frame id, same bytes).</summary>
+    private bool IsNewestBeforeStart(ReadOnlySpan<byte> message)
+    {
+        if (!FrameEnvelope.TryRead(message, out var envelope, out _) || envelope.IsEndOfStream)
+        {
+            return false;
+        }
+
+        var newest = newestBeforeStart!;
+        return BitConverter.ToUInt64(newest) == envelope.Header.FrameId && message[FrameEnvelope.PrefixBytes..].SequenceEqual(newest.AsSpan(sizeof(ulong)));
+    }
+
     /// <summary>Writes one received frame to the local stream; false once the publisher's stream has ended.</summary>
     private bool Handle(ReadOnlySpan<byte> message, CancellationToken token)
     {
         if (!FrameEnvelope.TryRead(message, out var envelope, out var problem))
         {
-            throw new NatsBridgeException($"subject '{subscription.Subject}': {problem}");
+            throw new NatsBridgeException($"subject '{subject}': {problem}");
         }
 
         if (stream is null)
@@ -183,7 +381,7 @@ public sealed class NatsSubscriber : IAsyncDisposable
         if (!FrameEnvelope.Matches(envelope, stream.Format))
         {
             throw new NatsBridgeException(
-                $"subject '{subscription.Subject}' carries frames of {FrameEnvelope.Describe(envelope)} but the local stream '{@namespace}/{streamName}' is {stream.Format}: " +
+                $"subject '{subject}' carries frames of {FrameEnvelope.Describe(envelope)} but the local stream '{@namespace}/{streamName}' is {stream.Format}: " +
                 "no frame was written; bridge to a stream of the publisher's format");
         }
 
@@ -257,7 +455,11 @@ public sealed class NatsSubscriber : IAsyncDisposable
             thread.Join();
         }
 
-        await subscription.DisposeAsync().ConfigureAwait(false);
+        if (subscription is not null)
+        {
+            await subscription.DisposeAsync().ConfigureAwait(false);
+        }
+
         await connection.DisposeAsync().ConfigureAwait(false);
         writer?.Dispose();
         stream?.Dispose();
@@ -274,8 +476,24 @@ public sealed record NatsSubscriberOptions
     /// <summary>The local stream's ring, when the bridge creates it. Default <see cref="StreamOptions.Default"/>.</summary>
     public StreamOptions StreamOptions { get; init; } = StreamOptions.Default;
 
-    /// <summary>Frames the client queues while the local stream is full; beyond, the oldest are dropped (and counted). Default 64.</summary>
+    /// <summary>
+    /// Latest delivery: frames the client queues while the local stream is full; beyond, the oldest are dropped (and counted).
+    /// Lossless delivery: the size of the client's pull requests (the server has one frame unacknowledged at a time). Default 64.
+    /// </summary>
     public int PendingFrames { get; init; } = 64;
+
+    /// <summary>
+    /// Lossless delivery: the durable JetStream consumer's name, which the receiver resumes from after a restart; null (default)
+    /// for <see cref="NatsSubscriber.DefaultDurable"/> of the local namespace and stream.
+    /// </summary>
+    public string? Durable { get; init; }
+
+    /// <summary>
+    /// Lossless delivery: how long JetStream waits for a frame's acknowledgement before delivering it again. A receiver that
+    /// restarts after a crash resumes after this wait at most; a frame whose local write waits longer (a lossless local reader
+    /// holds the ring full) is delivered again and dropped as a duplicate. Default 5 s.
+    /// </summary>
+    public TimeSpan AckWait { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>
     /// The publisher's wall clock minus this host's (ns), for the transit time of each frame. Default 0:

@@ -50,7 +50,7 @@ internal static class BenchCommand
             }
         });
 
-        return new Command("bench", "Measure Flowline on this machine.") { streams, Control(), Soak() };
+        return new Command("bench", "Measure Flowline on this machine.") { streams, Control(), Soak(), BenchNatsCommand.Create() };
     }
 
     private static Command Control()

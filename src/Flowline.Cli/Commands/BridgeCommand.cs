@@ -37,6 +37,7 @@ internal static class BridgeCommand
         Option<FileInfo?> TlsCert,
         Option<FileInfo?> TlsKey,
         Option<bool> TlsRequired,
+        Option<string> Delivery,
         Option<double?> Duration)
     {
         public static Common Add(Command command)
@@ -50,13 +51,20 @@ internal static class BridgeCommand
                 new Option<string?>("--user") { Description = $"A user name (with --password or {PasswordVariable})." },
                 new Option<string?>("--password") { Description = $"The user's password. Visible to `ps`: prefer {PasswordVariable}." },
                 new Option<FileInfo?>("--creds") { Description = "A NATS credentials file (JWT and nkey seed)." },
-                new Option<FileInfo?>("--nkey") { Description = "An nkey seed file." },
+                new Option<FileInfo?>("--nkey") { Description = "An nkey file: the seed and the public key on two lines (as nk -gen user -pubout writes them)." },
                 new Option<FileInfo?>("--tls-ca") { Description = "A CA certificate (PEM) to verify the server with." },
                 new Option<FileInfo?>("--tls-cert") { Description = "A client certificate (PEM), for mutual TLS." },
                 new Option<FileInfo?>("--tls-key") { Description = "The client certificate's key (PEM)." },
                 new Option<bool>("--tls-required") { Description = "Require TLS even if the URL does not say tls://." },
+                new Option<string>("--delivery")
+                {
+                    Description = "latest: core NATS, a slow receiver loses frames and counts them, the local writer is never held back; lossless: JetStream, nothing lost " +
+                        "(the publisher holds the local writer back and waits for the server, the receiver resumes where it stopped). Both sides must agree.",
+                    DefaultValueFactory = _ => "latest",
+                },
                 new Option<double?>("--duration") { Description = "Stop after this many seconds (default: until Ctrl+C or the end of the stream)." });
-            foreach (var option in new Option[] { common.Namespace, common.Stream, common.Url, common.Subject, common.Token, common.User, common.Password, common.Creds, common.NKey, common.TlsCa, common.TlsCert, common.TlsKey, common.TlsRequired, common.Duration })
+            common.Delivery.AcceptOnlyFromAmong("latest", "lossless");
+            foreach (var option in new Option[] { common.Namespace, common.Stream, common.Url, common.Subject, common.Token, common.User, common.Password, common.Creds, common.NKey, common.TlsCa, common.TlsCert, common.TlsKey, common.TlsRequired, common.Delivery, common.Duration })
             {
                 command.Options.Add(option);
             }
@@ -81,25 +89,23 @@ internal static class BridgeCommand
                 TlsCertFile = parse.GetValue(TlsCert)?.FullName,
                 TlsKeyFile = parse.GetValue(TlsKey)?.FullName,
                 RequireTls = parse.GetValue(TlsRequired),
+                Delivery = parse.GetValue(Delivery) == "lossless" ? SharedMemory.Delivery.Lossless : SharedMemory.Delivery.Latest,
             };
         }
     }
 
     private static Command Publish()
     {
-        var command = new Command("publish", "Publish each frame of a local stream to a NATS subject (core NATS: latest delivery across hosts).");
+        var command = new Command("publish", "Publish each frame of a local stream to a NATS subject (core NATS for latest delivery, JetStream for lossless).");
         var common = Common.Add(command);
-        var delivery = new Option<string>("--delivery") { Description = "The local reader's delivery: latest (never holds the local writer back) or lossless (holds it back instead of skipping).", DefaultValueFactory = _ => "latest" };
-        delivery.AcceptOnlyFromAmong("latest", "lossless");
-        command.Options.Add(delivery);
         command.SetAction((parse, cancellation) => RunAsync(
             "publish",
             parse.GetValue(common.Duration),
             async () =>
             {
-                var publisher = await NatsPublisher.StartAsync(parse.GetValue(common.Namespace)!, parse.GetValue(common.Stream)!, common.Options(parse), parse.GetValue(delivery) == "lossless" ? Delivery.Lossless : Delivery.Latest, cancellation);
+                var publisher = await NatsPublisher.StartAsync(parse.GetValue(common.Namespace)!, parse.GetValue(common.Stream)!, common.Options(parse), cancellationToken: cancellation);
                 Console.WriteLine($"publishing {parse.GetValue(common.Namespace)}/{parse.GetValue(common.Stream)} ({publisher.Format}) to '{parse.GetValue(common.Subject)}' at {parse.GetValue(common.Url)}");
-                return (publisher, publisher.Completion, () => $"{publisher.FramesPublished} frames published, {publisher.FramesSkipped} skipped locally");
+                return (publisher, publisher.Completion, () => $"{publisher.FramesPublished} frames published, {publisher.FramesSkipped} skipped locally, {publisher.PublishRetries} publishes retried");
             },
             cancellation));
         return command;
@@ -112,9 +118,10 @@ internal static class BridgeCommand
         var dtype = new Option<string?>("--dtype") { Description = $"The local stream's element type, with --shape ({ElementTypes.ValidNames}); default: the existing stream's, or the first frame's." };
         var shape = new Option<string?>("--shape") { Description = "The local stream's shape, e.g. 120x120." };
         var capacity = new Option<int>("--capacity") { Description = "The local stream's ring, in frames, when the bridge creates it.", DefaultValueFactory = _ => StreamOptions.DefaultCapacityFrames };
-        var pending = new Option<int>("--pending") { Description = "Frames queued while the local stream is full; beyond, frames are dropped and counted.", DefaultValueFactory = _ => 64 };
+        var pending = new Option<int>("--pending") { Description = "Latest: frames queued while the local stream is full (beyond, frames are dropped and counted); lossless: frames per pull request.", DefaultValueFactory = _ => 64 };
         var clockOffset = new Option<long>("--clock-offset-ns") { Description = "The publisher's wall clock minus this host's, in ns (default 0: clocks synchronised by NTP or PTP)." };
-        foreach (var option in new Option[] { dtype, shape, capacity, pending, clockOffset })
+        var durable = new Option<string?>("--durable") { Description = "Lossless delivery: the durable consumer to resume from (default flowline_<namespace>_<stream>)." };
+        foreach (var option in new Option[] { dtype, shape, capacity, pending, clockOffset, durable })
         {
             command.Options.Add(option);
         }
@@ -138,6 +145,7 @@ internal static class BridgeCommand
                 StreamOptions = new StreamOptions { CapacityFrames = parse.GetValue(capacity) },
                 PendingFrames = parse.GetValue(pending),
                 ClockOffsetNs = parse.GetValue(clockOffset),
+                Durable = parse.GetValue(durable),
             };
             return RunAsync(
                 "subscribe",
@@ -148,7 +156,7 @@ internal static class BridgeCommand
                     var name = parse.GetValue(common.Stream)!;
                     var subscriber = await NatsSubscriber.StartAsync(ns, name, common.Options(parse), subscriberOptions, cancellation);
                     Console.WriteLine($"writing '{parse.GetValue(common.Subject)}' at {parse.GetValue(common.Url)} to {parse.GetValue(common.Namespace)}/{parse.GetValue(common.Stream)} ({subscriber.Format?.ToString() ?? "format of the first frame"})");
-                    return (new RemovesCreatedStream(subscriber, ns, name), subscriber.Completion, () => $"{subscriber.FramesWritten} frames written, {subscriber.FramesLost} lost on the way");
+                    return (new RemovesCreatedStream(subscriber, ns, name), subscriber.Completion, () => $"{subscriber.FramesWritten} frames written, {subscriber.FramesLost} lost on the way, {subscriber.FramesDuplicate} duplicates dropped");
                 },
                 cancellation);
         });

@@ -16,7 +16,9 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
     public bool AllowNoNodes { get; init; }
 
     private static readonly string[] TopKeys = ["shared_memory", "kernels", "sources", "sinks", "namespace", "plugins"];
-    private static readonly string[] StreamKeys = ["name", "shape", "dtype", "storage", "gpu_device", "cpu_mirror", "notify", "mode", "namespace", "initial", "depth", "delivery", "wait"];
+    private static readonly string[] StreamKeys = ["name", "shape", "dtype", "storage", "gpu_device", "cpu_mirror", "notify", "mode", "namespace", "initial", "depth", "delivery", "wait", "remote"];
+    private static readonly string[] RemoteKeys =
+        ["nats", "subject", "delivery", "durable", "token_file", "token_env", "user", "password_file", "password_env", "creds", "nkey", "tls_ca", "tls_cert", "tls_key", "tls_required"];
     private static readonly string[] KernelKeys =
     [
         "name", "kind", "input", "inputs", "output", "outputs", "auxiliary", "operation", "parameters", "read_timeout", "pause_sleep",
@@ -240,6 +242,12 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
 
         var delivery = OptionalEnum(map, path, "delivery", DeliveryNames);
         var wait = OptionalEnum(map, path, "wait", WaitNames);
+        RemoteSpec? remote = null;
+        if (Field(map, path, "remote", required: false) is { } remoteNode)
+        {
+            remote = Remote(remoteNode, $"{path}.remote");
+        }
+
         InitialSpec? initial = null;
         if (Field(map, path, "initial", required: false) is { } initialNode)
         {
@@ -270,7 +278,91 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
             Depth = depth,
             Delivery = delivery is null ? null : (Delivery)delivery,
             Wait = wait is null ? null : (WaitPolicy)wait,
+            Remote = remote,
         };
+    }
+
+    /// <summary>A stream's <c>remote</c> entry; secrets only by file or environment variable.</summary>
+    private RemoteSpec? Remote(DocNode node, string path)
+    {
+        if (Mapping(node, path, "a mapping with nats (a URL) and subject") is not { } map)
+        {
+            return null;
+        }
+
+        foreach (var inline in new[] { "token", "password" })
+        {
+            if (map.Find(inline) is { } secret)
+            {
+                errors.Add(new SpecError(
+                    $"{path}.{inline}",
+                    $"a {inline} is never written in a document: give {inline}_file (a file holding it) or {inline}_env (an environment variable holding it)",
+                    file,
+                    secret.KeyPosition));
+            }
+        }
+
+        CheckKeys(map.Entries.Any(e => e.Key is "token" or "password") ? new DocMapping([.. map.Entries.Where(e => e.Key is not ("token" or "password"))], map.Position) : map, path, RemoteKeys);
+        var ok = true;
+        var url = RequiredString(map, path, "nats", "a URL such as nats://hub:4222");
+        if (url is not null && (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("nats" or "tls")))
+        {
+            Error($"{path}.nats", map.Find("nats")!.Value, $"'{ErrorCollector.Quote(url)}' is not a NATS URL such as nats://hub:4222 or tls://hub:4222");
+            ok = false;
+        }
+
+        var subject = RequiredString(map, path, "subject", "a subject such as rig1.wfs");
+        if (subject is not null && (subject.Any(char.IsWhiteSpace) || subject.Contains('*', StringComparison.Ordinal) || subject.Contains('>', StringComparison.Ordinal)
+            || subject.StartsWith('.') || subject.EndsWith('.') || subject.Contains("..", StringComparison.Ordinal)))
+        {
+            Error($"{path}.subject", map.Find("subject")!.Value, $"'{ErrorCollector.Quote(subject)}' is not one concrete subject (tokens separated by '.', no spaces, no wildcards '*' or '>')");
+            ok = false;
+        }
+
+        var delivery = OptionalEnum(map, path, "delivery", DeliveryNames);
+        string? Optional(string key, string expected) => Field(map, path, key, required: false) is { } n ? String(n, $"{path}.{key}", expected) : null;
+        var durable = Optional("durable", "a consumer name");
+        if (durable is not null && !durable.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_'))
+        {
+            Error($"{path}.durable", map.Find("durable")!.Value, $"'{ErrorCollector.Quote(durable)}' cannot name a durable consumer: use letters, digits, '-' and '_'");
+            ok = false;
+        }
+
+        var user = Optional("user", "a user name");
+        var passwordFile = Optional("password_file", "a file path");
+        var passwordEnv = Optional("password_env", "an environment variable name");
+        if (user is not null && passwordFile is null && passwordEnv is null)
+        {
+            Error($"{path}.user", map.Find("user")!.Value, "a user needs a password: give password_file or password_env");
+            ok = false;
+        }
+        else if (user is null && (passwordFile ?? passwordEnv) is not null)
+        {
+            Error(path, map, "a password needs a user: give user");
+            ok = false;
+        }
+
+        var tokenFile = Optional("token_file", "a file path");
+        var tokenEnv = Optional("token_env", "an environment variable name");
+        var remote = new RemoteSpec
+        {
+            Nats = url ?? "",
+            Subject = subject ?? "",
+            Delivery = delivery is null ? null : (Delivery)delivery,
+            Durable = durable,
+            TokenFile = tokenFile,
+            TokenEnv = tokenEnv,
+            User = user,
+            PasswordFile = passwordFile,
+            PasswordEnv = passwordEnv,
+            Creds = Optional("creds", "a file path"),
+            NKey = Optional("nkey", "a file path"),
+            TlsCa = Optional("tls_ca", "a file path"),
+            TlsCert = Optional("tls_cert", "a file path"),
+            TlsKey = Optional("tls_key", "a file path"),
+            TlsRequired = OptionalBool(map, path, "tls_required"),
+        };
+        return ok && url is not null && subject is not null ? remote : null;
     }
 
     private ImmutableArray<int>? Shape(DocMapping map, string path)

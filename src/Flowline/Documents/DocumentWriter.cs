@@ -75,6 +75,25 @@ internal static class DocumentWriter
         Put(o, "depth", s.Depth);
         Put(o, "delivery", s.Delivery is { } d ? Name(d) : null);
         Put(o, "wait", s.Wait is { } w ? Name(w) : null);
+        if (s.Remote is { } r)
+        {
+            var remote = new JsonObject { ["nats"] = r.Nats, ["subject"] = r.Subject };
+            Put(remote, "delivery", r.Delivery is { } rd ? Name(rd) : null);
+            Put(remote, "durable", r.Durable);
+            Put(remote, "token_file", r.TokenFile);
+            Put(remote, "token_env", r.TokenEnv);
+            Put(remote, "user", r.User);
+            Put(remote, "password_file", r.PasswordFile);
+            Put(remote, "password_env", r.PasswordEnv);
+            Put(remote, "creds", r.Creds);
+            Put(remote, "nkey", r.NKey);
+            Put(remote, "tls_ca", r.TlsCa);
+            Put(remote, "tls_cert", r.TlsCert);
+            Put(remote, "tls_key", r.TlsKey);
+            Put(remote, "tls_required", r.TlsRequired);
+            o["remote"] = remote;
+        }
+
         return o;
     }
 

@@ -92,6 +92,12 @@ public sealed record StreamSpec
     /// <summary><c>wait</c> (Flowline): how this stream's readers and writer wait unless they say otherwise.</summary>
     public WaitPolicy? Wait { get; init; }
 
+    /// <summary>
+    /// <c>remote</c> (Flowline): the stream also lives on another host, joined over NATS; null for a stream of
+    /// this host only. A stream a node of the pipeline writes is published; one no node writes is received.
+    /// </summary>
+    public RemoteSpec? Remote { get; init; }
+
     /// <summary>The frame format.</summary>
     public FrameFormat Format => new(Dtype, Shape.AsSpan());
 
@@ -322,4 +328,57 @@ public sealed record SinkSpec : NodeSpec
 
     /// <summary><c>wait</c> (Flowline) of its input.</summary>
     public WaitPolicy? Wait { get; init; }
+}
+
+/// <summary>
+/// A stream's <c>remote</c> entry: the NATS server and subject that join it to another host, and how to
+/// authenticate. Secrets are never inline: a token or password comes from a file or an environment variable.
+/// Files are relative to the document's directory.
+/// </summary>
+public sealed record RemoteSpec
+{
+    /// <summary><c>nats</c>: the server's URL (<c>nats://</c> or <c>tls://</c>).</summary>
+    public required string Nats { get; init; }
+
+    /// <summary><c>subject</c>: the subject the frames travel on.</summary>
+    public required string Subject { get; init; }
+
+    /// <summary><c>delivery</c>: latest (core NATS) or lossless (JetStream); null means latest.</summary>
+    public Delivery? Delivery { get; init; }
+
+    /// <summary><c>durable</c>: the durable consumer of a received lossless stream; null for the default.</summary>
+    public string? Durable { get; init; }
+
+    /// <summary><c>token_file</c>: a file holding the token.</summary>
+    public string? TokenFile { get; init; }
+
+    /// <summary><c>token_env</c>: an environment variable holding the token.</summary>
+    public string? TokenEnv { get; init; }
+
+    /// <summary><c>user</c>: the user name (with a password from a file or a variable).</summary>
+    public string? User { get; init; }
+
+    /// <summary><c>password_file</c>: a file holding the password.</summary>
+    public string? PasswordFile { get; init; }
+
+    /// <summary><c>password_env</c>: an environment variable holding the password.</summary>
+    public string? PasswordEnv { get; init; }
+
+    /// <summary><c>creds</c>: a NATS credentials file.</summary>
+    public string? Creds { get; init; }
+
+    /// <summary><c>nkey</c>: an nkey seed file.</summary>
+    public string? NKey { get; init; }
+
+    /// <summary><c>tls_ca</c>: a CA certificate (PEM).</summary>
+    public string? TlsCa { get; init; }
+
+    /// <summary><c>tls_cert</c>: a client certificate (PEM).</summary>
+    public string? TlsCert { get; init; }
+
+    /// <summary><c>tls_key</c>: the client certificate's key (PEM).</summary>
+    public string? TlsKey { get; init; }
+
+    /// <summary><c>tls_required</c>: require TLS even when the URL says <c>nats://</c>.</summary>
+    public bool? TlsRequired { get; init; }
 }

@@ -33,6 +33,7 @@ public sealed partial class PipelineManager : IDisposable
     private readonly Dictionary<string, SharedEvent> events = new(StringComparer.Ordinal);
     private readonly WorkerSlot?[] slots;
     private readonly Dictionary<int, JsonObject> failures = [];
+    private RemoteBridges? bridges;
     private readonly Dictionary<string, SyntheticInput> synthetic = new(StringComparer.Ordinal);
     private readonly Queue<PipelineEvent> history = new();
     private readonly ConcurrentQueue<PipelineEvent> pending = new();
@@ -191,6 +192,8 @@ public sealed partial class PipelineManager : IDisposable
                 Require("start", PipelineState.Built);
                 try
                 {
+                    // The NATS bridges of remote streams first: a subscriber writes before the readers run, a publisher reads the first frame.
+                    bridges = RemoteBridges.Start(Pipeline, Plan);
                     var all = Enumerable.Range(0, slots.Length).ToList();
                     Launch(all);
                     AwaitReady(all, options.StartTimeout);
@@ -317,6 +320,7 @@ public sealed partial class PipelineManager : IDisposable
                     slots[i]!.Control.Command = command;
                 }
 
+                bridges?.RestartFailed(Pipeline, Plan);
                 if (State == PipelineState.Failed && failures.Count == 0)
                 {
                     SetState(command == WorkerCommand.Pause ? PipelineState.Paused : PipelineState.Running);
@@ -657,6 +661,9 @@ public sealed partial class PipelineManager : IDisposable
                 slots[i] = null;
             }
         }
+
+        bridges?.Dispose();
+        bridges = null;
     }
 
     private void CloseStreams(bool unlink, bool unlinkExternal)
@@ -863,6 +870,14 @@ public sealed partial class PipelineManager : IDisposable
                 if (State is PipelineState.Running or PipelineState.Paused or PipelineState.Failed)
                 {
                     Watch(now);
+                    foreach (var failure in bridges?.NewFailures() ?? [])
+                    {
+                        Emit("bridge_failed", failure);
+                        if (State != PipelineState.Failed)
+                        {
+                            SetState(PipelineState.Failed);
+                        }
+                    }
                 }
             }
 

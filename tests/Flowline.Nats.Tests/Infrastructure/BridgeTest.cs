@@ -96,3 +96,32 @@ public sealed class LeakGuard : IDisposable
         }
     }
 }
+
+/// <summary>Work on a task of its own that teardown cancels and waits for, so that nothing touches a stream after it is disposed.</summary>
+public sealed class Background : IAsyncDisposable
+{
+    private readonly CancellationTokenSource cancel = new();
+    private Task task = Task.CompletedTask;
+
+    /// <summary>Starts <paramref name="work"/>; the token is cancelled at teardown.</summary>
+    public Task Run(Action<CancellationToken> work)
+    {
+        task = Task.Run(() => work(cancel.Token));
+        return task;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await cancel.CancelAsync();
+        try
+        {
+            await task;
+        }
+        catch (Exception)
+        {
+            // The test has seen (or will report) the failure; teardown only waits.
+        }
+
+        cancel.Dispose();
+    }
+}

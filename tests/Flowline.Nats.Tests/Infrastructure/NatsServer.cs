@@ -14,12 +14,14 @@ public sealed class NatsServer : IDisposable
     private static readonly ConcurrentDictionary<NatsServer, bool> Running = new();
     private readonly string? token;
     private readonly string? storeDirectory;
+    private readonly string[] extraArguments;
     private Process? process;
 
-    private NatsServer(int port, string? token, bool jetStream)
+    private NatsServer(int port, string? token, bool jetStream, string[] extraArguments)
     {
         Port = port;
         this.token = token;
+        this.extraArguments = extraArguments;
         storeDirectory = jetStream ? Directory.CreateTempSubdirectory("flowline-nats-").FullName : null;
     }
 
@@ -32,10 +34,10 @@ public sealed class NatsServer : IDisposable
     /// <summary>Servers not disposed yet whose process still runs (for the leak check).</summary>
     public static int Alive => Running.Keys.Count(s => s.process is { HasExited: false });
 
-    /// <summary>Starts a server; with <paramref name="token"/> it refuses clients without that token.</summary>
-    public static NatsServer Start(string? token = null, bool jetStream = false)
+    /// <summary>Starts a server; with <paramref name="token"/> it refuses clients without that token; <paramref name="extraArguments"/> go to nats-server as they are (--user, --tls...).</summary>
+    public static NatsServer Start(string? token = null, bool jetStream = false, params string[] extraArguments)
     {
-        var server = new NatsServer(FreePort(), token, jetStream);
+        var server = new NatsServer(FreePort(), token, jetStream, extraArguments);
         Running[server] = true;
         try
         {
@@ -91,6 +93,11 @@ public sealed class NatsServer : IDisposable
             info.ArgumentList.Add("-js");
             info.ArgumentList.Add("-sd");
             info.ArgumentList.Add(storeDirectory);
+        }
+
+        foreach (var argument in extraArguments)
+        {
+            info.ArgumentList.Add(argument);
         }
 
         process = Process.Start(info)!;

@@ -306,7 +306,7 @@ public sealed class DocumentFieldTests
     [InlineData("depth: many", "shared_memory[0].depth", "must be a power of two from 2 to 1,048,576, not 'many'", 5)]
     [InlineData("delivery: losless", "shared_memory[0].delivery", "valid values are lossless, latest (did you mean 'lossless'?)", 5)]
     [InlineData("wait: sleep", "shared_memory[0].wait", "unknown value 'sleep'; valid values are hybrid, spin, block", 5)]
-    [InlineData("depht: 4", "shared_memory[0].depht", "unknown key 'depht' (did you mean 'depth'?); valid keys are name, shape, dtype, storage, gpu_device, cpu_mirror, notify, mode, namespace, initial, depth, delivery, wait", 5)]
+    [InlineData("depht: 4", "shared_memory[0].depht", "unknown key 'depht' (did you mean 'depth'?); valid keys are name, shape, dtype, storage, gpu_device, cpu_mirror, notify, mode, namespace, initial, depth, delivery, wait, remote", 5)]
     [InlineData("mode: attach\nnamespace: ../camera", "shared_memory[0].namespace", "namespace '../camera' is not valid: it starts with '.'", 6)]
     [InlineData("namespace: camera", "shared_memory[0].namespace", "belongs to the pipeline that creates it: give it mode: attach", 5)]
     [InlineData("mode: attach\nnamespace: camera\ninitial: {pattern: constant, value: 1}", "shared_memory[0].namespace", "cannot write initial values into it", 6)]
