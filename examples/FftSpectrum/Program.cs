@@ -24,11 +24,11 @@ var clock = Stopwatch.StartNew();
 pipe.Run(TimeSpan.FromMinutes(10));
 var wall = clock.Elapsed;
 var status = pipe.Manager.Status();
-var latency = status["workers"]!["peak"]!["latency_us"]!;
-var fft = status["workers"]!["fft"]!;
+var latency = status.Workers["peak"].LatencyUs!;
+var fft = status.Workers["fft"];
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-    $"pipeline: {frames} frames in {wall.TotalSeconds:0.00} s including start and stop; FFT stage: {fft["avg_exec_us"]} µs per frame (mean over the last 1,000)"));
-Console.WriteLine($"end-to-end latency (ADC write to spectrum read), last 1,000 frames: p50 {latency["p50"]} µs, p90 {latency["p90"]} µs, p99 {latency["p99"]} µs, max {latency["max"]} µs");
+    $"pipeline: {frames} frames in {wall.TotalSeconds:0.00} s including start and stop; FFT stage: {fft.AvgExecUs} µs per frame (mean over the last 1,000)"));
+Console.WriteLine($"end-to-end latency (ADC write to spectrum read), last 1,000 frames: p50 {latency.P50} µs, p90 {latency.P90} µs, p99 {latency.P99} µs, max {latency.Max} µs");
 
 static int Option(string name, int fallback)
 {

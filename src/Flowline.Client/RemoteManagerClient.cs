@@ -3,13 +3,15 @@ using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using Flowline.Status;
 
 namespace Flowline.Client;
 
 /// <summary>
 /// A typed client of Flowline's control plane (shmpipeline's HTTP API): the document, commands, status,
-/// synthetic inputs and the event stream of one pipeline manager. Responses are returned as the server's
-/// snake_case JSON objects. Safe to use from several threads at once.
+/// synthetic inputs and the event stream of one pipeline manager. Status, snapshots and command answers
+/// are returned as the records of <see cref="Flowline.Status"/>; the document, the graph and other
+/// free-form answers as the server's snake_case JSON objects. Safe to use from several threads at once.
 /// </summary>
 /// <remarks>
 /// Every call has its own time limit, as shmpipeline's client: 60 s for build and start, 15 s for other
@@ -105,13 +107,13 @@ public sealed partial class RemoteManagerClient : IDisposable
 
     /// <summary><c>GET /status</c>: the manager's status, with <c>document_revision</c>, <c>config_path</c> and <c>config_base_path</c>.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> StatusAsync(CancellationToken cancellationToken = default) =>
-        SendJsonAsync(HttpMethod.Get, "status", null, ReadTimeout, cancellationToken);
+    public Task<PipelineStatus> StatusAsync(CancellationToken cancellationToken = default) =>
+        SendAsync<PipelineStatus>(HttpMethod.Get, "status", null, ReadTimeout, cancellationToken);
 
     /// <summary><c>GET /snapshot</c>: the runtime snapshot, with <c>document_revision</c> and <c>config_path</c>.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> SnapshotAsync(CancellationToken cancellationToken = default) =>
-        SendJsonAsync(HttpMethod.Get, "snapshot", null, ReadTimeout, cancellationToken);
+    public Task<PipelineStatus> SnapshotAsync(CancellationToken cancellationToken = default) =>
+        SendAsync<PipelineStatus>(HttpMethod.Get, "snapshot", null, ReadTimeout, cancellationToken);
 
     /// <summary><c>GET /graph</c>: the graph of the current document.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -168,25 +170,25 @@ public sealed partial class RemoteManagerClient : IDisposable
 
     /// <summary><c>POST /commands/build</c>: builds the pipeline (streams and workers); returns the snapshot. Time limit 60 s.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> BuildAsync(CancellationToken cancellationToken = default) => CommandAsync("build", null, LifecycleTimeout, cancellationToken);
+    public Task<PipelineStatus> BuildAsync(CancellationToken cancellationToken = default) => CommandAsync("build", null, LifecycleTimeout, cancellationToken);
 
     /// <summary><c>POST /commands/start</c>: starts the pipeline, building it first if needed; returns the snapshot. Time limit 60 s.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> StartAsync(CancellationToken cancellationToken = default) => CommandAsync("start", null, LifecycleTimeout, cancellationToken);
+    public Task<PipelineStatus> StartAsync(CancellationToken cancellationToken = default) => CommandAsync("start", null, LifecycleTimeout, cancellationToken);
 
     /// <summary><c>POST /commands/pause</c>: pauses the running pipeline; returns the snapshot.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> PauseAsync(CancellationToken cancellationToken = default) => CommandAsync("pause", null, ChangeTimeout, cancellationToken);
+    public Task<PipelineStatus> PauseAsync(CancellationToken cancellationToken = default) => CommandAsync("pause", null, ChangeTimeout, cancellationToken);
 
     /// <summary><c>POST /commands/resume</c>: resumes the paused pipeline; returns the snapshot.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> ResumeAsync(CancellationToken cancellationToken = default) => CommandAsync("resume", null, ChangeTimeout, cancellationToken);
+    public Task<PipelineStatus> ResumeAsync(CancellationToken cancellationToken = default) => CommandAsync("resume", null, ChangeTimeout, cancellationToken);
 
     /// <summary><c>POST /commands/stop</c> <c>{timeout, force}</c>: stops the pipeline; returns the snapshot. Time limit: the timeout plus 5 s.</summary>
     /// <param name="timeoutSeconds">How long the server waits for each worker to stop. Default 5.</param>
     /// <param name="force">Kill workers that do not stop in time.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> StopAsync(double timeoutSeconds = 5.0, bool force = false, CancellationToken cancellationToken = default)
+    public Task<PipelineStatus> StopAsync(double timeoutSeconds = 5.0, bool force = false, CancellationToken cancellationToken = default)
     {
         var timeout = Seconds(timeoutSeconds, nameof(timeoutSeconds));
         var body = new JsonObject { ["timeout"] = timeoutSeconds, ["force"] = force };
@@ -198,7 +200,7 @@ public sealed partial class RemoteManagerClient : IDisposable
     /// <param name="unlinkExternal">Also remove streams it attached to. Default false.</param>
     /// <param name="force">Kill workers that do not stop in time.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> ShutdownAsync(bool unlink = true, bool unlinkExternal = false, bool force = false, CancellationToken cancellationToken = default)
+    public Task<PipelineStatus> ShutdownAsync(bool unlink = true, bool unlinkExternal = false, bool force = false, CancellationToken cancellationToken = default)
     {
         var body = new JsonObject { ["unlink"] = unlink, ["unlink_external"] = unlinkExternal, ["force"] = force };
         return CommandAsync("shutdown", body, ChangeTimeout, cancellationToken);
@@ -210,7 +212,7 @@ public sealed partial class RemoteManagerClient : IDisposable
     /// </summary>
     /// <param name="timeoutSeconds">How long the server waits for each worker to stop; null (no body) leaves it to the server.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> RestartAsync(double? timeoutSeconds = null, CancellationToken cancellationToken = default)
+    public Task<PipelineStatus> RestartAsync(double? timeoutSeconds = null, CancellationToken cancellationToken = default)
     {
         var stop = timeoutSeconds is { } t ? Seconds(t, nameof(timeoutSeconds)) : TimeSpan.FromSeconds(5);
         var body = timeoutSeconds is { } seconds ? new JsonObject { ["timeout"] = seconds } : null;
@@ -222,12 +224,11 @@ public sealed partial class RemoteManagerClient : IDisposable
     /// <summary><c>POST /synthetic/start</c>: starts writing a pattern to a stream; returns <c>{synthetic_source, snapshot}</c>.</summary>
     /// <param name="request">The stream and pattern.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> StartSyntheticInputAsync(SyntheticInputRequest request, CancellationToken cancellationToken = default)
+    public Task<SyntheticStartResult> StartSyntheticInputAsync(SyntheticInputRequest request, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentException.ThrowIfNullOrEmpty(request.StreamName, nameof(request));
-        var body = JsonSerializer.SerializeToNode(request, ClientJsonContext.Default.SyntheticInputRequest);
-        return SendJsonAsync(HttpMethod.Post, "synthetic/start", body, ChangeTimeout, cancellationToken);
+        return SendAsync<SyntheticStartResult>(HttpMethod.Post, "synthetic/start", StatusJson.ToJsonObject(request), ChangeTimeout, cancellationToken);
     }
 
     /// <summary>
@@ -237,12 +238,12 @@ public sealed partial class RemoteManagerClient : IDisposable
     /// <param name="streamName">The stream.</param>
     /// <param name="timeoutSeconds">How long the server waits for the writer to stop. Default 2.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> StopSyntheticInputAsync(string streamName, double timeoutSeconds = 2.0, CancellationToken cancellationToken = default)
+    public Task<SyntheticStopResult> StopSyntheticInputAsync(string streamName, double timeoutSeconds = 2.0, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(streamName);
         var timeout = Seconds(timeoutSeconds, nameof(timeoutSeconds)) + StopMargin;
         var body = new JsonObject { ["stream_name"] = streamName, ["timeout"] = timeoutSeconds };
-        return SendJsonAsync(HttpMethod.Post, "synthetic/stop", body, timeout > ChangeTimeout ? timeout : ChangeTimeout, cancellationToken);
+        return SendAsync<SyntheticStopResult>(HttpMethod.Post, "synthetic/stop", body, timeout > ChangeTimeout ? timeout : ChangeTimeout, cancellationToken);
     }
 
     /// <summary>Closes the client's connections (and its handler, if it made one).</summary>
@@ -250,8 +251,23 @@ public sealed partial class RemoteManagerClient : IDisposable
 
     // ---------------------------------------------------------------- sending
 
-    private Task<JsonObject> CommandAsync(string command, JsonNode? body, TimeSpan timeout, CancellationToken cancellationToken) =>
-        SendJsonAsync(HttpMethod.Post, "commands/" + command, body, timeout, cancellationToken);
+    private Task<PipelineStatus> CommandAsync(string command, JsonNode? body, TimeSpan timeout, CancellationToken cancellationToken) =>
+        SendAsync<PipelineStatus>(HttpMethod.Post, "commands/" + command, body, timeout, cancellationToken);
+
+    /// <summary>Sends a request whose answer is a status record.</summary>
+    private async Task<T> SendAsync<T>(HttpMethod method, string path, JsonNode? body, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var (status, text) = await SendAsync(method, path, body, "application/json", timeout, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return StatusJson.Deserialize<T>(text);
+        }
+        catch (JsonException e)
+        {
+            var what = IsObject(text) ? $"the response is not a {typeof(T).Name} ({e.Message})" : "the response is not a JSON object";
+            throw new RemoteManagerException(status, what, $"{Call(method, path)}: {status} {what}: {Cut(text)}");
+        }
+    }
 
     private async Task<JsonObject> SendJsonAsync(HttpMethod method, string path, JsonNode? body, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -268,6 +284,18 @@ public sealed partial class RemoteManagerClient : IDisposable
 
         return node as JsonObject
             ?? throw new RemoteManagerException(status, "the response is not a JSON object", $"{Call(method, path)}: {status} the response is not a JSON object: {Cut(text)}");
+    }
+
+    private static bool IsObject(string text)
+    {
+        try
+        {
+            return JsonNode.Parse(text) is JsonObject;
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Sends one request and reads the whole answer; throws for an error status, a transport failure or the time limit.</summary>

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Flowline.Documents;
 using Flowline.Runtime;
 using Flowline.SharedMemory;
+using Flowline.Status;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -24,7 +25,8 @@ public sealed record ControlApiOptions
 
 /// <summary>
 /// The endpoints of the control plane, with shmpipeline's paths, bodies, responses and status codes
-/// (docs/http-api.md), plus <c>/commands/restart</c>, <c>/streams/{name}/latest</c> and <c>/metrics</c>.
+/// (docs/http-api.md), plus <c>/commands/restart</c>, <c>/streams/{name}/latest</c> and <c>/metrics</c>
+/// (which needs <see cref="ControlTelemetry.AddControlTelemetry"/> on the application's services).
 /// </summary>
 public static class ControlApi
 {
@@ -60,7 +62,18 @@ public static class ControlApi
         read.MapGet("/events", (Delegate)((HttpContext context) => StreamEventsAsync(context, service, options)))
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
         read.MapGet("/streams/{name}/latest", (string name) => Reply(service, () => preview.Latest(name)));
-        read.MapGet("/metrics", () => Guard(service, () => Results.Text(PrometheusText.Of(service), "text/plain; version=0.0.4; charset=utf-8")));
+
+        // OpenTelemetry's Prometheus exporter (registered by ControlTelemetry.AddControlTelemetry), behind the read scope.
+        app.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (context, next) =>
+        {
+            if (Refusal(context, tokens, Scope.Read) is { } refusal)
+            {
+                await refusal.ExecuteAsync(context).ConfigureAwait(false);
+                return;
+            }
+
+            await next(context).ConfigureAwait(false);
+        }), optionsName: null);
 
         admin.MapPut("/document", async (HttpRequest request, CancellationToken ct) =>
             await ReplyAsync(service, request, ct, body => service.ReplaceDocument(Unwrap(body) ?? throw new BadBodyException("the request body must be the document, a JSON object"), ct)).ConfigureAwait(false));
@@ -131,10 +144,10 @@ public static class ControlApi
         };
     }
 
-    private static IResult Reply(ControlService service, Func<JsonObject> action, CancellationToken requestAborted = default) =>
+    private static IResult Reply<T>(ControlService service, Func<T> action, CancellationToken requestAborted = default) =>
         Guard(service, () => Json(200, action()), requestAborted);
 
-    private static async Task<IResult> ReplyAsync(ControlService service, HttpRequest request, CancellationToken cancellationToken, Func<JsonObject?, JsonObject> action)
+    private static async Task<IResult> ReplyAsync<T>(ControlService service, HttpRequest request, CancellationToken cancellationToken, Func<JsonObject?, T> action)
     {
         JsonObject? body;
         try
@@ -182,7 +195,7 @@ public static class ControlApi
         }
         catch (WorkerFailedException e)
         {
-            return Error(500, e.Message, new JsonObject { ["failures"] = new JsonArray([.. e.Failures.Select(f => f.DeepClone())]) });
+            return Error(500, e.Message, new JsonObject { ["failures"] = new JsonArray([.. e.Failures.Select(f => (JsonNode)StatusJson.ToJsonObject(f))]) });
         }
         catch (Exception e) when (e is KeyNotFoundException or FileNotFoundException or DirectoryNotFoundException)
         {
@@ -210,8 +223,9 @@ public static class ControlApi
         }
     }
 
-    private static IResult Json(int status, JsonNode body) =>
-        Results.Content(body.ToJsonString(ControlJson.Options), "application/json; charset=utf-8", System.Text.Encoding.UTF8, status);
+    /// <summary>A JSON answer: a status record in its wire format, or a JSON tree.</summary>
+    private static IResult Json<T>(int status, T body) =>
+        Results.Content(body is JsonNode node ? node.ToJsonString(ControlJson.Options) : StatusJson.Serialize(body), "application/json; charset=utf-8", System.Text.Encoding.UTF8, status);
 
     /// <summary>An error body: <c>{"detail": "..."}</c> plus <paramref name="extra"/> fields.</summary>
     internal static IResult Error(int status, string detail, JsonObject? extra = null)
@@ -266,17 +280,17 @@ public static class ControlApi
                 await WriteAsync(body, e, cancel).ConfigureAwait(false);
             }
 
-            JsonObject initial;
+            string initial;
             try
             {
-                initial = new JsonObject { ["reason"] = "initial", ["snapshot"] = service.Snapshot() };
+                initial = StatusJson.Serialize(new SnapshotEvent { Reason = "initial", Snapshot = service.Snapshot() });
             }
             catch (ObjectDisposedException)
             {
                 return;
             }
 
-            await WriteAsync(body, new ServiceEvent(null, "snapshot", initial.ToJsonString(ControlJson.Options)), cancel).ConfigureAwait(false);
+            await WriteAsync(body, new ServiceEvent(null, "snapshot", initial), cancel).ConfigureAwait(false);
             await body.FlushAsync(cancel).ConfigureAwait(false);
 
             var reader = queue.Reader;
@@ -366,30 +380,32 @@ public static class ControlApi
         host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
         || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip));
 
+    /// <summary>The 401 of a request without a known bearer token, the 403 of one whose scope is below <paramref name="required"/>; null when it may pass.</summary>
+    private static IResult? Refusal(HttpContext http, AccessTokens tokens, Scope required)
+    {
+        if (!tokens.Required)
+        {
+            return null;
+        }
+
+        var header = http.Request.Headers.Authorization.ToString();
+        const string Bearer = "Bearer ";
+        var scope = header.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase) ? tokens.ScopeOf(header[Bearer.Length..].Trim()) : null;
+        if (scope is null)
+        {
+            http.Response.Headers.WWWAuthenticate = "Bearer";
+            return Error(401, header.Length == 0 ? "missing bearer token (send 'Authorization: Bearer <token>')" : "invalid bearer token");
+        }
+
+        return scope < required
+            ? Error(403, $"this token's scope is '{scope.Value.ToString().ToLowerInvariant()}'; {http.Request.Method} {http.Request.Path} needs '{required.ToString().ToLowerInvariant()}'")
+            : null;
+    }
+
     /// <summary>401 without a known bearer token, 403 when its scope is below the endpoint's.</summary>
     internal sealed class ScopeFilter(AccessTokens tokens, Scope required) : IEndpointFilter
     {
-        public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
-        {
-            if (tokens.Required)
-            {
-                var http = context.HttpContext;
-                var header = http.Request.Headers.Authorization.ToString();
-                const string Bearer = "Bearer ";
-                var scope = header.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase) ? tokens.ScopeOf(header[Bearer.Length..].Trim()) : null;
-                if (scope is null)
-                {
-                    http.Response.Headers.WWWAuthenticate = "Bearer";
-                    return Error(401, header.Length == 0 ? "missing bearer token (send 'Authorization: Bearer <token>')" : "invalid bearer token");
-                }
-
-                if (scope < required)
-                {
-                    return Error(403, $"this token's scope is '{scope.Value.ToString().ToLowerInvariant()}'; {http.Request.Method} {http.Request.Path} needs '{required.ToString().ToLowerInvariant()}'");
-                }
-            }
-
-            return await next(context).ConfigureAwait(false);
-        }
+        public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next) =>
+            Refusal(context.HttpContext, tokens, required) ?? await next(context).ConfigureAwait(false);
     }
 }

@@ -129,6 +129,7 @@ public sealed class ControlServer : IAsyncDisposable
 
             builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
+            builder.Services.AddControlTelemetry(service);
             builder.WebHost.ConfigureKestrel(k =>
             {
                 k.Listen(address, options.Port);

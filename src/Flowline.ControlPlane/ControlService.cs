@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Flowline.Documents;
 using Flowline.Runtime;
+using Flowline.Status;
 
 namespace Flowline.ControlPlane;
 
@@ -68,6 +69,7 @@ public sealed class ControlService : IDisposable
         var pipeline = PipelineDocument.Load(full);
         ownsManager = true;
         current = Create(pipeline, full, revision: 1);
+        Metrics = new PipelineMetrics(StatusForMetrics);
     }
 
     /// <summary>
@@ -85,7 +87,14 @@ public sealed class ControlService : IDisposable
         var basePath = spec.BaseDirectory ?? Environment.CurrentDirectory;
         current = new Current(manager.Pipeline, manager, DocumentOf(spec), spec.File, basePath, Revision: 1);
         LoadRoots = [basePath, .. this.options.LoadRoots.Select(Path.GetFullPath)];
+        Metrics = new PipelineMetrics(StatusForMetrics);
     }
+
+    /// <summary>
+    /// The instruments of the served pipeline (whichever manager serves it now), with the document's
+    /// revision; <c>GET /metrics</c> exports this meter only.
+    /// </summary>
+    public PipelineMetrics Metrics { get; }
 
     /// <summary>The directories <c>POST /document/load</c> may read from.</summary>
     public IReadOnlyList<string> LoadRoots { get; }
@@ -178,20 +187,22 @@ public sealed class ControlService : IDisposable
     }
 
     /// <summary><c>GET /status</c>: the manager's status plus the document's revision and paths.</summary>
-    public JsonObject Status()
+    public PipelineStatus Status()
     {
         var c = current;
-        return (c.Manager.TryStatus(ReadWait) ?? c.Manager.Status())
-            .With("document_revision", c.Revision)
-            .With("config_path", c.ConfigPath)
-            .With("config_base_path", c.ConfigBasePath);
+        return (c.Manager.TryStatus(ReadWait) ?? c.Manager.Status()) with
+        {
+            DocumentRevision = c.Revision,
+            ConfigPath = c.ConfigPath,
+            ConfigBasePath = c.ConfigBasePath,
+        };
     }
 
     /// <summary><c>GET /snapshot</c>: the runtime snapshot plus the document's revision and path.</summary>
-    public JsonObject Snapshot()
+    public PipelineStatus Snapshot()
     {
         var c = current;
-        return (c.Manager.TryRuntimeSnapshot(ReadWait) ?? c.Manager.RuntimeSnapshot()).With("document_revision", c.Revision).With("config_path", c.ConfigPath);
+        return (c.Manager.TryRuntimeSnapshot(ReadWait) ?? c.Manager.RuntimeSnapshot()) with { DocumentRevision = c.Revision, ConfigPath = c.ConfigPath };
     }
 
     /// <summary><c>GET /graph</c>.</summary>
@@ -272,7 +283,7 @@ public sealed class ControlService : IDisposable
     // ---- commands ----------------------------------------------------------------------------
 
     /// <summary><c>POST /commands/build</c>: from initialized or stopped (a stopped pipeline is rebuilt by a new manager).</summary>
-    public JsonObject Build(CancellationToken cancellationToken = default) => Command("build", cancellationToken, m =>
+    public PipelineStatus Build(CancellationToken cancellationToken = default) => Command("build", cancellationToken, m =>
     {
         if (m.State == PipelineState.Stopped)
         {
@@ -283,7 +294,7 @@ public sealed class ControlService : IDisposable
     });
 
     /// <summary><c>POST /commands/start</c>: builds first from initialized or stopped.</summary>
-    public JsonObject Start(CancellationToken cancellationToken = default) => Command("start", cancellationToken, m =>
+    public PipelineStatus Start(CancellationToken cancellationToken = default) => Command("start", cancellationToken, m =>
     {
         if (m.State is PipelineState.Initialized or PipelineState.Stopped)
         {
@@ -299,35 +310,33 @@ public sealed class ControlService : IDisposable
     });
 
     /// <summary><c>POST /commands/pause</c>.</summary>
-    public JsonObject Pause(CancellationToken cancellationToken = default) => Command("pause", cancellationToken, m => m.Pause());
+    public PipelineStatus Pause(CancellationToken cancellationToken = default) => Command("pause", cancellationToken, m => m.Pause());
 
     /// <summary><c>POST /commands/resume</c>.</summary>
-    public JsonObject Resume(CancellationToken cancellationToken = default) => Command("resume", cancellationToken, m => m.Resume());
+    public PipelineStatus Resume(CancellationToken cancellationToken = default) => Command("resume", cancellationToken, m => m.Resume());
 
     /// <summary><c>POST /commands/stop</c>.</summary>
-    public JsonObject Stop(TimeSpan timeout, bool force, CancellationToken cancellationToken = default) => Command("stop", cancellationToken, m => m.Stop(timeout, force));
+    public PipelineStatus Stop(TimeSpan timeout, bool force, CancellationToken cancellationToken = default) => Command("stop", cancellationToken, m => m.Stop(timeout, force));
 
     /// <summary><c>POST /commands/restart</c>: restarts failed or dead workers only.</summary>
-    public JsonObject Restart(TimeSpan? timeout, CancellationToken cancellationToken = default) => Command("restart", cancellationToken, m => m.Restart(timeout));
+    public PipelineStatus Restart(TimeSpan? timeout, CancellationToken cancellationToken = default) => Command("restart", cancellationToken, m => m.Restart(timeout));
 
     /// <summary><c>POST /commands/shutdown</c>.</summary>
-    public JsonObject Shutdown(bool unlink, bool unlinkExternal, bool force, CancellationToken cancellationToken = default) =>
+    public PipelineStatus Shutdown(bool unlink, bool unlinkExternal, bool force, CancellationToken cancellationToken = default) =>
         Command("shutdown", cancellationToken, m => m.Shutdown(unlink, unlinkExternal, force));
 
     /// <summary><c>POST /synthetic/start</c>.</summary>
-    public JsonObject StartSynthetic(string streamName, SyntheticSettings settings, CancellationToken cancellationToken = default) => Serialised(cancellationToken, () =>
+    public SyntheticStartResult StartSynthetic(string streamName, SyntheticSettings settings, CancellationToken cancellationToken = default) => Serialised(cancellationToken, () =>
     {
         var status = current.Manager.StartSyntheticInput(streamName, settings);
-        var snapshot = PublishSnapshot("synthetic_start");
-        return new JsonObject { ["synthetic_source"] = status, ["snapshot"] = snapshot };
+        return new SyntheticStartResult { SyntheticSource = status, Snapshot = PublishSnapshot("synthetic_start") };
     });
 
     /// <summary><c>POST /synthetic/stop</c>.</summary>
-    public JsonObject StopSynthetic(string streamName, TimeSpan timeout, CancellationToken cancellationToken = default) => Serialised(cancellationToken, () =>
+    public SyntheticStopResult StopSynthetic(string streamName, TimeSpan timeout, CancellationToken cancellationToken = default) => Serialised(cancellationToken, () =>
     {
         current.Manager.StopSyntheticInput(streamName, timeout);
-        var snapshot = PublishSnapshot("synthetic_stop");
-        return new JsonObject { ["stream_name"] = streamName, ["snapshot"] = snapshot };
+        return new SyntheticStopResult { StreamName = streamName, Snapshot = PublishSnapshot("synthetic_stop") };
     });
 
     /// <summary>Shuts the pipeline down (forcing), removes its streams and ends every event stream.</summary>
@@ -350,6 +359,7 @@ public sealed class ControlService : IDisposable
             {
                 current.Manager.Dispose();
                 Events.CompleteAll();
+                Metrics.Dispose();
             }
         }
         finally
@@ -358,11 +368,35 @@ public sealed class ControlService : IDisposable
         }
     }
 
-    private JsonObject Command(string name, CancellationToken cancellationToken, Action<PipelineManager> action) => Serialised(cancellationToken, () =>
+    private PipelineStatus Command(string name, CancellationToken cancellationToken, Action<PipelineManager> action) => Serialised(cancellationToken, () =>
     {
-        action(current.Manager);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var failed = true;
+        try
+        {
+            action(current.Manager);
+            failed = false;
+        }
+        finally
+        {
+            Metrics.RecordOperation(name, current.Manager.Namespace, System.Diagnostics.Stopwatch.GetElapsedTime(started), failed);
+        }
+
         return PublishSnapshot(name);
     });
+
+    /// <summary>The status for the instruments; null once the service is disposed.</summary>
+    private PipelineStatus? StatusForMetrics()
+    {
+        try
+        {
+            return disposed ? null : Status();
+        }
+        catch (ObjectDisposedException)
+        {
+            return null;
+        }
+    }
 
     /// <summary>
     /// Runs <paramref name="action"/> when its turn comes, one command at a time. Throws
@@ -439,19 +473,20 @@ public sealed class ControlService : IDisposable
         }
     }
 
-    private JsonObject PublishSnapshot(string reason)
+    private PipelineStatus PublishSnapshot(string reason)
     {
         // After a command, the snapshot is the state the command left: it waits for the manager (its
         // supervisor holds it only for moments) rather than answering with a stale status.
         var c = current;
-        var snapshot = c.Manager.RuntimeSnapshot().With("document_revision", c.Revision).With("config_path", c.ConfigPath);
-        Events.Publish("snapshot", new JsonObject { ["reason"] = reason, ["snapshot"] = snapshot.DeepClone() });
+        var snapshot = c.Manager.RuntimeSnapshot() with { DocumentRevision = c.Revision, ConfigPath = c.ConfigPath };
+        Events.Publish("snapshot", StatusJson.Serialize(new SnapshotEvent { Reason = reason, Snapshot = snapshot }));
         return snapshot;
     }
 
     private Current Create(ValidatedPipeline pipeline, string? configPath, long revision, string? basePath = null)
     {
-        var manager = new PipelineManager(pipeline, options.Manager) { ServerUrl = serverUrl };
+        // The service publishes the figures of whichever manager it serves (Metrics); its managers do not.
+        var manager = new PipelineManager(pipeline, options.Manager with { PublishMetrics = false }) { ServerUrl = serverUrl };
         try
         {
             var document = DocumentOf(pipeline.Spec);
@@ -568,13 +603,6 @@ public sealed class ControlService : IDisposable
 
 internal static class JsonObjectMerge
 {
-    /// <summary>Sets <paramref name="key"/> and returns the object.</summary>
-    public static JsonObject With(this JsonObject o, string key, JsonNode? value)
-    {
-        o[key] = value;
-        return o;
-    }
-
     /// <summary>Adds every field of <paramref name="other"/> to <paramref name="o"/>; returns <paramref name="o"/>.</summary>
     public static JsonObject Merge(this JsonObject o, JsonObject other)
     {

@@ -52,9 +52,11 @@ internal sealed class EventHub(int historyCapacity, int queueCapacity)
     }
 
     /// <summary>Numbers <paramref name="data"/>, keeps it in the history and queues it for every subscriber.</summary>
-    public long Publish(string type, JsonNode data)
+    public long Publish(string type, JsonNode data) => Publish(type, data.ToJsonString(ControlJson.Options));
+
+    /// <summary>Publishes an event whose payload is already JSON text; returns its id.</summary>
+    public long Publish(string type, string json)
     {
-        var json = data.ToJsonString(ControlJson.Options);
         lock (gate)
         {
             var e = new ServiceEvent(nextId++, type, json);

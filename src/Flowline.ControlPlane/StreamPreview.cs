@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json.Nodes;
 using Flowline.Runtime;
 using Flowline.SharedMemory;
+using Flowline.Status;
 
 namespace Flowline.ControlPlane;
 

@@ -64,6 +64,63 @@ public sealed class RunCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_OtlpEndpointSet_SendsTheMetricsAndTracesToIt()
+    {
+        // A real HTTP server in the role of an OpenTelemetry collector (OTLP over HTTP with protobuf).
+        int port;
+        using (var probe = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            port = ((System.Net.IPEndPoint)probe.LocalEndpoint).Port;
+        }
+
+        using var collector = new System.Net.HttpListener();
+        collector.Prefixes.Add($"http://127.0.0.1:{port}/");
+        collector.Start();
+        var received = new System.Collections.Concurrent.ConcurrentBag<(string Path, byte[] Body)>();
+        var serving = Task.Run(async () =>
+        {
+            while (collector.IsListening)
+            {
+                System.Net.HttpListenerContext context;
+                try
+                {
+                    context = await collector.GetContextAsync();
+                }
+                catch (Exception e) when (e is System.Net.HttpListenerException or ObjectDisposedException or InvalidOperationException)
+                {
+                    return;
+                }
+
+                using var body = new MemoryStream();
+                await context.Request.InputStream.CopyToAsync(body);
+                received.Add((context.Request.Url!.AbsolutePath, body.ToArray()));
+                context.Response.StatusCode = 200;
+                context.Response.ContentType = "application/x-protobuf";
+                context.Response.Close();
+            }
+        });
+
+        var result = Cli.Run(
+            new Dictionary<string, string>
+            {
+                ["OTEL_EXPORTER_OTLP_ENDPOINT"] = $"http://127.0.0.1:{port}",
+                ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf",
+                ["OTEL_METRIC_EXPORT_INTERVAL"] = "500",
+            },
+            "run", Path.Combine(AppContext.BaseDirectory, Copy64), "--duration", "1.5", "--json-status");
+        collector.Stop();
+        await serving;
+
+        AssertExit(0, result);
+        var metrics = received.Where(r => r.Path == "/v1/metrics").ToList();
+        Assert.NotEmpty(metrics);
+        Assert.Contains(metrics, m => System.Text.Encoding.UTF8.GetString(m.Body).Contains("flowline.worker.frames", StringComparison.Ordinal));
+        Assert.Contains(received, r => r.Path == "/v1/traces" && System.Text.Encoding.UTF8.GetString(r.Body).Contains("flowline.pipeline.start", StringComparison.Ordinal));
+        AssertNothingLeft("copy-64");
+    }
+
+    [Fact]
     public void Run_WithoutJsonStatus_StdoutRedirected_PrintsTheSummaryTable()
     {
         var result = Run(Copy64, "--duration", "1");

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json.Nodes;
+using Flowline.Status;
 
 namespace Flowline.Client.Tests;
 

@@ -24,6 +24,18 @@ public sealed class AuthTests : ServerTest
     }
 
     [Fact]
+    public async Task Metrics_NoOrWrongToken_Is401_ReadTokenGetsTheSeries()
+    {
+        var reply = await GetAsync("/metrics");
+        Assert.Contains("bearer", AssertError(reply, HttpStatusCode.Unauthorized), StringComparison.OrdinalIgnoreCase);
+        Assert.Equal("Bearer", Assert.Single(reply.Response.Headers.WwwAuthenticate).Scheme);
+        AssertError(await SendAsync(Client("not-a-token"), HttpMethod.Get, "/metrics"), HttpStatusCode.Unauthorized);
+        var read = await SendAsync(Client(ReadToken), HttpMethod.Get, "/metrics");
+        Assert.Equal(HttpStatusCode.OK, read.Status);
+        Assert.Contains("flowline_pipeline_state{", read.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task WrongToken_Is401()
     {
         var reply = await SendAsync(Client("not-a-token"), HttpMethod.Get, "/health");

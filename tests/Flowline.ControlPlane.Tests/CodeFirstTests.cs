@@ -48,15 +48,15 @@ public sealed class CodeFirstTests : ServerTest
         await using (var server = await ControlServer.StartAsync(pipe.Manager, Complete(new ControlServerOptions()), TestContext.Current.CancellationToken))
         {
             using var client = new RemoteManagerClient(server.Address);
-            Assert.Equal("running", (string?)(await client.StartAsync())["state"]);
+            Assert.Equal("running", (await client.StartAsync()).State);
             await WaitUntilAsync(() => Task.FromResult(Interlocked.Read(ref seen) > 20), "the thread task sees the process task's frames");
 
             var status = await client.StatusAsync();
-            var count = status["workers"]!["count"]!;
-            Assert.True((bool?)count["task"]);
-            Assert.Equal("process", (string?)count["placement"]);
-            Assert.Equal("thread", (string?)status["workers"]!["tally"]!["placement"]);
-            Assert.Equal(["counter"], count["writes"]!.AsArray().Select(n => (string?)n));
+            var count = status.Workers["count"];
+            Assert.True(count.Task);
+            Assert.Equal("process", count.Placement);
+            Assert.Equal("thread", status.Workers["tally"].Placement);
+            Assert.Equal(["counter"], count.Writes);
 
             var document = (await client.DocumentAsync())["document"]!;
             Assert.Equal(["count", "tally"], document["tasks"]!.AsArray().Select(t => (string?)t!["name"]).Order());
@@ -65,7 +65,7 @@ public sealed class CodeFirstTests : ServerTest
             Assert.Equal((int)HttpStatusCode.Conflict, refused.StatusCode);
             Assert.Contains("declared in code", refused.Detail, StringComparison.Ordinal);
 
-            Assert.Equal("built", (string?)(await client.StopAsync(force: true))["state"]);
+            Assert.Equal("built", (await client.StopAsync(force: true)).State);
         }
 
         AssertNothingLeft(Namespace);

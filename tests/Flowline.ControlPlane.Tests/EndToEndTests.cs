@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Flowline.Client;
+using Flowline.Status;
 
 namespace Flowline.ControlPlane.Tests;
 
@@ -39,22 +40,22 @@ public sealed class EndToEndTests : ServerTest
         Assert.Equal(2, (long?)updated["revision"]);
         Assert.True((bool?)updated["valid"]);
 
-        Assert.Equal("built", (string?)(await client.BuildAsync())["state"]);
+        Assert.Equal("built", (await client.BuildAsync()).State);
         var synthetic = await client.StartSyntheticInputAsync(new SyntheticInputRequest { StreamName = "input_vector", Pattern = "sine", RateHz = 500 });
-        Assert.Equal("input_vector", (string?)synthetic["synthetic_source"]!["stream_name"]);
-        Assert.Equal("running", (string?)(await client.StartAsync())["state"]);
-        await WaitUntilAsync(async () => ((long?)(await client.StatusAsync())["sinks"]!["sink"]!["frames_consumed"] ?? 0) > 50, "frames reach the sink");
+        Assert.Equal("input_vector", synthetic.SyntheticSource.StreamName);
+        Assert.Equal("running", (await client.StartAsync()).State);
+        await WaitUntilAsync(async () => (await client.StatusAsync()).Sinks["sink"].FramesConsumed > 50, "frames reach the sink");
 
         var latest = await client.LatestFrameAsync("output_vector");
         Assert.True((bool?)latest["available"]);
         Assert.Equal(64, latest["data"]!.AsArray().Count);
 
-        Assert.Equal("paused", (string?)(await client.PauseAsync())["state"]);
-        Assert.Equal("running", (string?)(await client.ResumeAsync())["state"]);
+        Assert.Equal("paused", (await client.PauseAsync()).State);
+        Assert.Equal("running", (await client.ResumeAsync()).State);
         var stopped = await client.StopSyntheticInputAsync("input_vector");
-        Assert.Equal("input_vector", (string?)stopped["stream_name"]);
-        Assert.Equal("built", (string?)(await client.StopAsync(force: true))["state"]);
-        Assert.Equal("stopped", (string?)(await client.ShutdownAsync(force: true))["state"]);
+        Assert.Equal("input_vector", stopped.StreamName);
+        Assert.Equal("built", (await client.StopAsync(force: true)).State);
+        Assert.Equal("stopped", (await client.ShutdownAsync(force: true)).State);
         AssertNothingLeft(Namespace);
 
         await WaitUntilAsync(() => Task.FromResult(Reasons(events).Contains("shutdown")), "the shutdown snapshot arrives");

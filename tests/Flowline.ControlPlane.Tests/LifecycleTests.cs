@@ -231,6 +231,20 @@ public sealed class LifecycleTests : ServerTest
         Assert.Equal(HttpStatusCode.OK, (await start).Status);
     }
 
+    /// <summary>The value of the sample of <paramref name="metric"/> whose labels include every one of <paramref name="labels"/>; null when there is none.</summary>
+    private static double? Sample(string[] lines, string metric, params string[] labels)
+    {
+        foreach (var line in lines)
+        {
+            if (line.StartsWith(metric + "{", StringComparison.Ordinal) && labels.All(l => line.Contains(l, StringComparison.Ordinal)))
+            {
+                return double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            }
+        }
+
+        return null;
+    }
+
     [Fact]
     public async Task Metrics_Running_IsPrometheusTextWithStateAndWorkerSeries()
     {
@@ -241,16 +255,29 @@ public sealed class LifecycleTests : ServerTest
         Assert.StartsWith("text/plain", reply.Response.Content.Headers.ContentType?.MediaType, StringComparison.Ordinal);
         Assert.Contains("version=0.0.4", reply.Response.Content.Headers.ContentType?.ToString(), StringComparison.Ordinal);
         var lines = reply.Text.Split('\n');
-        Assert.Contains($"flowline_pipeline_state{{namespace=\"{Namespace}\",state=\"running\"}} 1", lines);
-        Assert.Contains($"flowline_pipeline_state{{namespace=\"{Namespace}\",state=\"built\"}} 0", lines);
+        var ns = $"namespace=\"{Namespace}\"";
+        Assert.Equal(1, Sample(lines, "flowline_pipeline_state", ns, "state=\"running\""));
+        Assert.Equal(0, Sample(lines, "flowline_pipeline_state", ns, "state=\"built\""));
         Assert.Contains("# TYPE flowline_worker_frames_total counter", lines);
         Assert.Contains("# TYPE flowline_worker_auxiliary_torn_copies_total counter", lines);
-        Assert.Contains(lines, l => l.StartsWith($"flowline_worker_auxiliary_torn_copies_total{{namespace=\"{Namespace}\",role=\"kernel\",worker=\"copy\"}} 0", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.StartsWith($"flowline_worker_frames_total{{namespace=\"{Namespace}\",role=\"kernel\",worker=\"copy\"}} ", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.StartsWith($"flowline_worker_frames_total{{namespace=\"{Namespace}\",role=\"source\",worker=\"camera\"}} ", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.StartsWith($"flowline_worker_frames_total{{namespace=\"{Namespace}\",role=\"sink\",worker=\"sink\"}} ", StringComparison.Ordinal));
-        Assert.Contains($"flowline_document_revision{{namespace=\"{Namespace}\"}} 1", lines);
-        Assert.Equal("", lines[^1]);
+        Assert.Contains("# TYPE flowline_worker_exec_duration_mean_seconds gauge", lines);
+        Assert.Contains("# TYPE flowline_pipeline_operation_duration_seconds histogram", lines);
+        Assert.Equal(0, Sample(lines, "flowline_worker_auxiliary_torn_copies_total", ns, "role=\"kernel\"", "worker=\"copy\""));
+        foreach (var (role, worker) in new[] { ("kernel", "copy"), ("source", "camera"), ("sink", "sink") })
+        {
+            Assert.True(Sample(lines, "flowline_worker_frames_total", ns, $"role=\"{role}\"", $"worker=\"{worker}\"") > 0, $"{worker} has no frames: {reply.Text}");
+        }
+
+        // Seconds, bytes and ratios, not microseconds and percent.
+        Assert.InRange(Sample(lines, "flowline_worker_exec_duration_mean_seconds", ns, "worker=\"copy\"")!.Value, 1e-9, 1.0);
+        Assert.True(Sample(lines, "flowline_worker_memory_resident_bytes", ns, "worker=\"copy\"") > 1_000_000);
+        Assert.InRange(Sample(lines, "flowline_stream_fill_ratio", ns, "stream=\"input_vector\"")!.Value, 0, 1);
+        Assert.Equal(1, Sample(lines, "flowline_pipeline_operation_duration_seconds_count", ns, "operation=\"start\"", "outcome=\"ok\""));
+        Assert.Equal(1, Sample(lines, "flowline_document_revision", ns));
+
+        // The counters move: a later scrape has more frames.
+        var first = Sample(lines, "flowline_worker_frames_total", ns, "worker=\"copy\"")!.Value;
+        await WaitUntilAsync(async () => Sample((await GetAsync("/metrics")).Text.Split('\n'), "flowline_worker_frames_total", ns, "worker=\"copy\"") > first, "the frames counter increases");
 
         // Every sample line is "name{labels} number".
         foreach (var line in lines.Where(l => l.Length > 0 && !l.StartsWith('#')))
@@ -264,7 +291,7 @@ public sealed class LifecycleTests : ServerTest
     public async Task Metrics_Initialized_HasTheStateSeries()
     {
         var text = (await GetAsync("/metrics")).Text;
-        Assert.Contains($"flowline_pipeline_state{{namespace=\"{Namespace}\",state=\"initialized\"}} 1", text.Split('\n'));
+        Assert.Equal(1, Sample(text.Split('\n'), "flowline_pipeline_state", $"namespace=\"{Namespace}\"", "state=\"initialized\""));
         Assert.DoesNotContain("flowline_worker_frames_total{", text, StringComparison.Ordinal);
     }
 }

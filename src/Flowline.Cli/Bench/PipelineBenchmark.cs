@@ -6,6 +6,7 @@ using Flowline.Documents;
 using Flowline.Runtime;
 using Flowline.SharedMemory;
 using Flowline.SharedMemory.Liveness;
+using Flowline.Status;
 
 namespace Flowline.Cli.Bench;
 
@@ -158,7 +159,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             }
         }
 
-        var snapshot = manager.Status();
+        var snapshot = StatusJson.ToJsonObject(manager.Status());
         var failed = manager.State == PipelineState.Failed;
         manager.Shutdown(force: true);
         var machine = Machine.Describe(options.Placement == PlacementPolicy.RoundRobin, CpuTimes.Read().StealPercentSince(cpuBefore));
@@ -214,17 +215,14 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
     private static long Ns(TimeSpan span) => span.Ticks * 100;
 
     /// <summary>The process of every source, kernel and sink that runs in one, by name, from a status.</summary>
-    internal static Dictionary<string, int> Pids(JsonObject status)
+    internal static Dictionary<string, int> Pids(PipelineStatus status)
     {
         var pids = new Dictionary<string, int>(StringComparer.Ordinal);
-        foreach (var group in new[] { "sources", "workers", "sinks" })
+        foreach (var w in status.AllWorkers())
         {
-            foreach (var (name, node) in status[group]!.AsObject())
+            if (w is { Placement: "process", Pid: { } pid })
             {
-                if ((string?)node!["placement"] == "process" && (int?)node["pid"] is { } pid)
-                {
-                    pids[name] = pid;
-                }
+                pids[w.Name] = pid;
             }
         }
 

@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.Json.Nodes;
 using Flowline.Client;
 using Flowline.Documents;
 using Flowline.SharedMemory;
 using Flowline.SharedMemory.Diagnostics;
 using Flowline.SharedMemory.Liveness;
+using Flowline.Status;
 
 namespace Flowline.Cli.Bench;
 
@@ -84,7 +84,7 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
             var duration = clock.Elapsed.TotalSeconds;
             var final = await client.StatusAsync(CancellationToken.None).ConfigureAwait(false);
             Sample(final);
-            if ((string?)final["state"] == "failed")
+            if (final.State == "failed")
             {
                 Unexpected(final, victim: null);
             }
@@ -238,17 +238,17 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
     }
 
     /// <summary>The workers to kill in turn: sources, then kernels, then (unless the sink's count is checked) sinks.</summary>
-    private List<string> Victims(JsonObject status)
+    private List<string> Victims(PipelineStatus status)
     {
-        var processes = new[] { "sources", "workers", "sinks" }.SelectMany(g => status[g]!.AsObject())
-            .Where(p => (string?)p.Value!["placement"] == "process" && p.Value["task"] is null).Select(p => p.Key).ToList();
+        var processes = status.Sources.Values.Cast<WorkerEntry>().Concat(status.Workers.Values).Concat(status.Sinks.Values)
+            .Where(w => w.Placement == "process" && w is not WorkerStatus { Task: true }).Select(w => w.Name).ToList();
         if (options.Victims.Count > 0)
         {
             // Names were checked against the document before the start; a node on a thread has no process to kill.
             return [.. options.Victims.Where(processes.Contains)];
         }
 
-        var sinks = status["sinks"]!.AsObject().Select(p => p.Key).ToHashSet();
+        var sinks = status.Sinks.Keys.ToHashSet();
         return [.. processes.Where(p => !(options.Lossless && sinks.Contains(p)))];
     }
 
@@ -273,7 +273,7 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
         {
             var status = await client.StatusAsync(cancellation).ConfigureAwait(false);
             Sample(status);
-            if ((string?)status["state"] == "failed")
+            if (status.State == "failed")
             {
                 Unexpected(status, victim: null);
                 await Restart(client, "after an unexpected failure", cancellation).ConfigureAwait(false);
@@ -302,7 +302,7 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
         var at = Math.Round(clock.Elapsed.TotalSeconds, 3);
         var before = await client.StatusAsync(cancellation).ConfigureAwait(false);
         Sample(before);
-        if (Entry(before, victim) is not { } entry || (int?)entry["pid"] is not { } pid || (bool?)entry["alive"] != true)
+        if (Entry(before, victim) is not { Pid: { } pid, Alive: true })
         {
             return Failed(new SoakKill(at, victim, 0, null, null, null, null, $"'{victim}' was not running before its kill"));
         }
@@ -313,7 +313,7 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
         while (watch.Elapsed < DetectTimeout)
         {
             var status = await client.StatusAsync(cancellation).ConfigureAwait(false);
-            if ((string?)status["state"] == "failed")
+            if (status.State == "failed")
             {
                 detected = Math.Round(watch.Elapsed.TotalMilliseconds, 1);
                 Unexpected(status, victim);
@@ -329,7 +329,7 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
         }
 
         watch.Restart();
-        JsonObject snapshot;
+        PipelineStatus snapshot;
         try
         {
             snapshot = await client.RestartAsync(cancellationToken: cancellation).ConfigureAwait(false);
@@ -341,11 +341,11 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
 
         var restartMs = Math.Round(watch.Elapsed.TotalMilliseconds, 1);
         var after = Entry(snapshot, victim);
-        var newPid = (int?)after?["pid"];
-        if ((string?)snapshot["state"] != "running" || newPid is null || newPid == pid || (bool?)after!["alive"] != true)
+        var newPid = after?.Pid;
+        if (snapshot.State != "running" || newPid is null || newPid == pid || after?.Alive != true)
         {
             return Failed(new SoakKill(at, victim, pid, newPid, detected, restartMs, null,
-                $"after the restart the pipeline is {(string?)snapshot["state"]} and '{victim}' is pid {newPid?.ToString(CultureInfo.InvariantCulture) ?? "none"}, alive {(bool?)after?["alive"]}; failures: {snapshot["failures"]?.ToJsonString()}"));
+                $"after the restart the pipeline is {snapshot.State} and '{victim}' is pid {newPid?.ToString(CultureInfo.InvariantCulture) ?? "none"}, alive {after?.Alive}; failures: {string.Join("; ", snapshot.Failures.Select(f => $"{f.Kernel}: {f.Error}"))}"));
         }
 
         // Resumed: the new process makes progress, and then the sink consumes more (frames that went through it).
@@ -388,14 +388,14 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
     }
 
     /// <summary>Failures in <paramref name="status"/> of workers other than <paramref name="victim"/>: counted, described.</summary>
-    private void Unexpected(JsonObject status, string? victim)
+    private void Unexpected(PipelineStatus status, string? victim)
     {
-        foreach (var failure in status["failures"]?.AsArray() ?? [])
+        foreach (var failure in status.Failures)
         {
-            if ((string?)failure?["kernel"] != victim)
+            if (failure.Kernel != victim)
             {
                 unexpectedFailures++;
-                Problem($"unexpected failure at {clock.Elapsed.TotalSeconds:0.0} s: {failure?["component_type"]} '{failure?["kernel"]}': {failure?["error"]}");
+                Problem($"unexpected failure at {clock.Elapsed.TotalSeconds:0.0} s: {failure.ComponentType} '{failure.Kernel}': {failure.Error}");
             }
         }
     }
@@ -456,7 +456,7 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
     }
 
     /// <summary>Memory of the server, this process and every worker; skips of the pipeline's lossless readers; the workers' torn counters.</summary>
-    private void Sample(JsonObject status)
+    private void Sample(PipelineStatus status)
     {
         var now = clock.Elapsed.TotalSeconds;
         Track("server", serverPid, now);
@@ -471,16 +471,12 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
             Track(name, pid, now);
         }
 
-        foreach (var group in new[] { "workers", "sinks" })
+        foreach (var w in status.Workers.Values.Cast<WorkerEntry>().Concat(status.Sinks.Values))
         {
-            foreach (var (_, node) in status[group]?.AsObject() ?? [])
+            if (w is { HasFigures: true, Pid: { } pid })
             {
-                if ((int?)node?["pid"] is { } pid && (long?)node["torn_frames"] is { } torn)
-                {
-                    // Discarded computes on lapped latest inputs, and lapped copies of auxiliary inputs.
-                    torn += (long?)node["auxiliary_torn_copies"] ?? 0;
-                    workerTorn[pid] = Math.Max(workerTorn.GetValueOrDefault(pid), torn);
-                }
+                // Discarded computes on lapped latest inputs, and lapped copies of auxiliary inputs.
+                workerTorn[pid] = Math.Max(workerTorn.GetValueOrDefault(pid), w.TornFrames + w.AuxiliaryTornCopies);
             }
         }
 
@@ -514,9 +510,9 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
     private async Task<SoakSinkCount> Drain(RemoteManagerClient client, SinkSpec sink)
     {
         var status = await client.StatusAsync().ConfigureAwait(false);
-        foreach (var (_, node) in status["sources"]!.AsObject())
+        foreach (var source in status.Sources.Values)
         {
-            if ((int?)node?["pid"] is { } pid && (bool?)node["alive"] == true)
+            if (source is { Pid: { } pid, Alive: true })
             {
                 ThisProcess.SendSignal(pid, 9);
             }
@@ -526,9 +522,9 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
         while (true)
         {
             status = await client.StatusAsync().ConfigureAwait(false);
-            var published = (long?)status["streams"]?[sink.Stream]?["frames_published"] ?? 0;
+            var published = status.Streams.GetValueOrDefault(sink.Stream)?.FramesPublished ?? 0;
             var consumed = Consumed(status, sink.Name);
-            var drained = status["streams"]!.AsObject().All(s => (long?)s.Value?["fill_frames"] == 0);
+            var drained = status.Streams.Values.All(s => s.FillFrames == 0);
             if ((drained && consumed == published) || watch.Elapsed > DrainTimeout)
             {
                 if (consumed != published)
@@ -640,22 +636,20 @@ internal sealed class SoakBenchmark(SoakOptions options, TextWriter progress)
     }
 
     /// <summary>The state, each worker's health and frames, and each stream's published frames and fill, in one line.</summary>
-    private static string Describe(JsonObject status)
+    private static string Describe(PipelineStatus status)
     {
-        var nodes = new[] { "sources", "workers", "sinks" }.SelectMany(g => status[g]!.AsObject()).Select(p =>
-            $"{p.Key} pid {p.Value?["pid"]} {p.Value?["health"]} {p.Value?["frames_processed"] ?? p.Value?["frames_written"] ?? p.Value?["frames_consumed"]} frames");
-        var streams = status["streams"]!.AsObject().Select(p =>
-            $"{p.Key} {p.Value?["frames_published"]} published, fill {p.Value?["fill_frames"]}/{p.Value?["capacity"]}, {p.Value?["readers"]} readers, writer {p.Value?["writer_state"]} {p.Value?["writer_pid"]}");
-        return $"state {status["state"]}; {string.Join("; ", nodes)}; streams: {string.Join("; ", streams)}";
+        var nodes = status.AllWorkers().Select(w => $"{w.Name} pid {w.Pid} {w.Health} {w.Frames} frames");
+        var streams = status.Streams.Select(p =>
+            $"{p.Key} {p.Value.FramesPublished} published, fill {p.Value.FillFrames}/{p.Value.Capacity}, {p.Value.Readers} readers, writer {p.Value.WriterState} {p.Value.WriterPid}");
+        return $"state {status.State}; {string.Join("; ", nodes)}; streams: {string.Join("; ", streams)}";
     }
 
-    private static JsonObject? Entry(JsonObject status, string name) =>
-        new[] { "sources", "workers", "sinks" }.Select(g => status[g]?[name]).OfType<JsonObject>().FirstOrDefault();
+    private static WorkerEntry? Entry(PipelineStatus status, string name) => status.AllWorkers().FirstOrDefault(w => w.Name == name);
 
     /// <summary>The frames a source wrote, a kernel processed or a sink consumed (its current process's).</summary>
-    private static long Frames(JsonObject? entry) => (long?)(entry?["frames_processed"] ?? entry?["frames_written"] ?? entry?["frames_consumed"]) ?? 0;
+    private static long Frames(WorkerEntry? entry) => entry?.Frames ?? 0;
 
-    private static long Consumed(JsonObject status, string sink) => (long?)status["sinks"]?[sink]?["frames_consumed"] ?? 0;
+    private static long Consumed(PipelineStatus status, string sink) => status.Sinks.GetValueOrDefault(sink)?.FramesConsumed ?? 0;
 
     private static TimeSpan Min(params TimeSpan[] spans) => spans.Min();
 

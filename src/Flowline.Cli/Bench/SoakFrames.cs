@@ -3,6 +3,7 @@ using Flowline.Documents;
 using Flowline.Kernels;
 using Flowline.Runtime;
 using Flowline.SharedMemory;
+using Flowline.Status;
 
 namespace Flowline.Cli.Bench;
 

@@ -6,6 +6,7 @@ using Flowline.Cli.Bench;
 using Flowline.Documents;
 using Flowline.Runtime;
 using Flowline.SharedMemory;
+using Flowline.Status;
 using Spectre.Console;
 
 namespace Flowline.Cli.Commands;
@@ -114,17 +115,15 @@ internal static class BenchmarkCommand
 
         summary.AddRow("worker CPU, total", $"{F(report["worker_cpu_percent_total"])} % of one core");
         AnsiConsole.Write(summary);
-        var workers = new Table().Title("workers").AddColumns("worker", "frames", "Hz", "exec µs", "jitter µs", "latency p50/p99 µs", "CPU %");
-        foreach (var group in new[] { "sources", "workers", "sinks" })
+        // The report keeps the status's worker entries as they were at the end of the run; CPU is over the measurement.
+        var status = StatusJson.Deserialize<PipelineStatus>(new JsonObject
         {
-            foreach (var (name, w) in report[group]!.AsObject())
-            {
-                var latency = w!["latency_us"] is JsonObject l ? $"{F(l["p50"])} / {F(l["p99"])}" : "";
-                workers.AddRow(Markup.Escape(name), $"{w["frames_processed"]}", F(w["throughput_hz"]), F(w["avg_exec_us"], "0.00"), F(w["jitter_us_rms"], "0.00"), latency, F(report["worker_cpu_percent"]![name]));
-            }
-        }
-
-        AnsiConsole.Write(workers);
+            ["workers"] = report["workers"]?.DeepClone(),
+            ["sources"] = report["sources"]?.DeepClone(),
+            ["sinks"] = report["sinks"]?.DeepClone(),
+        });
+        var cpu = report["worker_cpu_percent"]!.AsObject();
+        AnsiConsole.Write(WorkerTable.Of(status, "workers", w => cpu[w.Name] is { } c ? Numbers.Value(c) : null));
         if (report["failures"] is JsonArray { Count: > 0 } failures)
         {
             foreach (var failure in failures)

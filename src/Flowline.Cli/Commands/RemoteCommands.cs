@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Flowline.Client;
 using Flowline.ControlPlane;
 using Flowline.Documents;
+using Flowline.Status;
 using Spectre.Console;
 
 namespace Flowline.Cli.Commands;
@@ -114,7 +115,7 @@ internal static class RemoteCommands
         var offset = new Option<double>("--offset") { Description = "Offset." };
         var period = new Option<double>("--period") { DefaultValueFactory = _ => 64.0, Description = "Period of ramp and sine, tile of checkerboard." };
         var constant = new Option<double>("--constant") { Description = "Value of the constant pattern." };
-        var interval = new Option<int>("--impulse-interval") { DefaultValueFactory = _ => 64, Description = "Frames between impulses." };
+        var interval = new Option<long>("--impulse-interval") { DefaultValueFactory = _ => 64, Description = "Frames between impulses." };
         var start = new Command("start", "Start writing a pattern into a stream.") { stream, pattern, rate, seed, amplitude, offset, period, constant, interval };
         start.SetAction(p => Call(
             p,
@@ -198,7 +199,7 @@ internal static class RemoteCommands
         return ExitCodes.Ok;
     }
 
-    private static Command Simple(string name, string description, Func<RemoteManagerClient, Task<JsonObject>> call, Func<JsonObject, bool, bool> print)
+    private static Command Simple<T>(string name, string description, Func<RemoteManagerClient, Task<T>> call, Func<T, bool, bool> print)
     {
         var command = new Command(name, description);
         command.SetAction(p => Call(p, call, print));
@@ -206,7 +207,7 @@ internal static class RemoteCommands
     }
 
     /// <summary>Connects, calls, prints; exit 0 on success, 1 on a refused request or an unreachable server.</summary>
-    private static int Call(ParseResult parse, Func<RemoteManagerClient, Task<JsonObject>> call, Func<JsonObject, bool, bool> print)
+    private static int Call<T>(ParseResult parse, Func<RemoteManagerClient, Task<T>> call, Func<T, bool, bool> print)
     {
         using var client = Connect(parse, out var error);
         if (client is null)
@@ -277,19 +278,23 @@ internal static class RemoteCommands
         return PipelineDocument.ToJson(pipeline.Spec);
     }
 
-    private static bool PrintJson(JsonObject result, bool json)
+    private static bool PrintJson<T>(T result, bool json)
     {
-        Console.WriteLine(result.ToJsonString(Indented));
+        Console.WriteLine(Indent(result));
         return true;
     }
 
-    private static bool Print(JsonObject result, bool json, string text)
+    private static bool Print<T>(T result, bool json, string text)
     {
-        Console.WriteLine(json ? result.ToJsonString(Indented) : text);
+        Console.WriteLine(json ? Indent(result) : text);
         return true;
     }
 
-    private static bool PrintState(JsonObject result, bool json) => Print(result, json, $"state: {result["state"]}");
+    private static bool PrintState(PipelineStatus result, bool json) => Print(result, json, $"state: {result.State}");
+
+    /// <summary>A JSON tree or a status record, indented.</summary>
+    private static string Indent<T>(T result) =>
+        result is JsonNode node ? node.ToJsonString(Indented) : StatusJson.SerializeIndented(result);
 
     private static bool PrintValidation(JsonObject result, bool json)
     {
@@ -308,32 +313,16 @@ internal static class RemoteCommands
         return true;
     }
 
-    private static bool PrintStatus(JsonObject status, bool json)
+    private static bool PrintStatus(PipelineStatus status, bool json)
     {
         if (json)
         {
             return PrintJson(status, json);
         }
 
-        AnsiConsole.MarkupLine($"state [bold]{Markup.Escape(status["state"]?.ToString() ?? "?")}[/], namespace {Markup.Escape(status["namespace"]?.ToString() ?? "?")}, document revision {status["document_revision"]}");
-        var table = new Table().AddColumns("worker", "role", "health", "frames", "Hz", "exec µs", "latency p50 µs");
-        foreach (var (group, role) in new[] { ("sources", "source"), ("workers", "kernel"), ("sinks", "sink") })
-        {
-            foreach (var (name, node) in status[group]?.AsObject() ?? [])
-            {
-                table.AddRow(
-                    Markup.Escape(name), role, Markup.Escape(node?["health"]?.ToString() ?? ""),
-                    node?["frames_processed"]?.ToString() ?? "", node?["throughput_hz"]?.ToString() ?? "",
-                    node?["avg_exec_us"]?.ToString() ?? "", node?["latency_us"]?["p50"]?.ToString() ?? "");
-            }
-        }
-
-        AnsiConsole.Write(table);
-        foreach (var failure in status["failures"]?.AsArray() ?? [])
-        {
-            AnsiConsole.MarkupLine($"[red]failed[/] {Markup.Escape(failure?["kernel"]?.ToString() ?? "")}: {Markup.Escape(failure?["error"]?.ToString() ?? "")}");
-        }
-
+        AnsiConsole.MarkupLine($"state [bold]{Markup.Escape(status.State)}[/], namespace {Markup.Escape(status.Namespace)}, document revision {status.DocumentRevision}");
+        AnsiConsole.Write(WorkerTable.Of(status));
+        WorkerTable.WriteFailures(status);
         return true;
     }
 

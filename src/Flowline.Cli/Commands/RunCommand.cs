@@ -1,10 +1,10 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
-using System.Text.Json;
-using System.Text.Json.Nodes;
+using Flowline.ControlPlane;
 using Flowline.Documents;
 using Flowline.Runtime;
 using Flowline.SharedMemory;
+using Flowline.Status;
 using Spectre.Console;
 
 namespace Flowline.Cli.Commands;
@@ -12,8 +12,6 @@ namespace Flowline.Cli.Commands;
 /// <summary><c>flowline run</c>: build and start a pipeline, show its workers live, and shut it down cleanly.</summary>
 internal static class RunCommand
 {
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
-
     public static Command Create()
     {
         var file = new Argument<FileInfo>("file") { Description = "The pipeline document (YAML)." };
@@ -58,6 +56,9 @@ internal static class RunCommand
         }
 
         using var manager = new PipelineManager(pipeline, new PipelineManagerOptions { Placement = placement });
+
+        // Disposed before the manager: the last export still finds its meter.
+        using var telemetry = ControlTelemetry.StartOtlpExport();
         var exit = ExitCodes.Ok;
         try
         {
@@ -92,19 +93,19 @@ internal static class RunCommand
         }
 
         var snapshot = manager.RuntimeSnapshot();
-        if ((string?)snapshot["state"] == "failed")
+        if (snapshot.State == "failed")
         {
             exit = ExitCodes.WorkerFailed;
-            foreach (var failure in snapshot["failures"]!.AsArray())
+            foreach (var failure in snapshot.Failures)
             {
-                Console.Error.WriteLine($"{failure!["component_type"]} '{failure["kernel"]}' failed: {failure["error"]}");
+                Console.Error.WriteLine($"{failure.ComponentType} '{failure.Kernel}' failed: {failure.Error}");
             }
         }
 
         manager.Shutdown(force: false);
         if (json)
         {
-            Console.Out.WriteLine(snapshot.ToJsonString(Indented));
+            Console.Out.WriteLine(StatusJson.SerializeIndented(snapshot));
         }
         else
         {
@@ -127,41 +128,14 @@ internal static class RunCommand
         return !stop.IsCancellationRequested && DateTime.UtcNow < until && manager.State != PipelineState.Failed;
     }
 
-    private static Table Table(JsonObject status, string path, string? title = null)
-    {
-        var table = new Table()
-            .Title(title ?? $"{Markup.Escape(path)}: [bold]{status["state"]}[/] (namespace {Markup.Escape((string?)status["namespace"] ?? "")})")
-            .AddColumns("worker", "role", "health", "frames", "Hz", "exec µs", "jitter µs", "latency p50/p99 µs", "CPU %");
-        foreach (var (group, role) in new[] { ("sources", "source"), ("workers", "kernel"), ("sinks", "sink") })
-        {
-            foreach (var (name, node) in status[group]!.AsObject())
-            {
-                var w = node!.AsObject();
-                var frames = w["frames_processed"] ?? w["frames_written"] ?? w["frames_consumed"];
-                var latency = w["latency_us"] is JsonObject l && role != "source" ? $"{F(l["p50"])} / {F(l["p99"])}" : "";
-                table.AddRow(
-                    Markup.Escape(name),
-                    role,
-                    Markup.Escape((string?)w["health"] ?? ""),
-                    F(frames, "0"),
-                    F(w["throughput_hz"], "0.0"),
-                    F(w["avg_exec_us"]),
-                    F(w["jitter_us_rms"]),
-                    latency,
-                    F(w["cpu_percent"], "0.0"));
-            }
-        }
+    private static Table Table(PipelineStatus status, string path, string? title = null) =>
+        WorkerTable.Of(status, title ?? $"{Markup.Escape(path)}: [bold]{status.State}[/] (namespace {Markup.Escape(status.Namespace)})");
 
-        return table;
-    }
-
-    private static Table Summary(JsonObject snapshot)
+    private static Table Summary(PipelineStatus snapshot)
     {
-        var table = Table(snapshot, "", $"final figures ({snapshot["state"]} until shut down, namespace {Markup.Escape((string?)snapshot["namespace"] ?? "")})");
-        var failures = snapshot["failures"]!.AsArray().Count;
+        var table = Table(snapshot, "", $"final figures ({snapshot.State} until shut down, namespace {Markup.Escape(snapshot.Namespace)})");
+        var failures = snapshot.Failures.Count;
         table.Caption($"{failures} failure{(failures == 1 ? "" : "s")}");
         return table;
     }
-
-    private static string F(JsonNode? value, string format = "0.0") => Numbers.Format(value, format);
 }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Text.Json.Nodes;
 using Flowline.Runtime;
 
 namespace Flowline.Pipelines;
@@ -65,35 +64,31 @@ internal sealed class PipelineMonitor : IDisposable
     public static IReadOnlyDictionary<string, TaskMetrics> Sample(PipelineManager manager)
     {
         var status = manager.Status();
-        var fill = (status["streams"] as JsonObject ?? []).ToDictionary(p => p.Key, p => (int)Math.Round(100 * (D(p.Value?["fill"]) ?? 0)), StringComparer.Ordinal);
+        var fill = status.Streams.ToDictionary(p => p.Key, p => (int)Math.Round(100 * p.Value.Fill), StringComparer.Ordinal);
         var now = System.Diagnostics.Stopwatch.GetTimestamp() / (double)System.Diagnostics.Stopwatch.Frequency;
         var result = new Dictionary<string, TaskMetrics>(StringComparer.Ordinal);
         foreach (var task in manager.Pipeline.Spec.Tasks)
         {
-            var w = status["workers"]?[task.Name];
-            var pid = (int?)w?["pid"];
+            var w = status.Workers.GetValueOrDefault(task.Name);
+            var pid = w?.Pid;
             var rings = task.Reads.Values.Concat(task.Writes.Values).Distinct(StringComparer.Ordinal).ToDictionary(s => s, s => fill.GetValueOrDefault(s), StringComparer.Ordinal);
             result[task.Name] = new TaskMetrics(
                 task.Name,
                 pid,
-                D(w?["cpu_percent"]) ?? 0,
-                Math.Round((D(w?["rss_bytes"]) ?? 0) / (1 << 20), 3),
+                w?.CpuPercent ?? 0,
+                Math.Round((w?.RssBytes ?? 0) / (double)(1 << 20), 3),
                 pid is { } p ? NiceOf(p) : null,
                 rings,
-                (long)(D(w?["frames_processed"]) ?? 0),
-                D(w?["throughput_hz"]) ?? 0,
-                D(w?["avg_exec_us"]) ?? 0,
-                D(w?["latency_us"]?["p50"]),
-                (string?)w?["health"] ?? "stopped",
+                w?.FramesProcessed ?? 0,
+                w?.ThroughputHz ?? 0,
+                w?.AvgExecUs ?? 0,
+                w is { HasFigures: true, LatencyUs: { } latency } ? latency.P50 : null,
+                w?.Health ?? "stopped",
                 now);
         }
 
         return result;
     }
-
-    /// <summary>A number of the status, whether it was stored as an integer or a float.</summary>
-    private static double? D(JsonNode? node) =>
-        node is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.Number ? double.Parse(v.ToJsonString(), CultureInfo.InvariantCulture) : null;
 
     private void Tick()
     {

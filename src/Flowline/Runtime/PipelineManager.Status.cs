@@ -16,9 +16,9 @@ public sealed partial class PipelineManager
     /// <c>metrics</c>, <c>synthetic_sources</c>, <c>placement_policy</c> and <c>summary</c>, plus
     /// Flowline's <c>namespace</c> and <c>streams</c> (ring fill).
     /// </summary>
-    public JsonObject Status()
+    public PipelineStatus Status()
     {
-        JsonObject status;
+        PipelineStatus status;
         lock (gate)
         {
             Drain();
@@ -27,7 +27,7 @@ public sealed partial class PipelineManager
         }
 
         Flush();
-        return (JsonObject)status.DeepClone();
+        return status;
     }
 
     /// <summary>
@@ -35,14 +35,14 @@ public sealed partial class PipelineManager
     /// start that waits for its workers holds the manager): then the last status built, with
     /// <c>stale: true</c>. Null only if no status was ever built and the manager is busy.
     /// </summary>
-    public JsonObject? TryStatus(TimeSpan wait)
+    public PipelineStatus? TryStatus(TimeSpan wait)
     {
         if (!Monitor.TryEnter(gate, wait))
         {
-            return lastStatus?.DeepClone() is JsonObject cached ? cached.Also("stale", true) : null;
+            return lastStatus is { } cached ? cached with { Stale = true } : null;
         }
 
-        JsonObject status;
+        PipelineStatus status;
         try
         {
             Drain();
@@ -55,31 +55,26 @@ public sealed partial class PipelineManager
         }
 
         Flush();
-        return (JsonObject)status.DeepClone();
+        return status;
     }
 
     /// <summary>The status plus <c>timestamp</c> and <c>graph</c>.</summary>
-    public JsonObject RuntimeSnapshot() => AsSnapshot(Status());
+    public PipelineStatus RuntimeSnapshot() => AsSnapshot(Status());
 
     /// <summary>The snapshot of <see cref="TryStatus"/>; null when that is null.</summary>
-    public JsonObject? TryRuntimeSnapshot(TimeSpan wait) => TryStatus(wait) is { } status ? AsSnapshot(status) : null;
+    public PipelineStatus? TryRuntimeSnapshot(TimeSpan wait) => TryStatus(wait) is { } status ? AsSnapshot(status) : null;
 
-    private JsonObject AsSnapshot(JsonObject status)
-    {
-        status["timestamp"] = Clock.UnixNow();
-        status["graph"] = Pipeline.Graph.ToJson();
-        return status;
-    }
+    private PipelineStatus AsSnapshot(PipelineStatus status) => status with { Timestamp = Clock.UnixNow(), Graph = Pipeline.Graph.ToJson() };
 
     /// <summary>
     /// Starts writing <paramref name="settings"/>' pattern into <paramref name="streamName"/>, a stream no
     /// node writes. From built, running, paused or failed; returns its status.
     /// </summary>
-    public JsonObject StartSyntheticInput(string streamName, SyntheticSettings settings)
+    public SyntheticInputStatus StartSyntheticInput(string streamName, SyntheticSettings settings)
     {
         ArgumentNullException.ThrowIfNull(streamName);
         ArgumentNullException.ThrowIfNull(settings);
-        JsonObject status;
+        SyntheticInputStatus status;
         lock (gate)
         {
             Require("start a synthetic input on", PipelineState.Built, PipelineState.Running, PipelineState.Paused, PipelineState.Failed);
@@ -101,8 +96,8 @@ public sealed partial class PipelineManager
             ValidateSettings(settings);
             var input = new SyntheticInput(Plan.NamespaceOf(streamName), streamName, settings, OnSyntheticError);
             synthetic[streamName] = input;
-            Emit("synthetic_started", input.Status());
             status = input.Status();
+            Emit("synthetic_started", StatusJson.ToJsonObject(status));
         }
 
         Flush();
@@ -122,14 +117,14 @@ public sealed partial class PipelineManager
             input.Stop(timeout ?? TimeSpan.FromSeconds(2));
             var status = input.Status();
             input.Dispose();
-            Emit("synthetic_stopped", status);
+            Emit("synthetic_stopped", StatusJson.ToJsonObject(status));
         }
 
         Flush();
     }
 
     /// <summary>The status of every synthetic input, by stream.</summary>
-    public JsonObject SyntheticInputs()
+    public IReadOnlyDictionary<string, SyntheticInputStatus> SyntheticInputs()
     {
         lock (gate)
         {
@@ -167,124 +162,116 @@ public sealed partial class PipelineManager
         wake.Set();
     }
 
-    private JsonObject SyntheticStatus()
-    {
-        var result = new JsonObject();
-        foreach (var (name, input) in synthetic.OrderBy(p => p.Key, StringComparer.Ordinal))
-        {
-            result[name] = input.Status();
-        }
+    private SortedDictionary<string, SyntheticInputStatus> SyntheticStatus() =>
+        new(synthetic.ToDictionary(p => p.Key, p => p.Value.Status(), StringComparer.Ordinal), StringComparer.Ordinal);
 
-        return result;
-    }
-
-    private JsonObject BuildStatus()
+    private PipelineStatus BuildStatus()
     {
         var now = MonotonicClock.NowNs();
-        var workers = new JsonObject();
-        var sources = new JsonObject();
-        var sinks = new JsonObject();
-        var metrics = new JsonObject();
+        var workers = new Dictionary<string, WorkerStatus>(StringComparer.Ordinal);
+        var sources = new Dictionary<string, SourceStatus>(StringComparer.Ordinal);
+        var sinks = new Dictionary<string, SinkStatus>(StringComparer.Ordinal);
+        var metrics = new Dictionary<string, WorkerFigures>(StringComparer.Ordinal);
         var counts = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var plan in Plan.Workers)
         {
             var slot = slots[plan.Index];
             var health = Health(plan, slot, now, out var m);
-            var entry = new JsonObject
-            {
-                ["name"] = plan.Name,
-                ["kind"] = plan.Node.Kind,
-                ["placement"] = plan.Placement.ToString().ToLowerInvariant(),
-                ["pid"] = slot?.Pid,
-                ["alive"] = slot is not null && !slot.HasExited,
-                ["exitcode"] = slot?.ExitCode,
-                ["cpu_slot"] = plan.Cpu,
-                ["health"] = health,
-            };
-            var figures = slot is null ? new JsonObject() : MetricsJson(slot, m, now);
-            var lastError = failures.TryGetValue(plan.Index, out var failure) ? failure["error"]?.DeepClone() : null;
+            var figures = Figures(plan, slot, m, now);
+            var lastError = failures.TryGetValue(plan.Index, out var failure) ? failure.Error : null;
             switch (plan.Node)
             {
                 case KernelSpec or TaskSpec:
-                    foreach (var (key, value) in figures)
+                    var task = plan.Node as TaskSpec;
+                    workers[plan.Name] = new WorkerStatus(figures, plan.Name, plan.Node.Kind, Placement(plan), slot is { HasExited: false }, slot?.ExitCode, health)
                     {
-                        entry[key] = value?.DeepClone();
-                    }
-
-                    if (plan.Node is TaskSpec task)
-                    {
-                        entry["task"] = true;
-                        entry["reads"] = Names(task.Reads.Values);
-                        entry["writes"] = Names(task.Writes.Values);
-                        entry["finished"] = slot is not null && slot.HasExited && slot.Control.State == WorkerState.Stopped && !failures.ContainsKey(plan.Index);
-                    }
-
-                    workers[plan.Name] = entry;
+                        Task = task is null ? null : true,
+                        Reads = task is null ? null : [.. task.Reads.Values],
+                        Writes = task is null ? null : [.. task.Writes.Values],
+                        Finished = task is null ? null : slot is not null && slot.HasExited && slot.Control.State == WorkerState.Stopped && !failures.ContainsKey(plan.Index),
+                    };
                     metrics[plan.Name] = figures;
                     Count(counts, "workers", health);
                     break;
                 case SourceSpec s:
-                    figures.Remove("latency_us");
-                    figures.Remove("skipped_per_input");
-                    EndpointFields(entry, figures, m, slot, now, written: true);
-                    entry["stream"] = s.Streams[0];
-                    entry["streams"] = Names(s.Streams);
-                    entry["coordinated_generation_count"] = s.Streams.Length > 1 ? m.FramesProcessed : 0;
-                    entry["poll_interval"] = s.PollInterval ?? 0.01;
-                    entry["last_error"] = lastError;
-                    sources[plan.Name] = entry;
+                    var (started, rate, lastWrite) = EndpointTimes(m, slot, now);
+                    sources[plan.Name] = new SourceStatus(figures with { LatencyUs = null, SkippedPerInput = null }, plan.Name, plan.Node.Kind, Placement(plan), slot is { HasExited: false }, slot?.ExitCode, health)
+                    {
+                        FramesWritten = m.FramesProcessed,
+                        MissedWrites = m.MissedWrites,
+                        EffectiveRateHz = rate,
+                        ThroughputHz = Math.Round(m.ThroughputHz, 3),
+                        StartedAt = started,
+                        LastWriteTime = lastWrite,
+                        LastWriteDurationMs = Math.Round(m.LastExecNs / 1e6, 6),
+                        PluginMetrics = PluginMetrics(slot),
+                        Stream = s.Streams[0],
+                        Streams = s.Streams,
+                        CoordinatedGenerationCount = s.Streams.Length > 1 ? m.FramesProcessed : 0,
+                        PollInterval = s.PollInterval ?? 0.01,
+                        LastError = lastError,
+                    };
                     Count(counts, "sources", health);
                     break;
                 case SinkSpec s:
-                    EndpointFields(entry, figures, m, slot, now, written: false);
-                    entry["stream"] = s.Stream;
-                    entry["outputs"] = Names(s.Outputs);
-                    entry["read_timeout"] = s.ReadTimeout ?? 1.0;
-                    entry["pause_sleep"] = s.PauseSleep ?? 0.01;
-                    entry["last_error"] = lastError;
-                    sinks[plan.Name] = entry;
+                    var (sinkStarted, sinkRate, lastRead) = EndpointTimes(m, slot, now);
+                    sinks[plan.Name] = new SinkStatus(figures, plan.Name, plan.Node.Kind, Placement(plan), slot is { HasExited: false }, slot?.ExitCode, health)
+                    {
+                        FramesConsumed = m.FramesProcessed,
+                        MissedWrites = m.MissedWrites,
+                        EffectiveRateHz = sinkRate,
+                        ThroughputHz = Math.Round(m.ThroughputHz, 3),
+                        StartedAt = sinkStarted,
+                        LastReadTime = lastRead,
+                        LastReadDurationMs = Math.Round(m.LastExecNs / 1e6, 6),
+                        PluginMetrics = PluginMetrics(slot),
+                        Stream = s.Stream,
+                        Outputs = s.Outputs,
+                        ReadTimeout = s.ReadTimeout ?? 1.0,
+                        PauseSleep = s.PauseSleep ?? 0.01,
+                        LastError = lastError,
+                    };
                     Count(counts, "sinks", health);
                     break;
             }
         }
 
         int C(string key) => counts.GetValueOrDefault(key);
-        return new JsonObject
+        return new PipelineStatus
         {
-            ["state"] = State.ToName(),
-            ["namespace"] = Namespace,
-            ["workers"] = workers,
-            ["sources"] = sources,
-            ["sinks"] = sinks,
-            ["failures"] = new JsonArray([.. failures.OrderBy(f => f.Key).Select(f => f.Value.DeepClone())]),
-            ["metrics"] = metrics,
-            ["synthetic_sources"] = SyntheticStatus(),
-            ["placement_policy"] = Plan.Placement == PlacementPolicy.RoundRobin ? "round_robin" : null,
-            ["streams"] = StreamStatus(),
-            ["summary"] = new JsonObject
+            State = State.ToName(),
+            Namespace = Namespace,
+            Workers = workers,
+            Sources = sources,
+            Sinks = sinks,
+            Failures = [.. failures.OrderBy(f => f.Key).Select(f => f.Value)],
+            Metrics = metrics,
+            SyntheticSources = SyntheticStatus(),
+            PlacementPolicy = Plan.Placement == PlacementPolicy.RoundRobin ? "round_robin" : null,
+            Streams = StreamFigures(),
+            Summary = new StatusSummary
             {
-                ["workers_total"] = Pipeline.Spec.Kernels.Length + Pipeline.Spec.Tasks.Length,
-                ["active_workers"] = C("workers:active"),
-                ["idle_workers"] = C("workers:idle"),
-                ["waiting_workers"] = C("workers:waiting-input") + C("workers:starting"),
-                ["paused_workers"] = C("workers:paused"),
-                ["failed_workers"] = C("workers:failed"),
-                ["stopped_workers"] = C("workers:stopped"),
-                ["sources_total"] = Pipeline.Spec.Sources.Length,
-                ["active_sources"] = C("sources:active") + C("sources:idle") + C("sources:waiting-input"),
-                ["failed_sources"] = C("sources:failed"),
-                ["sinks_total"] = Pipeline.Spec.Sinks.Length,
-                ["active_sinks"] = C("sinks:active") + C("sinks:idle") + C("sinks:waiting-input"),
-                ["failed_sinks"] = C("sinks:failed"),
+                WorkersTotal = Pipeline.Spec.Kernels.Length + Pipeline.Spec.Tasks.Length,
+                ActiveWorkers = C("workers:active"),
+                IdleWorkers = C("workers:idle"),
+                WaitingWorkers = C("workers:waiting-input") + C("workers:starting"),
+                PausedWorkers = C("workers:paused"),
+                FailedWorkers = C("workers:failed"),
+                StoppedWorkers = C("workers:stopped"),
+                SourcesTotal = Pipeline.Spec.Sources.Length,
+                ActiveSources = C("sources:active") + C("sources:idle") + C("sources:waiting-input"),
+                FailedSources = C("sources:failed"),
+                SinksTotal = Pipeline.Spec.Sinks.Length,
+                ActiveSinks = C("sinks:active") + C("sinks:idle") + C("sinks:waiting-input"),
+                FailedSinks = C("sinks:failed"),
             },
         };
     }
 
+    private static string Placement(WorkerPlan plan) => plan.Placement.ToString().ToLowerInvariant();
+
     private static void Count(Dictionary<string, int> counts, string group, string health) =>
         counts[$"{group}:{health}"] = counts.GetValueOrDefault($"{group}:{health}") + 1;
-
-    private static JsonArray Names(IEnumerable<string> names) => new([.. names.Select(n => (JsonNode?)n)]);
-
     /// <summary>shmpipeline's health rules: failed, stopped, paused, starting, waiting-input, idle (no progress for max(1 s, 4 x read_timeout)), active.</summary>
     private string Health(WorkerPlan plan, WorkerSlot? slot, long now, out WorkerMetrics metrics)
     {
@@ -320,12 +307,17 @@ public sealed partial class PipelineManager
         return (now - metrics.LastProgressNs) / 1e9 > idleLimit ? "idle" : "active";
     }
 
-    /// <summary>A worker's figures (shmpipeline's metric fields, plus latency, skips, CPU and memory).</summary>
-    private JsonObject MetricsJson(WorkerSlot slot, in WorkerMetrics m, long now)
+    /// <summary>A worker's figures (shmpipeline's metric fields, plus latency, skips, CPU and memory); not measured without a process or thread.</summary>
+    private static WorkerFigures Figures(WorkerPlan plan, WorkerSlot? slot, in WorkerMetrics m, long now)
     {
+        if (slot is null)
+        {
+            return new WorkerFigures { HasFigures = false, CpuSlot = plan.Cpu };
+        }
+
         static double Us(double ns) => Math.Round(ns / 1e3, 3);
         static double Ms(double ns) => Math.Round(ns / 1e6, 6);
-        var skipped = new JsonObject();
+        var skipped = new SortedDictionary<string, long>(StringComparer.Ordinal);
         var inputs = slot.Plan.Node switch { KernelSpec k => k.Inputs.ToArray(), SinkSpec s => [s.Stream], TaskSpec t => t.Reads.Values.ToArray(), _ => [] };
         for (var i = 0; i < Math.Min(inputs.Length, WorkerMetrics.MaxInputs); i++)
         {
@@ -335,67 +327,52 @@ public sealed partial class PipelineManager
         var started = slot.Control.StartedNs;
         var lastProgress = m.LastProgressNs != 0 ? m.LastProgressNs : started;
         ThisProcess.TryReadUsage(slot.Pid, out _, out var rss);
-        return new JsonObject
+        return new WorkerFigures
         {
-            ["pid"] = slot.Pid,
-            ["cpu_slot"] = slot.Plan.Cpu,
-            ["frames_processed"] = m.FramesProcessed,
-            ["last_exec_ms"] = Ms(m.LastExecNs),
-            ["last_exec_us"] = Us(m.LastExecNs),
-            ["avg_exec_ms"] = Ms(m.AvgExecNs),
-            ["avg_exec_us"] = Us(m.AvgExecNs),
-            ["jitter_us_rms"] = Us(m.JitterNs),
-            ["throughput_hz"] = Math.Round(m.ThroughputHz, 3),
-            ["runtime_s"] = started == 0 ? 0 : Math.Round((now - started) / 1e9, 3),
-            ["last_output_count"] = m.OutputFrames,
-            ["metrics_window"] = m.Window,
-            ["frame_sync_skew_events"] = m.SkewEvents,
-            ["frame_sync_skipped_generations"] = m.SkippedGenerations,
-            ["frame_sync_timeouts"] = m.SyncTimeouts,
-            ["idle_s"] = lastProgress == 0 ? 0 : Math.Round(Math.Max(0, now - lastProgress) / 1e9, 3),
-            ["last_metric_age_s"] = m.PublishedNs == 0 ? null : Math.Round(Math.Max(0, now - m.PublishedNs) / 1e9, 3),
-            ["heartbeat_age_s"] = slot.Control.HeartbeatNs == 0 ? null : Math.Round(Math.Max(0, now - slot.Control.HeartbeatNs) / 1e9, 3),
-            ["latency_us"] = new JsonObject
-            {
-                ["p50"] = Us(m.LatencyP50Ns),
-                ["p90"] = Us(m.LatencyP90Ns),
-                ["p99"] = Us(m.LatencyP99Ns),
-                ["max"] = Us(m.LatencyMaxNs),
-            },
-            ["skipped_per_input"] = skipped,
-            ["torn_frames"] = m.TornFrames,
-            ["auxiliary_torn_copies"] = m.AuxiliaryTornCopies,
-            ["cpu_percent"] = slot.CpuPercent,
-            ["rss_bytes"] = rss,
+            Pid = slot.Pid,
+            CpuSlot = slot.Plan.Cpu,
+            FramesProcessed = m.FramesProcessed,
+            LastExecMs = Ms(m.LastExecNs),
+            LastExecUs = Us(m.LastExecNs),
+            AvgExecMs = Ms(m.AvgExecNs),
+            AvgExecUs = Us(m.AvgExecNs),
+            JitterUsRms = Us(m.JitterNs),
+            ThroughputHz = Math.Round(m.ThroughputHz, 3),
+            RuntimeS = started == 0 ? 0 : Math.Round((now - started) / 1e9, 3),
+            LastOutputCount = m.OutputFrames,
+            MetricsWindow = m.Window,
+            FrameSyncSkewEvents = m.SkewEvents,
+            FrameSyncSkippedGenerations = m.SkippedGenerations,
+            FrameSyncTimeouts = m.SyncTimeouts,
+            IdleS = lastProgress == 0 ? 0 : Math.Round(Math.Max(0, now - lastProgress) / 1e9, 3),
+            LastMetricAgeS = m.PublishedNs == 0 ? null : Math.Round(Math.Max(0, now - m.PublishedNs) / 1e9, 3),
+            HeartbeatAgeS = slot.Control.HeartbeatNs == 0 ? null : Math.Round(Math.Max(0, now - slot.Control.HeartbeatNs) / 1e9, 3),
+            LatencyUs = new LatencyFigures { P50 = Us(m.LatencyP50Ns), P90 = Us(m.LatencyP90Ns), P99 = Us(m.LatencyP99Ns), Max = Us(m.LatencyMaxNs) },
+            SkippedPerInput = skipped,
+            TornFrames = m.TornFrames,
+            AuxiliaryTornCopies = m.AuxiliaryTornCopies,
+            CpuPercent = slot.CpuPercent,
+            RssBytes = rss,
         };
     }
 
-    /// <summary>shmpipeline's source and sink status fields, from the worker's figures and its own metrics.</summary>
-    private static void EndpointFields(JsonObject entry, JsonObject figures, in WorkerMetrics m, WorkerSlot? slot, long now, bool written)
+    /// <summary>A source's or sink's start time, lifetime rate and time of its last frame (shmpipeline's endpoint fields).</summary>
+    private static (double? StartedAt, double EffectiveRateHz, double? LastFrameTime) EndpointTimes(in WorkerMetrics m, WorkerSlot? slot, long now)
     {
         var started = slot?.Control.StartedNs ?? 0;
         var elapsed = started == 0 ? 0 : (now - started) / 1e9;
-        entry[written ? "frames_written" : "frames_consumed"] = m.FramesProcessed;
-        entry["missed_writes"] = m.MissedWrites;
-        entry["effective_rate_hz"] = elapsed > 0 ? Math.Round(m.FramesProcessed / elapsed, 3) : 0.0;
-        entry["throughput_hz"] = Math.Round(m.ThroughputHz, 3);
-        entry["started_at"] = started == 0 ? null : Clock.ToUnix(started);
-        entry[written ? "last_write_time" : "last_read_time"] = m.LastProgressNs == 0 ? null : Clock.ToUnix(m.LastProgressNs);
-        entry[written ? "last_write_duration_ms" : "last_read_duration_ms"] = Math.Round(m.LastExecNs / 1e6, 6);
-        entry["last_error"] = null;
-        entry["plugin_metrics"] = slot?.Control.ReadReport() is { } report ? JsonNode.Parse(report) : new JsonObject();
-        foreach (var (key, value) in figures)
-        {
-            if (!entry.ContainsKey(key))
-            {
-                entry[key] = value?.DeepClone();
-            }
-        }
+        return (
+            started == 0 ? null : Clock.ToUnix(started),
+            elapsed > 0 ? Math.Round(m.FramesProcessed / elapsed, 3) : 0.0,
+            m.LastProgressNs == 0 ? null : Clock.ToUnix(m.LastProgressNs));
     }
 
-    private JsonObject StreamStatus()
+    /// <summary>The figures a source or sink plugin reports about itself (free-form JSON).</summary>
+    private static JsonObject PluginMetrics(WorkerSlot? slot) => slot?.Control.ReadReport() is { } report && JsonNode.Parse(report) is JsonObject o ? o : [];
+
+    private Dictionary<string, StreamStatus> StreamFigures()
     {
-        var result = new JsonObject();
+        var result = new Dictionary<string, StreamStatus>(StringComparer.Ordinal);
         foreach (var spec in Pipeline.Spec.Streams)
         {
             if (!streams.TryGetValue(spec.Name, out var stream))
@@ -404,16 +381,16 @@ public sealed partial class PipelineManager
             }
 
             var s = stream.GetStatistics();
-            result[spec.Name] = new JsonObject
+            result[spec.Name] = new StreamStatus
             {
-                ["capacity"] = s.CapacityFrames,
-                ["fill"] = Math.Round(s.Fill, 4),
-                ["fill_frames"] = s.FillFrames,
-                ["frames_published"] = s.Cursor,
-                ["writer_state"] = s.WriterState,
-                ["writer_pid"] = s.WriterPid == 0 ? null : s.WriterPid,
-                ["readers"] = s.Readers.Count,
-                ["created"] = createdStreams.Contains(spec.Name),
+                Capacity = s.CapacityFrames,
+                Fill = Math.Round(s.Fill, 4),
+                FillFrames = s.FillFrames,
+                FramesPublished = s.Cursor,
+                WriterState = s.WriterState,
+                WriterPid = s.WriterPid == 0 ? null : s.WriterPid,
+                Readers = s.Readers.Count,
+                Created = createdStreams.Contains(spec.Name),
             };
         }
 

@@ -25,14 +25,19 @@ namespace Flowline.Runtime;
 public sealed partial class PipelineManager : IDisposable
 {
     private readonly object gate = new();
-    private volatile JsonObject? lastStatus;
+    private volatile PipelineStatus? lastStatus;
+
+    /// <summary>How long a collection of the instruments waits for a busy manager before using the last status.</summary>
+    private static readonly TimeSpan MetricsWait = TimeSpan.FromMilliseconds(100);
+
+    private readonly PipelineMetrics? metrics;
     private readonly object dispatchGate = new();
     private readonly PipelineManagerOptions options;
     private readonly Dictionary<string, SharedStream> streams = new(StringComparer.Ordinal);
     private readonly HashSet<string> createdStreams = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SharedEvent> events = new(StringComparer.Ordinal);
     private readonly WorkerSlot?[] slots;
-    private readonly Dictionary<int, JsonObject> failures = [];
+    private readonly Dictionary<int, FailureRecord> failures = [];
     private RemoteBridges? bridges;
     private readonly Dictionary<string, SyntheticInput> synthetic = new(StringComparer.Ordinal);
     private readonly Queue<PipelineEvent> history = new();
@@ -68,6 +73,7 @@ public sealed partial class PipelineManager : IDisposable
 
         supervisor = new Thread(Supervise) { IsBackground = true, Name = $"flowline-supervisor-{Plan.Namespace}" };
         supervisor.Start();
+        metrics = this.options.PublishMetrics ? new PipelineMetrics(() => disposed ? null : TryStatus(MetricsWait)) : null;
     }
 
     /// <summary>Raised for every event, in order, on a thread that holds no lock of the manager's.</summary>
@@ -112,7 +118,9 @@ public sealed partial class PipelineManager : IDisposable
     public static PipelineManager Open(string path, PipelineManagerOptions? options = null) => new(PipelineDocument.Load(path), options);
 
     /// <summary>Validates the pipeline again, creates its streams and applies their <c>initial</c> values. From initialized or stopped; to built.</summary>
-    public void Build()
+    public void Build() => Operation("build", BuildCore);
+
+    private void BuildCore()
     {
         lock (gate)
         {
@@ -183,7 +191,9 @@ public sealed partial class PipelineManager : IDisposable
     /// lets them run. From built; to running. If any worker fails or the start times out, everything
     /// started is torn down, the pipeline stays built, and the error says why.
     /// </summary>
-    public void Start()
+    public void Start() => Operation("start", StartCore);
+
+    private void StartCore()
     {
         try
         {
@@ -220,7 +230,9 @@ public sealed partial class PipelineManager : IDisposable
     }
 
     /// <summary>Pauses every worker (each finishes the frame in hand). From running; to paused.</summary>
-    public void Pause()
+    public void Pause() => Operation("pause", PauseCore);
+
+    private void PauseCore()
     {
         lock (gate)
         {
@@ -238,7 +250,9 @@ public sealed partial class PipelineManager : IDisposable
     }
 
     /// <summary>Lets paused workers run again. From paused; to running.</summary>
-    public void Resume()
+    public void Resume() => Operation("resume", ResumeCore);
+
+    private void ResumeCore()
     {
         lock (gate)
         {
@@ -259,7 +273,9 @@ public sealed partial class PipelineManager : IDisposable
     /// (default 5 s; at most 1 s when <paramref name="force"/>) before killing a process that has not
     /// stopped. The streams stay. From running, paused or failed; to built (a no-op when built).
     /// </summary>
-    public void Stop(TimeSpan? timeout = null, bool force = false)
+    public void Stop(TimeSpan? timeout = null, bool force = false) => Operation("stop", () => StopCore(timeout, force));
+
+    private void StopCore(TimeSpan? timeout, bool force)
     {
         lock (gate)
         {
@@ -281,7 +297,9 @@ public sealed partial class PipelineManager : IDisposable
     /// Starts again the workers that failed, died or hung (ending a hung process first); the others keep
     /// running. From running, paused or failed; a failed pipeline with no failure left runs again.
     /// </summary>
-    public void Restart(TimeSpan? timeout = null)
+    public void Restart(TimeSpan? timeout = null) => Operation("restart", () => RestartCore(timeout));
+
+    private void RestartCore(TimeSpan? timeout)
     {
         try
         {
@@ -338,7 +356,9 @@ public sealed partial class PipelineManager : IDisposable
     /// created (when <paramref name="unlink"/>) and those it attached to (when <paramref name="unlinkExternal"/>).
     /// From any state; to stopped.
     /// </summary>
-    public void Shutdown(bool unlink = true, bool unlinkExternal = false, bool force = false)
+    public void Shutdown(bool unlink = true, bool unlinkExternal = false, bool force = false) => Operation("shutdown", () => ShutdownCore(unlink, unlinkExternal, force));
+
+    private void ShutdownCore(bool unlink, bool unlinkExternal, bool force)
     {
         lock (gate)
         {
@@ -408,7 +428,7 @@ public sealed partial class PipelineManager : IDisposable
             var records = failures.OrderBy(f => f.Key).Select(f => f.Value).ToList();
             var first = records[0];
             var more = records.Count > 1 ? $" (and {records.Count - 1} more)" : "";
-            throw new WorkerFailedException($"{first["component_type"]} '{first["kernel"]}' failed: {first["error"]}{more}", records);
+            throw new WorkerFailedException($"{first.ComponentType} '{first.Kernel}' failed: {first.Error}{more}", records);
         }
     }
 
@@ -439,6 +459,30 @@ public sealed partial class PipelineManager : IDisposable
             wake.Set();
             supervisor.Join(TimeSpan.FromSeconds(2));
             wake.Dispose();
+            metrics?.Dispose();
+        }
+    }
+
+    /// <summary>Runs a lifecycle operation as an activity (<c>flowline.pipeline.{name}</c>), and records its duration.</summary>
+    private void Operation(string name, Action action)
+    {
+        using var activity = PipelineMetrics.ActivitySource.StartActivity("flowline.pipeline." + name);
+        activity?.SetTag("flowline.namespace", Namespace);
+        var started = System.Diagnostics.Stopwatch.GetTimestamp();
+        var failed = true;
+        try
+        {
+            action();
+            failed = false;
+        }
+        catch (Exception e)
+        {
+            activity?.SetStatus(System.Diagnostics.ActivityStatusCode.Error, e.Message);
+            throw;
+        }
+        finally
+        {
+            metrics?.RecordOperation(name, Namespace, System.Diagnostics.Stopwatch.GetElapsedTime(started), failed);
         }
     }
 
@@ -569,7 +613,7 @@ public sealed partial class PipelineManager : IDisposable
                 {
                     slot.WaitForExit(TimeSpan.FromSeconds(1));
                     var record = RecordFailure(i, slot);
-                    throw new WorkerFailedException($"{Describe(slot.Plan)} failed to start: {record["error"]}", [(JsonObject)record.DeepClone()]);
+                    throw new WorkerFailedException($"{Describe(slot.Plan)} failed to start: {record.Error}", [record]);
                 }
 
                 if (state is WorkerState.Ready or WorkerState.Running or WorkerState.Paused)
@@ -653,7 +697,7 @@ public sealed partial class PipelineManager : IDisposable
                 }
                 else if (!slot.HasExited)
                 {
-                    Emit("worker_stopped", WorkerEventData(slot, "worker_stopped").Also("error", $"{Describe(slot.Plan)} did not stop within the timeout; it runs on a thread and was abandoned"));
+                    Emit("worker_stopped", WorkerEventData(slot, "worker_stopped").With("error", $"{Describe(slot.Plan)} did not stop within the timeout; it runs on a thread and was abandoned"));
                 }
 
                 slot.Control.Unlink();
@@ -742,39 +786,33 @@ public sealed partial class PipelineManager : IDisposable
     }
 
     /// <summary>Records the failure of <paramref name="slot"/> (its error if it wrote one, else how it ended) and moves a running pipeline to failed.</summary>
-    private JsonObject RecordFailure(int index, WorkerSlot slot, string? reason = null)
+    private FailureRecord RecordFailure(int index, WorkerSlot slot, string? reason = null)
     {
         var type = slot.Plan.Role switch { WorkerRole.Source => "source_failed", WorkerRole.Sink => "sink_failed", _ => "worker_failed" };
-        var record = WorkerEventData(slot, type);
+        var record = FailureOf(slot, type);
         if (reason is not null)
         {
-            record["error"] = reason;
-            record["exception_type"] = "hung";
-            record["traceback"] = "";
+            record = record with { Error = reason, ExceptionType = "hung", Traceback = "" };
         }
         else if (slot.Control.State == WorkerState.Failed && slot.Control.ReadError() is { } text)
         {
             var error = WorkerError.Parse(text);
-            record["error"] = error.Error;
-            record["exception_type"] = error.Type;
-            record["traceback"] = error.Traceback;
+            record = record with { Error = error.Error, ExceptionType = error.Type, Traceback = error.Traceback };
         }
         else
         {
             slot.WaitForExit(TimeSpan.FromMilliseconds(200));
-            record["error"] = $"worker {slot.DescribeExit()}";
-            record["exception_type"] = "crash";
-            record["traceback"] = slot.OutputTail;
+            record = record with { Error = $"worker {slot.DescribeExit()}", ExceptionType = "crash", Traceback = slot.OutputTail };
         }
 
-        record["exitcode"] = slot.ExitCode;
-        if (failures.TryGetValue(index, out var existing) && (string?)existing["exception_type"] is not ("crash" or "hung") && reason is null)
+        record = record with { Exitcode = slot.ExitCode };
+        if (failures.TryGetValue(index, out var existing) && existing.ExceptionType is not ("crash" or "hung") && reason is null)
         {
             return existing; // a detailed record is not replaced by a generic one
         }
 
         failures[index] = record;
-        Emit(type, (JsonObject)record.DeepClone());
+        Emit(type, StatusJson.ToJsonObject(record));
         if (State is PipelineState.Running or PipelineState.Paused)
         {
             pausedBeforeFailure = State == PipelineState.Paused;
@@ -793,27 +831,27 @@ public sealed partial class PipelineManager : IDisposable
         }
     }
 
-    private JsonObject WorkerEventData(WorkerSlot slot, string type)
+    /// <summary>The payload of a worker's events: its identity (shmpipeline's failure record, before the error is known).</summary>
+    private static FailureRecord FailureOf(WorkerSlot slot, string type) => new()
     {
-        var data = new JsonObject
+        Type = type,
+        Kernel = slot.Plan.Name,
+        ComponentType = slot.Plan.Role.ToString().ToLowerInvariant(),
+        Kind = slot.Plan.Node.Kind,
+        Pid = slot.Pid,
+        CpuSlot = slot.Plan.Cpu,
+        Stream = slot.Plan.Node switch { SourceSpec s => s.Streams[0], SinkSpec s => s.Stream, _ => null },
+        Streams = (slot.Plan.Node as SourceSpec)?.Streams,
+        Outputs = (slot.Plan.Node as SinkSpec)?.Outputs,
+    };
+
+    /// <summary>The payload of a worker's event of <paramref name="type"/>: its identity, as its failure record has it, without the error fields.</summary>
+    private static JsonObject WorkerEventData(WorkerSlot slot, string type)
+    {
+        var data = StatusJson.ToJsonObject(FailureOf(slot, type));
+        foreach (var key in (string[])["error", "exception_type", "traceback", "exitcode"])
         {
-            ["type"] = type,
-            ["kernel"] = slot.Plan.Name,
-            ["component_type"] = slot.Plan.Role.ToString().ToLowerInvariant(),
-            ["kind"] = slot.Plan.Node.Kind,
-            ["pid"] = slot.Pid,
-            ["cpu_slot"] = slot.Plan.Cpu,
-        };
-        switch (slot.Plan.Node)
-        {
-            case SourceSpec s:
-                data["stream"] = s.Streams[0];
-                data["streams"] = new JsonArray([.. s.Streams.Select(n => (JsonNode?)n)]);
-                break;
-            case SinkSpec s:
-                data["stream"] = s.Stream;
-                data["outputs"] = new JsonArray([.. s.Outputs.Select(n => (JsonNode?)n)]);
-                break;
+            data.Remove(key);
         }
 
         return data;
@@ -908,7 +946,7 @@ public sealed partial class PipelineManager : IDisposable
             {
                 slot.HungReported = true;
                 var age = (now - slot.Control.HeartbeatNs) / 1e9;
-                Emit("worker_hung", WorkerEventData(slot, "worker_hung").Also("heartbeat_age_s", Math.Round(age, 3)));
+                Emit("worker_hung", WorkerEventData(slot, "worker_hung").With("heartbeat_age_s", Math.Round(age, 3)));
                 RecordFailure(i, slot, $"worker is hung: no heartbeat for {age:0.0} s (limit {options.HungTimeout.TotalSeconds:0.###} s)");
                 continue;
             }
@@ -922,7 +960,7 @@ public sealed partial class PipelineManager : IDisposable
             {
                 slot.ReportedFrames = metrics.FramesProcessed;
                 var data = WorkerEventData(slot, "worker_metrics");
-                foreach (var (key, value) in MetricsJson(slot, metrics, now))
+                foreach (var (key, value) in StatusJson.ToJsonObject(Figures(slot.Plan, slot, metrics, now)).ToList())
                 {
                     data[key] = value?.DeepClone();
                 }
@@ -945,16 +983,5 @@ public sealed partial class PipelineManager : IDisposable
 
             slot.LastCpuSample = (cpu, now);
         }
-    }
-}
-
-/// <summary>Small helpers for building JSON payloads.</summary>
-internal static class JsonObjectExtensions
-{
-    /// <summary>Sets <paramref name="key"/> and returns the object.</summary>
-    public static JsonObject Also(this JsonObject o, string key, JsonNode? value)
-    {
-        o[key] = value;
-        return o;
     }
 }

@@ -70,7 +70,7 @@ public sealed class StateTransitionException : InvalidOperationException
 public sealed class WorkerFailedException : Exception
 {
     /// <summary>Creates the exception.</summary>
-    public WorkerFailedException(string message, IReadOnlyList<JsonObject> failures)
+    public WorkerFailedException(string message, IReadOnlyList<FailureRecord> failures)
         : base(message)
     {
         Failures = failures;
@@ -94,7 +94,7 @@ public sealed class WorkerFailedException : Exception
     }
 
     /// <summary>The failure records.</summary>
-    public IReadOnlyList<JsonObject> Failures { get; } = [];
+    public IReadOnlyList<FailureRecord> Failures { get; } = [];
 }
 
 /// <summary>Something that happened to a pipeline, in the order it happened; the control plane publishes them.</summary>
@@ -107,28 +107,3 @@ public sealed class WorkerFailedException : Exception
 /// <param name="Timestamp">When (seconds since the Unix epoch).</param>
 /// <param name="Data">Its payload (shmpipeline's event dict).</param>
 public sealed record PipelineEvent(long Id, string Type, double Timestamp, JsonObject Data);
-
-/// <summary>How a manager runs its pipeline.</summary>
-public sealed record PipelineManagerOptions
-{
-    /// <summary>How workers are pinned to CPUs (default none: the scheduler places them).</summary>
-    public PlacementPolicy Placement { get; init; } = PlacementPolicy.None;
-
-    /// <summary>How long <see cref="PipelineManager.Start"/> waits for every worker to attach (shmpipeline's <c>worker_start_timeout</c>, 10 s).</summary>
-    public TimeSpan StartTimeout { get; init; } = TimeSpan.FromSeconds(10);
-
-    /// <summary>A running worker whose heartbeat is older than this is reported hung (default 5 s).</summary>
-    public TimeSpan HungTimeout { get; init; } = TimeSpan.FromSeconds(5);
-
-    /// <summary>The namespace of the streams, instead of the document's (or one derived from its file name).</summary>
-    public string? Namespace { get; init; }
-
-    /// <summary>The worker program (<c>Flowline.Worker.dll</c>); by default the one beside the application.</summary>
-    public string? WorkerPath { get; init; }
-
-    /// <summary>Functions of tasks placed on threads, by task name (a code-first pipeline's closures).</summary>
-    public IReadOnlyDictionary<string, Delegate> TaskDelegates { get; init; } = new Dictionary<string, Delegate>();
-
-    /// <summary>How many events the manager keeps for late readers (default 512).</summary>
-    public int EventHistory { get; init; } = 512;
-}

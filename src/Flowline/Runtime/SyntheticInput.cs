@@ -1,4 +1,3 @@
-using System.Text.Json.Nodes;
 using Flowline.SharedMemory;
 using Flowline.SharedMemory.Diagnostics;
 
@@ -57,30 +56,30 @@ internal sealed class SyntheticInput : IDisposable
     }
 
     /// <summary>shmpipeline's synthetic input status.</summary>
-    public JsonObject Status()
+    public SyntheticInputStatus Status()
     {
         var frames = Interlocked.Read(ref framesWritten);
         var elapsed = (MonotonicClock.NowNs() - startedNs) / 1e9;
         var last = Interlocked.Read(ref lastWriteNs);
-        return new JsonObject
+        return new SyntheticInputStatus
         {
-            ["stream_name"] = StreamName,
-            ["pattern"] = Settings.Pattern,
-            ["rate_hz"] = Settings.RateHz,
-            ["requested_rate_hz"] = Settings.RateHz,
-            ["seed"] = Settings.Seed,
-            ["amplitude"] = Settings.Amplitude,
-            ["offset"] = Settings.Offset,
-            ["period"] = Settings.Period,
-            ["constant"] = Settings.Constant,
-            ["impulse_interval"] = Settings.ImpulseInterval,
-            ["frames_written"] = frames,
-            ["alive"] = Alive,
-            ["effective_rate_hz"] = elapsed > 0 ? Math.Round(frames / elapsed, 3) : 0.0,
-            ["started_at"] = startedAt,
-            ["last_write_time"] = last == 0 ? null : Clock.ToUnix(last),
-            ["last_write_duration_ms"] = Math.Round(Interlocked.Read(ref lastWriteDurationNs) / 1e6, 6),
-            ["last_error"] = Volatile.Read(ref lastError),
+            StreamName = StreamName,
+            Pattern = Settings.Pattern,
+            RateHz = Settings.RateHz,
+            RequestedRateHz = Settings.RateHz,
+            Seed = Settings.Seed,
+            Amplitude = Settings.Amplitude,
+            Offset = Settings.Offset,
+            Period = Settings.Period,
+            Constant = Settings.Constant,
+            ImpulseInterval = Settings.ImpulseInterval,
+            FramesWritten = frames,
+            Alive = Alive,
+            EffectiveRateHz = elapsed > 0 ? Math.Round(frames / elapsed, 3) : 0.0,
+            StartedAt = startedAt,
+            LastWriteTime = last == 0 ? null : Clock.ToUnix(last),
+            LastWriteDurationMs = Math.Round(Interlocked.Read(ref lastWriteDurationNs) / 1e6, 6),
+            LastError = Volatile.Read(ref lastError),
         };
     }
 

@@ -132,53 +132,27 @@ public sealed class SyntheticPattern
     }
 }
 
-/// <summary>
-/// What a synthetic pattern generates: shmpipeline's <c>SyntheticInputConfig</c> fields (without the stream).
-/// </summary>
-public sealed record SyntheticSettings
+/// <summary>Reads <see cref="SyntheticSettings"/> from a source node's parameters.</summary>
+public static class SyntheticSettingsParameters
 {
-    /// <summary>The patterns there are.</summary>
-    public static readonly IReadOnlyList<string> Patterns = ["constant", "random", "ramp", "sine", "impulse", "checkerboard"];
-
-    /// <summary><c>pattern</c> (default random).</summary>
-    public string Pattern { get; init; } = "random";
-
-    /// <summary><c>rate_hz</c>: frames per second; null writes as fast as possible.</summary>
-    public double? RateHz { get; init; }
-
-    /// <summary><c>seed</c> of the random pattern (default 0).</summary>
-    public long Seed { get; init; }
-
-    /// <summary><c>amplitude</c> (default 1).</summary>
-    public double Amplitude { get; init; } = 1.0;
-
-    /// <summary><c>offset</c> (default 0).</summary>
-    public double Offset { get; init; }
-
-    /// <summary><c>period</c> of ramp and sine, tile size of checkerboard (default 64).</summary>
-    public double Period { get; init; } = 64.0;
-
-    /// <summary><c>constant</c> value of the constant pattern (default 0).</summary>
-    public double Constant { get; init; }
-
-    /// <summary><c>impulse_interval</c> in frames (default 64).</summary>
-    public long ImpulseInterval { get; init; } = 64;
-
-    /// <summary>Reads the pattern parameters of a source node.</summary>
-    public static SyntheticSettings From(Parameters parameters)
+    extension(SyntheticSettings)
     {
-        ArgumentNullException.ThrowIfNull(parameters);
-        double? Number(string name, double? fallback) => parameters.TryGetDouble(name, out var v) ? v : fallback;
-        return new SyntheticSettings
+        /// <summary>Reads the pattern parameters of a source node.</summary>
+        public static SyntheticSettings From(Parameters parameters)
         {
-            Pattern = parameters.TryGetString("pattern", out var p) ? p : "random",
-            RateHz = Number("rate_hz", null),
-            Seed = parameters.TryGetLong("seed", out var seed) ? seed : 0,
-            Amplitude = Number("amplitude", 1.0)!.Value,
-            Offset = Number("offset", 0)!.Value,
-            Period = Number("period", 64)!.Value,
-            Constant = Number("constant", 0)!.Value,
-            ImpulseInterval = parameters.TryGetLong("impulse_interval", out var interval) ? interval : 64,
-        };
+            ArgumentNullException.ThrowIfNull(parameters);
+            double? Number(string name, double? fallback) => parameters.TryGetDouble(name, out var v) ? v : fallback;
+            return new SyntheticSettings
+            {
+                Pattern = parameters.TryGetString("pattern", out var p) ? p : "random",
+                RateHz = Number("rate_hz", null),
+                Seed = parameters.TryGetLong("seed", out var seed) ? seed : 0,
+                Amplitude = Number("amplitude", 1.0)!.Value,
+                Offset = Number("offset", 0)!.Value,
+                Period = Number("period", 64)!.Value,
+                Constant = Number("constant", 0)!.Value,
+                ImpulseInterval = parameters.TryGetLong("impulse_interval", out var interval) ? interval : 64,
+            };
+        }
     }
 }

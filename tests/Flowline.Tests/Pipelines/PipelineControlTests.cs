@@ -154,7 +154,7 @@ public sealed class PipelineControlTests : RuntimeTest
         pipe.Run(TimeSpan.FromSeconds(20));
         Assert.Equal(Frames, accepted);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"no write waited for room ({watch.Elapsed.TotalSeconds:0.0} s)");
-        var end = pipe.Manager.Status()["workers"]!["end"]!;
+        var end = pipe.Manager.Status().Json()["workers"]!["end"]!;
         Assert.True((bool)end["task"]!);
         Assert.True((bool)end["finished"]!);
     }

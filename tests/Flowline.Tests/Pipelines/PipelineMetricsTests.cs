@@ -129,7 +129,7 @@ public sealed class PipelineMetricsTests : RuntimeTest
             }
         };
         pipe.Start();
-        var workers = pipe.Manager.Status()["workers"]!.AsObject();
+        var workers = pipe.Manager.Status().Json()["workers"]!.AsObject();
         Assert.Equal(new[] { "scale", "sink", "source" }, workers.Select(w => w.Key).Order());
         foreach (var (name, reads, writes) in new[] { ("source", "", "samples"), ("scale", "samples", "doubled"), ("sink", "doubled", "") })
         {
@@ -141,8 +141,8 @@ public sealed class PipelineMetricsTests : RuntimeTest
             Assert.False((bool)worker["finished"]!);
         }
 
-        Assert.Empty(pipe.Manager.Status()["sources"]!.AsObject());
-        Assert.Empty(pipe.Manager.Status()["sinks"]!.AsObject());
+        Assert.Empty(pipe.Manager.Status().Json()["sources"]!.AsObject());
+        Assert.Empty(pipe.Manager.Status().Json()["sinks"]!.AsObject());
         WaitUntil(() => { lock (started) { return started.Count >= 3; } }, "every task reported its start");
         lock (started)
         {

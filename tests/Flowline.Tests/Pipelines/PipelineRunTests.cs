@@ -352,7 +352,7 @@ public sealed class PipelineRunTests : RuntimeTest
             pipe.Start();
             WaitUntil(() => File.Exists(path) && File.ReadAllText(path).EndsWith('\n'), "the process task runs");
             Assert.False(pipe.Join(TimeSpan.FromMilliseconds(200)), "the task waits until stopped");
-            var pid = (int)pipe.Manager.Status()["workers"]!["blocked"]!["pid"]!;
+            var pid = (int)pipe.Manager.Status().Json()["workers"]!["blocked"]!["pid"]!;
             pipe.Stop();
             Assert.True(pipe.Join(TimeSpan.FromSeconds(5)));
             Assert.Equal(new[] { $"blocked {Namespace} False", "cancelled True True" }, File.ReadAllLines(path));

@@ -37,7 +37,7 @@ public sealed class TaskFailureTests : RuntimeTest
         var e = Assert.Throws<WorkerFailedException>(() => pipe.Run(TimeSpan.FromSeconds(20)));
         Assert.Contains(PipelineTasks.ExplodeMessage, e.Message, StringComparison.Ordinal);
         Assert.Contains("'boom'", e.Message, StringComparison.Ordinal);
-        var failure = Assert.Single(e.Failures);
+        var failure = Assert.Single(e.Failures).Json();
         Assert.Equal("boom", (string?)failure["kernel"]);
         Assert.Equal("System.InvalidOperationException", (string?)failure["exception_type"]);
         Assert.Contains("PipelineTasks.Explode", (string?)failure["traceback"], StringComparison.Ordinal);
@@ -123,7 +123,7 @@ public sealed class TaskFailureTests : RuntimeTest
         pipe.AddTask("boom", () => { throw new FormatException($"thread failure {code}"); });
         var e = Assert.Throws<WorkerFailedException>(() => pipe.Run(TimeSpan.FromSeconds(20)));
         Assert.Contains("thread failure 7", e.Message, StringComparison.Ordinal);
-        var failure = Assert.Single(e.Failures);
+        var failure = Assert.Single(e.Failures).Json();
         Assert.Equal("System.FormatException", (string?)failure["exception_type"]);
         Assert.Contains(nameof(Run_ThreadTaskThrows_RethrowsItsMessageAndStackTrace), (string?)failure["traceback"], StringComparison.Ordinal);
         Assert.Equal(Environment.ProcessId, (int?)failure["pid"]);
@@ -139,7 +139,7 @@ public sealed class TaskFailureTests : RuntimeTest
         pipe.Start();
         var e = Assert.Throws<WorkerFailedException>(() => pipe.Join(TimeSpan.FromSeconds(20)));
         Assert.Contains("exited with code 3", e.Message, StringComparison.Ordinal);
-        var failure = Assert.Single(e.Failures);
+        var failure = Assert.Single(e.Failures).Json();
         Assert.Equal("crash", (string?)failure["exception_type"]);
         Assert.Equal("crash", (string?)failure["kernel"]);
         Assert.Equal(3, (int?)failure["exitcode"]);

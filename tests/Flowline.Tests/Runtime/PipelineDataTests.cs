@@ -22,13 +22,13 @@ public sealed class PipelineDataTests : RuntimeTest
         var manager = Manager(Undriven);
         manager.Build();
         var started = manager.StartSyntheticInput("input", new SyntheticSettings { Pattern = "constant", Constant = 3.0, RateHz = 200 });
-        Assert.Equal("input", (string?)started["stream_name"]);
-        WaitUntil(() => (long)manager.SyntheticInputs()["input"]!["frames_written"]! > 5, "it writes while the pipeline is only built");
+        Assert.Equal("input", started.StreamName);
+        WaitUntil(() => (long)manager.SyntheticInputs().Json()["input"]!["frames_written"]! > 5, "it writes while the pipeline is only built");
 
         manager.Start();
         WaitUntil(() => Frames(manager, "sink") > 20, "the synthetic frames reach the sink");
         Assert.All(Newest(manager, "output"), v => Assert.Equal(3.0f, v));
-        var status = manager.Status()["synthetic_sources"]!["input"]!;
+        var status = manager.Status().Json()["synthetic_sources"]!["input"]!;
         foreach (var key in new[] { "stream_name", "pattern", "rate_hz", "requested_rate_hz", "seed", "amplitude", "offset", "period", "constant", "impulse_interval", "frames_written", "alive", "effective_rate_hz", "started_at", "last_write_time", "last_write_duration_ms", "last_error" })
         {
             Assert.True(status.AsObject().ContainsKey(key), $"synthetic status lacks '{key}'");
@@ -75,7 +75,7 @@ public sealed class PipelineDataTests : RuntimeTest
         manager.Build();
         manager.Start();
         WaitUntil(() => Frames(manager, "add") > 600, "the kernel computes on frames of both inputs");
-        var add = manager.Status()["workers"]!["add"]!;
+        var add = manager.Status().Json()["workers"]!["add"]!;
         Assert.InRange((double)add["throughput_hz"]!, 220, 330);
         Assert.All(Newest(manager, "sum"), v => Assert.Equal(3.0f, v));
     }
@@ -111,7 +111,7 @@ public sealed class PipelineDataTests : RuntimeTest
             manager.Build();
             manager.Start();
             WaitUntil(() => Frames(manager, "pair") > 100, "matched generations are computed");
-            var pair = manager.Status()["workers"]!["pair"]!;
+            var pair = manager.Status().Json()["workers"]!["pair"]!;
             Assert.True((long)pair["frame_sync_skew_events"]! > 0, "drops make the inputs disagree");
             Assert.True((long)pair["frame_sync_skipped_generations"]! > 0, "older frames are dropped");
             manager.Stop();
@@ -178,7 +178,7 @@ public sealed class PipelineDataTests : RuntimeTest
         Assert.Equal([3f, 3f], frame);
         Assert.Equal(3UL, header.FrameId);
         WaitUntil(() => Frames(manager, "pair") >= 1, "the kernel publishes its figures");
-        var pair = manager.Status()["workers"]!["pair"]!;
+        var pair = manager.Status().Json()["workers"]!["pair"]!;
         Assert.Equal(0, (long)pair["torn_frames"]!);
         Assert.Equal(1, left.GetStatistics().Readers.Single().TornCopies);
         Assert.Equal(ReadStatus.Timeout, output.ReadInto(frame, TimeSpan.Zero));
@@ -204,7 +204,7 @@ public sealed class PipelineDataTests : RuntimeTest
         manager.Start();
         WaitUntil(() => Frames(manager, "recorder") > 20, "frames reach the recorder");
         Thread.Sleep(300);
-        var status = manager.Status();
+        var status = manager.Status().Json();
         Assert.True((long)status["sources"]!["counter"]!["plugin_metrics"]!["next"]! > 20);
         Assert.True((long)status["sinks"]!["recorder"]!["plugin_metrics"]!["recorded"]! > 10);
         Assert.True((long)status["sinks"]!["recorder"]!["last_output_count"]! > 10);

@@ -31,7 +31,7 @@ public sealed class PipelineFailureTests : RuntimeTest
         manager.Build();
         manager.Start();
         WaitUntil(() => manager.State == PipelineState.Failed, "the pipeline fails");
-        var failure = Assert.Single(manager.Status()["failures"]!.AsArray())!;
+        var failure = Assert.Single(manager.Status().Json()["failures"]!.AsArray())!;
         Assert.Equal("worker_failed", (string?)failure["type"]);
         Assert.Equal("boom", (string?)failure["kernel"]);
         Assert.Equal("deliberate failure", (string?)failure["error"]);
@@ -41,7 +41,7 @@ public sealed class PipelineFailureTests : RuntimeTest
 
         var healthyBefore = Frames(manager, "healthy");
         WaitUntil(() => Frames(manager, "healthy") > healthyBefore + 20, "the healthy branch keeps running");
-        var status = manager.Status();
+        var status = manager.Status().Json();
         Assert.Equal("failed", (string?)status["workers"]!["boom"]!["health"]);
         Assert.Equal("active", (string?)status["workers"]!["healthy"]!["health"]);
         Assert.Equal(1, (int)status["summary"]!["failed_workers"]!);
@@ -57,7 +57,7 @@ public sealed class PipelineFailureTests : RuntimeTest
         manager.Build();
         manager.Start();
         WaitUntil(() => Frames(manager, "sink_a") > 10, "frames flow through the victim");
-        var pid = (int)manager.Status()["workers"]!["victim"]!["pid"]!;
+        var pid = (int)manager.Status().Json()["workers"]!["victim"]!["pid"]!;
         var failed = new ManualResetEventSlim();
         manager.EventRaised += (_, e) =>
         {
@@ -73,15 +73,15 @@ public sealed class PipelineFailureTests : RuntimeTest
         watch.Stop();
         Assert.Equal(PipelineState.Failed, manager.State);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"the death took {watch.Elapsed.TotalMilliseconds:0} ms to notice");
-        var failure = Assert.Single(manager.Status()["failures"]!.AsArray())!;
+        var failure = Assert.Single(manager.Status().Json()["failures"]!.AsArray())!;
         Assert.Equal("worker was killed by signal 9 (SIGKILL)", (string?)failure["error"]);
         Assert.Equal("victim", (string?)failure["kernel"]);
-        Assert.Equal("active", (string?)manager.Status()["workers"]!["healthy"]!["health"]);
-        var healthyPid = (int)manager.Status()["workers"]!["healthy"]!["pid"]!;
+        Assert.Equal("active", (string?)manager.Status().Json()["workers"]!["healthy"]!["health"]);
+        var healthyPid = (int)manager.Status().Json()["workers"]!["healthy"]!["pid"]!;
 
         manager.Restart();
         Assert.Equal(PipelineState.Running, manager.State);
-        var status = manager.Status();
+        var status = manager.Status().Json();
         Assert.Empty(status["failures"]!.AsArray());
         Assert.NotEqual(pid, (int)status["workers"]!["victim"]!["pid"]!);
         Assert.Equal(healthyPid, (int)status["workers"]!["healthy"]!["pid"]!);
@@ -99,17 +99,17 @@ public sealed class PipelineFailureTests : RuntimeTest
         manager.Build();
         manager.Start();
         WaitUntil(() => manager.State == PipelineState.Failed, "the hung worker is reported");
-        var failure = Assert.Single(manager.Status()["failures"]!.AsArray())!;
+        var failure = Assert.Single(manager.Status().Json()["failures"]!.AsArray())!;
         Assert.Equal("hung", (string?)failure["exception_type"]);
         Assert.StartsWith("worker is hung: no heartbeat for", (string?)failure["error"], StringComparison.Ordinal);
         Assert.Contains(manager.Events(), e => e.Type == "worker_hung");
-        var pid = (int)manager.Status()["workers"]!["stuck"]!["pid"]!;
+        var pid = (int)manager.Status().Json()["workers"]!["stuck"]!["pid"]!;
         Assert.Contains(pid, WorkerChildren());
 
         manager.Restart();
         Assert.Equal(PipelineState.Running, manager.State);
         Assert.DoesNotContain(pid, WorkerChildren());
-        Assert.NotEqual(pid, (int)manager.Status()["workers"]!["stuck"]!["pid"]!);
+        Assert.NotEqual(pid, (int)manager.Status().Json()["workers"]!["stuck"]!["pid"]!);
     }
 
     [Fact]
@@ -119,10 +119,10 @@ public sealed class PipelineFailureTests : RuntimeTest
         manager.Build();
         var e = Assert.Throws<WorkerFailedException>(manager.Start);
         Assert.Equal("kernel 'broken' failed to start: this kernel cannot be created", e.Message);
-        Assert.Equal("broken", (string?)Assert.Single(e.Failures)["kernel"]);
+        Assert.Equal("broken", (string?)Assert.Single(e.Failures).Json()["kernel"]);
         Assert.Equal(PipelineState.Built, manager.State);
         WaitUntil(() => WorkerChildren().Count == 0, "every started worker is torn down", 10);
-        Assert.Empty(manager.Status()["failures"]!.AsArray());
+        Assert.Empty(manager.Status().Json()["failures"]!.AsArray());
     }
 
     [Fact]
@@ -145,12 +145,12 @@ public sealed class PipelineFailureTests : RuntimeTest
         manager.Build();
         manager.Start();
         manager.Pause();
-        var pid = (int)manager.Status()["workers"]!["victim"]!["pid"]!;
+        var pid = (int)manager.Status().Json()["workers"]!["victim"]!["pid"]!;
         ThisProcess.SendSignal(pid, 9);
         WaitUntil(() => manager.State == PipelineState.Failed, "the death is noticed while paused");
         manager.Restart();
         Assert.Equal(PipelineState.Paused, manager.State);
-        Assert.Equal("paused", (string?)manager.Status()["workers"]!["victim"]!["health"]);
+        Assert.Equal("paused", (string?)manager.Status().Json()["workers"]!["victim"]!["health"]);
         manager.Shutdown(force: true);
         Assert.Equal(PipelineState.Stopped, manager.State);
     }

@@ -46,7 +46,7 @@ public sealed class PipelineManagerTests : RuntimeTest
         manager.Start();
         Assert.Equal(PipelineState.Running, manager.State);
         WaitUntil(() => Frames(manager, "sink") > 20, "frames reach the sink");
-        var status = manager.Status();
+        var status = manager.Status().Json();
         var pids = new[] { "workers", "sources", "sinks" }.SelectMany(g => status[g]!.AsObject().Select(p => (int)p.Value!["pid"]!)).ToList();
         Assert.Equal(3, pids.Distinct().Count());
         Assert.DoesNotContain(Environment.ProcessId, pids);
@@ -54,7 +54,7 @@ public sealed class PipelineManagerTests : RuntimeTest
 
         manager.Pause();
         Assert.Equal(PipelineState.Paused, manager.State);
-        Assert.Equal("paused", (string?)manager.Status()["workers"]!["copy"]!["health"]);
+        Assert.Equal("paused", (string?)manager.Status().Json()["workers"]!["copy"]!["health"]);
         var pausedAt = Frames(manager, "copy");
         Thread.Sleep(300);
         Assert.InRange(Frames(manager, "copy"), pausedAt, pausedAt + 1);
@@ -155,7 +155,7 @@ public sealed class PipelineManagerTests : RuntimeTest
                     Interlocked.Increment(ref errors);
                 }
 
-                _ = manager.Status();
+                _ = manager.Status().Json();
             }
         })).ToList();
         threads.ForEach(t => t.Start());
@@ -177,7 +177,7 @@ public sealed class PipelineManagerTests : RuntimeTest
         manager.Start();
         WaitUntil(() => Frames(manager, "sink") > 200, "the window fills");
         Thread.Sleep(300);
-        var snapshot = manager.RuntimeSnapshot();
+        var snapshot = manager.RuntimeSnapshot().Json();
         foreach (var key in new[] { "state", "workers", "sources", "sinks", "failures", "metrics", "synthetic_sources", "placement_policy", "summary", "timestamp", "graph", "streams" })
         {
             Assert.True(snapshot.ContainsKey(key), $"snapshot lacks '{key}'");
@@ -269,7 +269,7 @@ public sealed class PipelineManagerTests : RuntimeTest
         Assert.Equal(controlBlocks, SharedMemoryNamespace.List(first.Plan.ControlNamespace));
         var before = Frames(first, "sink");
         WaitUntil(() => Frames(first, "sink") > before + 10, "the first pipeline keeps running");
-        Assert.Empty(first.Status()["failures"]!.AsArray());
+        Assert.Empty(first.Status().Json()["failures"]!.AsArray());
 
         first.Shutdown();
         second.Build(); // free once the first has let go
@@ -305,7 +305,7 @@ public sealed class PipelineManagerTests : RuntimeTest
             var manager = Manager(CopyPipeline);
             manager.Build();
             manager.Start();
-            var pid = (int)manager.Status()["workers"]!["copy"]!["pid"]!;
+            var pid = (int)manager.Status().Json()["workers"]!["copy"]!["pid"]!;
             var environment = File.ReadAllText($"/proc/{pid}/environ").Split('\0');
             Assert.Contains(environment, e => e.StartsWith("PATH=", StringComparison.Ordinal)); // the rest is inherited
             Assert.DoesNotContain(environment, e => e.StartsWith("FLOWLINE_TOKEN", StringComparison.Ordinal));
@@ -326,7 +326,7 @@ public sealed class PipelineManagerTests : RuntimeTest
         manager.Build();
         manager.Start();
         WaitUntil(() => Frames(manager, "sink") > 20, "frames cross the thread worker");
-        var copy = manager.Status()["workers"]!["copy"]!;
+        var copy = manager.Status().Json()["workers"]!["copy"]!;
         Assert.Equal(Environment.ProcessId, (int)copy["pid"]!);
         Assert.Equal("thread", (string?)copy["placement"]);
         Assert.Equal(2, WorkerChildren().Count);
@@ -341,7 +341,7 @@ public sealed class PipelineManagerTests : RuntimeTest
         manager.Build();
         manager.Start();
         WaitUntil(() => Frames(manager, "sink") > 5, "frames flow");
-        var status = manager.Status();
+        var status = manager.Status().Json();
         Assert.Equal("round_robin", (string?)status["placement_policy"]);
         var sinkCpu = (int)status["sinks"]!["sink"]!["cpu_slot"]!;
         var copyCpu = (int)status["workers"]!["copy"]!["cpu_slot"]!;

@@ -47,7 +47,7 @@ public abstract class RuntimeTest : IDisposable
     /// <summary>The frames a worker (kernel, source or sink) has processed, from the status.</summary>
     protected static long Frames(PipelineManager manager, string name)
     {
-        var status = manager.Status();
+        var status = manager.Status().Json();
         foreach (var group in new[] { "workers", "sources", "sinks" })
         {
             if (status[group]![name] is { } node)
