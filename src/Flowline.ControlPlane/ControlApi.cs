@@ -73,7 +73,7 @@ public static class ControlApi
             }
 
             await next(context).ConfigureAwait(false);
-        }), optionsName: null);
+        }), optionsName: null).WithMetadata(new HttpMethodMetadata([HttpMethods.Get]));
 
         admin.MapPut("/document", async (HttpRequest request, CancellationToken ct) =>
             await ReplyAsync(service, request, ct, body => service.ReplaceDocument(Unwrap(body) ?? throw new BadBodyException("the request body must be the document, a JSON object"), ct)).ConfigureAwait(false));

@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.OpenApi;
 using Microsoft.AspNetCore.Routing;
+using Microsoft.OpenApi;
 
 namespace Flowline.ControlPlane;
 
@@ -15,6 +16,9 @@ internal static class OpenApiDocument
     /// <summary>The document's path.</summary>
     public const string Path = "/openapi/v1.json";
 
+    /// <summary>The Prometheus exporter's path, added to the document by hand.</summary>
+    public const string MetricsPath = "/metrics";
+
     /// <summary>Names the document and says how to authenticate.</summary>
     public static void Configure(OpenApiOptions options) =>
         options.AddDocumentTransformer((document, _, _) =>
@@ -27,6 +31,26 @@ internal static class OpenApiDocument
                 "(admin > control > read): read for GET endpoints, /document/validate and this document; control for " +
                 "start, pause, resume, stop, restart and synthetic inputs; admin for build, shutdown, PUT /document and /document/load. " +
                 "Errors are JSON objects with a `detail` string.";
+            // /metrics is OpenTelemetry's Prometheus exporter, a middleware endpoint the generator does not see.
+            document.Paths ??= [];
+            document.Paths[MetricsPath] = new OpenApiPathItem
+            {
+                Operations = new Dictionary<HttpMethod, OpenApiOperation>
+                {
+                    [HttpMethod.Get] = new()
+                    {
+                        Summary = "The pipeline's metrics in the Prometheus text format (OpenTelemetry's exporter; docs/http-api.md lists the series).",
+                        Responses = new OpenApiResponses
+                        {
+                            ["200"] = new OpenApiResponse
+                            {
+                                Description = "Prometheus text exposition format",
+                                Content = new Dictionary<string, OpenApiMediaType> { ["text/plain"] = new() },
+                            },
+                        },
+                    },
+                },
+            };
             return Task.CompletedTask;
         });
 

@@ -56,29 +56,29 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
         manager.Build();
         manager.Start();
         WaitUntil(() => Frames(manager, "py") > 10 && Frames(manager, "sink_a") > 10, "frames flow through the Python kernel");
-        var pid = (int)manager.Status()["workers"]!["py"]!["pid"]!;
+        var pid = manager.Status().Workers["py"].Pid!.Value;
         Assert.Contains(pid, WorkerChildren());
 
         File.WriteAllText(FailFlag, "");
         WaitUntil(() => manager.State == PipelineState.Failed, "the Python exception fails the pipeline");
-        var failure = Assert.Single(manager.Status()["failures"]!.AsArray())!;
-        Assert.Equal("worker_failed", (string?)failure["type"]);
-        Assert.Equal("py", (string?)failure["kernel"]);
-        Assert.Equal("python.kernel", (string?)failure["kind"]);
-        Assert.Equal("ValueError", (string?)failure["exception_type"]);
-        Assert.Equal("deliberate python failure", (string?)failure["error"]);
-        var traceback = (string?)failure["traceback"] ?? "";
+        var failure = Assert.Single(manager.Status().Failures);
+        Assert.Equal("worker_failed", failure.Type);
+        Assert.Equal("py", failure.Kernel);
+        Assert.Equal("python.kernel", failure.Kind);
+        Assert.Equal("ValueError", failure.ExceptionType);
+        Assert.Equal("deliberate python failure", failure.Error);
+        var traceback = failure.Traceback ?? "";
         Assert.StartsWith("Traceback (most recent call last):", traceback, StringComparison.Ordinal);
         Assert.Contains("pykernels.py\", line 7, in double_or_fail", traceback, StringComparison.Ordinal);
-        Assert.Equal(WorkerHost.FailedExitCode, (int?)failure["exitcode"]);
+        Assert.Equal(WorkerHost.FailedExitCode, failure.Exitcode);
         var healthy = Frames(manager, "healthy");
         WaitUntil(() => Frames(manager, "healthy") > healthy + 20, "the C# branch keeps running");
 
         File.Delete(FailFlag);
         manager.Restart();
         Assert.Equal(PipelineState.Running, manager.State);
-        Assert.Empty(manager.Status()["failures"]!.AsArray());
-        var restarted = (int)manager.Status()["workers"]!["py"]!["pid"]!;
+        Assert.Empty(manager.Status().Failures);
+        var restarted = manager.Status().Workers["py"].Pid!.Value;
         Assert.NotEqual(pid, restarted);
         Assert.DoesNotContain(pid, WorkerChildren());
         var before = Frames(manager, "sink_a");
@@ -93,19 +93,19 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
         var manager = Manager(Document());
         manager.Build();
         manager.Start();
-        WaitUntil(() => Frames(manager, "py") > 20 && (string?)manager.Status()["workers"]!["py"]!["health"] == "active", "the Python kernel is active");
-        var worker = manager.Status()["workers"]!["py"]!;
-        Assert.True((double?)worker["throughput_hz"] > 0, $"throughput is published: {worker.ToJsonString()}");
-        Assert.True((double?)worker["avg_exec_us"] > 0, $"exec time is published: {worker.ToJsonString()}");
-        Assert.Equal("process", (string?)worker["placement"]);
+        WaitUntil(() => Frames(manager, "py") > 20 && manager.Status().Workers["py"].Health == "active", "the Python kernel is active");
+        var worker = manager.Status().Workers["py"];
+        Assert.True(worker.ThroughputHz > 0, $"throughput is published: {worker}");
+        Assert.True(worker.AvgExecUs > 0, $"exec time is published: {worker}");
+        Assert.Equal("process", worker.Placement);
 
         manager.Pause();
-        WaitUntil(() => (string?)manager.Status()["workers"]!["py"]!["health"] == "paused", "the Python kernel is paused");
+        WaitUntil(() => manager.Status().Workers["py"].Health == "paused", "the Python kernel is paused");
         var paused = Frames(manager, "py");
         manager.Resume();
         WaitUntil(() => Frames(manager, "py") > paused + 20, "the resumed Python kernel computes again");
 
-        var pid = (int)manager.Status()["workers"]!["py"]!["pid"]!;
+        var pid = manager.Status().Workers["py"].Pid!.Value;
         manager.Stop();
         Assert.DoesNotContain(pid, WorkerChildren());
         Assert.Contains(manager.Events(), e => e.Type == "worker_stopped" && (string?)e.Data["kernel"] == "py");
