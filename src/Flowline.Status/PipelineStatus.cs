@@ -42,6 +42,10 @@ public sealed record PipelineStatus
     /// <summary>The streams that exist, by name.</summary>
     public IReadOnlyDictionary<string, StreamStatus> Streams { get; init; } = new Dictionary<string, StreamStatus>();
 
+    /// <summary>The NATS bridges of the pipeline's <c>remote</c> streams (docs/nats.md), keyed by stream; absent when it has none.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyDictionary<string, BridgeStatus>? Bridges { get; init; }
+
     /// <summary>Counts of workers, sources and sinks by health.</summary>
     public StatusSummary Summary { get; init; } = new();
 
@@ -142,6 +146,44 @@ public sealed record StreamStatus
 
     /// <summary>True when the pipeline created the stream (and removes it at shutdown).</summary>
     public bool Created { get; init; }
+}
+
+/// <summary>
+/// A NATS bridge of a <c>remote</c> stream (docs/nats.md): <c>direction</c> is <c>publish</c> (the local stream is
+/// sent to the subject) or <c>subscribe</c> (the subject is written to the local stream); <c>frames</c> counts
+/// the frames published or written; <c>frames_lost</c> the sequence gaps a <c>latest</c> receiver saw;
+/// <c>frames_skipped</c> the frames a <c>latest</c> publisher's local reader skipped; <c>frames_duplicate</c> the
+/// frames JetStream delivered again and the receiver dropped. <c>error</c> is set once the bridge has stopped with one.
+/// </summary>
+public sealed record BridgeStatus
+{
+    /// <summary><c>publish</c> or <c>subscribe</c>.</summary>
+    public string Direction { get; init; } = "";
+
+    /// <summary>The NATS subject.</summary>
+    public string Subject { get; init; } = "";
+
+    /// <summary><c>latest</c> (core NATS) or <c>lossless</c> (JetStream).</summary>
+    public string Delivery { get; init; } = "";
+
+    /// <summary>True while the bridge runs; false once it stopped with an error (the manager's restart starts it again).</summary>
+    public bool Running { get; init; }
+
+    /// <summary>Frames published (publish) or written to the local stream (subscribe).</summary>
+    public long Frames { get; init; }
+
+    /// <summary>Frames lost between the two hosts (subscribe, <c>latest</c>); 0 for <c>lossless</c>.</summary>
+    public long FramesLost { get; init; }
+
+    /// <summary>Frames the publisher's local reader skipped because it fell behind (publish, <c>latest</c>).</summary>
+    public long FramesSkipped { get; init; }
+
+    /// <summary>Frames delivered again by JetStream and dropped (subscribe, <c>lossless</c>).</summary>
+    public long FramesDuplicate { get; init; }
+
+    /// <summary>Why the bridge stopped, when it stopped with an error.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Error { get; init; }
 }
 
 /// <summary>

@@ -110,10 +110,35 @@ public sealed class RemoteStreamTests : BridgeTest
         Assert.Equal(PipelineState.Running, managerA.State);
         Assert.Equal(PipelineState.Running, managerB.State);
 
+        // The status shows each side's bridge with its figures (the counters follow the frames they count).
+        var published = await BridgeFigures(managerA, "wfs", b => b.Frames >= Frames);
+        Assert.Equal(("publish", subject, "lossless", true, null), (published.Direction, published.Subject, published.Delivery, published.Running, published.Error));
+        Assert.Equal(Frames, published.Frames);
+        var subscribed = await BridgeFigures(managerB, "wfs", b => b.Frames >= Frames);
+        Assert.Equal(("subscribe", subject, "lossless", true), (subscribed.Direction, subscribed.Subject, subscribed.Delivery, subscribed.Running));
+        Assert.Equal((Frames, 0L), (subscribed.Frames, subscribed.FramesLost));
+        Assert.Null(managerA.Status().Bridges!.GetValueOrDefault("raw"));
+
         // Stopping the pipelines stops their bridges: nothing of them is left (teardown checks the namespaces too).
         managerA.Shutdown();
         managerB.Shutdown();
         Assert.False(SharedMemoryNamespace.Exists(HostB, "wfs"));
+    }
+
+    /// <summary>The status entry of a stream's bridge once <paramref name="reached"/> holds (bounded by <see cref="BridgeTest.Bound"/>).</summary>
+    private static async Task<Flowline.Status.BridgeStatus> BridgeFigures(PipelineManager manager, string stream, Func<Flowline.Status.BridgeStatus, bool> reached)
+    {
+        using var bound = new CancellationTokenSource(Bound);
+        while (true)
+        {
+            var bridge = manager.Status().Bridges![stream];
+            if (reached(bridge) || bound.IsCancellationRequested)
+            {
+                return bridge;
+            }
+
+            await Task.Delay(10, CancellationToken.None);
+        }
     }
 
     [Fact]

@@ -249,6 +249,7 @@ public sealed partial class PipelineManager
             SyntheticSources = SyntheticStatus(),
             PlacementPolicy = Plan.Placement == PlacementPolicy.RoundRobin ? "round_robin" : null,
             Streams = StreamFigures(),
+            Bridges = bridges?.Figures(),
             Summary = new StatusSummary
             {
                 WorkersTotal = Pipeline.Spec.Kernels.Length + Pipeline.Spec.Tasks.Length,

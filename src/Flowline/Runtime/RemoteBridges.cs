@@ -14,6 +14,7 @@ namespace Flowline.Runtime;
 internal sealed class RemoteBridges : IDisposable
 {
     private readonly List<Bridge> bridges = [];
+    private readonly Lock gate = new();
 
     private RemoteBridges()
     {
@@ -53,7 +54,11 @@ internal sealed class RemoteBridges : IDisposable
             if (bridges[i].Completion.IsFaulted)
             {
                 bridges[i].Handle.DisposeAsync().AsTask().GetAwaiter().GetResult();
-                bridges[i] = StartOne(pipeline, plan, pipeline.Spec.FindStream(bridges[i].Stream)!, CancellationToken.None);
+                var restarted = StartOne(pipeline, plan, pipeline.Spec.FindStream(bridges[i].Stream)!, CancellationToken.None);
+                lock (gate)
+                {
+                    bridges[i] = restarted;
+                }
             }
         }
     }
@@ -77,12 +82,12 @@ internal sealed class RemoteBridges : IDisposable
             if (pipeline.Graph.ProducersOf(spec.Name).Count > 0)
             {
                 var publisher = NatsPublisher.StartAsync(ns, spec.Name, options, cancellationToken: cancellationToken).GetAwaiter().GetResult();
-                return new Bridge(spec.Name, "publish", spec.Remote!.Subject, publisher, publisher.Completion);
+                return new Bridge(spec.Name, "publish", spec.Remote!.Subject, DeliveryName(options.Delivery), publisher, publisher.Completion);
             }
 
             var subscriberOptions = new NatsSubscriberOptions { Format = spec.Format, StreamOptions = plan.OptionsOf(spec.Name), Durable = spec.Remote!.Durable };
             var subscriber = NatsSubscriber.StartAsync(ns, spec.Name, options, subscriberOptions, cancellationToken).GetAwaiter().GetResult();
-            return new Bridge(spec.Name, "subscribe", spec.Remote.Subject, subscriber, subscriber.Completion);
+            return new Bridge(spec.Name, "subscribe", spec.Remote.Subject, DeliveryName(options.Delivery), subscriber, subscriber.Completion);
         }
         catch (Exception e) when (e is NatsBridgeException or SharedMemoryException)
         {
@@ -152,6 +157,39 @@ internal sealed class RemoteBridges : IDisposable
         }
     }
 
+    /// <summary>Each bridge's figures, keyed by stream, for the status.</summary>
+    public Dictionary<string, BridgeStatus> Figures()
+    {
+        var figures = new Dictionary<string, BridgeStatus>(StringComparer.Ordinal);
+        Bridge[] current;
+        lock (gate)
+        {
+            current = [.. bridges];
+        }
+
+        foreach (var bridge in current)
+        {
+            var running = !bridge.Completion.IsCompleted;
+            var error = bridge.Completion.IsFaulted ? bridge.Completion.Exception?.GetBaseException().Message : null;
+            figures[bridge.Stream] = bridge.Handle switch
+            {
+                NatsPublisher p => new BridgeStatus
+                {
+                    Direction = bridge.Direction, Subject = bridge.Subject, Delivery = bridge.Delivery, Running = running, Error = error,
+                    Frames = p.FramesPublished, FramesSkipped = p.FramesSkipped,
+                },
+                NatsSubscriber s => new BridgeStatus
+                {
+                    Direction = bridge.Direction, Subject = bridge.Subject, Delivery = bridge.Delivery, Running = running, Error = error,
+                    Frames = s.FramesWritten, FramesLost = s.FramesLost, FramesDuplicate = s.FramesDuplicate,
+                },
+                _ => new BridgeStatus { Direction = bridge.Direction, Subject = bridge.Subject, Delivery = bridge.Delivery, Running = running, Error = error },
+            };
+        }
+
+        return figures;
+    }
+
     /// <summary>Stops every bridge: the publishers stop reading, the subscribers stop writing (the streams stay, the manager owns them).</summary>
     public void Dispose()
     {
@@ -160,11 +198,18 @@ internal sealed class RemoteBridges : IDisposable
             bridge.Handle.DisposeAsync().AsTask().GetAwaiter().GetResult();
         }
 
-        bridges.Clear();
+        lock (gate)
+        {
+            bridges.Clear();
+        }
     }
 
-    private sealed class Bridge(string stream, string direction, string subject, IAsyncDisposable handle, Task completion)
+    private static string DeliveryName(Delivery delivery) => delivery == Delivery.Lossless ? "lossless" : "latest";
+
+    private sealed class Bridge(string stream, string direction, string subject, string delivery, IAsyncDisposable handle, Task completion)
     {
+        public string Delivery { get; } = delivery;
+
         public string Stream { get; } = stream;
 
         public string Direction { get; } = direction;
