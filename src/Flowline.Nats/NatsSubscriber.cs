@@ -11,7 +11,7 @@ namespace Flowline.Nats;
 /// stream, with their frame ids and their origin timestamps moved onto this host's clock. Over core
 /// NATS the delivery is <c>latest</c>: frames dropped on the way (a slow receiver, a server restart)
 /// are counted from the gaps in the publisher's sequence numbers. Over JetStream the delivery is
-/// <c>lossless</c>: a durable consumer delivers every frame, one at a time; each is acknowledged only once
+/// <c>lossless</c>: a durable consumer delivers every frame, a window of them unacknowledged; each is written in stream order and acknowledged only once
 /// it is written to the local stream, frames delivered again
 /// are recognised by their JetStream sequence and dropped, and a subscriber that restarts resumes where it stopped.
 /// </summary>
@@ -264,8 +264,8 @@ public sealed class NatsSubscriber : IAsyncDisposable
 
     /// <summary>
     /// The receive loop of lossless delivery: pulls from the durable consumer, writes each new frame to the local
-    /// stream, then acknowledges it. The consumer has one frame unacknowledged at most, so at most one frame is ever
-    /// written and not acknowledged, and a frame delivered again is the last one seen. Pulls again after the server went away.
+    /// stream, then acknowledges it. Only the frame that follows the last one written (by JetStream sequence) is written:
+    /// an older one is a duplicate, a newer one is left unacknowledged to come again in order. Pulls again after the server went away.
     /// </summary>
     private void RunLossless()
     {
@@ -515,7 +515,7 @@ public sealed record NatsSubscriberOptions
 
     /// <summary>
     /// Latest delivery: frames the client queues while the local stream is full; beyond, the oldest are dropped (and counted).
-    /// Lossless delivery: the size of the client's pull requests (the server has one frame unacknowledged at a time). Default 64.
+    /// Lossless delivery: the size of the client's pull requests (the server has at most <see cref="NatsBridgeOptions.Window"/> frames unacknowledged). Default 64.
     /// </summary>
     public int PendingFrames { get; init; } = 64;
 
