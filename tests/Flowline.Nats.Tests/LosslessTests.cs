@@ -234,8 +234,15 @@ public sealed class LosslessTests : BridgeTest
         const int Frames = 400;
         var writing = WriteFrames(writer, 0, Frames, close: true);
 
-        // The receiver comes late: the stream is full and the publisher's window is refused and sent again.
-        await Task.Delay(200);
+        // The receiver comes once the stream is full and the publisher's window has been refused and sent again.
+        using (var refused = new CancellationTokenSource(Bound))
+        {
+            while (publisher.PublishRetries == 0)
+            {
+                await Task.Delay(10, refused.Token);
+            }
+        }
+
         var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "s", options, SubscriberOptions));
         using var remote = Own(SharedStream.Attach(HostB, "s"));
         using var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless, WaitThroughWriterChanges = true }));
