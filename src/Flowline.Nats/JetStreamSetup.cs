@@ -10,8 +10,12 @@ internal static class JetStreamSetup
     /// <summary>The server's error code for a stream name already in use with another configuration.</summary>
     private const int StreamNameInUse = 10058;
 
-    /// <summary>Makes sure the stream holding <see cref="NatsBridgeOptions.Subject"/> exists; a refusal is a <see cref="NatsBridgeException"/> saying why.</summary>
-    public static async Task EnsureStreamAsync(NatsJSContext js, NatsBridgeOptions options, CancellationToken cancellationToken)
+    /// <summary>
+    /// Makes sure the stream holding <see cref="NatsBridgeOptions.Subject"/> exists; a refusal is a <see cref="NatsBridgeException"/> saying why.
+    /// Returns true if the stream holds that subject only: then its sequence numbers are the subject's, one after the other,
+    /// which a window of several frames in flight relies on.
+    /// </summary>
+    public static async Task<bool> EnsureStreamAsync(NatsJSContext js, NatsBridgeOptions options, CancellationToken cancellationToken)
     {
         var name = options.ResolvedJetStreamName;
         var config = new StreamConfig(name, [options.Subject])
@@ -27,6 +31,7 @@ internal static class JetStreamSetup
             try
             {
                 await js.CreateStreamAsync(config, cancellationToken).ConfigureAwait(false);
+                return true;
             }
             catch (NatsJSApiException e) when (e.Error.ErrCode == StreamNameInUse)
             {
@@ -39,6 +44,8 @@ internal static class JetStreamSetup
                         $"JetStream stream '{name}' exists but does not hold subject '{options.Subject}' with work-queue retention (subjects [{string.Join(", ", subjects)}], " +
                         $"retention {existing.Info.Config.Retention}): name another stream (JetStream name) or remove it");
                 }
+
+                return subjects.Count == 1;
             }
         }
         catch (NatsJSApiException e)

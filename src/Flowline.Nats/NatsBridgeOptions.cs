@@ -62,6 +62,16 @@ public sealed record NatsBridgeOptions
     /// <summary>Bytes the JetStream stream holds at most (lossless delivery): beyond, the publisher waits for the receiver. Default 256 MiB.</summary>
     public long JetStreamMaxBytes { get; init; } = 256L << 20;
 
+    /// <summary>
+    /// Lossless delivery: frames in flight on each side. The publisher has this many publishes awaiting the server's
+    /// acknowledgement (at most 32 MiB of frames: fewer for large frames), the receiver's durable consumer this many frames
+    /// delivered and not yet acknowledged. 1 is one round trip to the server per frame. Default 64.
+    /// </summary>
+    public int Window { get; init; } = 64;
+
+    /// <summary>The most bytes of frames a lossless publisher keeps in flight (its window is smaller for large frames).</summary>
+    internal const long WindowBytes = 32L << 20;
+
     /// <summary>The JetStream stream's name for these options.</summary>
     public string ResolvedJetStreamName => JetStreamName ?? "FLOWLINE_" + Sanitize(Subject);
 
@@ -97,6 +107,11 @@ public sealed record NatsBridgeOptions
         if (JetStreamMaxFrames < 1 || JetStreamMaxBytes < 1)
         {
             throw new ArgumentException($"JetStream limits {JetStreamMaxFrames} frames, {JetStreamMaxBytes} bytes: both must be positive", nameof(JetStreamMaxFrames));
+        }
+
+        if (Window < 1)
+        {
+            throw new ArgumentException($"window {Window}: lossless delivery keeps at least 1 frame in flight", nameof(Window));
         }
 
         foreach (var (name, file) in new[] { ("credentials file", CredentialsFile), ("nkey file", NKeyFile), ("TLS CA file", TlsCaFile), ("TLS certificate file", TlsCertFile), ("TLS key file", TlsKeyFile) })

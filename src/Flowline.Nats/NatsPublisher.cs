@@ -3,6 +3,7 @@ using Flowline.SharedMemory;
 using System.Globalization;
 using NATS.Client.Core;
 using NATS.Client.JetStream;
+using NATS.Client.JetStream.Models;
 
 namespace Flowline.Nats;
 
@@ -12,8 +13,9 @@ namespace Flowline.Nats;
 /// frame is copied once out of shared memory, intact, and the NATS client copies it into its write buffer.
 /// With <c>latest</c> delivery (core NATS) nothing is allocated per frame. With <c>lossless</c> delivery
 /// (JetStream) each frame is published with a message id (a small string per frame, for the server's
-/// duplicate detection) and the publisher waits for the server's acknowledgement before the next frame,
-/// retrying the same frame while the server is away or the stream is full: one frame in flight, in order, never dropped.
+/// duplicate detection) and a window of frames (<see cref="NatsBridgeOptions.Window"/>) awaits the server's
+/// acknowledgements, each stored in order after the one before it; the window is sent again from its oldest frame
+/// while the server is away or the stream is full: in order, never dropped, stored once.
 /// </summary>
 public sealed class NatsPublisher : IAsyncDisposable
 {
@@ -25,21 +27,30 @@ public sealed class NatsPublisher : IAsyncDisposable
     private readonly string subject;
     private readonly NatsJSContext? jetStream;
     private readonly string runId = Guid.NewGuid().ToString("N")[..12];
-    private readonly byte[] buffer;
+    private readonly WindowSlot[] window;
+    private readonly bool ordered;
     private readonly CancellationTokenSource stop = new();
     private readonly Thread thread;
     private readonly TaskCompletionSource completion = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private long framesPublished;
     private long publishRetries;
 
-    private NatsPublisher(SharedStream stream, StreamReader<byte> reader, NatsConnection connection, string subject, NatsJSContext? jetStream)
+    private NatsPublisher(SharedStream stream, StreamReader<byte> reader, NatsConnection connection, string subject, NatsJSContext? jetStream, bool ordered, int window)
     {
         this.stream = stream;
         this.reader = reader;
         this.connection = connection;
         this.subject = subject;
         this.jetStream = jetStream;
-        buffer = ArrayPool<byte>.Shared.Rent(FrameEnvelope.PrefixBytes + stream.Format.FrameBytes);
+        this.ordered = ordered;
+        var messageBytes = FrameEnvelope.PrefixBytes + stream.Format.FrameBytes;
+        var slots = jetStream is null || !ordered ? 1 : (int)Math.Clamp(NatsBridgeOptions.WindowBytes / messageBytes, 1, window);
+        this.window = new WindowSlot[slots];
+        for (var i = 0; i < slots; i++)
+        {
+            this.window[i] = new WindowSlot(ArrayPool<byte>.Shared.Rent(messageBytes));
+        }
+
         thread = new Thread(Run) { IsBackground = true, Name = $"nats-publish {subject}" };
     }
 
@@ -93,14 +104,15 @@ public sealed class NatsPublisher : IAsyncDisposable
             }
 
             NatsJSContext? jetStream = null;
+            var ordered = false;
             if (options.Delivery == Delivery.Lossless)
             {
                 jetStream = new NatsJSContext(connection);
-                await JetStreamSetup.EnsureStreamAsync(jetStream, options, cancellationToken).ConfigureAwait(false);
+                ordered = await JetStreamSetup.EnsureStreamAsync(jetStream, options, cancellationToken).ConfigureAwait(false);
             }
 
             var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = localDelivery ?? options.Delivery, WaitThroughWriterChanges = true });
-            var publisher = new NatsPublisher(stream, reader, connection, options.Subject, jetStream);
+            var publisher = new NatsPublisher(stream, reader, connection, options.Subject, jetStream, ordered, options.Window);
             publisher.thread.Start();
             return publisher;
         }
@@ -116,28 +128,13 @@ public sealed class NatsPublisher : IAsyncDisposable
     {
         try
         {
-            var token = stop.Token;
-            var format = stream.Format;
-            var payload = buffer.AsSpan(FrameEnvelope.PrefixBytes, format.FrameBytes);
-            var message = buffer.AsMemory(0, FrameEnvelope.PrefixBytes + format.FrameBytes);
-            while (!token.IsCancellationRequested)
+            if (jetStream is not null)
             {
-                var status = reader.ReadInto(payload, out var header, PollInterval, token);
-                if (status == ReadStatus.EndOfStream)
-                {
-                    FrameEnvelope.Write(buffer, format, default, MonotonicClock.NowNs(), WallClockNs(), FrameEnvelope.EndOfStreamFlag);
-                    Send(buffer.AsMemory(0, FrameEnvelope.PrefixBytes), -1, token);
-                    break;
-                }
-
-                if (status != ReadStatus.Ok)
-                {
-                    continue;
-                }
-
-                FrameEnvelope.Write(buffer, format, header, MonotonicClock.NowNs(), WallClockNs());
-                Send(message, header.Sequence, token);
-                Interlocked.Increment(ref framesPublished);
+                RunLossless(jetStream);
+            }
+            else
+            {
+                RunLatest();
             }
 
             completion.TrySetResult();
@@ -152,14 +149,36 @@ public sealed class NatsPublisher : IAsyncDisposable
         }
     }
 
-    private void Send(ReadOnlyMemory<byte> message, long sequence, CancellationToken token)
+    private void RunLatest()
     {
-        if (jetStream is not null)
+        var token = stop.Token;
+        var format = stream.Format;
+        var buffer = window[0].Buffer;
+        var payload = buffer.AsSpan(FrameEnvelope.PrefixBytes, format.FrameBytes);
+        var message = buffer.AsMemory(0, FrameEnvelope.PrefixBytes + format.FrameBytes);
+        while (!token.IsCancellationRequested)
         {
-            SendLossless(jetStream, message, sequence, token);
-            return;
-        }
+            var status = reader.ReadInto(payload, out var header, PollInterval, token);
+            if (status == ReadStatus.EndOfStream)
+            {
+                FrameEnvelope.Write(buffer, format, default, MonotonicClock.NowNs(), WallClockNs(), FrameEnvelope.EndOfStreamFlag);
+                Publish(buffer.AsMemory(0, FrameEnvelope.PrefixBytes), token);
+                break;
+            }
 
+            if (status != ReadStatus.Ok)
+            {
+                continue;
+            }
+
+            FrameEnvelope.Write(buffer, format, header, MonotonicClock.NowNs(), WallClockNs());
+            Publish(message, token);
+            Interlocked.Increment(ref framesPublished);
+        }
+    }
+
+    private void Publish(ReadOnlyMemory<byte> message, CancellationToken token)
+    {
         // The client copies the message into its write buffer; the call completes at once unless that
         // buffer is full or the connection is down (then it waits for the reconnection).
         var pending = connection.PublishAsync(subject, message, cancellationToken: token);
@@ -170,34 +189,148 @@ public sealed class NatsPublisher : IAsyncDisposable
     }
 
     /// <summary>
-    /// Publishes one frame to JetStream and waits for the server to store it. Until it does (the server is away, the
-    /// stream is full because the receiver is behind), the same frame is sent again with the same message id, which
-    /// the server's duplicate detection stores once; anything but a transient refusal stops the bridge.
+    /// Lossless delivery: a window of frames copied out of the local stream, published with message ids, each kept until the
+    /// server acknowledges it. Frames are acknowledged in order, oldest first. Each publish but a run's first says which
+    /// stream sequence it must follow (<c>Nats-Expected-Last-Sequence</c>: the previous frame's), so the server stores the
+    /// frames in order or refuses them; after a refusal or a lost acknowledgement the window is sent again from its oldest
+    /// frame, and the server's duplicate detection acknowledges the ones it had stored without storing them twice.
     /// </summary>
-    private void SendLossless(NatsJSContext js, ReadOnlyMemory<byte> message, long sequence, CancellationToken token)
+    private void RunLossless(NatsJSContext js)
     {
-        var opts = new NatsJSPubOpts { MsgId = sequence < 0 ? runId + "-end" : runId + "-" + sequence.ToString(CultureInfo.InvariantCulture) };
+        var token = stop.Token;
+        var format = stream.Format;
+        var messageBytes = FrameEnvelope.PrefixBytes + format.FrameBytes;
+        var head = 0;
+        var count = 0;
+        var started = 0;
+        ulong? lastStored = null;
+        var ended = false;
         var backoff = TimeSpan.FromMilliseconds(10);
         while (true)
         {
+            token.ThrowIfCancellationRequested();
+
+            // Until the first acknowledgement gives the stream's sequence, one frame is in flight.
+            var canStart = started == 0 || lastStored is not null;
+            if (started < count && canStart)
+            {
+                Start(js, window[(head + started) % window.Length], lastStored, started);
+                started++;
+                continue;
+            }
+
+            if (!ended && count < window.Length && canStart)
+            {
+                var slot = window[(head + count) % window.Length];
+                var status = reader.ReadInto(slot.Buffer.AsSpan(FrameEnvelope.PrefixBytes, format.FrameBytes), out var header, started == 0 ? PollInterval : TimeSpan.Zero, token);
+                if (status == ReadStatus.Ok || status == ReadStatus.EndOfStream)
+                {
+                    ended = status == ReadStatus.EndOfStream;
+                    FrameEnvelope.Write(slot.Buffer, format, ended ? default : header, MonotonicClock.NowNs(), WallClockNs(), ended ? FrameEnvelope.EndOfStreamFlag : (byte)0);
+                    slot.Length = ended ? FrameEnvelope.PrefixBytes : messageBytes;
+                    slot.Sequence = ended ? -1 : header.Sequence;
+                    count++;
+                    Start(js, slot, lastStored, started);
+                    started++;
+                    continue;
+                }
+            }
+
+            if (count == 0)
+            {
+                if (ended)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            var oldest = window[head];
             try
             {
-                js.PublishAsync(subject, message, opts: opts, cancellationToken: token).AsTask().GetAwaiter().GetResult().EnsureSuccess();
-                return;
+                var ack = oldest.Ack!.GetAwaiter().GetResult();
+                ack.EnsureSuccess();
+                lastStored = ack.Seq;
+                oldest.Ack = null;
+                head = (head + 1) % window.Length;
+                count--;
+                started--;
+                backoff = TimeSpan.FromMilliseconds(10);
+                if (oldest.Sequence >= 0)
+                {
+                    Interlocked.Increment(ref framesPublished);
+                }
             }
-            catch (NatsJSApiException e) when (e.Error.Code != 503)
+            catch (NatsJSApiException e) when (e.Error.Code != 503 && (e.Error.ErrCode != WrongLastSequence || oldest.AfterAcknowledged))
             {
-                throw new NatsBridgeException($"subject '{subject}': JetStream refused frame {sequence}: {e.Error.Description} (code {e.Error.Code}/{e.Error.ErrCode})", e);
+                throw new NatsBridgeException(
+                    e.Error.ErrCode == WrongLastSequence
+                        ? $"subject '{subject}': frame {oldest.Sequence} does not follow JetStream sequence {oldest.Expected} ({e.Error.Description}): another publisher writes to the JetStream stream, or it was changed; lossless delivery has one publisher per subject"
+                        : $"subject '{subject}': JetStream refused frame {oldest.Sequence}: {e.Error.Description} (code {e.Error.Code}/{e.Error.ErrCode})",
+                    e);
             }
             catch (Exception e) when (e is NatsException or TimeoutException && !token.IsCancellationRequested)
             {
-                // Not stored (or not acknowledged): the server is away or the stream is full. Wait, then send it again.
+                // Not stored or not acknowledged (the server is away, the stream is full, or a frame came before the one it
+                // follows): let the others in flight finish, wait, and send the window again from its oldest frame.
                 Interlocked.Increment(ref publishRetries);
+                for (var i = 0; i < started; i++)
+                {
+                    var slot = window[(head + i) % window.Length];
+                    try
+                    {
+                        slot.Ack!.GetAwaiter().GetResult();
+                    }
+                    catch (Exception) when (!token.IsCancellationRequested)
+                    {
+                        // Sent again below; if it was stored, the server says it is a duplicate.
+                    }
+
+                    slot.Ack = null;
+                }
+
+                started = 0;
                 token.WaitHandle.WaitOne(backoff);
                 token.ThrowIfCancellationRequested();
                 backoff = TimeSpan.FromMilliseconds(Math.Min(500, backoff.TotalMilliseconds * 2));
             }
         }
+    }
+
+    /// <summary>Publishes <paramref name="slot"/>'s frame, <paramref name="offset"/> frames after the last one stored (<paramref name="lastStored"/>, null before the first acknowledgement).</summary>
+    private void Start(NatsJSContext js, WindowSlot slot, ulong? lastStored, int offset)
+    {
+        slot.Expected = ordered && lastStored is { } last ? last + (ulong)offset : null;
+        slot.AfterAcknowledged = offset == 0;
+        var opts = new NatsJSPubOpts
+        {
+            MsgId = slot.Sequence < 0 ? runId + "-end" : runId + "-" + slot.Sequence.ToString(CultureInfo.InvariantCulture),
+            ExpectedLastSequence = slot.Expected,
+        };
+        slot.Ack = js.PublishAsync(subject, slot.Buffer.AsMemory(0, slot.Length), opts: opts, cancellationToken: stop.Token).AsTask();
+    }
+
+    /// <summary>The server's error code for a publish whose expected last sequence is not the stream's.</summary>
+    private const int WrongLastSequence = 10071;
+
+    /// <summary>One frame of the lossless window: its bytes (prefix and payload), kept until the server acknowledges it.</summary>
+    private sealed class WindowSlot(byte[] buffer)
+    {
+        public byte[] Buffer { get; } = buffer;
+
+        public int Length { get; set; }
+
+        /// <summary>The frame's sequence in the local stream; -1 for the end-of-stream message.</summary>
+        public long Sequence { get; set; }
+
+        /// <summary>The stream sequence the server must have stored last for this frame to be stored, or null (no condition).</summary>
+        public ulong? Expected { get; set; }
+
+        /// <summary>True if it was sent with nothing of this publisher in flight before it (a refusal for the expected sequence is then not a reordering).</summary>
+        public bool AfterAcknowledged { get; set; }
+
+        public Task<PubAckResponse>? Ack { get; set; }
     }
 
     /// <summary>The wall clock in ns since the Unix epoch (for the receiver's transit-time estimate).</summary>
@@ -220,7 +353,11 @@ public sealed class NatsPublisher : IAsyncDisposable
         await connection.DisposeAsync().ConfigureAwait(false);
         reader.Dispose();
         stream.Dispose();
-        ArrayPool<byte>.Shared.Return(buffer);
+        foreach (var slot in window)
+        {
+            ArrayPool<byte>.Shared.Return(slot.Buffer);
+        }
+
         stop.Dispose();
     }
 }

@@ -11,7 +11,7 @@ namespace Flowline.Nats;
 /// stream, with their frame ids and their origin timestamps moved onto this host's clock. Over core
 /// NATS the delivery is <c>latest</c>: frames dropped on the way (a slow receiver, a server restart)
 /// are counted from the gaps in the publisher's sequence numbers. Over JetStream the delivery is
-/// <c>lossless</c>: a durable consumer delivers every frame, one at a time; each is acknowledged only once
+/// <c>lossless</c>: a durable consumer delivers every frame, a window of them unacknowledged; each is written in stream order and acknowledged only once
 /// it is written to the local stream, frames delivered again
 /// are recognised by their JetStream sequence and dropped, and a subscriber that restarts resumes where it stopped.
 /// </summary>
@@ -28,8 +28,10 @@ public sealed class NatsSubscriber : IAsyncDisposable
     private readonly string subject;
     private readonly byte[]? newestBeforeStart;
     private ulong lastStreamSequence;
+    private bool ordered;
     private long framesDuplicate;
     private long ackFailures;
+    private long framesAhead;
     private readonly CancellationTokenSource stop = new();
     private SharedStream? stream;
     private StreamWriter<byte>? writer;
@@ -67,6 +69,9 @@ public sealed class NatsSubscriber : IAsyncDisposable
 
     /// <summary>Acknowledgements that could not be sent (the server was away): those frames are delivered again and dropped as duplicates.</summary>
     public long AckFailures => Interlocked.Read(ref ackFailures);
+
+    /// <summary>Frames JetStream delivered before the frame they follow (after a restart) and left to be delivered again, in order.</summary>
+    public long FramesAhead => Interlocked.Read(ref framesAhead);
 
     /// <summary>The local stream's format, or null until the first frame when the stream did not exist and no format was given.</summary>
     public FrameFormat? Format => stream?.Format;
@@ -131,6 +136,13 @@ public sealed class NatsSubscriber : IAsyncDisposable
             }
 
             var subscriber = new NatsSubscriber(@namespace, streamName, options.Subject, subscriberOptions, connection, subscription, consumer, stream);
+            if (consumer is not null)
+            {
+                // Frames up to the acknowledgement floor are done; the next one to write follows it.
+                subscriber.lastStreamSequence = consumer.Info.AckFloor.StreamSeq;
+                subscriber.ordered = consumer.Info.Config.MaxAckPending > 1;
+            }
+
             subscriber.thread = new Thread(consumer is null ? subscriber.Run : subscriber.RunLossless) { IsBackground = true, Name = $"nats-subscribe {options.Subject}" };
             subscriber.thread.Start();
             return subscriber;
@@ -154,7 +166,7 @@ public sealed class NatsSubscriber : IAsyncDisposable
         }
 
         var js = new NatsJSContext(connection);
-        await JetStreamSetup.EnsureStreamAsync(js, options, cancellationToken).ConfigureAwait(false);
+        var ordered = await JetStreamSetup.EnsureStreamAsync(js, options, cancellationToken).ConfigureAwait(false);
         try
         {
             return await js.CreateOrUpdateConsumerAsync(
@@ -167,9 +179,10 @@ public sealed class NatsSubscriber : IAsyncDisposable
                     DeliverPolicy = ConsumerConfigDeliverPolicy.All,
                     AckWait = subscriberOptions.AckWait,
 
-                    // One frame unacknowledged at a time: the server delivers strictly in order, even after a restart
-                    // of this bridge or of the server, so a frame delivered again is always the last one seen.
-                    MaxAckPending = 1,
+                    // A window of frames unacknowledged: the server delivers new frames in order, frames delivered again after a
+                    // restart may come before newer ones, and the receive loop writes only the frame that follows the last one
+                    // written. On a stream holding other subjects too, the sequence numbers have gaps: one frame at a time.
+                    MaxAckPending = ordered ? options.Window : 1,
                 },
                 cancellationToken).ConfigureAwait(false);
         }
@@ -251,8 +264,8 @@ public sealed class NatsSubscriber : IAsyncDisposable
 
     /// <summary>
     /// The receive loop of lossless delivery: pulls from the durable consumer, writes each new frame to the local
-    /// stream, then acknowledges it. The consumer has one frame unacknowledged at most, so at most one frame is ever
-    /// written and not acknowledged, and a frame delivered again is the last one seen. Pulls again after the server went away.
+    /// stream, then acknowledges it. Only the frame that follows the last one written (by JetStream sequence) is written:
+    /// an older one is a duplicate, a newer one is left unacknowledged to come again in order. Pulls again after the server went away.
     /// </summary>
     private void RunLossless()
     {
@@ -276,6 +289,15 @@ public sealed class NatsSubscriber : IAsyncDisposable
                             using var data = message.Data;
                             var sequence = message.Metadata?.Sequence.Stream ?? 0;
                             var span = data.Memory.Span;
+                            if (ordered && lastStreamSequence != 0 && sequence > lastStreamSequence + 1 && message.Metadata?.NumDelivered < 3)
+                            {
+                                // Newer than the next frame, which is being delivered again after a restart (of the server or of
+                                // this bridge): not written, not acknowledged, so that it is delivered again after the ack wait,
+                                // after the frame it follows. (A gap that stays — a frame removed by hand — is passed on the third delivery.)
+                                Interlocked.Increment(ref framesAhead);
+                                continue;
+                            }
+
                             if (sequence != 0 && sequence <= lastStreamSequence)
                             {
                                 // Delivered again (the server did not get the acknowledgement): written already.
@@ -460,6 +482,21 @@ public sealed class NatsSubscriber : IAsyncDisposable
             await subscription.DisposeAsync().ConfigureAwait(false);
         }
 
+        if (consumer is not null)
+        {
+            // The acknowledgements of the frames written are queued in the client: a ping answered after them means the
+            // server has them, so that a bridge started again does not receive those frames again.
+            try
+            {
+                using var flushed = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+                await connection.PingAsync(flushed.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is NatsException or OperationCanceledException)
+            {
+                // The server is away: those frames are delivered again and recognised.
+            }
+        }
+
         await connection.DisposeAsync().ConfigureAwait(false);
         writer?.Dispose();
         stream?.Dispose();
@@ -478,7 +515,7 @@ public sealed record NatsSubscriberOptions
 
     /// <summary>
     /// Latest delivery: frames the client queues while the local stream is full; beyond, the oldest are dropped (and counted).
-    /// Lossless delivery: the size of the client's pull requests (the server has one frame unacknowledged at a time). Default 64.
+    /// Lossless delivery: the size of the client's pull requests (the server has at most <see cref="NatsBridgeOptions.Window"/> frames unacknowledged). Default 64.
     /// </summary>
     public int PendingFrames { get; init; } = 64;
 

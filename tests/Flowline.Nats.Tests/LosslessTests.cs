@@ -222,6 +222,54 @@ public sealed class LosslessTests : BridgeTest
     }
 
     [Fact]
+    public async Task Lossless_FullWindowAgainstAFullStreamThroughAServerRestart_KeepsOrderAndLosesAndDuplicatesNothing()
+    {
+        // A JetStream stream of 16 frames against a window of 64 in flight: the server refuses the frames beyond the stream's
+        // limit while it accepts later ones as the receiver frees room, and the server is killed with the window in flight.
+        using var server = Own(NatsServer.Start(jetStream: true));
+        var options = Options(server, maxFrames: 16) with { Window = 64 };
+        using var source = Own(SharedStream.Open(HostA, "s", Format, options: new StreamOptions { CapacityFrames = 64 }));
+        using var writer = Own(source.OpenWriter<long>());
+        var publisher = OwnAsync(await NatsPublisher.StartAsync(HostA, "s", options));
+        const int Frames = 400;
+        var writing = WriteFrames(writer, 0, Frames, close: true);
+
+        // The receiver comes once the stream is full and the publisher's window has been refused and sent again.
+        using (var refused = new CancellationTokenSource(Bound))
+        {
+            while (publisher.PublishRetries == 0)
+            {
+                await Task.Delay(10, refused.Token);
+            }
+        }
+
+        var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "s", options, SubscriberOptions));
+        using var remote = Own(SharedStream.Attach(HostB, "s"));
+        using var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless, WaitThroughWriterChanges = true }));
+        var checksum = ReadExactly(
+            reader,
+            0,
+            Frames,
+            i =>
+            {
+                if (i == 150)
+                {
+                    server.Restart();
+                }
+            },
+            () => $"(published {publisher.FramesPublished}, retried {publisher.PublishRetries}; written {subscriber.FramesWritten}, duplicates {subscriber.FramesDuplicate}, ahead {subscriber.FramesAhead})");
+        await writing.WaitAsync(Bound);
+
+        Assert.Equal(ExpectedChecksum(0, Frames), checksum);
+        Assert.Equal(ReadStatus.EndOfStream, reader.ReadInto(new long[Format.ElementCount], out _, Bound));
+        await publisher.Completion.WaitAsync(Bound);
+        Assert.Equal(Frames, publisher.FramesPublished);
+        Assert.Equal(Frames, subscriber.FramesWritten);
+        Assert.Equal(0, subscriber.FramesLost);
+        Assert.Equal(0, subscriber.SequenceRestarts);
+    }
+
+    [Fact]
     public async Task Lossless_ServerWithoutJetStream_IsRefusedWithTheReason()
     {
         using var server = Own(NatsServer.Start());

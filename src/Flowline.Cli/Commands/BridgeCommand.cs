@@ -38,6 +38,7 @@ internal static class BridgeCommand
         Option<FileInfo?> TlsKey,
         Option<bool> TlsRequired,
         Option<string> Delivery,
+        Option<int> Window,
         Option<double?> Duration)
     {
         public static Common Add(Command command)
@@ -62,9 +63,15 @@ internal static class BridgeCommand
                         "(the publisher holds the local writer back and waits for the server, the receiver resumes where it stopped). Both sides must agree.",
                     DefaultValueFactory = _ => "latest",
                 },
+                new Option<int>("--window")
+                {
+                    Description = "Lossless delivery: frames in flight on each side (publishes awaiting the server's acknowledgement, at most 32 MiB of them; " +
+                        "frames delivered to the receiver and not yet acknowledged). 1 is one round trip per frame.",
+                    DefaultValueFactory = _ => 64,
+                },
                 new Option<double?>("--duration") { Description = "Stop after this many seconds (default: until Ctrl+C or the end of the stream)." });
             common.Delivery.AcceptOnlyFromAmong("latest", "lossless");
-            foreach (var option in new Option[] { common.Namespace, common.Stream, common.Url, common.Subject, common.Token, common.User, common.Password, common.Creds, common.NKey, common.TlsCa, common.TlsCert, common.TlsKey, common.TlsRequired, common.Delivery, common.Duration })
+            foreach (var option in new Option[] { common.Namespace, common.Stream, common.Url, common.Subject, common.Token, common.User, common.Password, common.Creds, common.NKey, common.TlsCa, common.TlsCert, common.TlsKey, common.TlsRequired, common.Delivery, common.Window, common.Duration })
             {
                 command.Options.Add(option);
             }
@@ -90,6 +97,7 @@ internal static class BridgeCommand
                 TlsKeyFile = parse.GetValue(TlsKey)?.FullName,
                 RequireTls = parse.GetValue(TlsRequired),
                 Delivery = parse.GetValue(Delivery) == "lossless" ? SharedMemory.Delivery.Lossless : SharedMemory.Delivery.Latest,
+                Window = parse.GetValue(Window),
             };
         }
     }
