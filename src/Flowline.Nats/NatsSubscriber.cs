@@ -105,6 +105,11 @@ public sealed class NatsSubscriber : IAsyncDisposable
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
         subscriberOptions ??= new NatsSubscriberOptions();
+        if (subscriberOptions.AckWindow < 1)
+        {
+            throw new ArgumentException($"ack window {subscriberOptions.AckWindow}: a lossless receiver has at least 1 frame unacknowledged", nameof(subscriberOptions));
+        }
+
         if (subscriberOptions.PendingFrames < 1)
         {
             throw new ArgumentException($"pending frames {subscriberOptions.PendingFrames}: the subscriber queues at least 1 frame", nameof(subscriberOptions));
@@ -182,7 +187,7 @@ public sealed class NatsSubscriber : IAsyncDisposable
                     // A window of frames unacknowledged: the server delivers new frames in order, frames delivered again after a
                     // restart may come before newer ones, and the receive loop writes only the frame that follows the last one
                     // written. On a stream holding other subjects too, the sequence numbers have gaps: one frame at a time.
-                    MaxAckPending = ordered ? options.Window : 1,
+                    MaxAckPending = ordered ? subscriberOptions.AckWindow : 1,
                 },
                 cancellationToken).ConfigureAwait(false);
         }
@@ -515,7 +520,7 @@ public sealed record NatsSubscriberOptions
 
     /// <summary>
     /// Latest delivery: frames the client queues while the local stream is full; beyond, the oldest are dropped (and counted).
-    /// Lossless delivery: the size of the client's pull requests (the server has at most <see cref="NatsBridgeOptions.Window"/> frames unacknowledged). Default 64.
+    /// Lossless delivery: the size of the client's pull requests (the server has at most <see cref="AckWindow"/> frames unacknowledged). Default 64.
     /// </summary>
     public int PendingFrames { get; init; } = 64;
 
@@ -531,6 +536,16 @@ public sealed record NatsSubscriberOptions
     /// holds the ring full) is delivered again and dropped as a duplicate. Default 5 s.
     /// </summary>
     public TimeSpan AckWait { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Lossless delivery: frames the durable consumer delivers ahead of their acknowledgement. 1 (default) is one round
+    /// trip to the server per frame, and exact after a crash: a receiver killed between writing a frame and acknowledging
+    /// it finds that frame as its stream's newest and drops it when it comes again. More overlaps the round trips (several
+    /// times the rate of small frames, see docs/performance.md) but a receiver killed (SIGKILL, power loss) with
+    /// acknowledgements not yet sent writes those frames again after its restart: at most <c>AckWindow - 1</c> duplicates.
+    /// A clean stop sends every acknowledgement first. Fixed when the consumer is created (a durable keeps its window).
+    /// </summary>
+    public int AckWindow { get; init; } = 1;
 
     /// <summary>
     /// The publisher's wall clock minus this host's (ns), for the transit time of each frame. Default 0:

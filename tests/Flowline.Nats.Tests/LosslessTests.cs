@@ -243,7 +243,7 @@ public sealed class LosslessTests : BridgeTest
             }
         }
 
-        var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "s", options, SubscriberOptions));
+        var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "s", options, SubscriberOptions with { AckWindow = 64 }));
         using var remote = Own(SharedStream.Attach(HostB, "s"));
         using var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless, WaitThroughWriterChanges = true }));
         var checksum = ReadExactly(

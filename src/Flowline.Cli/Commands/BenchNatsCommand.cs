@@ -48,11 +48,12 @@ internal static class BenchNatsCommand
                     var tcp = TcpThroughput(size, bytes);
                     var tcpLatency = TcpLatency(size, parse.GetValue(seconds));
                     Row(size, "tcp (limit)", tcp.Rate, 0, tcpLatency);
-                    foreach (var delivery in new[] { Delivery.Latest, Delivery.Lossless })
+                    // Lossless twice: with the receiver's default window (1, exact after a crash) and with a window of 64.
+                    foreach (var (delivery, ackWindow, name) in Cases)
                     {
-                        var rate = NatsThroughput(nats.Url, size, delivery, bytes);
-                        var latency = NatsLatency(nats.Url, size, delivery, parse.GetValue(seconds));
-                        Row(size, $"nats {delivery.ToString().ToLowerInvariant()}", rate.Rate, rate.Lost, latency);
+                        var rate = NatsThroughput(nats.Url, size, delivery, ackWindow, bytes);
+                        var latency = NatsLatency(nats.Url, size, delivery, ackWindow, parse.GetValue(seconds));
+                        Row(size, name, rate.Rate, rate.Lost, latency);
                     }
                 }
 
@@ -76,14 +77,22 @@ internal static class BenchNatsCommand
 
     private static string SizeName(int size) => size >= 1 << 20 ? $"{size >> 20} MiB" : size >= 1024 ? $"{size >> 10} KiB" : $"{size} B";
 
-    /// <summary>Frames for a throughput run: <paramref name="bytes"/> of frames, at least 500 and at most 50,000 frames (5,000 lossless).</summary>
-    private static int FramesFor(int size, Delivery delivery, long bytes) => (int)Math.Clamp(bytes / size, 500, 50_000);
+    /// <summary>The bridges measured: latest, and lossless with the receiver's window at its default (1) and at 64 (the publisher's is 64).</summary>
+    private static readonly (Delivery Delivery, int AckWindow, string Name)[] Cases =
+    [
+        (Delivery.Latest, 1, "nats latest"),
+        (Delivery.Lossless, 1, "nats lossless"),
+        (Delivery.Lossless, 64, "nats lossless r64"),
+    ];
+
+    /// <summary>Frames for a throughput run: <paramref name="bytes"/> of frames, at least 500 and at most 50,000 frames.</summary>
+    private static int FramesFor(int size, long bytes) => (int)Math.Clamp(bytes / size, 500, 50_000);
 
     /// <summary>The rate at which frames written on host A are written on host B: the writer runs flat out, the publisher reads every frame.</summary>
-    private static (double Rate, long Lost) NatsThroughput(string url, int size, Delivery delivery, long bytes)
+    private static (double Rate, long Lost) NatsThroughput(string url, int size, Delivery delivery, int ackWindow, long bytes)
     {
-        var frames = FramesFor(size, delivery, bytes);
-        using var pair = BridgePair.Start(url, size, delivery, pendingFrames: 8192);
+        var frames = FramesFor(size, bytes);
+        using var pair = BridgePair.Start(url, size, delivery, ackWindow, pendingFrames: 8192);
         var frame = new byte[size];
         var watch = Stopwatch.StartNew();
         for (var i = 0; i < frames; i++)
@@ -115,9 +124,9 @@ internal static class BenchNatsCommand
     }
 
     /// <summary>One frame every millisecond on host A, read on host B: now minus the frame's origin, moved onto B's clock by the bridge.</summary>
-    private static (double P50, double P99) NatsLatency(string url, int size, Delivery delivery, double seconds)
+    private static (double P50, double P99) NatsLatency(string url, int size, Delivery delivery, int ackWindow, double seconds)
     {
-        using var pair = BridgePair.Start(url, size, delivery, pendingFrames: 64);
+        using var pair = BridgePair.Start(url, size, delivery, ackWindow, pendingFrames: 64);
         using var reader = pair.Remote.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Lossless });
         var frames = (int)(seconds * 1000);
         var samples = new List<double>(frames);
@@ -155,7 +164,7 @@ internal static class BenchNatsCommand
     /// <summary>The same frames (the bridge's 96-byte prefix and the payload) over one loopback TCP connection, flat out.</summary>
     private static (double Rate, long Lost) TcpThroughput(int size, long bytes)
     {
-        var frames = FramesFor(size, Delivery.Latest, bytes);
+        var frames = FramesFor(size, bytes);
         var message = new byte[FrameEnvelopeBytes + size];
         using var link = TcpLink.Open();
         var watch = Stopwatch.StartNew();
@@ -234,7 +243,7 @@ internal static class BenchNatsCommand
 
         public SharedStream Remote { get; private set; } = null!;
 
-        public static BridgePair Start(string url, int size, Delivery delivery, int pendingFrames)
+        public static BridgePair Start(string url, int size, Delivery delivery, int ackWindow, int pendingFrames)
         {
             var pair = new BridgePair();
             try
@@ -243,7 +252,7 @@ internal static class BenchNatsCommand
                 var options = new NatsBridgeOptions { Url = url, Subject = "bench." + Guid.NewGuid().ToString("N")[..12], Delivery = delivery, JetStreamMaxBytes = 1L << 30 };
                 pair.source = SharedStream.Open(pair.hostA, "s", format, options: new StreamOptions { CapacityFrames = 64 });
                 pair.Writer = pair.source.OpenWriter<byte>();
-                pair.Subscriber = NatsSubscriber.StartAsync(pair.hostB, "s", options, new NatsSubscriberOptions { Format = format, PendingFrames = pendingFrames, StreamOptions = new StreamOptions { CapacityFrames = 64 } }).GetAwaiter().GetResult();
+                pair.Subscriber = NatsSubscriber.StartAsync(pair.hostB, "s", options, new NatsSubscriberOptions { Format = format, PendingFrames = pendingFrames, AckWindow = ackWindow, StreamOptions = new StreamOptions { CapacityFrames = 64 } }).GetAwaiter().GetResult();
                 pair.Remote = SharedStream.Attach(pair.hostB, "s");
                 pair.Publisher = NatsPublisher.StartAsync(pair.hostA, "s", options, Delivery.Lossless).GetAwaiter().GetResult();
                 return pair;

@@ -38,7 +38,7 @@ internal static class BridgeCommand
         Option<FileInfo?> TlsKey,
         Option<bool> TlsRequired,
         Option<string> Delivery,
-        Option<int> Window,
+        Option<int?> Window,
         Option<double?> Duration)
     {
         public static Common Add(Command command)
@@ -63,11 +63,11 @@ internal static class BridgeCommand
                         "(the publisher holds the local writer back and waits for the server, the receiver resumes where it stopped). Both sides must agree.",
                     DefaultValueFactory = _ => "latest",
                 },
-                new Option<int>("--window")
+                new Option<int?>("--window")
                 {
-                    Description = "Lossless delivery: frames in flight on each side (publishes awaiting the server's acknowledgement, at most 32 MiB of them; " +
-                        "frames delivered to the receiver and not yet acknowledged). 1 is one round trip per frame.",
-                    DefaultValueFactory = _ => 64,
+                    Description = "Lossless delivery: frames in flight. publish: publishes awaiting the server's acknowledgement (default 64, at most 32 MiB of them). " +
+                        "subscribe: frames delivered and not yet acknowledged (default 1, exact after a crash; N > 1 is faster, but a receiver killed " +
+                        "with acknowledgements unsent writes up to N-1 frames again after its restart). 1 is one round trip per frame.",
                 },
                 new Option<double?>("--duration") { Description = "Stop after this many seconds (default: until Ctrl+C or the end of the stream)." });
             common.Delivery.AcceptOnlyFromAmong("latest", "lossless");
@@ -97,7 +97,7 @@ internal static class BridgeCommand
                 TlsKeyFile = parse.GetValue(TlsKey)?.FullName,
                 RequireTls = parse.GetValue(TlsRequired),
                 Delivery = parse.GetValue(Delivery) == "lossless" ? SharedMemory.Delivery.Lossless : SharedMemory.Delivery.Latest,
-                Window = parse.GetValue(Window),
+                Window = parse.GetValue(Window) ?? new NatsBridgeOptions().Window,
             };
         }
     }
@@ -154,6 +154,7 @@ internal static class BridgeCommand
                 PendingFrames = parse.GetValue(pending),
                 ClockOffsetNs = parse.GetValue(clockOffset),
                 Durable = parse.GetValue(durable),
+                AckWindow = parse.GetValue(common.Window) ?? new NatsSubscriberOptions().AckWindow,
             };
             return RunAsync(
                 "subscribe",
