@@ -1,0 +1,267 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Flowline.Coordinator.Storage;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Flowline.Coordinator;
+
+/// <summary>The coordinator's endpoints, on the seed's paths (docs/coordinator.md).</summary>
+public static class CoordinatorApi
+{
+    /// <summary>The default page size of listings.</summary>
+    public const int DefaultLimit = 50;
+
+    /// <summary>The largest page size.</summary>
+    public const int MaxLimit = 500;
+
+    private const string PrincipalKey = "flowline.coordinator.principal";
+
+    /// <summary>Maps the endpoints.</summary>
+    public static void MapCoordinatorEndpoints(this IEndpointRouteBuilder app, ICoordinatorStore store, ReleaseRegistrar registrar, CoordinatorTokens tokens)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(registrar);
+        ArgumentNullException.ThrowIfNull(tokens);
+
+        var pipelines = app.MapGroup("/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}").AddEndpointFilter(new TokenFilter(tokens, Role.Admin));
+        var releases = pipelines.MapGroup("/releases");
+
+        releases.MapPost("/register", async (string tenantId, string pipelineId, HttpContext context, CancellationToken ct) =>
+        {
+            var body = await ReadObjectAsync(context.Request, ct).ConfigureAwait(false);
+            var actor = Principal(context).Name;
+            var path = body["releaseDescriptorPath"];
+            var descriptor = body["descriptor"];
+            if ((path is null) == (descriptor is null) || body.Any(m => m.Key is not ("releaseDescriptorPath" or "descriptor" or "artifacts")))
+            {
+                throw new ProblemException(400, ProblemCodes.InvalidRequest, "the body is {\"releaseDescriptorPath\": \"/absolute/pipeline-release.json\"} or {\"descriptor\": {...}, \"artifacts\": {\"<artifactId>\": \"<base64>\"}}");
+            }
+
+            var (release, created) = path is not null
+                ? await registrar.RegisterFromPathAsync(tenantId, pipelineId, Text(path, "releaseDescriptorPath"), actor, ct).ConfigureAwait(false)
+                : await registrar.RegisterFromBodyAsync(tenantId, pipelineId, descriptor, body["artifacts"] as JsonObject ?? (body["artifacts"] is null ? null : throw new ProblemException(400, ProblemCodes.InvalidRequest, "artifacts must be an object of base64 contents by artifact id")), actor, ct).ConfigureAwait(false);
+            var dto = await ReleaseDto(store, release, ct).ConfigureAwait(false);
+            return created
+                ? Results.Created(ReleasePath(tenantId, pipelineId, release.ReleaseVersion), dto)
+                : Results.Ok(dto);
+        });
+
+        releases.MapGet("", async (string tenantId, string pipelineId, HttpRequest request, CancellationToken ct) =>
+        {
+            var (after, limit) = Paging(request, "r");
+            var page = await store.ListReleasesAsync(tenantId, pipelineId, after, limit, ct).ConfigureAwait(false);
+            var active = await store.GetActiveAsync(tenantId, pipelineId, ct).ConfigureAwait(false);
+            return Results.Json(new JsonObject
+            {
+                ["items"] = new JsonArray([.. page.Items.Select(r => (JsonNode)ReleaseDto(r, active))]),
+                ["nextCursor"] = Cursor("r", page.NextAfter),
+            });
+        });
+
+        releases.MapGet("/active", async (string tenantId, string pipelineId, HttpContext context, CancellationToken ct) =>
+        {
+            var active = await store.GetActiveAsync(tenantId, pipelineId, ct).ConfigureAwait(false)
+                ?? throw new ProblemException(404, ProblemCodes.NoActiveRelease, $"pipeline '{pipelineId}' of tenant '{tenantId}' has no active release; activate one with POST .../releases/{{releaseVersion}}/activate");
+            var release = await store.GetReleaseAsync(tenantId, pipelineId, active.ReleaseVersion, ct).ConfigureAwait(false);
+            context.Response.Headers.ETag = ETag(active.Id);
+            return Results.Json(ReleaseDto(release!, active).With("activation", ActivationDto(active)));
+        });
+
+        releases.MapGet("/{releaseVersion}", async (string tenantId, string pipelineId, string releaseVersion, CancellationToken ct) =>
+        {
+            var release = await store.GetReleaseAsync(tenantId, pipelineId, releaseVersion, ct).ConfigureAwait(false) ?? throw NotFound(pipelineId, releaseVersion);
+            return Results.Json(await ReleaseDto(store, release, ct).ConfigureAwait(false));
+        });
+
+        releases.MapPost("/{releaseVersion}/activate", async (string tenantId, string pipelineId, string releaseVersion, HttpContext context, CancellationToken ct) =>
+        {
+            var body = await ReadObjectAsync(context.Request, ct, allowEmpty: true).ConfigureAwait(false);
+            var reason = body["reason"] is { } r ? Text(r, "reason") : null;
+            if (body.Any(m => m.Key != "reason"))
+            {
+                throw new ProblemException(400, ProblemCodes.InvalidRequest, "the body is empty or {\"reason\": \"...\"}");
+            }
+
+            var expected = IfMatch(context.Request);
+            var activation = await store.ActivateAsync(tenantId, pipelineId, releaseVersion, expected, Principal(context).Name, reason, ct).ConfigureAwait(false)
+                ?? throw NotFound(pipelineId, releaseVersion);
+            context.Response.Headers.ETag = ETag(activation.Id);
+            return Results.Json(ActivationDto(activation));
+        });
+
+        pipelines.MapGet("/activations", async (string tenantId, string pipelineId, HttpRequest request, CancellationToken ct) =>
+        {
+            var (after, limit) = Paging(request, "a");
+            var page = await store.ListActivationsAsync(tenantId, pipelineId, after, limit, ct).ConfigureAwait(false);
+            return Results.Json(new JsonObject
+            {
+                ["items"] = new JsonArray([.. page.Items.Select(e => (JsonNode)ActivationDto(e))]),
+                ["nextCursor"] = Cursor("a", page.NextAfter),
+            });
+        });
+    }
+
+    /// <summary>The path of a release.</summary>
+    public static string ReleasePath(string tenantId, string pipelineId, string releaseVersion) =>
+        $"/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/{releaseVersion}";
+
+    internal static TokenPrincipal Principal(HttpContext context) => (TokenPrincipal)context.Items[PrincipalKey]!;
+
+    private static ProblemException NotFound(string pipelineId, string releaseVersion) =>
+        new(404, ProblemCodes.ReleaseNotFound, $"pipeline '{pipelineId}' has no release '{releaseVersion}'");
+
+    private static async Task<JsonObject> ReleaseDto(ICoordinatorStore store, ReleaseRecord release, CancellationToken ct) =>
+        ReleaseDto(release, await store.GetActiveAsync(release.TenantId, release.PipelineId, ct).ConfigureAwait(false));
+
+    private static JsonObject ReleaseDto(ReleaseRecord r, ActivationEvent? active) => new()
+    {
+        ["tenantId"] = r.TenantId,
+        ["pipelineId"] = r.PipelineId,
+        ["releaseVersion"] = r.ReleaseVersion,
+        ["contractVersion"] = r.ContractVersion,
+        ["status"] = active?.ReleaseVersion == r.ReleaseVersion ? "ACTIVE" : "REGISTERED",
+        ["contentDigest"] = r.ContentDigest,
+        ["descriptor"] = JsonNode.Parse(r.DescriptorJson),
+        ["artifacts"] = JsonNode.Parse(r.ArtifactsJson),
+        ["registeredBy"] = r.RegisteredBy,
+        ["registeredAt"] = Time(r.RegisteredAt),
+    };
+
+    private static JsonObject ActivationDto(ActivationEvent e) => new()
+    {
+        ["activationId"] = e.Id,
+        ["releaseVersion"] = e.ReleaseVersion,
+        ["previousActivationId"] = e.PreviousEventId,
+        ["previousReleaseVersion"] = e.PreviousReleaseVersion,
+        ["actor"] = e.Actor,
+        ["reason"] = e.Reason,
+        ["activatedAt"] = Time(e.ActivatedAt),
+    };
+
+    private static JsonObject With(this JsonObject o, string key, JsonNode? value)
+    {
+        o[key] = value;
+        return o;
+    }
+
+    private static string Time(long unixMs) => DateTimeOffset.FromUnixTimeMilliseconds(unixMs).ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture);
+
+    private static string ETag(long id) => $"\"{id}\"";
+
+    /// <summary>If-Match: a quoted activation id (from an ETag), or <c>"0"</c> for "nothing active yet"; absent: null.</summary>
+    private static long? IfMatch(HttpRequest request)
+    {
+        var header = request.Headers.IfMatch.ToString();
+        if (header.Length == 0)
+        {
+            return null;
+        }
+
+        var value = header.Trim();
+        if (value.StartsWith("W/", StringComparison.Ordinal))
+        {
+            value = value[2..];
+        }
+
+        return value.Length > 2 && value[0] == '"' && value[^1] == '"' && long.TryParse(value[1..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var id)
+            ? id
+            : throw new ProblemException(400, ProblemCodes.InvalidRequest, $"If-Match must be the active release's ETag (a quoted activation id such as \"12\", or \"0\" when none is active), not {header}");
+    }
+
+    private static (long After, int Limit) Paging(HttpRequest request, string kind)
+    {
+        var limit = DefaultLimit;
+        if (request.Query.TryGetValue("limit", out var l) && (!int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1 || limit > MaxLimit))
+        {
+            throw new ProblemException(400, ProblemCodes.InvalidRequest, $"limit must be an integer from 1 to {MaxLimit}, not '{l}'");
+        }
+
+        long after = 0;
+        if (request.Query.TryGetValue("cursor", out var c))
+        {
+            string? text = null;
+            try
+            {
+                text = Encoding.UTF8.GetString(Convert.FromBase64String(c.ToString().Replace('-', '+').Replace('_', '/').PadRight((c.ToString().Length + 3) / 4 * 4, '=')));
+            }
+            catch (FormatException)
+            {
+            }
+
+            if (text is null || !text.StartsWith(kind + ":", StringComparison.Ordinal) || !long.TryParse(text.AsSpan(kind.Length + 1), NumberStyles.None, CultureInfo.InvariantCulture, out after))
+            {
+                throw new ProblemException(400, ProblemCodes.InvalidRequest, "cursor is not one this listing returned (pass nextCursor unchanged)");
+            }
+        }
+
+        return (after, limit);
+    }
+
+    private static string? Cursor(string kind, long? after) =>
+        after is { } a ? Convert.ToBase64String(Encoding.UTF8.GetBytes($"{kind}:{a}")).TrimEnd('=').Replace('+', '-').Replace('/', '_') : null;
+
+    private static string Text(JsonNode node, string name) =>
+        node is JsonValue v && v.TryGetValue<string>(out var s) && s.Length > 0 ? s : throw new ProblemException(400, ProblemCodes.InvalidRequest, $"{name} must be a non-empty string");
+
+    private static async Task<JsonObject> ReadObjectAsync(HttpRequest request, CancellationToken ct, bool allowEmpty = false)
+    {
+        if (allowEmpty && request.ContentLength is 0 or null && !request.Headers.TransferEncoding.Any())
+        {
+            return [];
+        }
+
+        try
+        {
+            var node = await JsonNode.ParseAsync(request.Body, cancellationToken: ct).ConfigureAwait(false);
+            return node as JsonObject ?? throw new ProblemException(400, ProblemCodes.InvalidRequest, "the body must be a JSON object");
+        }
+        catch (JsonException e)
+        {
+            throw new ProblemException(400, ProblemCodes.InvalidRequest, $"the body is not JSON: {e.Message}");
+        }
+    }
+
+    /// <summary>Checks the bearer token (401), its role (403) and its tenant (403), and the ids in the path (400).</summary>
+    private sealed class TokenFilter(CoordinatorTokens tokens, Role role) : IEndpointFilter
+    {
+        public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+        {
+            var http = context.HttpContext;
+            var header = http.Request.Headers.Authorization.ToString();
+            var principal = header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase) ? tokens.Authenticate(header[7..].Trim()) : null;
+            if (principal is null)
+            {
+                http.Response.Headers.WWWAuthenticate = "Bearer";
+                return Problem.Result(401, ProblemCodes.Unauthenticated, header.Length == 0 ? "missing bearer token (send 'Authorization: Bearer <token>')" : "invalid bearer token", http.Request.Path);
+            }
+
+            if (principal.Role != role)
+            {
+                return Problem.Result(403, ProblemCodes.RoleNotAllowed, $"this token's role is '{Name(principal.Role)}'; {http.Request.Path} needs '{Name(role)}'", http.Request.Path);
+            }
+
+            foreach (var key in new[] { "tenantId", "pipelineId", "releaseVersion" })
+            {
+                if (http.Request.RouteValues[key] is string value && !ReleaseDescriptor.Identifier().IsMatch(value))
+                {
+                    return Problem.Result(400, ProblemCodes.InvalidRequest, $"{key} '{value}' must be letters, digits, '.', '_' or '-' (starting with a letter or digit), at most 128", http.Request.Path);
+                }
+            }
+
+            if (http.Request.RouteValues["tenantId"] is string tenant && !principal.Allows(tenant))
+            {
+                return Problem.Result(403, ProblemCodes.TenantNotAllowed, $"this token is not bound to tenant '{tenant}'", http.Request.Path);
+            }
+
+            http.Items[PrincipalKey] = principal;
+            return await next(context).ConfigureAwait(false);
+        }
+
+        private static string Name(Role r) => r == Role.Admin ? "admin" : "control-plane";
+    }
+}

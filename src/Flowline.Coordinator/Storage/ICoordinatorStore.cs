@@ -1,0 +1,135 @@
+namespace Flowline.Coordinator.Storage;
+
+/// <summary>A registered release as stored: immutable once written.</summary>
+/// <param name="Id">The store's sequence number (the cursor of listings).</param>
+/// <param name="TenantId">The tenant.</param>
+/// <param name="PipelineId">The pipeline.</param>
+/// <param name="ReleaseVersion">The release's version, unique per tenant and pipeline.</param>
+/// <param name="ContractVersion">The contract version the descriptor names.</param>
+/// <param name="ContentDigest">SHA-256 of the descriptor's canonical form: equal digests mean the same release.</param>
+/// <param name="DescriptorJson">The descriptor as registered (canonical JSON).</param>
+/// <param name="ArtifactsJson">The stored artifacts (JSON array of <see cref="StoredArtifact"/>).</param>
+/// <param name="RegisteredBy">Who registered it (the token's name).</param>
+/// <param name="RegisteredAt">When, in Unix milliseconds of the database's clock.</param>
+public sealed record ReleaseRecord(
+    long Id,
+    string TenantId,
+    string PipelineId,
+    string ReleaseVersion,
+    string ContractVersion,
+    string ContentDigest,
+    string DescriptorJson,
+    string ArtifactsJson,
+    string RegisteredBy,
+    long RegisteredAt);
+
+/// <summary>A release to register.</summary>
+/// <param name="TenantId">The tenant.</param>
+/// <param name="PipelineId">The pipeline.</param>
+/// <param name="ReleaseVersion">The release's version.</param>
+/// <param name="ContractVersion">The contract version.</param>
+/// <param name="ContentDigest">SHA-256 of the canonical descriptor.</param>
+/// <param name="DescriptorJson">The canonical descriptor.</param>
+/// <param name="ArtifactsJson">The stored artifacts.</param>
+/// <param name="RegisteredBy">Who registers it.</param>
+public sealed record NewRelease(
+    string TenantId,
+    string PipelineId,
+    string ReleaseVersion,
+    string ContractVersion,
+    string ContentDigest,
+    string DescriptorJson,
+    string ArtifactsJson,
+    string RegisteredBy);
+
+/// <summary>One entry of the append-only activation log of a tenant's pipeline.</summary>
+/// <param name="Id">The event's sequence number (the active head's ETag).</param>
+/// <param name="TenantId">The tenant.</param>
+/// <param name="PipelineId">The pipeline.</param>
+/// <param name="ReleaseVersion">The release activated.</param>
+/// <param name="PreviousEventId">The activation it replaced, null for the first.</param>
+/// <param name="PreviousReleaseVersion">The release that was active before, null for the first.</param>
+/// <param name="Actor">Who activated it.</param>
+/// <param name="Reason">Why (free text, may be null).</param>
+/// <param name="ActivatedAt">When, in Unix milliseconds of the database's clock.</param>
+public sealed record ActivationEvent(
+    long Id,
+    string TenantId,
+    string PipelineId,
+    string ReleaseVersion,
+    long? PreviousEventId,
+    string? PreviousReleaseVersion,
+    string Actor,
+    string? Reason,
+    long ActivatedAt);
+
+/// <summary>One page of a listing, in store order.</summary>
+/// <typeparam name="T">The item type.</typeparam>
+/// <param name="Items">The items.</param>
+/// <param name="NextAfter">The sequence number to continue after, or null at the end.</param>
+public sealed record Page<T>(IReadOnlyList<T> Items, long? NextAfter);
+
+/// <summary>Registering an existing version with different content.</summary>
+public sealed class ReleaseImmutableException(ReleaseRecord existing)
+    : Exception($"release '{existing.ReleaseVersion}' of pipeline '{existing.PipelineId}' is already registered with different content (digest {existing.ContentDigest}); releases are immutable: register a new version")
+{
+    /// <summary>The release already stored.</summary>
+    public ReleaseRecord Existing { get; } = existing;
+}
+
+/// <summary>An activation whose expected head (If-Match) is not the current one.</summary>
+public sealed class ActivationConflictException(long? current)
+    : Exception(current is null
+        ? "the pipeline has no active release, but the request expected one (If-Match)"
+        : $"the active release changed: the current activation is {current} (send it as If-Match, or omit If-Match)")
+{
+    /// <summary>The current head's event id, null when nothing is active.</summary>
+    public long? Current { get; } = current;
+}
+
+/// <summary>
+/// The coordinator's state: one interface, implemented for SQLite and PostgreSQL by
+/// <see cref="SqlCoordinatorStore"/>. Every operation is one transaction; timestamps come from the
+/// database's clock, never the coordinator's.
+/// </summary>
+public interface ICoordinatorStore : IAsyncDisposable
+{
+    /// <summary>"sqlite" or "postgresql".</summary>
+    string Provider { get; }
+
+    /// <summary>A description safe to print (no password).</summary>
+    string Description { get; }
+
+    /// <summary>Applies the migrations not yet applied (safe with several coordinators starting at once).</summary>
+    Task MigrateAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>The highest migration applied.</summary>
+    Task<int> SchemaVersionAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Registers a release. Returns the stored record and true when it was created, or the existing
+    /// record and false when the same version was registered with the same content. Throws
+    /// <see cref="ReleaseImmutableException"/> when that version exists with other content.
+    /// </summary>
+    Task<(ReleaseRecord Release, bool Created)> RegisterReleaseAsync(NewRelease release, CancellationToken cancellationToken = default);
+
+    /// <summary>A release by version, or null.</summary>
+    Task<ReleaseRecord?> GetReleaseAsync(string tenantId, string pipelineId, string releaseVersion, CancellationToken cancellationToken = default);
+
+    /// <summary>The releases of a pipeline in registration order, after sequence number <paramref name="after"/>.</summary>
+    Task<Page<ReleaseRecord>> ListReleasesAsync(string tenantId, string pipelineId, long after, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>The activation that is the pipeline's active head, or null when none.</summary>
+    Task<ActivationEvent?> GetActiveAsync(string tenantId, string pipelineId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Activates a registered release: appends an activation event and moves the active head to it by
+    /// compare-and-set. With <paramref name="expectedEventId"/> the head must be that event (0: nothing
+    /// active yet), else <see cref="ActivationConflictException"/>; without it, a concurrent activation
+    /// is retried. Returns null when the release is not registered.
+    /// </summary>
+    Task<ActivationEvent?> ActivateAsync(string tenantId, string pipelineId, string releaseVersion, long? expectedEventId, string actor, string? reason, CancellationToken cancellationToken = default);
+
+    /// <summary>The activation log of a pipeline, oldest first, after <paramref name="after"/>.</summary>
+    Task<Page<ActivationEvent>> ListActivationsAsync(string tenantId, string pipelineId, long after, int limit, CancellationToken cancellationToken = default);
+}
