@@ -94,6 +94,8 @@ public static class CoordinatorApi
             return Results.Json(ActivationDto(activation));
         });
 
+        MapExecutionEndpoints(app, store, tokens);
+
         pipelines.MapGet("/activations", async (string tenantId, string pipelineId, HttpRequest request, CancellationToken ct) =>
         {
             var (after, limit) = Paging(request, "a");
@@ -105,6 +107,122 @@ public static class CoordinatorApi
             });
         });
     }
+
+    /// <summary>The path of an execution's status.</summary>
+    public static string ExecutionPath(string tenantId, string executionId) => $"/tpf/control-plane/tenants/{tenantId}/executions/{executionId}";
+
+    /// <summary>The largest idempotency key, in characters.</summary>
+    public const int MaxIdempotencyKeyLength = 255;
+
+    private static readonly string[] SubmitMembers = ["pipelineId", "releaseVersion", "idempotencyKey", "input", "run"];
+
+    private static void MapExecutionEndpoints(IEndpointRouteBuilder app, ICoordinatorStore store, CoordinatorTokens tokens)
+    {
+        var tenant = app.MapGroup("/tpf/control-plane/tenants/{tenantId}").AddEndpointFilter(new TokenFilter(tokens, Role.ControlPlane));
+
+        tenant.MapPost("/executions", async (string tenantId, HttpContext context, CancellationToken ct) =>
+        {
+            var body = await ReadObjectAsync(context.Request, ct).ConfigureAwait(false);
+            foreach (var (member, _) in body)
+            {
+                if (!SubmitMembers.Contains(member))
+                {
+                    throw new ProblemException(400, ProblemCodes.InvalidRequest, $"{member}: unknown member; members are {string.Join(", ", SubmitMembers)}");
+                }
+            }
+
+            var pipelineId = body["pipelineId"] is { } p ? Text(p, "pipelineId") : throw new ProblemException(400, ProblemCodes.InvalidRequest, "pipelineId is required");
+            var pinned = body["releaseVersion"] is { } v ? Text(v, "releaseVersion") : null;
+            foreach (var (name, value) in new[] { ("pipelineId", pipelineId), ("releaseVersion", pinned) })
+            {
+                if (value is not null && !ReleaseDescriptor.Identifier().IsMatch(value))
+                {
+                    throw new ProblemException(400, ProblemCodes.InvalidRequest, $"{name} '{value}' must be letters, digits, '.', '_' or '-', at most 128");
+                }
+            }
+
+            var key = IdempotencyKey(context.Request, body);
+            body.Remove("idempotencyKey");
+
+            // The execution is pinned now: the version asked for, else the active one.
+            string releaseVersion;
+            if (pinned is not null)
+            {
+                releaseVersion = pinned;
+            }
+            else
+            {
+                releaseVersion = (await store.GetActiveAsync(tenantId, pipelineId, ct).ConfigureAwait(false)
+                    ?? throw new ProblemException(409, ProblemCodes.NoActiveRelease, $"pipeline '{pipelineId}' of tenant '{tenantId}' has no active release; activate one, or pin releaseVersion")).ReleaseVersion;
+            }
+
+            var release = await store.GetReleaseAsync(tenantId, pipelineId, releaseVersion, ct).ConfigureAwait(false) ?? throw NotFound(pipelineId, releaseVersion);
+            var canonical = Canonical(body)!.ToJsonString();
+            var fingerprint = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
+            var (execution, duplicate) = await store.SubmitExecutionAsync(new NewExecution(
+                Guid.NewGuid().ToString(), tenantId, pipelineId, release.ReleaseVersion, release.ContractVersion, canonical, key, fingerprint, Principal(context).Name), ct).ConfigureAwait(false);
+            var location = ExecutionPath(tenantId, execution.ExecutionId);
+            context.Response.Headers.Location = location;
+            return Results.Json(ExecutionDto(execution).With("duplicate", duplicate).With("statusUrl", location), statusCode: 202);
+        });
+
+        tenant.MapGet("/executions/{executionId}", async (string tenantId, string executionId, CancellationToken ct) =>
+            Results.Json(ExecutionDto(await store.GetExecutionAsync(tenantId, executionId, ct).ConfigureAwait(false) ?? throw ExecutionNotFound(executionId))));
+
+        tenant.MapGet("/executions/{executionId}/result", async (string tenantId, string executionId, CancellationToken ct) =>
+        {
+            var e = await store.GetExecutionAsync(tenantId, executionId, ct).ConfigureAwait(false) ?? throw ExecutionNotFound(executionId);
+            return Results.Json(new JsonObject
+            {
+                ["executionId"] = e.ExecutionId,
+                ["status"] = e.Status,
+                ["result"] = e.ResultJson is null ? null : JsonNode.Parse(e.ResultJson),
+            });
+        });
+    }
+
+    private static ProblemException ExecutionNotFound(string executionId) =>
+        new(404, ProblemCodes.ExecutionNotFound, $"this tenant has no execution '{executionId}'");
+
+    /// <summary>The key of the Idempotency-Key header or of the body's idempotencyKey (TPF's); both must agree.</summary>
+    private static string? IdempotencyKey(HttpRequest request, JsonObject body)
+    {
+        var header = request.Headers["Idempotency-Key"].ToString();
+        var member = body["idempotencyKey"] is { } k ? Text(k, "idempotencyKey") : null;
+        if (header.Length > 0 && member is not null && header != member)
+        {
+            throw new ProblemException(400, ProblemCodes.InvalidRequest, "the Idempotency-Key header and the body's idempotencyKey differ; send one");
+        }
+
+        var key = header.Length > 0 ? header : member;
+        return key is { Length: > MaxIdempotencyKeyLength }
+            ? throw new ProblemException(400, ProblemCodes.InvalidRequest, $"an idempotency key is at most {MaxIdempotencyKeyLength} characters")
+            : key;
+    }
+
+    /// <summary>The JSON with object members sorted by name at every level: equal requests have equal text.</summary>
+    private static JsonNode? Canonical(JsonNode? node) => node switch
+    {
+        JsonObject o => new JsonObject(o.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => KeyValuePair.Create(m.Key, Canonical(m.Value)))),
+        JsonArray a => new JsonArray([.. a.Select(Canonical)]),
+        _ => node?.DeepClone(),
+    };
+
+    private static JsonObject ExecutionDto(ExecutionRecord e) => new()
+    {
+        ["executionId"] = e.ExecutionId,
+        ["tenantId"] = e.TenantId,
+        ["pipelineId"] = e.PipelineId,
+        ["releaseVersion"] = e.ReleaseVersion,
+        ["contractVersion"] = e.ContractVersion,
+        ["status"] = e.Status,
+        ["idempotencyKey"] = e.IdempotencyKey,
+        ["submittedBy"] = e.SubmittedBy,
+        ["submittedAt"] = Time(e.SubmittedAt),
+        ["updatedAt"] = Time(e.UpdatedAt),
+        ["errorCode"] = e.ErrorCode,
+        ["errorMessage"] = e.ErrorMessage,
+    };
 
     /// <summary>The path of a release.</summary>
     public static string ReleasePath(string tenantId, string pipelineId, string releaseVersion) =>
@@ -245,7 +363,7 @@ public static class CoordinatorApi
                 return Problem.Result(403, ProblemCodes.RoleNotAllowed, $"this token's role is '{Name(principal.Role)}'; {http.Request.Path} needs '{Name(role)}'", http.Request.Path);
             }
 
-            foreach (var key in new[] { "tenantId", "pipelineId", "releaseVersion" })
+            foreach (var key in new[] { "tenantId", "pipelineId", "releaseVersion", "executionId" })
             {
                 if (http.Request.RouteValues[key] is string value && !ReleaseDescriptor.Identifier().IsMatch(value))
                 {

@@ -152,6 +152,10 @@ public sealed class CoordinatorServer : IAsyncDisposable
         {
             problem = Problem.Result(409, ProblemCodes.ReleaseImmutable, e.Message, context.Request.Path, new() { ["existingContentDigest"] = e.Existing.ContentDigest });
         }
+        catch (IdempotencyConflictException e)
+        {
+            problem = Problem.Result(409, ProblemCodes.IdempotencyConflict, e.Message, context.Request.Path, new() { ["executionId"] = e.ExecutionId });
+        }
         catch (ActivationConflictException e)
         {
             if (e.Current is { } current)

@@ -24,8 +24,14 @@ public static class ProblemCodes
     /// <summary>404: no release of that version.</summary>
     public const string ReleaseNotFound = "RELEASE_NOT_FOUND";
 
-    /// <summary>404: the pipeline has no active release.</summary>
+    /// <summary>404 (GET .../releases/active) or 409 (submitting an execution): the pipeline has no active release.</summary>
     public const string NoActiveRelease = "NO_ACTIVE_RELEASE";
+
+    /// <summary>404: the tenant has no execution of that id.</summary>
+    public const string ExecutionNotFound = "EXECUTION_NOT_FOUND";
+
+    /// <summary>409: an idempotency key reused with a different request.</summary>
+    public const string IdempotencyConflict = "IDEMPOTENCY_CONFLICT";
 
     /// <summary>405: the path exists, not with this method.</summary>
     public const string MethodNotAllowed = "METHOD_NOT_ALLOWED";

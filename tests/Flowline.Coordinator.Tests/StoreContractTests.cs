@@ -6,7 +6,7 @@ namespace Flowline.Coordinator.Tests;
 /// The storage contract: one suite, run against SQLite (<see cref="SqliteStoreContractTests"/>) and a real
 /// PostgreSQL server (<see cref="PostgresStoreContractTests"/>). Each test has a fresh, migrated store.
 /// </summary>
-public abstract class StoreContractTests : IAsyncLifetime
+public abstract partial class StoreContractTests : IAsyncLifetime
 {
     private readonly List<ICoordinatorStore> opened = [];
 
@@ -206,6 +206,65 @@ public abstract class StoreContractTests : IAsyncLifetime
         }
 
         Assert.Equal(log[^1].Id, (await Store.GetActiveAsync("acme", "ao", Ct))!.Id);
+    }
+}
+
+/// <summary>The execution part of the storage contract (in the same suite, on both providers).</summary>
+public abstract partial class StoreContractTests
+{
+    private static NewExecution Execution(string? key, string fingerprint = "sha256:f1", string tenant = "acme") =>
+        new(Guid.NewGuid().ToString(), tenant, "ao", "1.0.0", "1", "{\"pipelineId\":\"ao\"}", key, fingerprint, "control-plane/test");
+
+    private async Task RegisterForExecutionsAsync(string tenant = "acme") => await Store.RegisterReleaseAsync(Release("1.0.0", tenant: tenant), Ct);
+
+    [Fact]
+    public async Task A_submission_is_queued_with_its_dispatch_entry()
+    {
+        await RegisterForExecutionsAsync();
+        var submitted = Execution(null);
+        var (execution, duplicate) = await Store.SubmitExecutionAsync(submitted, Ct);
+        Assert.False(duplicate);
+        Assert.Equal("QUEUED", execution.Status);
+        Assert.Equal(submitted.ExecutionId, execution.ExecutionId);
+        Assert.Equal(execution, await Store.GetExecutionAsync("acme", execution.ExecutionId, Ct));
+        Assert.Null(await Store.GetExecutionAsync("globex", execution.ExecutionId, Ct));
+        Assert.Equal(1, await Store.PendingDispatchCountAsync(Ct));
+
+        // Without a key, the same request twice is two executions (keys are never derived from payloads).
+        var (other, _) = await Store.SubmitExecutionAsync(Execution(null), Ct);
+        Assert.NotEqual(execution.ExecutionId, other.ExecutionId);
+        Assert.Equal(2, await Store.PendingDispatchCountAsync(Ct));
+    }
+
+    [Fact]
+    public async Task A_reused_key_returns_the_first_execution_or_conflicts_on_another_request()
+    {
+        await RegisterForExecutionsAsync();
+        await RegisterForExecutionsAsync("globex");
+        var (first, _) = await Store.SubmitExecutionAsync(Execution("k1"), Ct);
+        var (again, duplicate) = await Store.SubmitExecutionAsync(Execution("k1"), Ct);
+        Assert.True(duplicate);
+        Assert.Equal(first, again);
+
+        var conflict = await Assert.ThrowsAsync<IdempotencyConflictException>(() => Store.SubmitExecutionAsync(Execution("k1", "sha256:f2"), Ct));
+        Assert.Equal(first.ExecutionId, conflict.ExecutionId);
+        Assert.Equal(1, await Store.PendingDispatchCountAsync(Ct));
+
+        // Keys are the tenant's own.
+        var (theirs, theirDuplicate) = await Store.SubmitExecutionAsync(Execution("k1", "sha256:f2", tenant: "globex"), Ct);
+        Assert.False(theirDuplicate);
+        Assert.NotEqual(first.ExecutionId, theirs.ExecutionId);
+    }
+
+    [Fact]
+    public async Task Concurrent_submissions_of_one_key_make_one_execution()
+    {
+        await RegisterForExecutionsAsync();
+        var stores = await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => TrackAsync()));
+        var results = await Task.WhenAll(Enumerable.Range(0, 16).Select(i => stores[i % stores.Length].SubmitExecutionAsync(Execution("race"), Ct)));
+        Assert.Single(results.Select(r => r.Execution.ExecutionId).Distinct());
+        Assert.Single(results, r => !r.Duplicate);
+        Assert.Equal(1, await Store.PendingDispatchCountAsync(Ct));
     }
 }
 

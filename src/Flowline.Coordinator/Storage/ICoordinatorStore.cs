@@ -63,6 +63,66 @@ public sealed record ActivationEvent(
     string? Reason,
     long ActivatedAt);
 
+/// <summary>An execution as stored.</summary>
+/// <param name="ExecutionId">Its id (a UUID).</param>
+/// <param name="TenantId">The tenant.</param>
+/// <param name="PipelineId">The pipeline.</param>
+/// <param name="ReleaseVersion">The release it is pinned to.</param>
+/// <param name="ContractVersion">That release's contract version.</param>
+/// <param name="Status">QUEUED, DISPATCHED, RUNNING, AWAITING_INTERACTION, SUCCEEDED, FAILED or CANCELLED.</param>
+/// <param name="RequestJson">The submitted request (canonical JSON).</param>
+/// <param name="IdempotencyKey">The client's key, or null.</param>
+/// <param name="SubmittedBy">Who submitted it.</param>
+/// <param name="SubmittedAt">When, in Unix milliseconds of the database's clock.</param>
+/// <param name="UpdatedAt">When its status last changed.</param>
+/// <param name="ResultJson">The result once terminal, else null.</param>
+/// <param name="ErrorCode">Why it failed, or null.</param>
+/// <param name="ErrorMessage">The failure's detail, or null.</param>
+public sealed record ExecutionRecord(
+    string ExecutionId,
+    string TenantId,
+    string PipelineId,
+    string ReleaseVersion,
+    string ContractVersion,
+    string Status,
+    string RequestJson,
+    string? IdempotencyKey,
+    string SubmittedBy,
+    long SubmittedAt,
+    long UpdatedAt,
+    string? ResultJson,
+    string? ErrorCode,
+    string? ErrorMessage);
+
+/// <summary>An execution to submit.</summary>
+/// <param name="ExecutionId">Its new id.</param>
+/// <param name="TenantId">The tenant.</param>
+/// <param name="PipelineId">The pipeline.</param>
+/// <param name="ReleaseVersion">The release it is pinned to (already resolved).</param>
+/// <param name="ContractVersion">That release's contract version.</param>
+/// <param name="RequestJson">The request (canonical JSON).</param>
+/// <param name="IdempotencyKey">The client's key, or null.</param>
+/// <param name="Fingerprint">SHA-256 of the canonical request: a reused key must come with the same.</param>
+/// <param name="SubmittedBy">Who submits it.</param>
+public sealed record NewExecution(
+    string ExecutionId,
+    string TenantId,
+    string PipelineId,
+    string ReleaseVersion,
+    string ContractVersion,
+    string RequestJson,
+    string? IdempotencyKey,
+    string Fingerprint,
+    string SubmittedBy);
+
+/// <summary>An idempotency key reused with a different request.</summary>
+public sealed class IdempotencyConflictException(string key, string executionId)
+    : Exception($"idempotency key '{key}' was used for execution {executionId} with a different request; use a new key for a new request")
+{
+    /// <summary>The execution the key belongs to.</summary>
+    public string ExecutionId { get; } = executionId;
+}
+
 /// <summary>One page of a listing, in store order.</summary>
 /// <typeparam name="T">The item type.</typeparam>
 /// <param name="Items">The items.</param>
@@ -132,4 +192,18 @@ public interface ICoordinatorStore : IAsyncDisposable
 
     /// <summary>The activation log of a pipeline, oldest first, after <paramref name="after"/>.</summary>
     Task<Page<ActivationEvent>> ListActivationsAsync(string tenantId, string pipelineId, long after, int limit, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Submits an execution: the execution (QUEUED), its idempotency key and its dispatch entry in one
+    /// transaction. A key already used with the same fingerprint returns the first execution and true;
+    /// with another fingerprint throws <see cref="IdempotencyConflictException"/>. Keys are scoped to the
+    /// tenant and pipeline.
+    /// </summary>
+    Task<(ExecutionRecord Execution, bool Duplicate)> SubmitExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default);
+
+    /// <summary>An execution of the tenant, or null.</summary>
+    Task<ExecutionRecord?> GetExecutionAsync(string tenantId, string executionId, CancellationToken cancellationToken = default);
+
+    /// <summary>How many dispatch entries are waiting for an agent to claim them.</summary>
+    Task<long> PendingDispatchCountAsync(CancellationToken cancellationToken = default);
 }

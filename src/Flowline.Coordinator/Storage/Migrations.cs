@@ -77,5 +77,76 @@ internal static class Migrations
                 release_version TEXT NOT NULL,
                 PRIMARY KEY (tenant_id, pipeline_id));
             """),
+        new(2, "executions, idempotency keys and the dispatch queue",
+            """
+            CREATE TABLE executions (
+                execution_id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                pipeline_id TEXT NOT NULL,
+                release_version TEXT NOT NULL,
+                contract_version TEXT NOT NULL,
+                status TEXT NOT NULL,
+                request_json TEXT NOT NULL,
+                idempotency_key TEXT NULL,
+                submitted_by TEXT NOT NULL,
+                submitted_at INTEGER NOT NULL,
+                updated_at INTEGER NOT NULL,
+                lease_epoch INTEGER NOT NULL DEFAULT 0,
+                result_json TEXT NULL,
+                error_code TEXT NULL,
+                error_message TEXT NULL,
+                FOREIGN KEY (tenant_id, pipeline_id, release_version) REFERENCES releases (tenant_id, pipeline_id, release_version));
+            CREATE INDEX executions_tenant ON executions (tenant_id, submitted_at);
+            CREATE TABLE idempotency_keys (
+                tenant_id TEXT NOT NULL,
+                pipeline_id TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                execution_id TEXT NOT NULL REFERENCES executions (execution_id),
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (tenant_id, pipeline_id, idempotency_key));
+            CREATE TABLE dispatch_queue (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                execution_id TEXT NOT NULL REFERENCES executions (execution_id),
+                due_at INTEGER NOT NULL,
+                claimed_by TEXT NULL,
+                claimed_at INTEGER NULL);
+            CREATE INDEX dispatch_queue_due ON dispatch_queue (due_at) WHERE claimed_by IS NULL;
+            """,
+            """
+            CREATE TABLE executions (
+                execution_id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                pipeline_id TEXT NOT NULL,
+                release_version TEXT NOT NULL,
+                contract_version TEXT NOT NULL,
+                status TEXT NOT NULL,
+                request_json TEXT NOT NULL,
+                idempotency_key TEXT NULL,
+                submitted_by TEXT NOT NULL,
+                submitted_at BIGINT NOT NULL,
+                updated_at BIGINT NOT NULL,
+                lease_epoch BIGINT NOT NULL DEFAULT 0,
+                result_json TEXT NULL,
+                error_code TEXT NULL,
+                error_message TEXT NULL,
+                FOREIGN KEY (tenant_id, pipeline_id, release_version) REFERENCES releases (tenant_id, pipeline_id, release_version));
+            CREATE INDEX executions_tenant ON executions (tenant_id, submitted_at);
+            CREATE TABLE idempotency_keys (
+                tenant_id TEXT NOT NULL,
+                pipeline_id TEXT NOT NULL,
+                idempotency_key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                execution_id TEXT NOT NULL REFERENCES executions (execution_id),
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (tenant_id, pipeline_id, idempotency_key));
+            CREATE TABLE dispatch_queue (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                execution_id TEXT NOT NULL REFERENCES executions (execution_id),
+                due_at BIGINT NOT NULL,
+                claimed_by TEXT NULL,
+                claimed_at BIGINT NULL);
+            CREATE INDEX dispatch_queue_due ON dispatch_queue (due_at) WHERE claimed_by IS NULL;
+            """),
     ];
 }

@@ -225,6 +225,95 @@ public abstract class SqlCoordinatorStore : ICoordinatorStore
         }
     }
 
+    private const string ExecutionColumns =
+        "execution_id AS ExecutionId, tenant_id AS TenantId, pipeline_id AS PipelineId, release_version AS ReleaseVersion, contract_version AS ContractVersion, " +
+        "status AS Status, request_json AS RequestJson, idempotency_key AS IdempotencyKey, submitted_by AS SubmittedBy, submitted_at AS SubmittedAt, " +
+        "updated_at AS UpdatedAt, result_json AS ResultJson, error_code AS ErrorCode, error_message AS ErrorMessage";
+
+    /// <inheritdoc/>
+    public async Task<(ExecutionRecord Execution, bool Duplicate)> SubmitExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(execution);
+        for (var attempt = 0; ; attempt++)
+        {
+            var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+            await using (connection.ConfigureAwait(false))
+            {
+                var tx = await connection.BeginTransactionAsync(cancellationToken).ConfigureAwait(false);
+                await using (tx.ConfigureAwait(false))
+                {
+                    var created = await connection.QuerySingleAsync<ExecutionRecord>(new CommandDefinition(
+                        $"""
+                        INSERT INTO executions (execution_id, tenant_id, pipeline_id, release_version, contract_version, status, request_json, idempotency_key, submitted_by, submitted_at, updated_at)
+                        VALUES (@ExecutionId, @TenantId, @PipelineId, @ReleaseVersion, @ContractVersion, 'QUEUED', @RequestJson, @IdempotencyKey, @SubmittedBy, {NowMs}, {NowMs})
+                        RETURNING {ExecutionColumns}
+                        """, execution, tx, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                    var keyed = execution.IdempotencyKey is null || await connection.ExecuteAsync(new CommandDefinition(
+                        $"""
+                        INSERT INTO idempotency_keys (tenant_id, pipeline_id, idempotency_key, fingerprint, execution_id, created_at)
+                        VALUES (@TenantId, @PipelineId, @IdempotencyKey, @Fingerprint, @ExecutionId, {NowMs})
+                        ON CONFLICT DO NOTHING
+                        """, execution, tx, cancellationToken: cancellationToken)).ConfigureAwait(false) == 1;
+                    if (keyed)
+                    {
+                        await connection.ExecuteAsync(new CommandDefinition(
+                            $"INSERT INTO dispatch_queue (execution_id, due_at) VALUES (@ExecutionId, {NowMs})", execution, tx, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                        await tx.CommitAsync(cancellationToken).ConfigureAwait(false);
+                        return (created, false);
+                    }
+
+                    // The key is taken (perhaps by a submission that committed meanwhile): nothing of this one is kept.
+                    await tx.RollbackAsync(cancellationToken).ConfigureAwait(false);
+                }
+
+                var owner = await connection.QuerySingleOrDefaultAsync<KeyOwner>(new CommandDefinition(
+                    "SELECT fingerprint AS Fingerprint, execution_id AS ExecutionId FROM idempotency_keys WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId AND idempotency_key = @IdempotencyKey",
+                    execution, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                if (owner is not null)
+                {
+                    if (owner.Fingerprint != execution.Fingerprint)
+                    {
+                        throw new IdempotencyConflictException(execution.IdempotencyKey!, owner.ExecutionId);
+                    }
+
+                    var first = await connection.QuerySingleAsync<ExecutionRecord>(new CommandDefinition(
+                        $"SELECT {ExecutionColumns} FROM executions WHERE execution_id = @ExecutionId", new { owner.ExecutionId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+                    return (first, true);
+                }
+            }
+
+            if (attempt >= 5)
+            {
+                throw new InvalidOperationException($"idempotency key '{execution.IdempotencyKey}' conflicted but its owner cannot be read");
+            }
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<ExecutionRecord?> GetExecutionAsync(string tenantId, string executionId, CancellationToken cancellationToken = default)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            return await connection.QuerySingleOrDefaultAsync<ExecutionRecord>(new CommandDefinition(
+                $"SELECT {ExecutionColumns} FROM executions WHERE tenant_id = @tenantId AND execution_id = @executionId",
+                new { tenantId, executionId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async Task<long> PendingDispatchCountAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            return await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                "SELECT COUNT(*) FROM dispatch_queue WHERE claimed_by IS NULL", cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+    }
+
+    private sealed record KeyOwner(string Fingerprint, string ExecutionId);
+
     private sealed record Head(long EventId, string ReleaseVersion);
 
     private static Page<T> Paged<T>(List<T> rows, int limit, Func<T, long> id) =>
