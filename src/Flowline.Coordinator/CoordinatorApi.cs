@@ -21,7 +21,12 @@ public static class CoordinatorApi
     private const string PrincipalKey = "flowline.coordinator.principal";
 
     /// <summary>Maps the endpoints.</summary>
-    public static void MapCoordinatorEndpoints(this IEndpointRouteBuilder app, ICoordinatorStore store, ReleaseRegistrar registrar, CoordinatorTokens tokens)
+    /// <param name="app">The routes.</param>
+    /// <param name="store">The store.</param>
+    /// <param name="registrar">Registers releases.</param>
+    /// <param name="tokens">The accepted tokens.</param>
+    /// <param name="staleAfter">A worker without a heartbeat for this long is STALE (default 2 minutes; zero: never).</param>
+    public static void MapCoordinatorEndpoints(this IEndpointRouteBuilder app, ICoordinatorStore store, ReleaseRegistrar registrar, CoordinatorTokens tokens, TimeSpan? staleAfter = null)
     {
         ArgumentNullException.ThrowIfNull(app);
         ArgumentNullException.ThrowIfNull(store);
@@ -95,6 +100,7 @@ public static class CoordinatorApi
         });
 
         MapExecutionEndpoints(app, store, tokens);
+        MapWorkerEndpoints(pipelines, store, staleAfter ?? TimeSpan.FromMinutes(2));
 
         pipelines.MapGet("/activations", async (string tenantId, string pipelineId, HttpRequest request, CancellationToken ct) =>
         {
@@ -180,6 +186,108 @@ public static class CoordinatorApi
             });
         });
     }
+
+    private static readonly string[] WorkerMembers = ["workerId", "protocol", "endpoint", "contractVersion", "releaseVersion", "artifactId", "artifactDigest"];
+
+    private static void MapWorkerEndpoints(RouteGroupBuilder pipelines, ICoordinatorStore store, TimeSpan staleAfter)
+    {
+        pipelines.MapPost("/workers/register", async (string tenantId, string pipelineId, HttpContext context, CancellationToken ct) =>
+        {
+            var body = await ReadObjectAsync(context.Request, ct).ConfigureAwait(false);
+            var errors = body.Where(m => !WorkerMembers.Contains(m.Key)).Select(m => $"{m.Key}: unknown member; members are {string.Join(", ", WorkerMembers)}").ToList();
+            string? Field(string name, bool required, bool identifier)
+            {
+                if (body[name] is null)
+                {
+                    if (required)
+                    {
+                        errors.Add($"{name}: required");
+                    }
+
+                    return null;
+                }
+
+                if (body[name] is not JsonValue v || !v.TryGetValue<string>(out var text) || text.Length == 0 || text.Length > 1024)
+                {
+                    errors.Add($"{name}: must be a non-empty string (at most 1,024 characters)");
+                    return null;
+                }
+
+                if (identifier && !ReleaseDescriptor.Identifier().IsMatch(text))
+                {
+                    errors.Add($"{name}: '{text}' must be letters, digits, '.', '_' or '-', at most 128");
+                }
+
+                return text;
+            }
+
+            var registration = new WorkerRegistration(
+                tenantId, pipelineId,
+                Field("workerId", true, true)!,
+                Field("protocol", true, true)?.ToLowerInvariant()!,
+                Field("endpoint", false, false),
+                Field("contractVersion", true, true)!,
+                Field("releaseVersion", true, true)!,
+                Field("artifactId", false, true),
+                Field("artifactDigest", false, false));
+            if (errors.Count > 0)
+            {
+                throw new ProblemException(400, ProblemCodes.InvalidRequest, "the worker registration is not valid: " + string.Join("; ", errors), new JsonObject { ["errors"] = new JsonArray([.. errors.Select(e => (JsonNode)e)]) });
+            }
+
+            return Results.Json(WorkerDto(await store.RegisterWorkerAsync(registration, staleAfter, ct).ConfigureAwait(false)));
+        });
+
+        pipelines.MapPost("/workers/{workerId}/heartbeat", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
+            Results.Json(WorkerDto(await store.HeartbeatAsync(tenantId, pipelineId, workerId, staleAfter, ct).ConfigureAwait(false) ?? throw WorkerNotFound(pipelineId, workerId))));
+        pipelines.MapPost("/workers/{workerId}/drain", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
+            Results.Json(WorkerDto(await store.SetDrainingAsync(tenantId, pipelineId, workerId, true, staleAfter, ct).ConfigureAwait(false) ?? throw WorkerNotFound(pipelineId, workerId))));
+        pipelines.MapPost("/workers/{workerId}/undrain", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
+            Results.Json(WorkerDto(await store.SetDrainingAsync(tenantId, pipelineId, workerId, false, staleAfter, ct).ConfigureAwait(false) ?? throw WorkerNotFound(pipelineId, workerId))));
+
+        pipelines.MapGet("/workers", async (string tenantId, string pipelineId, HttpRequest request, CancellationToken ct) =>
+        {
+            var limit = DefaultLimit;
+            if (request.Query.TryGetValue("limit", out var l) && (!int.TryParse(l, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1 || limit > MaxLimit))
+            {
+                throw new ProblemException(400, ProblemCodes.InvalidRequest, $"limit must be an integer from 1 to {MaxLimit}, not '{l}'");
+            }
+
+            var after = "";
+            if (request.Query.TryGetValue("cursor", out var c))
+            {
+                after = DecodeCursor(c.ToString(), "w") ?? throw new ProblemException(400, ProblemCodes.InvalidRequest, "cursor is not one this listing returned (pass nextCursor unchanged)");
+            }
+
+            string? contract = request.Query["contractVersion"], release = request.Query["releaseVersion"];
+            var (items, next) = await store.ListWorkersAsync(tenantId, pipelineId, after, limit, staleAfter, contract, release, ct).ConfigureAwait(false);
+            return Results.Json(new JsonObject
+            {
+                ["items"] = new JsonArray([.. items.Select(w => (JsonNode)WorkerDto(w))]),
+                ["nextCursor"] = next is null ? null : EncodeCursor("w", next),
+            });
+        });
+    }
+
+    private static ProblemException WorkerNotFound(string pipelineId, string workerId) =>
+        new(404, ProblemCodes.WorkerNotFound, $"pipeline '{pipelineId}' has no worker '{workerId}'; register it first");
+
+    private static JsonObject WorkerDto(WorkerRecord w) => new()
+    {
+        ["workerId"] = w.WorkerId,
+        ["tenantId"] = w.TenantId,
+        ["pipelineId"] = w.PipelineId,
+        ["protocol"] = w.Protocol,
+        ["endpoint"] = w.Endpoint,
+        ["contractVersion"] = w.ContractVersion,
+        ["releaseVersion"] = w.ReleaseVersion,
+        ["artifactId"] = w.ArtifactId,
+        ["artifactDigest"] = w.ArtifactDigest,
+        ["state"] = w.State,
+        ["registeredAt"] = Time(w.RegisteredAt),
+        ["lastHeartbeatAt"] = Time(w.LastHeartbeatAt),
+        ["drainingSince"] = w.DrainingSince is { } d ? Time(d) : null,
+    };
 
     private static ProblemException ExecutionNotFound(string executionId) =>
         new(404, ProblemCodes.ExecutionNotFound, $"this tenant has no execution '{executionId}'");
@@ -302,16 +410,7 @@ public static class CoordinatorApi
         long after = 0;
         if (request.Query.TryGetValue("cursor", out var c))
         {
-            string? text = null;
-            try
-            {
-                text = Encoding.UTF8.GetString(Convert.FromBase64String(c.ToString().Replace('-', '+').Replace('_', '/').PadRight((c.ToString().Length + 3) / 4 * 4, '=')));
-            }
-            catch (FormatException)
-            {
-            }
-
-            if (text is null || !text.StartsWith(kind + ":", StringComparison.Ordinal) || !long.TryParse(text.AsSpan(kind.Length + 1), NumberStyles.None, CultureInfo.InvariantCulture, out after))
+            if (DecodeCursor(c.ToString(), kind) is not { } text || !long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out after))
             {
                 throw new ProblemException(400, ProblemCodes.InvalidRequest, "cursor is not one this listing returned (pass nextCursor unchanged)");
             }
@@ -320,8 +419,24 @@ public static class CoordinatorApi
         return (after, limit);
     }
 
-    private static string? Cursor(string kind, long? after) =>
-        after is { } a ? Convert.ToBase64String(Encoding.UTF8.GetBytes($"{kind}:{a}")).TrimEnd('=').Replace('+', '-').Replace('/', '_') : null;
+    private static string? Cursor(string kind, long? after) => after is { } a ? EncodeCursor(kind, a.ToString(CultureInfo.InvariantCulture)) : null;
+
+    private static string EncodeCursor(string kind, string value) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{kind}:{value}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+
+    /// <summary>The value of a cursor of <paramref name="kind"/>, or null when it is not one.</summary>
+    private static string? DecodeCursor(string cursor, string kind)
+    {
+        try
+        {
+            var text = Encoding.UTF8.GetString(Convert.FromBase64String(cursor.Replace('-', '+').Replace('_', '/').PadRight((cursor.Length + 3) / 4 * 4, '=')));
+            return text.StartsWith(kind + ":", StringComparison.Ordinal) && text.Length > kind.Length + 1 ? text[(kind.Length + 1)..] : null;
+        }
+        catch (FormatException)
+        {
+            return null;
+        }
+    }
 
     private static string Text(JsonNode node, string name) =>
         node is JsonValue v && v.TryGetValue<string>(out var s) && s.Length > 0 ? s : throw new ProblemException(400, ProblemCodes.InvalidRequest, $"{name} must be a non-empty string");
@@ -363,7 +478,7 @@ public static class CoordinatorApi
                 return Problem.Result(403, ProblemCodes.RoleNotAllowed, $"this token's role is '{Name(principal.Role)}'; {http.Request.Path} needs '{Name(role)}'", http.Request.Path);
             }
 
-            foreach (var key in new[] { "tenantId", "pipelineId", "releaseVersion", "executionId" })
+            foreach (var key in new[] { "tenantId", "pipelineId", "releaseVersion", "executionId", "workerId" })
             {
                 if (http.Request.RouteValues[key] is string value && !ReleaseDescriptor.Identifier().IsMatch(value))
                 {

@@ -33,6 +33,9 @@ public sealed record CoordinatorOptions
     /// <summary>The largest artifact, in bytes (default 256 MiB).</summary>
     public long MaxArtifactBytes { get; init; } = 256L << 20;
 
+    /// <summary>A worker without a heartbeat for this long is STALE (default 2 minutes; zero: never).</summary>
+    public TimeSpan StaleAfter { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Writes warnings and errors to the console (never request headers or tokens).</summary>
     public bool LogToConsole { get; init; }
 }
@@ -83,6 +86,11 @@ public sealed class CoordinatorServer : IAsyncDisposable
                 : IPAddress.TryParse(options.Host.Trim('[', ']'), out var ip)
                     ? ip
                     : throw new ArgumentException($"--host must be an IP address or localhost, not '{options.Host}'");
+            if (options.StaleAfter < TimeSpan.Zero)
+            {
+                throw new ArgumentException("--stale-after must not be negative");
+            }
+
             if (options.Port is < 0 or > 65535)
             {
                 throw new ArgumentException($"--port must be between 0 and 65535, not {options.Port}");
@@ -116,7 +124,7 @@ public sealed class CoordinatorServer : IAsyncDisposable
                     context.HttpContext.Response.StatusCode == 405 ? ProblemCodes.MethodNotAllowed : ProblemCodes.NotFound,
                     context.HttpContext.Response.StatusCode == 405 ? $"{context.HttpContext.Request.Method} is not allowed on {context.HttpContext.Request.Path}" : $"no endpoint at {context.HttpContext.Request.Path}",
                     context.HttpContext.Request.Path).ExecuteAsync(context.HttpContext));
-            app.MapCoordinatorEndpoints(store, registrar, options.Tokens);
+            app.MapCoordinatorEndpoints(store, registrar, options.Tokens, options.StaleAfter);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
 
             var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();

@@ -27,6 +27,9 @@ public static class ProblemCodes
     /// <summary>404 (GET .../releases/active) or 409 (submitting an execution): the pipeline has no active release.</summary>
     public const string NoActiveRelease = "NO_ACTIVE_RELEASE";
 
+    /// <summary>404: the pipeline has no worker of that id.</summary>
+    public const string WorkerNotFound = "WORKER_NOT_FOUND";
+
     /// <summary>404: the tenant has no execution of that id.</summary>
     public const string ExecutionNotFound = "EXECUTION_NOT_FOUND";
 

@@ -262,6 +262,31 @@ public abstract class ReleaseApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Workers_register_drain_and_undrain_over_http()
+    {
+        var admin = Client();
+        const string Workers = "/tpf/admin/tenants/acme/pipelines/copy/workers";
+        var registered = await admin.PostAsJsonAsync($"{Workers}/register", new { workerId = "host-1", protocol = "Flowline", contractVersion = "1", releaseVersion = "1.0.0" }, Ct);
+        Assert.Equal(HttpStatusCode.OK, registered.StatusCode);
+        var body = (await registered.Content.ReadFromJsonAsync<JsonObject>(Ct))!;
+        Assert.Equal("HEALTHY", (string?)body["state"]);
+        Assert.Equal("flowline", (string?)body["protocol"]);
+
+        Assert.Equal("DRAINING", (string?)(await (await admin.PostAsync($"{Workers}/host-1/drain", null, Ct)).Content.ReadFromJsonAsync<JsonObject>(Ct))!["state"]);
+        Assert.Equal("DRAINING", (string?)(await (await admin.PostAsync($"{Workers}/host-1/heartbeat", null, Ct)).Content.ReadFromJsonAsync<JsonObject>(Ct))!["state"]);
+        Assert.Equal("HEALTHY", (string?)(await (await admin.PostAsync($"{Workers}/host-1/undrain", null, Ct)).Content.ReadFromJsonAsync<JsonObject>(Ct))!["state"]);
+        var listed = (await admin.GetFromJsonAsync<JsonObject>($"{Workers}?releaseVersion=1.0.0", Ct))!["items"]!.AsArray();
+        Assert.Equal("host-1", (string?)Assert.Single(listed)!["workerId"]);
+        Assert.Empty((await admin.GetFromJsonAsync<JsonObject>($"{Workers}?releaseVersion=2.0.0", Ct))!["items"]!.AsArray());
+
+        await AssertProblem(await admin.PostAsync($"{Workers}/nobody/heartbeat", null, Ct), HttpStatusCode.NotFound, ProblemCodes.WorkerNotFound);
+        await AssertProblem(await admin.PostAsync("/tpf/admin/tenants/globex/pipelines/copy/workers/host-1/drain", null, Ct), HttpStatusCode.NotFound, ProblemCodes.WorkerNotFound);
+        var invalid = await AssertProblem(await admin.PostAsJsonAsync($"{Workers}/register", new { workerId = "host 2", speed = 3 }, Ct), HttpStatusCode.BadRequest, ProblemCodes.InvalidRequest);
+        Assert.Equal(5, invalid["errors"]!.AsArray().Count); // workerId, speed, protocol, contractVersion, releaseVersion
+        await AssertProblem(await Client(AcmeAdminToken).GetAsync("/tpf/admin/tenants/globex/pipelines/copy/workers", Ct), HttpStatusCode.Forbidden, ProblemCodes.TenantNotAllowed);
+    }
+
+    [Fact]
     public async Task Tenants_are_isolated_and_listings_page_with_cursors()
     {
         var admin = Client();

@@ -15,17 +15,18 @@ internal static class CoordinatorCommand
         var tokensFile = new Option<FileInfo?>("--tokens-file") { Description = $"A file of tokens, one a line: 'ROLE TENANTS TOKEN' (ROLE admin or control-plane; TENANTS * or a,b). Also {CoordinatorTokens.Variable} (the same text). Without either, admin.token and control-plane.token in the data directory (created on first start)." };
         var maxRequest = new Option<long>("--max-request-bytes") { Description = "The largest request body (uploaded artifacts travel in it, in base64).", DefaultValueFactory = _ => 64L << 20 };
         var maxArtifact = new Option<long>("--max-artifact-bytes") { Description = "The largest artifact a release may pin.", DefaultValueFactory = _ => 256L << 20 };
+        var staleAfter = new Option<double>("--stale-after") { Description = "Seconds without a heartbeat after which a worker is STALE (0: never).", DefaultValueFactory = _ => 120 };
         var command = new Command("coordinator", "Run the coordinator: immutable pipeline releases per tenant over HTTP (the seed's /tpf/admin paths), until Ctrl-C or SIGTERM.")
         {
-            store, dataDir, host, port, tokensFile, maxRequest, maxArtifact,
+            store, dataDir, host, port, tokensFile, maxRequest, maxArtifact, staleAfter,
         };
         command.SetAction(parse => Run(
             parse.GetValue(store), parse.GetValue(dataDir), parse.GetValue(host)!, parse.GetValue(port),
-            parse.GetValue(tokensFile)?.FullName, parse.GetValue(maxRequest), parse.GetValue(maxArtifact)).GetAwaiter().GetResult());
+            parse.GetValue(tokensFile)?.FullName, parse.GetValue(maxRequest), parse.GetValue(maxArtifact), parse.GetValue(staleAfter)).GetAwaiter().GetResult());
         return command;
     }
 
-    private static async Task<int> Run(string? storeText, string? dataDir, string host, int port, string? tokensFile, long maxRequest, long maxArtifact)
+    private static async Task<int> Run(string? storeText, string? dataDir, string host, int port, string? tokensFile, long maxRequest, long maxArtifact, double staleAfter)
     {
         var data = Path.GetFullPath(dataDir ?? CoordinatorStores.DefaultDataDirectory());
         CoordinatorServer server;
@@ -34,6 +35,11 @@ internal static class CoordinatorCommand
             if (maxRequest < 1 || maxArtifact < 1)
             {
                 throw new ArgumentException("--max-request-bytes and --max-artifact-bytes must be at least 1");
+            }
+
+            if (!double.IsFinite(staleAfter) || staleAfter < 0)
+            {
+                throw new ArgumentException($"--stale-after must be a number of seconds, at least 0, not {staleAfter}");
             }
 
             Directory.CreateDirectory(data);
@@ -47,6 +53,7 @@ internal static class CoordinatorCommand
                 Tokens = tokens,
                 MaxRequestBytes = maxRequest,
                 MaxArtifactBytes = maxArtifact,
+                StaleAfter = TimeSpan.FromSeconds(staleAfter),
                 LogToConsole = true,
             }).ConfigureAwait(false);
         }

@@ -123,6 +123,56 @@ public sealed class IdempotencyConflictException(string key, string executionId)
     public string ExecutionId { get; } = executionId;
 }
 
+/// <summary>A worker (host agent) of a tenant's pipeline, with its state computed at read time.</summary>
+/// <param name="TenantId">The tenant.</param>
+/// <param name="PipelineId">The pipeline.</param>
+/// <param name="WorkerId">Its id, unique per tenant and pipeline.</param>
+/// <param name="Protocol">How it is reached (lower case).</param>
+/// <param name="Endpoint">Where, or null.</param>
+/// <param name="ContractVersion">The contract version it runs.</param>
+/// <param name="ReleaseVersion">The release it runs.</param>
+/// <param name="ArtifactId">The artifact it runs, or null.</param>
+/// <param name="ArtifactDigest">That artifact's digest, or null.</param>
+/// <param name="RegisteredAt">When it last registered (database clock, Unix ms).</param>
+/// <param name="LastHeartbeatAt">Its last heartbeat (or registration).</param>
+/// <param name="DrainingSince">When it was drained, null when not draining.</param>
+/// <param name="State">HEALTHY, STALE or DRAINING (computed with the database's clock).</param>
+public sealed record WorkerRecord(
+    string TenantId,
+    string PipelineId,
+    string WorkerId,
+    string Protocol,
+    string? Endpoint,
+    string ContractVersion,
+    string ReleaseVersion,
+    string? ArtifactId,
+    string? ArtifactDigest,
+    long RegisteredAt,
+    long LastHeartbeatAt,
+    long? DrainingSince,
+    string State);
+
+/// <summary>A worker's registration.</summary>
+/// <param name="TenantId">The tenant.</param>
+/// <param name="PipelineId">The pipeline.</param>
+/// <param name="WorkerId">Its id.</param>
+/// <param name="Protocol">How it is reached.</param>
+/// <param name="Endpoint">Where, or null.</param>
+/// <param name="ContractVersion">The contract version it runs.</param>
+/// <param name="ReleaseVersion">The release it runs.</param>
+/// <param name="ArtifactId">The artifact it runs, or null.</param>
+/// <param name="ArtifactDigest">That artifact's digest, or null.</param>
+public sealed record WorkerRegistration(
+    string TenantId,
+    string PipelineId,
+    string WorkerId,
+    string Protocol,
+    string? Endpoint,
+    string ContractVersion,
+    string ReleaseVersion,
+    string? ArtifactId,
+    string? ArtifactDigest);
+
 /// <summary>One page of a listing, in store order.</summary>
 /// <typeparam name="T">The item type.</typeparam>
 /// <param name="Items">The items.</param>
@@ -203,6 +253,24 @@ public interface ICoordinatorStore : IAsyncDisposable
 
     /// <summary>An execution of the tenant, or null.</summary>
     Task<ExecutionRecord?> GetExecutionAsync(string tenantId, string executionId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Registers a worker, or registers it again (its details replaced and its heartbeat renewed). A
+    /// drained worker stays drained until <see cref="SetDrainingAsync"/> undrains it.
+    /// </summary>
+    Task<WorkerRecord> RegisterWorkerAsync(WorkerRegistration registration, TimeSpan staleAfter, CancellationToken cancellationToken = default);
+
+    /// <summary>Renews a worker's heartbeat; null when it is not registered.</summary>
+    Task<WorkerRecord?> HeartbeatAsync(string tenantId, string pipelineId, string workerId, TimeSpan staleAfter, CancellationToken cancellationToken = default);
+
+    /// <summary>Drains (true) or undrains (false) a worker; null when it is not registered. Draining again keeps the first time.</summary>
+    Task<WorkerRecord?> SetDrainingAsync(string tenantId, string pipelineId, string workerId, bool draining, TimeSpan staleAfter, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// The workers of a pipeline by id, after <paramref name="afterWorkerId"/> (empty: from the start), of
+    /// <paramref name="contractVersion"/> and <paramref name="releaseVersion"/> when given.
+    /// </summary>
+    Task<(IReadOnlyList<WorkerRecord> Items, string? NextAfter)> ListWorkersAsync(string tenantId, string pipelineId, string afterWorkerId, int limit, TimeSpan staleAfter, string? contractVersion = null, string? releaseVersion = null, CancellationToken cancellationToken = default);
 
     /// <summary>How many dispatch entries are waiting for an agent to claim them.</summary>
     Task<long> PendingDispatchCountAsync(CancellationToken cancellationToken = default);

@@ -148,5 +148,38 @@ internal static class Migrations
                 claimed_at BIGINT NULL);
             CREATE INDEX dispatch_queue_due ON dispatch_queue (due_at) WHERE claimed_by IS NULL;
             """),
+        new(3, "the worker (host agent) registry",
+            """
+            CREATE TABLE workers (
+                tenant_id TEXT NOT NULL,
+                pipeline_id TEXT NOT NULL,
+                worker_id TEXT NOT NULL,
+                protocol TEXT NOT NULL,
+                endpoint TEXT NULL,
+                contract_version TEXT NOT NULL,
+                release_version TEXT NOT NULL,
+                artifact_id TEXT NULL,
+                artifact_digest TEXT NULL,
+                registered_at INTEGER NOT NULL,
+                last_heartbeat_at INTEGER NOT NULL,
+                draining_since INTEGER NULL,
+                PRIMARY KEY (tenant_id, pipeline_id, worker_id));
+            """,
+            """
+            CREATE TABLE workers (
+                tenant_id TEXT NOT NULL,
+                pipeline_id TEXT NOT NULL,
+                worker_id TEXT NOT NULL,
+                protocol TEXT NOT NULL,
+                endpoint TEXT NULL,
+                contract_version TEXT NOT NULL,
+                release_version TEXT NOT NULL,
+                artifact_id TEXT NULL,
+                artifact_digest TEXT NULL,
+                registered_at BIGINT NOT NULL,
+                last_heartbeat_at BIGINT NOT NULL,
+                draining_since BIGINT NULL,
+                PRIMARY KEY (tenant_id, pipeline_id, worker_id));
+            """),
     ];
 }

@@ -312,6 +312,86 @@ public abstract class SqlCoordinatorStore : ICoordinatorStore
         }
     }
 
+    private const string WorkerSelect =
+        "SELECT tenant_id AS TenantId, pipeline_id AS PipelineId, worker_id AS WorkerId, protocol AS Protocol, endpoint AS Endpoint, contract_version AS ContractVersion, " +
+        "release_version AS ReleaseVersion, artifact_id AS ArtifactId, artifact_digest AS ArtifactDigest, registered_at AS RegisteredAt, last_heartbeat_at AS LastHeartbeatAt, " +
+        "draining_since AS DrainingSince FROM workers WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId";
+
+    private sealed record WorkerRow(string TenantId, string PipelineId, string WorkerId, string Protocol, string? Endpoint, string ContractVersion,
+        string ReleaseVersion, string? ArtifactId, string? ArtifactDigest, long RegisteredAt, long LastHeartbeatAt, long? DrainingSince);
+
+    /// <summary>The rows with their state, computed with the database's clock (read in the same connection).</summary>
+    private async Task<List<WorkerRecord>> WithStateAsync(DbConnection connection, IEnumerable<WorkerRow> rows, TimeSpan staleAfter, CancellationToken cancellationToken)
+    {
+        var now = await connection.ExecuteScalarAsync<long>(new CommandDefinition($"SELECT {NowMs}", cancellationToken: cancellationToken)).ConfigureAwait(false);
+        var stale = (long)staleAfter.TotalMilliseconds;
+        return [.. rows.Select(r => new WorkerRecord(r.TenantId, r.PipelineId, r.WorkerId, r.Protocol, r.Endpoint, r.ContractVersion, r.ReleaseVersion,
+            r.ArtifactId, r.ArtifactDigest, r.RegisteredAt, r.LastHeartbeatAt, r.DrainingSince,
+            r.DrainingSince is not null ? "DRAINING" : stale > 0 && now - r.LastHeartbeatAt > stale ? "STALE" : "HEALTHY"))];
+    }
+
+    /// <inheritdoc/>
+    public async Task<WorkerRecord> RegisterWorkerAsync(WorkerRegistration registration, TimeSpan staleAfter, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(registration);
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            await connection.ExecuteAsync(new CommandDefinition(
+                $"""
+                INSERT INTO workers (tenant_id, pipeline_id, worker_id, protocol, endpoint, contract_version, release_version, artifact_id, artifact_digest, registered_at, last_heartbeat_at)
+                VALUES (@TenantId, @PipelineId, @WorkerId, @Protocol, @Endpoint, @ContractVersion, @ReleaseVersion, @ArtifactId, @ArtifactDigest, {NowMs}, {NowMs})
+                ON CONFLICT (tenant_id, pipeline_id, worker_id) DO UPDATE SET protocol = excluded.protocol, endpoint = excluded.endpoint,
+                    contract_version = excluded.contract_version, release_version = excluded.release_version, artifact_id = excluded.artifact_id,
+                    artifact_digest = excluded.artifact_digest, registered_at = excluded.registered_at, last_heartbeat_at = excluded.last_heartbeat_at
+                """, registration, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return (await ReadWorkerAsync(connection, registration.TenantId, registration.PipelineId, registration.WorkerId, staleAfter, cancellationToken).ConfigureAwait(false))!;
+        }
+    }
+
+    /// <inheritdoc/>
+    public Task<WorkerRecord?> HeartbeatAsync(string tenantId, string pipelineId, string workerId, TimeSpan staleAfter, CancellationToken cancellationToken = default) =>
+        UpdateWorkerAsync($"last_heartbeat_at = {NowMs}", tenantId, pipelineId, workerId, staleAfter, cancellationToken);
+
+    /// <inheritdoc/>
+    public Task<WorkerRecord?> SetDrainingAsync(string tenantId, string pipelineId, string workerId, bool draining, TimeSpan staleAfter, CancellationToken cancellationToken = default) =>
+        UpdateWorkerAsync(draining ? $"draining_since = COALESCE(draining_since, {NowMs})" : "draining_since = NULL", tenantId, pipelineId, workerId, staleAfter, cancellationToken);
+
+    private async Task<WorkerRecord?> UpdateWorkerAsync(string set, string tenantId, string pipelineId, string workerId, TimeSpan staleAfter, CancellationToken cancellationToken)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            var changed = await connection.ExecuteAsync(new CommandDefinition(
+                $"UPDATE workers SET {set} WHERE tenant_id = @tenantId AND pipeline_id = @pipelineId AND worker_id = @workerId",
+                new { tenantId, pipelineId, workerId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return changed == 0 ? null : await ReadWorkerAsync(connection, tenantId, pipelineId, workerId, staleAfter, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private async Task<WorkerRecord?> ReadWorkerAsync(DbConnection connection, string tenantId, string pipelineId, string workerId, TimeSpan staleAfter, CancellationToken cancellationToken)
+    {
+        var rows = await connection.QueryAsync<WorkerRow>(new CommandDefinition(
+            WorkerSelect + " AND worker_id = @WorkerId",
+            new { TenantId = tenantId, PipelineId = pipelineId, WorkerId = workerId }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+        return (await WithStateAsync(connection, rows, staleAfter, cancellationToken).ConfigureAwait(false)).SingleOrDefault();
+    }
+
+    /// <inheritdoc/>
+    public async Task<(IReadOnlyList<WorkerRecord> Items, string? NextAfter)> ListWorkersAsync(string tenantId, string pipelineId, string afterWorkerId, int limit, TimeSpan staleAfter, string? contractVersion = null, string? releaseVersion = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            var found = await connection.QueryAsync<WorkerRow>(new CommandDefinition(
+                WorkerSelect + " AND worker_id > @after AND (@contract IS NULL OR contract_version = @contract) AND (@release IS NULL OR release_version = @release) ORDER BY worker_id LIMIT @take",
+                new { TenantId = tenantId, PipelineId = pipelineId, after = afterWorkerId, take = limit + 1, contract = contractVersion, release = releaseVersion }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            var rows = await WithStateAsync(connection, found, staleAfter, cancellationToken).ConfigureAwait(false);
+            return rows.Count > limit ? (rows.GetRange(0, limit), rows[limit - 1].WorkerId) : (rows, null);
+        }
+    }
+
     private sealed record KeyOwner(string Fingerprint, string ExecutionId);
 
     private sealed record Head(long EventId, string ReleaseVersion);
