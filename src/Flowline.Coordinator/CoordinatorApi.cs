@@ -42,7 +42,7 @@ public static class CoordinatorApi
             var actor = Principal(context).Name;
             var path = body["releaseDescriptorPath"];
             var descriptor = body["descriptor"];
-            if ((path is null) == (descriptor is null) || body.Any(m => m.Key is not ("releaseDescriptorPath" or "descriptor" or "artifacts")))
+            if ((path is null) == (descriptor is null) || (path is not null && body["artifacts"] is not null) || body.Any(m => m.Key is not ("releaseDescriptorPath" or "descriptor" or "artifacts")))
             {
                 throw new ProblemException(400, ProblemCodes.InvalidRequest, "the body is {\"releaseDescriptorPath\": \"/absolute/pipeline-release.json\"} or {\"descriptor\": {...}, \"artifacts\": {\"<artifactId>\": \"<base64>\"}}");
             }

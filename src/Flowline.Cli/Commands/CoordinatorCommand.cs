@@ -61,7 +61,9 @@ internal static class CoordinatorCommand
         {
             var message = e is IOException && e.Message.Contains("address already in use", StringComparison.OrdinalIgnoreCase)
                 ? $"port {port} on {host} is already in use; give another with --port (0 picks a free one)"
-                : e.Message;
+                : e is System.Data.Common.DbException
+                    ? $"cannot open the store given by --store ({(storeText is null ? "SQLite in " + data : PostgresCoordinatorDescription(storeText))}): {e.Message}"
+                    : e.Message;
             await Console.Error.WriteLineAsync($"flowline coordinator: {message}").ConfigureAwait(false);
             return ExitCodes.Failed;
         }
@@ -75,6 +77,20 @@ internal static class CoordinatorCommand
 
         Console.WriteLine("stopped");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>The store's description without its password.</summary>
+    private static string PostgresCoordinatorDescription(string store)
+    {
+        try
+        {
+            var b = new Npgsql.NpgsqlConnectionStringBuilder(Flowline.Coordinator.Storage.PostgresCoordinatorStore.ConnectionString(store));
+            return b.Host is null ? store : $"PostgreSQL {b.Username}@{b.Host}:{b.Port}/{b.Database}";
+        }
+        catch (ArgumentException)
+        {
+            return "the given store";
+        }
     }
 
     /// <summary>--tokens-file, else the environment, else the token files of the data directory (created and announced on first start).</summary>
