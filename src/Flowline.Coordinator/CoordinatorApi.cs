@@ -99,7 +99,7 @@ public static class CoordinatorApi
             return Results.Json(ActivationDto(activation));
         });
 
-        MapExecutionEndpoints(app, store, tokens);
+        MapExecutionEndpoints(app, store, tokens, staleAfter ?? TimeSpan.FromMinutes(2));
         MapWorkerEndpoints(pipelines, store, staleAfter ?? TimeSpan.FromMinutes(2));
 
         pipelines.MapGet("/activations", async (string tenantId, string pipelineId, HttpRequest request, CancellationToken ct) =>
@@ -122,7 +122,7 @@ public static class CoordinatorApi
 
     private static readonly string[] SubmitMembers = ["pipelineId", "releaseVersion", "idempotencyKey", "input", "run"];
 
-    private static void MapExecutionEndpoints(IEndpointRouteBuilder app, ICoordinatorStore store, CoordinatorTokens tokens)
+    private static void MapExecutionEndpoints(IEndpointRouteBuilder app, ICoordinatorStore store, CoordinatorTokens tokens, TimeSpan staleAfter)
     {
         var tenant = app.MapGroup("/tpf/control-plane/tenants/{tenantId}").AddEndpointFilter(new TokenFilter(tokens, Role.ControlPlane));
 
@@ -163,6 +163,7 @@ public static class CoordinatorApi
             }
 
             var release = await store.GetReleaseAsync(tenantId, pipelineId, releaseVersion, ct).ConfigureAwait(false) ?? throw NotFound(pipelineId, releaseVersion);
+            await RequireHealthyWorkerAsync(store, tenantId, release, staleAfter, context, ct).ConfigureAwait(false);
             var canonical = Canonical(body)!.ToJsonString();
             var fingerprint = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(canonical)));
             var (execution, duplicate) = await store.SubmitExecutionAsync(new NewExecution(
@@ -288,6 +289,34 @@ public static class CoordinatorApi
         ["lastHeartbeatAt"] = Time(w.LastHeartbeatAt),
         ["drainingSince"] = w.DrainingSince is { } d ? Time(d) : null,
     };
+
+    /// <summary>503 NO_HEALTHY_WORKER (with Retry-After) unless a HEALTHY worker runs the release's contract and version.</summary>
+    private static async Task RequireHealthyWorkerAsync(ICoordinatorStore store, string tenantId, ReleaseRecord release, TimeSpan staleAfter, HttpContext context, CancellationToken ct)
+    {
+        var after = "";
+        var states = new List<string>();
+        while (true)
+        {
+            var (items, next) = await store.ListWorkersAsync(tenantId, release.PipelineId, after, MaxLimit, staleAfter, release.ContractVersion, release.ReleaseVersion, ct).ConfigureAwait(false);
+            if (items.Any(w => w.State == "HEALTHY"))
+            {
+                return;
+            }
+
+            states.AddRange(items.Take(10 - Math.Min(10, states.Count)).Select(w => $"{w.WorkerId}={w.State}"));
+            if (next is null)
+            {
+                break;
+            }
+
+            after = next;
+        }
+
+        context.Response.Headers.RetryAfter = "5";
+        throw new ProblemException(503, ProblemCodes.NoHealthyWorker,
+            $"no HEALTHY worker runs release '{release.ReleaseVersion}' (contract {release.ContractVersion}) of pipeline '{release.PipelineId}'" +
+            (states.Count == 0 ? ": none is registered" : $": {string.Join(", ", states)}"));
+    }
 
     private static ProblemException ExecutionNotFound(string executionId) =>
         new(404, ProblemCodes.ExecutionNotFound, $"this tenant has no execution '{executionId}'");

@@ -63,6 +63,9 @@ public static class ProblemCodes
     /// <summary>500: a fault of the coordinator.</summary>
     public const string Internal = "INTERNAL";
 
+    /// <summary>503 (with Retry-After): no HEALTHY worker runs the release an execution needs.</summary>
+    public const string NoHealthyWorker = "NO_HEALTHY_WORKER";
+
     /// <summary>503: the store cannot be reached.</summary>
     public const string StoreUnavailable = "STORE_UNAVAILABLE";
 }

@@ -82,6 +82,11 @@ public sealed class ExecutionApiTests : IAsyncLifetime
         }
     }
 
+    /// <summary>Registers a worker running release 1.0.0 of 'copy' for acme.</summary>
+    private async Task WorkerAsync(string workerId = "host-1") =>
+        Assert.Equal(HttpStatusCode.OK, (await Client(AdminToken).PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/copy/workers/register",
+            new { workerId, protocol = "flowline", contractVersion = "1", releaseVersion = "1.0.0" }, Ct)).StatusCode);
+
     private static async Task<JsonObject> Problem(HttpResponseMessage response, HttpStatusCode status, string code)
     {
         var text = await response.Content.ReadAsStringAsync(Ct);
@@ -110,6 +115,17 @@ public sealed class ExecutionApiTests : IAsyncLifetime
         await Problem(await client.SendAsync(Submit(new { pipelineId = "copy" }), Ct), HttpStatusCode.Conflict, ProblemCodes.NoActiveRelease);
         await ReleaseAsync(activate: true);
 
+        // Only a HEALTHY worker of the release admits executions: none registered, then the only one drained.
+        var none = await client.SendAsync(Submit(new { pipelineId = "copy" }), Ct);
+        await Problem(none, HttpStatusCode.ServiceUnavailable, ProblemCodes.NoHealthyWorker);
+        Assert.NotNull(none.Headers.RetryAfter);
+        await WorkerAsync();
+        Assert.Equal(HttpStatusCode.OK, (await Client(AdminToken).PostAsync("/tpf/admin/tenants/acme/pipelines/copy/workers/host-1/drain", null, Ct)).StatusCode);
+        var drained = await Problem(await client.SendAsync(Submit(new { pipelineId = "copy" }), Ct), HttpStatusCode.ServiceUnavailable, ProblemCodes.NoHealthyWorker);
+        Assert.Contains("host-1=DRAINING", (string?)drained["detail"], StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, (await Client(AdminToken).PostAsync("/tpf/admin/tenants/acme/pipelines/copy/workers/host-1/undrain", null, Ct)).StatusCode);
+        Assert.Equal(0, await server.Store.PendingDispatchCountAsync(Ct));
+
         var accepted = await client.SendAsync(Submit(new { pipelineId = "copy", run = new { frames = 100 } }), Ct);
         Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
         var body = (await accepted.Content.ReadFromJsonAsync<JsonObject>(Ct))!;
@@ -136,6 +152,7 @@ public sealed class ExecutionApiTests : IAsyncLifetime
     public async Task An_idempotency_key_returns_the_first_execution_and_refuses_another_body()
     {
         await ReleaseAsync(activate: false);
+        await WorkerAsync();
         var client = Client(ControlToken);
         var first = await client.SendAsync(Submit(new { pipelineId = "copy", releaseVersion = "1.0.0", run = new { frames = 10 } }, "order-42"), Ct);
         Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
