@@ -213,6 +213,15 @@ public static class PipelineDocument
             throw new DocumentValidationException(errors.InOrder(), errors.Count);
         }
 
+        var unknown = spec.Kernels.Where(k => !kinds.Kernels.ContainsKey(k.Kind)).Select(k => (NodeSpec)k)
+            .Concat(spec.Sources.Where(s => !kinds.Sources.ContainsKey(s.Kind)))
+            .Concat(spec.Sinks.Where(s => !kinds.Sinks.ContainsKey(s.Kind)))
+            .FirstOrDefault();
+        if (unknown is not null)
+        {
+            throw new InvalidOperationException($"'{unknown.Name}' is of kind '{unknown.Kind}', which is not built in and which no assembly given to the worker defines");
+        }
+
         return new ValidatedPipeline(spec, new PipelineGraph(spec), kinds);
     }
 

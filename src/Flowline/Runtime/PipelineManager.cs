@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Text.Json.Nodes;
 using Flowline.Documents;
-using Flowline.Plugins;
 using Flowline.SharedMemory;
 using Flowline.SharedMemory.Liveness;
 
@@ -485,31 +484,6 @@ public sealed partial class PipelineManager : IDisposable
         }
     }
 
-    /// <summary>
-    /// The assembly a worker process loads for <paramref name="node"/>'s kind: the document plugin that
-    /// defines it, or the assembly of a kind registered in code; null for a built-in kind (or a task).
-    /// </summary>
-    private static string? KindAssembly(ValidatedPipeline pipeline, NodeSpec node)
-    {
-        var kinds = pipeline.Kinds;
-        if (node is TaskSpec || kinds.Origins.GetValueOrDefault(node.Kind) is not { } origin || origin == KindRegistry.BuiltInOrigin)
-        {
-            return null;
-        }
-
-        var documentPlugin = pipeline.Spec.Plugins
-            .Select(p => Path.GetFullPath(Path.Combine(pipeline.Spec.BaseDirectory ?? Environment.CurrentDirectory, p)))
-            .Any(p => p == origin);
-        if (documentPlugin)
-        {
-            return origin;
-        }
-
-        var definition = (object?)kinds.Kernels.GetValueOrDefault(node.Kind) ?? (object?)kinds.Sources.GetValueOrDefault(node.Kind) ?? kinds.Sinks.GetValueOrDefault(node.Kind);
-        var assembly = definition?.GetType().Assembly;
-        return assembly is null || assembly == typeof(PipelineManager).Assembly || string.IsNullOrEmpty(assembly.Location) ? null : assembly.Location;
-    }
-
     private static void ApplyInitial(SharedStream stream, StreamSpec spec, InitialSpec initial)
     {
         StreamWriter<byte> writer;
@@ -585,7 +559,7 @@ public sealed partial class PipelineManager : IDisposable
             }
             else
             {
-                slot.StartProcess(workerPath!, WorkerManifest.For(Plan, worker, KindAssembly(Pipeline, worker.Node)));
+                slot.StartProcess(workerPath!, WorkerManifest.For(Plan, worker));
             }
         }
     }

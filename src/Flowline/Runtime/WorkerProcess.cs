@@ -51,8 +51,8 @@ public sealed record WorkerManifest
     /// <summary>The manager's process id: the worker exits when it dies.</summary>
     public required int ParentPid { get; init; }
 
-    /// <summary>The manifest of <paramref name="worker"/> of <paramref name="plan"/>; <paramref name="kindAssembly"/> defines its kind (null: built in).</summary>
-    public static WorkerManifest For(PipelinePlan plan, WorkerPlan worker, string? kindAssembly)
+    /// <summary>The manifest of <paramref name="worker"/> of <paramref name="plan"/>.</summary>
+    public static WorkerManifest For(PipelinePlan plan, WorkerPlan worker)
     {
         ArgumentNullException.ThrowIfNull(plan);
         ArgumentNullException.ThrowIfNull(worker);
@@ -63,7 +63,7 @@ public sealed record WorkerManifest
             Tasks = tasks,
             Events = events,
             BaseDirectory = plan.Pipeline.Spec.BaseDirectory,
-            Assemblies = kindAssembly is null ? [] : [kindAssembly],
+            Assemblies = KindAssembly(plan.Pipeline, worker.Node) is { } assembly ? [assembly] : [],
             Namespace = plan.Namespace,
             Node = worker.Name,
             Cpu = worker.Cpu,
@@ -71,6 +71,31 @@ public sealed record WorkerManifest
             ControlName = worker.ControlName,
             ParentPid = Environment.ProcessId,
         };
+    }
+
+    /// <summary>
+    /// The assembly a worker process loads for <paramref name="node"/>'s kind: the document plugin that
+    /// defines it, or the assembly of a kind registered in code; null for a built-in kind (or a task).
+    /// </summary>
+    private static string? KindAssembly(ValidatedPipeline pipeline, NodeSpec node)
+    {
+        var kinds = pipeline.Kinds;
+        if (node is TaskSpec || kinds.Origins.GetValueOrDefault(node.Kind) is not { } origin || origin == KindRegistry.BuiltInOrigin)
+        {
+            return null;
+        }
+
+        var documentPlugin = pipeline.Spec.Plugins
+            .Select(p => Path.GetFullPath(Path.Combine(pipeline.Spec.BaseDirectory ?? Environment.CurrentDirectory, p)))
+            .Any(p => p == origin);
+        if (documentPlugin)
+        {
+            return origin;
+        }
+
+        var definition = (object?)kinds.Kernels.GetValueOrDefault(node.Kind) ?? (object?)kinds.Sources.GetValueOrDefault(node.Kind) ?? kinds.Sinks.GetValueOrDefault(node.Kind);
+        var assembly = definition?.GetType().Assembly;
+        return assembly is null || assembly == typeof(WorkerManifest).Assembly || string.IsNullOrEmpty(assembly.Location) ? null : assembly.Location;
     }
 
     internal static JsonSerializerOptions Json { get; } = new()

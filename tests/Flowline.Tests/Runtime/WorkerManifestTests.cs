@@ -18,7 +18,7 @@ public sealed class WorkerManifestTests
         sources:
           - {name: camera, kind: synthetic.array, stream: input, parameters: {pattern: sine, rate_hz: 300}}
         kernels:
-          - {name: boom, kind: cpu.raise_error, input: input, output: a, parameters: {message: deliberate failure}}
+          - {name: square, kind: test.square, input: input, output: a}
           - {name: project, kind: cpu.affine_transform, input: input, auxiliary: [gain], output: b}
         sinks:
           - {name: sink_a, kind: null.sink, stream: a}
@@ -33,7 +33,7 @@ public sealed class WorkerManifestTests
         var plan = Plan(Pipeline);
         var worker = plan.Workers.Single(w => w.Name == "project");
 
-        var manifest = WorkerManifest.Parse(WorkerManifest.For(plan, worker, null).ToJson());
+        var manifest = WorkerManifest.Parse(WorkerManifest.For(plan, worker).ToJson());
 
         var document = manifest.Document;
         Assert.Equal(["project"], document["kernels"]!.AsArray().Select(k => (string)k!["name"]!));
@@ -53,19 +53,30 @@ public sealed class WorkerManifestTests
     public void Manifest_OfAPluginKind_NamesThePluginAssembly_AndBindsIntoAPlanOfThatNodeAlone()
     {
         var plan = Plan(Pipeline, PlacementPolicy.RoundRobin);
-        var worker = plan.Workers.Single(w => w.Name == "boom");
+        var worker = plan.Workers.Single(w => w.Name == "square");
         var pluginPath = Path.Combine(AppContext.BaseDirectory, "plugins", "Flowline.Tests.Plugin.dll");
 
-        var manifest = WorkerManifest.Parse(WorkerManifest.For(plan, worker, pluginPath).ToJson());
+        var manifest = WorkerManifest.Parse(WorkerManifest.For(plan, worker).ToJson());
         var kinds = KindRegistry.BuiltIn.With(PluginLoader.Load(manifest.Assemblies.Single()), manifest.Assemblies.Single());
         var alone = PipelineDocument.BindNode(manifest.Document, manifest.BaseDirectory, kinds, [], []);
 
         Assert.Equal([pluginPath], manifest.Assemblies);
         Assert.Equal(worker.Cpu, manifest.Cpu);
         var single = Assert.Single(new PipelinePlan(alone, PlacementPolicy.None, manifest.Namespace).Workers);
-        Assert.Equal("boom", single.Name);
+        Assert.Equal("square", single.Name);
         Assert.True(JsonNode.DeepEquals(manifest.Document, PipelineDocument.ToJson(alone.Spec)), "the node's document reads back as it was written");
         Assert.Equal(["a", "input"], alone.Spec.Streams.Select(s => s.Name).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public void BindNode_WithoutTheAssemblyOfItsKind_SaysWhichKindIsMissing()
+    {
+        var plan = Plan(Pipeline);
+        var manifest = WorkerManifest.For(plan, plan.Workers.Single(w => w.Name == "square"));
+
+        var e = Assert.Throws<InvalidOperationException>(() => PipelineDocument.BindNode(manifest.Document, manifest.BaseDirectory, KindRegistry.BuiltIn, [], []));
+
+        Assert.Contains("'square' is of kind 'test.square'", e.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -74,5 +85,39 @@ public sealed class WorkerManifestTests
         var broken = new JsonObject { ["shared_memory"] = new JsonArray(new JsonObject { ["name"] = "x", ["shape"] = "not a shape", ["dtype"] = "float32" }) };
 
         Assert.Throws<DocumentValidationException>(() => PipelineDocument.BindNode(broken, null, KindRegistry.BuiltIn, [], []));
+    }
+}
+
+/// <summary>A kind registered in code, not named by the document's plugins, reaches its worker process through its assembly.</summary>
+public sealed class CodeKindWorkerTests : RuntimeTest
+{
+    [Fact]
+    public void KernelOfAKindRegisteredInCode_RunsInAWorkerProcess()
+    {
+        var pluginPath = Path.Combine(AppContext.BaseDirectory, "plugins", "Flowline.Tests.Plugin.dll");
+        var kinds = KindRegistry.BuiltIn.With(PluginLoader.Load(pluginPath), pluginPath);
+        var pipeline = PipelineDocument.Parse(
+            """
+            shared_memory:
+              - {name: input, shape: [16], dtype: float32}
+              - {name: squared, shape: [16], dtype: float32}
+            sources:
+              - {name: camera, kind: synthetic.array, stream: input, parameters: {pattern: sine, rate_hz: 300}}
+            kernels:
+              - {name: square, kind: test.square, input: input, output: squared}
+            sinks:
+              - {name: sink, kind: null.sink, stream: squared}
+            """,
+            "code-kind.yaml",
+            AppContext.BaseDirectory,
+            kinds);
+        var manager = Manager(pipeline);
+
+        manager.Build();
+        manager.Start();
+
+        Assert.Equal(WorkerPlacement.Process, manager.Plan.Workers.Single(w => w.Name == "square").Placement);
+        WaitUntil(() => Frames(manager, "sink") > 20, "frames flow through the kernel of the code-registered kind");
+        Assert.Equal(PipelineState.Running, manager.State);
     }
 }
