@@ -199,8 +199,9 @@ public static class PipelineDocument
 
     /// <summary>
     /// Reads a document written by <see cref="NodeDocument"/> into a pipeline of that one node. Its manager
-    /// checked the whole pipeline, so the pipeline's checks (kinds, parameters, the graph) are not run again:
-    /// only a document that does not bind (a manifest from another version) is an error.
+    /// checked the whole pipeline, so the pipeline's checks (parameters, references, the graph) are not run
+    /// again: only a document that does not bind (a manifest from another version) or a node whose kind
+    /// <paramref name="kinds"/> lacks (its assembly was not given) is an error.
     /// </summary>
     internal static ValidatedPipeline BindNode(JsonNode? json, string? baseDirectory, KindRegistry kinds, IEnumerable<TaskSpec> tasks, IEnumerable<EventSpec> events)
     {
