@@ -170,6 +170,63 @@ public static class PipelineDocument
     }
 
     /// <summary>
+    /// The document of one node, as its manager sends it to the node's worker process: the node alone
+    /// (its kind, settings, placement), the streams it reads and writes (names, formats, namespaces,
+    /// delivery, wait; not their initial values, which the manager writes at build) and, for a task, the
+    /// events it uses. No plugin list: the worker loads the assembly of its kind itself.
+    /// </summary>
+    internal static (JsonObject Document, JsonArray? Tasks, JsonArray? Events) NodeDocument(ValidatedPipeline pipeline, NodeSpec node)
+    {
+        var spec = pipeline.Spec;
+        var streams = pipeline.Graph.Edges.Where(e => e.Source == node.Name || e.Target == node.Name).Select(e => e.Stream).ToHashSet(StringComparer.Ordinal);
+        var task = node as TaskSpec;
+        var events = task is null ? [] : spec.Events.Where(e => task.Events.ContainsValue(e.Name)).ToImmutableArray();
+        var alone = spec with
+        {
+            Streams = [.. spec.Streams.Where(s => streams.Contains(s.Name)).Select(s => s with { Initial = null })],
+            Kernels = [.. spec.Kernels.Where(k => k.Name == node.Name)],
+            Sources = [.. spec.Sources.Where(s => s.Name == node.Name)],
+            Sinks = [.. spec.Sinks.Where(s => s.Name == node.Name)],
+            Tasks = [],
+            Events = [],
+            Plugins = [],
+        };
+        return (
+            DocumentWriter.ToJson(alone),
+            task is null ? null : [task.ToJson()],
+            events.IsEmpty ? null : [.. events.Select(e => (JsonNode)e.ToJson())]);
+    }
+
+    /// <summary>
+    /// Reads a document written by <see cref="NodeDocument"/> into a pipeline of that one node. Its manager
+    /// checked the whole pipeline, so the pipeline's checks (parameters, references, the graph) are not run
+    /// again: only a document that does not bind (a manifest from another version) or a node whose kind
+    /// <paramref name="kinds"/> lacks (its assembly was not given) is an error.
+    /// </summary>
+    internal static ValidatedPipeline BindNode(JsonNode? json, string? baseDirectory, KindRegistry kinds, IEnumerable<TaskSpec> tasks, IEnumerable<EventSpec> events)
+    {
+        var taskList = tasks.ToImmutableArray();
+        var errors = new ErrorCollector();
+        var binder = new DocumentBinder(null, errors) { AllowNoNodes = !taskList.IsEmpty };
+        var spec = binder.Bind(DocNodes.FromJson(json)) with { BaseDirectory = baseDirectory, Tasks = taskList, Events = [.. events] };
+        if (errors.Count > 0)
+        {
+            throw new DocumentValidationException(errors.InOrder(), errors.Count);
+        }
+
+        var unknown = spec.Kernels.Where(k => !kinds.Kernels.ContainsKey(k.Kind)).Select(k => (NodeSpec)k)
+            .Concat(spec.Sources.Where(s => !kinds.Sources.ContainsKey(s.Kind)))
+            .Concat(spec.Sinks.Where(s => !kinds.Sinks.ContainsKey(s.Kind)))
+            .FirstOrDefault();
+        if (unknown is not null)
+        {
+            throw new InvalidOperationException($"'{unknown.Name}' is of kind '{unknown.Kind}', which is not built in and which no assembly given to the worker defines");
+        }
+
+        return new ValidatedPipeline(spec, new PipelineGraph(spec), kinds);
+    }
+
+    /// <summary>
     /// Reads at most <see cref="DocumentLimits.MaxBytes"/> of a file, whatever it is (a file that grows, a pipe,
     /// a device); throws <see cref="DocumentLimitException"/> beyond.
     /// </summary>

@@ -47,7 +47,6 @@ public sealed partial class PipelineManager : IDisposable
     private readonly AutoResetEvent wake = new(false);
     private readonly Thread supervisor;
     private readonly string? workerPath;
-    private readonly IReadOnlyList<string> kindAssemblies;
     private volatile bool disposed;
     private NamespaceLease? lease;
     private string? serverUrl;
@@ -65,7 +64,6 @@ public sealed partial class PipelineManager : IDisposable
         Plan = new PipelinePlan(pipeline, this.options.Placement, this.options.Namespace) { TaskDelegates = this.options.TaskDelegates };
         SharedMemoryNamespace.Validate(Plan.Namespace, "namespace");
         slots = new WorkerSlot?[Plan.Workers.Count];
-        kindAssemblies = KindAssemblies(pipeline);
         if (Plan.Workers.Any(w => w.Placement == WorkerPlacement.Process && !PythonWorker.Runs(w)))
         {
             workerPath = this.options.WorkerPath ?? Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.dll");
@@ -486,24 +484,6 @@ public sealed partial class PipelineManager : IDisposable
         }
     }
 
-    private static IReadOnlyList<string> KindAssemblies(ValidatedPipeline pipeline)
-    {
-        // Kinds registered in code (not built in, not from the document's plugins) reach worker
-        // processes through their assemblies.
-        var documentPlugins = pipeline.Spec.Plugins
-            .Select(p => Path.GetFullPath(Path.Combine(pipeline.Spec.BaseDirectory ?? Environment.CurrentDirectory, p)))
-            .ToHashSet(StringComparer.Ordinal);
-        var kinds = pipeline.Spec.Kernels.Select(k => k.Kind).Concat(pipeline.Spec.Sources.Select(s => s.Kind)).Concat(pipeline.Spec.Sinks.Select(s => s.Kind));
-        var builtIn = typeof(PipelineManager).Assembly;
-        return [.. kinds.Distinct()
-            .Where(k => !documentPlugins.Contains(pipeline.Kinds.Origins.GetValueOrDefault(k, "")))
-            .Select(k => (object?)pipeline.Kinds.Kernels.GetValueOrDefault(k) ?? (object?)pipeline.Kinds.Sources.GetValueOrDefault(k) ?? pipeline.Kinds.Sinks.GetValueOrDefault(k))
-            .Select(d => d?.GetType().Assembly)
-            .Where(a => a is not null && a != builtIn && !string.IsNullOrEmpty(a.Location))
-            .Select(a => a!.Location)
-            .Distinct(StringComparer.Ordinal)];
-    }
-
     private static void ApplyInitial(SharedStream stream, StreamSpec spec, InitialSpec initial)
     {
         StreamWriter<byte> writer;
@@ -579,21 +559,7 @@ public sealed partial class PipelineManager : IDisposable
             }
             else
             {
-                slot.StartProcess(workerPath!, new WorkerManifest
-                {
-                    Document = PipelineDocument.ToJson(Pipeline.Spec),
-                    Tasks = Pipeline.Spec.Tasks.IsEmpty ? null : new JsonArray([.. Pipeline.Spec.Tasks.Select(t => (JsonNode)t.ToJson())]),
-                    Events = Pipeline.Spec.Events.IsEmpty ? null : new JsonArray([.. Pipeline.Spec.Events.Select(e => (JsonNode)e.ToJson())]),
-                    BaseDirectory = Pipeline.Spec.BaseDirectory,
-                    Assemblies = kindAssemblies,
-                    Namespace = Namespace,
-                    Placement = Plan.Placement,
-                    Worker = i,
-                    Node = worker.Name,
-                    ControlNamespace = Plan.ControlNamespace,
-                    ControlName = worker.ControlName,
-                    ParentPid = Environment.ProcessId,
-                });
+                slot.StartProcess(workerPath!, WorkerManifest.For(Plan, worker));
             }
         }
     }

@@ -29,6 +29,14 @@ public abstract class RuntimeTest : IDisposable
         return manager;
     }
 
+    /// <summary>A manager for <paramref name="pipeline"/> in this test's namespace, shut down at the end.</summary>
+    protected PipelineManager Manager(ValidatedPipeline pipeline)
+    {
+        var manager = new PipelineManager(pipeline, new PipelineManagerOptions { Namespace = Namespace });
+        managers.Add(manager);
+        return manager;
+    }
+
     /// <summary>Waits until <paramref name="condition"/> holds; fails the test with <paramref name="what"/> after <paramref name="seconds"/>.</summary>
     protected static void WaitUntil(Func<bool> condition, string what, double seconds = 20)
     {
