@@ -13,16 +13,16 @@ public sealed class BenchNatsTests
         var result = Cli.Run("bench", "nats", "--server", server, "--megabytes", "1", "--latency-seconds", "0.2");
         Assert.True(result.ExitCode == 0, result.Error);
         var rows = result.Output.Split('\n').Where(l => l.Contains('|', StringComparison.Ordinal) && !l.StartsWith("size", StringComparison.Ordinal)).ToList();
-        Assert.Equal(9, rows.Count);
-        foreach (var transport in new[] { "tcp (limit)", "nats latest", "nats lossless" })
+        Assert.Equal(12, rows.Count);
+        foreach (var transport in new[] { "tcp (limit)", "nats latest", "nats lossless", "nats lossless r64" })
         {
-            Assert.Equal(3, rows.Count(r => r.Contains(transport, StringComparison.Ordinal)));
+            Assert.Equal(3, rows.Count(r => r[10..28].Trim() == transport));
         }
 
         // Every transport moved frames: the frames/s column is positive.
         foreach (var row in rows)
         {
-            var rate = double.Parse(row[26..40].Trim(), NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
+            var rate = double.Parse(row[28..42].Trim(), NumberStyles.AllowThousands, CultureInfo.InvariantCulture);
             Assert.True(rate > 0, row);
         }
 

@@ -42,7 +42,7 @@ internal static class BenchNatsCommand
                 var bytes = (long)parse.GetValue(megabytes) << 20;
                 using var nats = LocalServer.Start(parse.GetValue(server)!);
                 Console.WriteLine($"nats-server on {nats.Url}; {Environment.ProcessorCount} CPUs, load average {LoadAverage()}");
-                Console.WriteLine("size      transport           frames/s      MB/s   lost   | latency at 1 kHz  p50 us    p99 us");
+                Console.WriteLine("size      transport             frames/s      MB/s   lost   | latency at 1 kHz  p50 us    p99 us");
                 foreach (var size in Sizes)
                 {
                     var tcp = TcpThroughput(size, bytes);
@@ -73,7 +73,7 @@ internal static class BenchNatsCommand
     private static void Row(int size, string transport, double rate, long lost, (double P50, double P99) latency) =>
         Console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
-            $"{SizeName(size),-9} {transport,-16} {rate,12:N0} {rate * size / 1e6,9:N1} {lost,6}   |                  {latency.P50,7:N0}   {latency.P99,7:N0}"));
+            $"{SizeName(size),-9} {transport,-18} {rate,12:N0} {rate * size / 1e6,9:N1} {lost,6}   |                  {latency.P50,7:N0}   {latency.P99,7:N0}"));
 
     private static string SizeName(int size) => size >= 1 << 20 ? $"{size >> 20} MiB" : size >= 1024 ? $"{size >> 10} KiB" : $"{size} B";
 
