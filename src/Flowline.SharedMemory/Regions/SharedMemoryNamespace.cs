@@ -179,7 +179,21 @@ public static class SharedMemoryNamespace
 
         TrustedDirectory.CheckRoot(Root);
         var dir = DirectoryOf(@namespace);
-        Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                Directory.CreateDirectory(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+                break;
+            }
+            catch (IOException) when (attempt < 16 && !File.Exists(dir))
+            {
+                // mkdir found the directory, and it was gone when .NET checked it: a thread or process that unlinked the
+                // namespace's last region removed it in between (RemoveDirectoryIfEmpty). Make it again (a file of that
+                // name is a real error: it is rethrown).
+            }
+        }
+
         TrustedDirectory.CheckNamespace(dir);
         return dir;
     }

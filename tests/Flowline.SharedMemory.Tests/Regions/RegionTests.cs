@@ -41,6 +41,29 @@ public sealed class RegionTests : ShmTest
     }
 
     [Fact]
+    public async Task CreatingAndClosingTheOnlyRegionsOfANamespace_FromTwoThreads_NeverFails()
+    {
+        // Unlinking a namespace's last region removes its directory while another thread creates a region in it: the
+        // creator finds the directory (mkdir: EEXIST) and then finds it gone. Every create must still succeed.
+        const int Rounds = 2_000;
+        using var bound = new CancellationTokenSource(Bound);
+        Task Churn(string name) => Task.Run(
+            () =>
+            {
+                for (var i = 0; i < Rounds && !bound.IsCancellationRequested; i++)
+                {
+                    using var stream = SharedStream.Open(Ns, name, Format, RegionMode.Create);
+                    Assert.True(stream.Unlink());
+                }
+            },
+            bound.Token);
+
+        await Task.WhenAll(Churn("a"), Churn("b"));
+        Assert.False(bound.IsCancellationRequested, "the churn did not finish in its bound");
+        Assert.Empty(SharedMemoryNamespace.List(Ns));
+    }
+
+    [Fact]
     public void Create_PlacesTheRegionUnderTheNamespaceDirectory()
     {
         using var stream = SharedStream.Open(Ns, "frames", Format, RegionMode.Create);
