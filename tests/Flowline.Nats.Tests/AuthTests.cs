@@ -13,11 +13,11 @@ public sealed class AuthTests : BridgeTest
     /// <summary>Sends frames until one arrives through the bridge pair, then checks its bytes.</summary>
     private async Task AssertFramesPass(NatsBridgeOptions options)
     {
-        using var source = Own(SharedStream.Open(HostA, "s", Format));
-        using var writer = Own(source.OpenWriter<int>());
+        var source = Own(SharedStream.Open(HostA, "s", Format));
+        var writer = Own(source.OpenWriter<int>());
         OwnAsync(await NatsSubscriber.StartAsync(HostB, "s", options, new NatsSubscriberOptions { Format = Format }));
-        using var remote = Own(SharedStream.Attach(HostB, "s"));
-        using var reader = Own(remote.OpenReader<int>(new ReaderOptions { Delivery = Delivery.Latest }));
+        var remote = Own(SharedStream.Attach(HostB, "s"));
+        var reader = Own(remote.OpenReader<int>(new ReaderOptions { Delivery = Delivery.Latest }));
         OwnAsync(await NatsPublisher.StartAsync(HostA, "s", options));
         var frame = Enumerable.Range(0, 32).Select(i => i * 3).ToArray();
         var received = new int[32];

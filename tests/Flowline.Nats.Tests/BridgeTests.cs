@@ -14,13 +14,13 @@ public sealed class BridgeTests : BridgeTest
     {
         using var server = Own(NatsServer.Start());
         var options = new NatsBridgeOptions { Url = server.Url, Subject = NewSubject() };
-        using var source = Own(SharedStream.Open(HostA, "wfs", Image));
-        using var writer = Own(source.OpenWriter<float>());
+        var source = Own(SharedStream.Open(HostA, "wfs", Image));
+        var writer = Own(source.OpenWriter<float>());
         // Core NATS drops what a receiver cannot queue: the receiver here queues every frame.
         const int Frames = 200;
         var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "wfs", options, new NatsSubscriberOptions { Format = Image, PendingFrames = Frames }));
-        using var remote = Own(SharedStream.Attach(HostB, "wfs"));
-        using var reader = Own(remote.OpenReader<float>(new ReaderOptions { Delivery = Delivery.Lossless }));
+        var remote = Own(SharedStream.Attach(HostB, "wfs"));
+        var reader = Own(remote.OpenReader<float>(new ReaderOptions { Delivery = Delivery.Lossless }));
         var publisher = OwnAsync(await NatsPublisher.StartAsync(HostA, "wfs", options, Delivery.Lossless));
 
         var writing = Task.Run(() =>
@@ -68,12 +68,12 @@ public sealed class BridgeTests : BridgeTest
         using var server = Own(NatsServer.Start());
         var format = new FrameFormat(ElementType.Int32, 256);
         var options = new NatsBridgeOptions { Url = server.Url, Subject = NewSubject() };
-        using var source = Own(SharedStream.Open(HostA, "cam", format));
-        using var writer = Own(source.OpenWriter<int>());
+        var source = Own(SharedStream.Open(HostA, "cam", format));
+        var writer = Own(source.OpenWriter<int>());
         var subscriber = OwnAsync(await NatsSubscriber.StartAsync(
             HostB, "cam", options, new NatsSubscriberOptions { Format = format, PendingFrames = 4, StreamOptions = new StreamOptions { CapacityFrames = 4 } }));
-        using var remote = Own(SharedStream.Attach(HostB, "cam"));
-        using var slowReader = Own(remote.OpenReader<int>(new ReaderOptions { Delivery = Delivery.Lossless }));
+        var remote = Own(SharedStream.Attach(HostB, "cam"));
+        var slowReader = Own(remote.OpenReader<int>(new ReaderOptions { Delivery = Delivery.Lossless }));
         OwnAsync(await NatsPublisher.StartAsync(HostA, "cam", options, Delivery.Lossless));
 
         // The source runs far ahead of the receiver's lossless reader, which sleeps on every frame.
@@ -119,12 +119,12 @@ public sealed class BridgeTests : BridgeTest
     {
         using var server = Own(NatsServer.Start());
         var options = new NatsBridgeOptions { Url = server.Url, Subject = NewSubject() };
-        using var source = Own(SharedStream.Open(HostA, "wfs", Image));
-        using var writer = Own(source.OpenWriter<float>());
+        var source = Own(SharedStream.Open(HostA, "wfs", Image));
+        var writer = Own(source.OpenWriter<float>());
 
         // Host B already has the stream, with another shape: the subscriber attaches to it and checks.
-        using var existing = Own(SharedStream.Open(HostB, "wfs", new FrameFormat(ElementType.Float32, 32, 32)));
-        using var reader = Own(existing.OpenReader<float>());
+        var existing = Own(SharedStream.Open(HostB, "wfs", new FrameFormat(ElementType.Float32, 32, 32)));
+        var reader = Own(existing.OpenReader<float>());
         var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "wfs", options));
         OwnAsync(await NatsPublisher.StartAsync(HostA, "wfs", options));
 
@@ -142,7 +142,7 @@ public sealed class BridgeTests : BridgeTest
     {
         using var server = Own(NatsServer.Start());
         var options = new NatsBridgeOptions { Url = server.Url, Subject = NewSubject() };
-        using var existing = Own(SharedStream.Open(HostB, "wfs", new FrameFormat(ElementType.Float32, 32, 32)));
+        var existing = Own(SharedStream.Open(HostB, "wfs", new FrameFormat(ElementType.Float32, 32, 32)));
 
         var error = await Assert.ThrowsAsync<NatsBridgeException>(() => NatsSubscriber.StartAsync(HostB, "wfs", options, new NatsSubscriberOptions { Format = Image }));
         Assert.Contains(HostB + "/wfs", error.Message, StringComparison.Ordinal);
@@ -153,7 +153,7 @@ public sealed class BridgeTests : BridgeTest
     {
         using var server = Own(NatsServer.Start(token: "s3cret"));
         var subject = NewSubject();
-        using var source = Own(SharedStream.Open(HostA, "wfs", Image));
+        var source = Own(SharedStream.Open(HostA, "wfs", Image));
 
         var refused = await Assert.ThrowsAsync<NatsBridgeException>(() => NatsPublisher.StartAsync(HostA, "wfs", new NatsBridgeOptions { Url = server.Url, Subject = subject }));
         Assert.Contains("Authorization", refused.Message, StringComparison.OrdinalIgnoreCase);
@@ -169,11 +169,11 @@ public sealed class BridgeTests : BridgeTest
         using var server = Own(NatsServer.Start());
         var format = new FrameFormat(ElementType.Int64, 16);
         var options = new NatsBridgeOptions { Url = server.Url, Subject = NewSubject() };
-        using var source = Own(SharedStream.Open(HostA, "s", format));
-        using var writer = Own(source.OpenWriter<long>());
+        var source = Own(SharedStream.Open(HostA, "s", format));
+        var writer = Own(source.OpenWriter<long>());
         var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "s", options, new NatsSubscriberOptions { Format = format }));
-        using var remote = Own(SharedStream.Attach(HostB, "s"));
-        using var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Latest }));
+        var remote = Own(SharedStream.Attach(HostB, "s"));
+        var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Latest }));
         var publisher = OwnAsync(await NatsPublisher.StartAsync(HostA, "s", options));
 
         var frame = new long[format.ElementCount];

@@ -91,11 +91,11 @@ public sealed class LosslessTests : BridgeTest
     {
         using var server = Own(NatsServer.Start(jetStream: true));
         var options = Options(server, maxFrames: 16);
-        using var source = Own(SharedStream.Open(HostA, "wfs", Format));
-        using var writer = Own(source.OpenWriter<long>());
+        var source = Own(SharedStream.Open(HostA, "wfs", Format));
+        var writer = Own(source.OpenWriter<long>());
         var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "wfs", options, SubscriberOptions));
-        using var remote = Own(SharedStream.Attach(HostB, "wfs"));
-        using var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless }));
+        var remote = Own(SharedStream.Attach(HostB, "wfs"));
+        var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless }));
         var publisher = OwnAsync(await NatsPublisher.StartAsync(HostA, "wfs", options));
 
         // The writer runs ahead; the receiver sleeps on every frame, so the local rings and the JetStream stream fill
@@ -121,8 +121,8 @@ public sealed class LosslessTests : BridgeTest
     {
         using var server = Own(NatsServer.Start(jetStream: true));
         var options = Options(server, maxFrames: 8);
-        using var source = Own(SharedStream.Open(HostA, "cam", Format, options: new StreamOptions { CapacityFrames = 64 }));
-        using var writer = Own(source.OpenWriter<long>());
+        var source = Own(SharedStream.Open(HostA, "cam", Format, options: new StreamOptions { CapacityFrames = 64 }));
+        var writer = Own(source.OpenWriter<long>());
         var publisher = OwnAsync(await NatsPublisher.StartAsync(HostA, "cam", options));
 
         // No receiver: the JetStream stream holds 8 frames, then the publisher waits (and retries) instead of dropping.
@@ -139,8 +139,8 @@ public sealed class LosslessTests : BridgeTest
 
         // The receiver arrives: it gets the 20 frames from the first, in order, and the publisher goes on.
         var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "cam", options, SubscriberOptions));
-        using var remote = Own(SharedStream.Attach(HostB, "cam"));
-        using var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless }));
+        var remote = Own(SharedStream.Attach(HostB, "cam"));
+        var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless }));
         Assert.Equal(ExpectedChecksum(0, 20), ReadExactly(reader, 0, 20));
         using (var published = new CancellationTokenSource(Bound))
         {
@@ -160,13 +160,13 @@ public sealed class LosslessTests : BridgeTest
     {
         using var server = Own(NatsServer.Start(jetStream: true));
         var options = Options(server);
-        using var source = Own(SharedStream.Open(HostA, "wfs", Format, options: new StreamOptions { CapacityFrames = 64 }));
-        using var writer = Own(source.OpenWriter<long>());
+        var source = Own(SharedStream.Open(HostA, "wfs", Format, options: new StreamOptions { CapacityFrames = 64 }));
+        var writer = Own(source.OpenWriter<long>());
         var subscriber = await NatsSubscriber.StartAsync(HostB, "wfs", options, SubscriberOptions);
         await using (subscriber.ConfigureAwait(false))
         {
-            using var remote = Own(SharedStream.Attach(HostB, "wfs"));
-            using var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless, WaitThroughWriterChanges = true }));
+            var remote = Own(SharedStream.Attach(HostB, "wfs"));
+            var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless, WaitThroughWriterChanges = true }));
             OwnAsync(await NatsPublisher.StartAsync(HostA, "wfs", options));
             var writing = WriteFrames(writer, 0, 400, close: true);
 
@@ -191,11 +191,11 @@ public sealed class LosslessTests : BridgeTest
     {
         using var server = Own(NatsServer.Start(jetStream: true));
         var options = Options(server);
-        using var source = Own(SharedStream.Open(HostA, "s", Format, options: new StreamOptions { CapacityFrames = 64 }));
-        using var writer = Own(source.OpenWriter<long>());
+        var source = Own(SharedStream.Open(HostA, "s", Format, options: new StreamOptions { CapacityFrames = 64 }));
+        var writer = Own(source.OpenWriter<long>());
         var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "s", options, SubscriberOptions));
-        using var remote = Own(SharedStream.Attach(HostB, "s"));
-        using var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless }));
+        var remote = Own(SharedStream.Attach(HostB, "s"));
+        var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless }));
         var publisher = OwnAsync(await NatsPublisher.StartAsync(HostA, "s", options));
 
         const int Frames = 300;
@@ -228,8 +228,8 @@ public sealed class LosslessTests : BridgeTest
         // limit while it accepts later ones as the receiver frees room, and the server is killed with the window in flight.
         using var server = Own(NatsServer.Start(jetStream: true));
         var options = Options(server, maxFrames: 16) with { Window = 64 };
-        using var source = Own(SharedStream.Open(HostA, "s", Format, options: new StreamOptions { CapacityFrames = 64 }));
-        using var writer = Own(source.OpenWriter<long>());
+        var source = Own(SharedStream.Open(HostA, "s", Format, options: new StreamOptions { CapacityFrames = 64 }));
+        var writer = Own(source.OpenWriter<long>());
         var publisher = OwnAsync(await NatsPublisher.StartAsync(HostA, "s", options));
         const int Frames = 400;
         var writing = WriteFrames(writer, 0, Frames, close: true);
@@ -244,8 +244,8 @@ public sealed class LosslessTests : BridgeTest
         }
 
         var subscriber = OwnAsync(await NatsSubscriber.StartAsync(HostB, "s", options, SubscriberOptions with { AckWindow = 64 }));
-        using var remote = Own(SharedStream.Attach(HostB, "s"));
-        using var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless, WaitThroughWriterChanges = true }));
+        var remote = Own(SharedStream.Attach(HostB, "s"));
+        var reader = Own(remote.OpenReader<long>(new ReaderOptions { Delivery = Delivery.Lossless, WaitThroughWriterChanges = true }));
         var checksum = ReadExactly(
             reader,
             0,
@@ -274,7 +274,7 @@ public sealed class LosslessTests : BridgeTest
     {
         using var server = Own(NatsServer.Start());
         var options = Options(server);
-        using var source = Own(SharedStream.Open(HostA, "wfs", Format));
+        var source = Own(SharedStream.Open(HostA, "wfs", Format));
 
         var error = await Assert.ThrowsAsync<NatsBridgeException>(() => NatsPublisher.StartAsync(HostA, "wfs", options));
         Assert.Contains("JetStream", error.Message, StringComparison.Ordinal);

@@ -71,10 +71,10 @@ public sealed class RemoteStreamTests : BridgeTest
         managerA.Build();
         managerA.Start();
 
-        using var raw = Own(SharedStream.Attach(HostA, "raw"));
-        using var writer = Own(raw.OpenWriter<int>());
-        using var output = Own(SharedStream.Attach(HostB, "out"));
-        using var reader = Own(output.OpenReader<int>(new ReaderOptions { Delivery = Delivery.Lossless }));
+        var raw = Own(SharedStream.Attach(HostA, "raw"));
+        var writer = Own(raw.OpenWriter<int>());
+        var output = Own(SharedStream.Attach(HostB, "out"));
+        var reader = Own(output.OpenReader<int>(new ReaderOptions { Delivery = Delivery.Lossless }));
 
         const int Frames = 200;
         var writing = OwnAsync(new Background()).Run(token =>
@@ -223,11 +223,11 @@ public sealed class RemoteStreamTests : BridgeTest
         // Restart starts the bridge again: frames of the right format come through.
         manager.Restart();
         Assert.Equal(PipelineState.Running, manager.State);
-        using var source = Own(SharedStream.Open(HostA, "wfs", new FrameFormat(ElementType.Float32, 4)));
-        using var writer = Own(source.OpenWriter<float>());
+        var source = Own(SharedStream.Open(HostA, "wfs", new FrameFormat(ElementType.Float32, 4)));
+        var writer = Own(source.OpenWriter<float>());
         OwnAsync(await NatsPublisher.StartAsync(HostA, "wfs", options));
-        using var local = Own(SharedStream.Attach(HostB, "wfs"));
-        using var reader = Own(local.OpenReader<float>(new ReaderOptions { Delivery = Delivery.Latest }));
+        var local = Own(SharedStream.Attach(HostB, "wfs"));
+        var reader = Own(local.OpenReader<float>(new ReaderOptions { Delivery = Delivery.Latest }));
         var received = new float[4];
         using var arrived = new CancellationTokenSource(Bound);
         while (reader.ReadInto(received, out _, TimeSpan.FromMilliseconds(50)) != ReadStatus.Ok)

@@ -26,7 +26,11 @@ public abstract class BridgeTest : IAsyncLifetime
     /// <summary>A subject of this test's own.</summary>
     protected static string NewSubject() => "flowline.test." + Guid.NewGuid().ToString("N")[..12];
 
-    /// <summary>Disposes <paramref name="resource"/> at teardown, in reverse order.</summary>
+    /// <summary>
+    /// Disposes <paramref name="resource"/> at teardown, in reverse order. Streams, writers and readers are owned this
+    /// way, never with <c>using</c>: when a test fails, a background writer or a bridge may still use them, and teardown
+    /// stops those (<see cref="OwnAsync{T}"/>) before it unmaps anything (a write to an unmapped ring aborts the test host).
+    /// </summary>
     protected T Own<T>(T resource)
         where T : IDisposable
     {
