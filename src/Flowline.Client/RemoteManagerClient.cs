@@ -92,18 +92,18 @@ public sealed partial class RemoteManagerClient : IDisposable
 
     /// <summary><c>GET /health</c>: <c>{ok, state, document_revision}</c>.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> HealthAsync(CancellationToken cancellationToken = default) =>
-        SendJsonAsync(HttpMethod.Get, "health", null, ReadTimeout, cancellationToken);
+    public Task<HealthReply> HealthAsync(CancellationToken cancellationToken = default) =>
+        SendAsync<HealthReply>(HttpMethod.Get, "health", null, ReadTimeout, cancellationToken);
 
     /// <summary><c>GET /info</c>: the config path, state, commands, kinds, synthetic patterns and document revision.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> InfoAsync(CancellationToken cancellationToken = default) =>
-        SendJsonAsync(HttpMethod.Get, "info", null, ReadTimeout, cancellationToken);
+    public Task<ServerInfo> InfoAsync(CancellationToken cancellationToken = default) =>
+        SendAsync<ServerInfo>(HttpMethod.Get, "info", null, ReadTimeout, cancellationToken);
 
     /// <summary><c>GET /document</c>: <c>{config_path, config_base_path, revision, document}</c>.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> DocumentAsync(CancellationToken cancellationToken = default) =>
-        SendJsonAsync(HttpMethod.Get, "document", null, ReadTimeout, cancellationToken);
+    public Task<DocumentReply> DocumentAsync(CancellationToken cancellationToken = default) =>
+        SendAsync<DocumentReply>(HttpMethod.Get, "document", null, ReadTimeout, cancellationToken);
 
     /// <summary><c>GET /status</c>: the manager's status, with <c>document_revision</c>, <c>config_path</c> and <c>config_base_path</c>.</summary>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -145,25 +145,25 @@ public sealed partial class RemoteManagerClient : IDisposable
     /// </summary>
     /// <param name="document">The document mapping, sent as the body.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> UpdateDocumentAsync(JsonObject document, CancellationToken cancellationToken = default)
+    public Task<DocumentChangeReply> UpdateDocumentAsync(JsonObject document, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(document);
-        return SendJsonAsync(HttpMethod.Put, "document", document, ChangeTimeout, cancellationToken);
+        return SendAsync<DocumentChangeReply>(HttpMethod.Put, "document", document, ChangeTimeout, cancellationToken);
     }
 
     /// <summary><c>POST /document/validate</c>: <c>{valid, errors, graph?}</c> of a document, or of the current one.</summary>
     /// <param name="document">The document to check; null checks the server's current document (the request has no body).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> ValidateDocumentAsync(JsonObject? document = null, CancellationToken cancellationToken = default) =>
-        SendJsonAsync(HttpMethod.Post, "document/validate", document, ChangeTimeout, cancellationToken);
+    public Task<ValidationReply> ValidateDocumentAsync(JsonObject? document = null, CancellationToken cancellationToken = default) =>
+        SendAsync<ValidationReply>(HttpMethod.Post, "document/validate", document, ChangeTimeout, cancellationToken);
 
     /// <summary><c>POST /document/load</c>: replaces the document with a file on the server's machine; returns what <see cref="UpdateDocumentAsync"/> returns.</summary>
     /// <param name="path">The document's path on the server's machine.</param>
     /// <param name="cancellationToken">Cancels the call.</param>
-    public Task<JsonObject> LoadDocumentAsync(string path, CancellationToken cancellationToken = default)
+    public Task<DocumentChangeReply> LoadDocumentAsync(string path, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
-        return SendJsonAsync(HttpMethod.Post, "document/load", new JsonObject { ["path"] = path }, ChangeTimeout, cancellationToken);
+        return SendAsync<DocumentChangeReply>(HttpMethod.Post, "document/load", new JsonObject { ["path"] = path }, ChangeTimeout, cancellationToken);
     }
 
     // ---------------------------------------------------------------- commands

@@ -19,6 +19,11 @@ namespace Flowline.Status;
 [JsonSerializable(typeof(SyntheticInputRequest))]
 [JsonSerializable(typeof(SyntheticStartResult))]
 [JsonSerializable(typeof(SyntheticStopResult))]
+[JsonSerializable(typeof(HealthReply))]
+[JsonSerializable(typeof(ServerInfo))]
+[JsonSerializable(typeof(DocumentReply))]
+[JsonSerializable(typeof(ValidationReply))]
+[JsonSerializable(typeof(DocumentChangeReply))]
 internal sealed partial class StatusJsonContext : JsonSerializerContext;
 
 /// <summary>

@@ -81,15 +81,15 @@ public sealed class RemoteManagerClientTests
     }
 
     [Fact]
-    public async Task HealthAsync_JsonAnswer_ReturnsTheObject()
+    public async Task HealthAsync_JsonAnswer_ReturnsTheTypedReply()
     {
         using var client = Client(FakeHandler.Json("""{"ok": true, "state": "running", "document_revision": 3}"""));
 
         var health = await client.HealthAsync();
 
-        Assert.True((bool)health["ok"]!);
-        Assert.Equal("running", (string?)health["state"]);
-        Assert.Equal(3, (int)health["document_revision"]!);
+        Assert.True(health.Ok);
+        Assert.Equal("running", health.State);
+        Assert.Equal(3, health.DocumentRevision);
     }
 
     [Fact]
@@ -212,7 +212,7 @@ public sealed class RemoteManagerClientTests
 
         Assert.Equal("/document/validate", handler.Single.Path);
         AssertJsonBody(handler.Single, """{"kernels": []}""");
-        Assert.True((bool)result["valid"]!);
+        Assert.True(result.Valid);
     }
 
     [Fact]

@@ -58,10 +58,10 @@ public sealed class CodeFirstTests : ServerTest
             Assert.Equal("thread", status.Workers["tally"].Placement);
             Assert.Equal(["counter"], count.Writes);
 
-            var document = (await client.DocumentAsync())["document"]!;
+            var document = (await client.DocumentAsync()).Document;
             Assert.Equal(["count", "tally"], document["tasks"]!.AsArray().Select(t => (string?)t!["name"]).Order());
 
-            var refused = await Assert.ThrowsAsync<RemoteManagerException>(() => client.UpdateDocumentAsync(document.AsObject()));
+            var refused = await Assert.ThrowsAsync<RemoteManagerException>(() => client.UpdateDocumentAsync(document));
             Assert.Equal((int)HttpStatusCode.Conflict, refused.StatusCode);
             Assert.Contains("declared in code", refused.Detail, StringComparison.Ordinal);
 

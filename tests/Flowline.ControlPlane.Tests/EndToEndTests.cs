@@ -35,10 +35,12 @@ public sealed class EndToEndTests : ServerTest
         await subscribed.Task.WaitAsync(TimeSpan.FromSeconds(15), TestContext.Current.CancellationToken);
 
         // A document without its source, so that a synthetic input can drive the stream.
-        var document = (await client.DocumentAsync())["document"]!.AsObject();
+        var document = (await client.DocumentAsync()).Document;
         var updated = await client.UpdateDocumentAsync(SourcelessDocument(document));
-        Assert.Equal(2, (long?)updated["revision"]);
-        Assert.True((bool?)updated["valid"]);
+        Assert.Equal(2, updated.Revision);
+        Assert.True(updated.Valid);
+        Assert.Empty(updated.Errors);
+        Assert.NotNull(updated.Graph);
 
         Assert.Equal("built", (await client.BuildAsync()).State);
         var synthetic = await client.StartSyntheticInputAsync(new SyntheticInputRequest { StreamName = "input_vector", Pattern = "sine", RateHz = 500 });
@@ -70,6 +72,9 @@ public sealed class EndToEndTests : ServerTest
 
         Assert.Equal("snapshot", seen[0].Type);
         Assert.Null(seen[0].Id);
+        Assert.Equal("initialized", seen[0].AsSnapshot()!.Snapshot.State);
+        Assert.Equal("built", seen.Select(e => e.AsSnapshot()).Single(s => s?.Reason == "stop")!.Snapshot.State);
+        Assert.Null(seen.First(e => e.Type == "document_updated").AsSnapshot());
         Assert.Equal(["initial", "build", "synthetic_start", "start", "pause", "resume", "synthetic_stop", "stop", "shutdown"], Reasons(seen));
         Assert.Contains(seen, e => e.Type == "document_updated");
         Assert.Contains(seen, e => e.Type == "worker_started" && (string?)e.Data!["kernel"] == "copy");
@@ -125,11 +130,50 @@ public sealed class EndToEndTests : ServerTest
         AssertFields(await GetOkAsync("/health"), "ok", "state", "document_revision");
     }
 
+    /// <summary>
+    /// The client's typed replies hold every field the server writes: each reply read from a real server and
+    /// written again is the server's JSON, so nothing a caller could want is dropped on the way.
+    /// </summary>
+    [Fact]
+    public async Task Client_TypedReplies_RoundTripTheServersJson()
+    {
+        using var client = new RemoteManagerClient(Server.Address);
+
+        AssertRoundTrip(await GetOkAsync("/health"), await client.HealthAsync());
+        var info = await client.InfoAsync();
+        AssertRoundTrip(await GetOkAsync("/info"), info);
+        Assert.Contains("build", info.Commands);
+        Assert.Contains("cpu.copy", info.KernelKinds);
+        Assert.Equal(Namespace, info.Namespace);
+
+        var document = await client.DocumentAsync();
+        AssertRoundTrip(await GetOkAsync("/document"), document);
+        Assert.Equal(1, document.Revision);
+
+        var valid = await client.ValidateDocumentAsync();
+        Assert.True(valid.Valid);
+        Assert.NotNull(valid.Graph);
+
+        var broken = document.Document.DeepClone().AsObject();
+        broken["kernels"]![0]!["kind"] = "cpu.no_such_kind";
+        var invalid = await client.ValidateDocumentAsync(broken);
+        Assert.False(invalid.Valid);
+        Assert.Equal(invalid.Errors.Count, invalid.ErrorCount);
+        Assert.Contains(invalid.Errors, e => e.Contains("cpu.no_such_kind", StringComparison.Ordinal));
+        AssertRoundTrip((await PostAsync("/document/validate", broken)).Json, invalid);
+    }
+
+    private static void AssertRoundTrip<T>(JsonObject server, T reply)
+    {
+        var again = JsonNode.Parse(StatusJson.Serialize(reply));
+        Assert.True(JsonNode.DeepEquals(server, again), $"{typeof(T).Name}: the server wrote {server.ToJsonString()}, the reply writes {again!.ToJsonString()}");
+    }
+
     private static List<string> Reasons(List<RemoteEvent> events)
     {
         lock (events)
         {
-            return [.. events.Where(e => e.Type == "snapshot").Select(e => (string?)e.Data!["reason"] ?? "")];
+            return [.. events.Select(e => e.AsSnapshot()).OfType<SnapshotEvent>().Select(s => s.Reason)];
         }
     }
 

@@ -89,18 +89,18 @@ internal static class RemoteCommands
 
         var putFile = new Argument<FileInfo>("file") { Description = "A pipeline document, YAML or JSON." };
         var put = new Command("put", "Replace the served document (refused while the pipeline is active).") { putFile };
-        put.SetAction(p => Call(p, async c => await c.UpdateDocumentAsync(ReadDocument(p.GetValue(putFile)!)).ConfigureAwait(false), PrintValidation));
+        put.SetAction(p => Call(p, async c => await c.UpdateDocumentAsync(ReadDocument(p.GetValue(putFile)!)).ConfigureAwait(false), PrintChange));
 
         var validateFile = new Argument<FileInfo?>("file") { Description = "A document to check (default: the served one).", Arity = ArgumentArity.ZeroOrOne };
         var validate = new Command("validate", "Check a document against the server's kinds.") { validateFile };
         validate.SetAction(p => Call(
             p,
             c => c.ValidateDocumentAsync(p.GetValue(validateFile) is { } f ? ReadDocument(f) : null),
-            (r, json) => PrintValidation(r, json) && (bool?)r["valid"] == true));
+            (r, json) => PrintValidation(r.Valid, null, r.Errors, r, json) && r.Valid));
 
         var loadPath = new Argument<string>("path") { Description = "A YAML file on the server's machine, under the served document's directory or a --load-root." };
         var load = new Command("load", "Make the server load and serve another document file.") { loadPath };
-        load.SetAction(p => Call(p, c => c.LoadDocumentAsync(p.GetValue(loadPath)!), PrintValidation));
+        load.SetAction(p => Call(p, c => c.LoadDocumentAsync(p.GetValue(loadPath)!), PrintChange));
 
         return new Command("document", "Get, replace, validate or load the served document.") { get, put, validate, load };
     }
@@ -296,16 +296,17 @@ internal static class RemoteCommands
     private static string Indent<T>(T result) =>
         result is JsonNode node ? node.ToJsonString(Indented) : StatusJson.SerializeIndented(result);
 
-    private static bool PrintValidation(JsonObject result, bool json)
+    private static bool PrintChange(DocumentChangeReply result, bool json) => PrintValidation(result.Valid, result.Revision, result.Errors, result, json);
+
+    private static bool PrintValidation<T>(bool valid, long? revision, IReadOnlyList<string> errors, T result, bool json)
     {
         if (json)
         {
             return PrintJson(result, json);
         }
 
-        var valid = (bool?)result["valid"] ?? true;
-        Console.WriteLine(valid ? $"valid{(result["revision"] is { } r ? $"; revision {r}" : "")}" : "not valid:");
-        foreach (var error in result["errors"]?.AsArray() ?? [])
+        Console.WriteLine(valid ? $"valid{(revision is { } r ? $"; revision {r}" : "")}" : "not valid:");
+        foreach (var error in errors)
         {
             Console.WriteLine($"  {error}");
         }
