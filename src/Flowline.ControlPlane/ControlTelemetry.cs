@@ -39,7 +39,10 @@ public static class ControlTelemetry
         });
         if (otlp)
         {
-            telemetry.WithTracing(tracing => tracing.AddSource(PipelineMetrics.MeterName).AddOtlpExporter());
+            // Requests are spans too: a lifecycle operation is the child of the request that asked for it, and
+            // without the request's span the default parent-based sampler would drop it (its parent, the
+            // request's activity, would not be recorded).
+            telemetry.WithTracing(tracing => tracing.AddAspNetCoreInstrumentation().AddSource(PipelineMetrics.MeterName).AddOtlpExporter());
         }
 
         return services;
