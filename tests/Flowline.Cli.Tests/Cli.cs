@@ -52,13 +52,12 @@ internal static class Cli
     public static string DotnetHost() => Flowline.SharedMemory.Diagnostics.DotnetHost.Path;
 }
 
-/// <summary>What a test checks was left behind: shared-memory namespaces and worker processes.</summary>
+/// <summary>What a test checks was left behind: shared-memory namespaces and worker processes (<see cref="Flowline.Testing.Leftovers"/>).</summary>
 internal static class Leftovers
 {
     private const string ShmRoot = "/dev/shm/flowline";
-    private static readonly string WorkerDll = Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.dll");
 
-    /// <summary>After the CLI exited: no region directory and no control directory of the namespaces, and no worker of them alive.</summary>
+    /// <summary>After the CLI exited: no region directory and no control directory of the namespaces (not even empty ones), and no worker of them alive.</summary>
     public static void AssertNothingLeft(params string[] namespaces)
     {
         foreach (var ns in namespaces)
@@ -67,43 +66,11 @@ internal static class Leftovers
             Assert.False(Directory.Exists(Path.Combine(ShmRoot, ns + ".control")), $"namespace {ns}.control was left in {ShmRoot}");
         }
 
-        var left = WorkerProcesses(namespaces);
-        Assert.True(left.Count == 0, $"worker processes left behind: {string.Join(", ", left)}");
+        Flowline.Testing.Leftovers.AssertNothingLeft(TimeSpan.Zero, namespaces);
     }
 
-    /// <summary>Live (not zombie) processes running this build's Flowline.Worker.dll for one of <paramref name="namespaces"/>.</summary>
-    public static List<int> WorkerProcesses(IEnumerable<string> namespaces)
-    {
-        var wanted = namespaces.ToHashSet(StringComparer.Ordinal);
-        var found = new List<int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid))
-            {
-                continue;
-            }
-
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
-                var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                var worker = Array.IndexOf(arguments, WorkerDll);
-                if (state != "Z" && worker >= 0 && worker + 1 < arguments.Length && wanted.Contains(arguments[worker + 1]))
-                {
-                    found.Add(pid);
-                }
-            }
-            catch (IOException)
-            {
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
-        }
-
-        return found;
-    }
+    /// <summary>Live (not zombie) worker processes of one of <paramref name="namespaces"/>.</summary>
+    public static List<int> WorkerProcesses(IEnumerable<string> namespaces) => [.. Flowline.Testing.Leftovers.WorkerProcesses(namespaces)];
 }
 
 /// <summary>Signals sent to child processes.</summary>

@@ -41,6 +41,7 @@ public sealed partial class ServeCommandTests
         await receiver.WaitForAsync("/v1/traces", "flowline.pipeline.build", TimeSpan.FromSeconds(30));
 
         Terminate(server);
+        Leftovers.AssertNothingLeft(ns);
     }
 
     /// <summary>Accepts OTLP/HTTP posts on a loopback port and keeps each body (as Latin-1 text, for searching) by path.</summary>

@@ -4,7 +4,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json.Nodes;
-using Flowline.SharedMemory;
+using Flowline.Testing;
 
 namespace Flowline.ControlPlane.Tests;
 
@@ -124,53 +124,10 @@ public abstract class ServerTest : IAsyncLifetime
     }
 
     /// <summary>No region of <paramref name="namespace"/> under /dev/shm/flowline and no worker process of it alive (waits up to 10 s for workers to exit).</summary>
-    protected static void AssertNothingLeft(string @namespace)
-    {
-        var watch = Stopwatch.StartNew();
-        while (WorkerProcesses(@namespace).Count > 0 && watch.Elapsed < TimeSpan.FromSeconds(10))
-        {
-            Thread.Sleep(20);
-        }
+    protected static void AssertNothingLeft(string @namespace) => Leftovers.AssertNothingLeft(@namespace);
 
-        Assert.Empty(WorkerProcesses(@namespace));
-        foreach (var ns in new[] { @namespace, @namespace + ".control" })
-        {
-            var dir = SharedMemoryNamespace.DirectoryOf(ns);
-            Assert.False(System.IO.Directory.Exists(dir) && System.IO.Directory.EnumerateFileSystemEntries(dir).Any(), $"regions of namespace {ns} were left in {dir}");
-        }
-    }
-
-    /// <summary>Live (not zombie) processes whose command line runs Flowline.Worker with <paramref name="namespace"/>.</summary>
-    protected static List<int> WorkerProcesses(string @namespace)
-    {
-        var found = new List<int>();
-        foreach (var dir in System.IO.Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid))
-            {
-                continue;
-            }
-
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
-                var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                if (state != "Z" && arguments.Any(a => a.Contains("Flowline.Worker", StringComparison.Ordinal)) && arguments.Contains(@namespace))
-                {
-                    found.Add(pid);
-                }
-            }
-            catch (IOException)
-            {
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
-        }
-
-        return found;
-    }
+    /// <summary>Live (not zombie) worker processes whose command line names <paramref name="namespace"/>.</summary>
+    protected static List<int> WorkerProcesses(string @namespace) => [.. Leftovers.WorkerProcesses([@namespace])];
 
     // ---- requests ----------------------------------------------------------------------------
 
