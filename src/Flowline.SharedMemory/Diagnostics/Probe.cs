@@ -87,7 +87,7 @@ internal sealed unsafe class Probe : IDisposable
         for (var i = 1; i <= count; i++)
         {
             pacer.WaitNext();
-            Volatile.Write(ref *(long*)(region.Base + PingTimeOffset), MonotonicClock.NowNs());
+            Ordered.PutLongOrdered(region.Base + PingTimeOffset, MonotonicClock.NowNs());
             Volatile.Write(ref *Ping, i);
             Futex.Wake(Ping);
         }
@@ -108,7 +108,7 @@ internal sealed unsafe class Probe : IDisposable
             var seen = Volatile.Read(ref *Ping);
             if (seen != last)
             {
-                samples[taken++] = MonotonicClock.NowNs() - Volatile.Read(ref *(long*)(region.Base + PingTimeOffset));
+                samples[taken++] = MonotonicClock.NowNs() - Ordered.GetLongVolatile(region.Base + PingTimeOffset);
                 last = seen;
                 continue;
             }

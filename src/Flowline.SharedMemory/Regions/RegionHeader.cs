@@ -1,4 +1,4 @@
-using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Liveness;
 
 namespace Flowline.SharedMemory.Regions;
@@ -57,32 +57,32 @@ internal static class RegionHeader
         return hash;
     }
 
-    public static unsafe ulong ReadMagic(byte* region) => Volatile.Read(ref Unsafe.AsRef<ulong>(region + MagicOffset));
+    public static unsafe ulong ReadMagic(byte* region) => Ordered.GetULongVolatile(region + MagicOffset);
 
-    public static unsafe uint ReadVersion(byte* region) => *(uint*)(region + VersionOffset);
+    public static unsafe uint ReadVersion(byte* region) => Ordered.GetUInt(region + VersionOffset);
 
-    public static unsafe RegionKind ReadKind(byte* region) => (RegionKind)(*(uint*)(region + KindOffset));
+    public static unsafe RegionKind ReadKind(byte* region) => (RegionKind)Ordered.GetUInt(region + KindOffset);
 
-    public static unsafe ulong ReadHash(byte* region) => *(ulong*)(region + HashOffset);
+    public static unsafe ulong ReadHash(byte* region) => Ordered.GetULong(region + HashOffset);
 
-    public static unsafe long ReadTotalBytes(byte* region) => *(long*)(region + TotalBytesOffset);
+    public static unsafe long ReadTotalBytes(byte* region) => Ordered.GetLong(region + TotalBytesOffset);
 
-    public static unsafe ProcessIdentity ReadOwner(byte* region) => ProcessIdentity.Unpack(*(ulong*)(region + OwnerOffset));
+    public static unsafe ProcessIdentity ReadOwner(byte* region) => ProcessIdentity.Unpack(Ordered.GetULong(region + OwnerOffset));
 
-    public static unsafe ulong ReadRegionId(byte* region) => *(ulong*)(region + RegionIdOffset);
+    public static unsafe ulong ReadRegionId(byte* region) => Ordered.GetULong(region + RegionIdOffset);
 
-    public static unsafe long ReadCreatedUnixMs(byte* region) => *(long*)(region + CreatedOffset);
+    public static unsafe long ReadCreatedUnixMs(byte* region) => Ordered.GetLong(region + CreatedOffset);
 
     /// <summary>Writes the header of a new region; the magic number goes last, with release semantics.</summary>
     public static unsafe void Write(byte* region, RegionKind kind, ulong layoutHash, long totalBytes, ulong regionId)
     {
-        *(uint*)(region + VersionOffset) = LayoutVersion;
-        *(uint*)(region + KindOffset) = (uint)kind;
-        *(ulong*)(region + HashOffset) = layoutHash;
-        *(long*)(region + TotalBytesOffset) = totalBytes;
-        *(ulong*)(region + OwnerOffset) = ProcessIdentity.Current.Pack(1);
-        *(ulong*)(region + RegionIdOffset) = regionId;
-        *(long*)(region + CreatedOffset) = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
-        Volatile.Write(ref Unsafe.AsRef<ulong>(region + MagicOffset), Magic);
+        Ordered.PutUInt(region + VersionOffset, LayoutVersion);
+        Ordered.PutUInt(region + KindOffset, (uint)kind);
+        Ordered.PutULong(region + HashOffset, layoutHash);
+        Ordered.PutLong(region + TotalBytesOffset, totalBytes);
+        Ordered.PutULong(region + OwnerOffset, ProcessIdentity.Current.Pack(1));
+        Ordered.PutULong(region + RegionIdOffset, regionId);
+        Ordered.PutLong(region + CreatedOffset, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        Ordered.PutULongOrdered(region + MagicOffset, Magic);
     }
 }
