@@ -78,6 +78,12 @@ public sealed record ActivationEvent(
 /// <param name="ResultJson">The result once terminal, else null.</param>
 /// <param name="ErrorCode">Why it failed, or null.</param>
 /// <param name="ErrorMessage">The failure's detail, or null.</param>
+/// <param name="LeaseEpoch">The fencing epoch of the current (or last) claim: every agent report must carry it.</param>
+/// <param name="LeaseOwner">The agent (worker id) holding the claim, or null.</param>
+/// <param name="Attempts">How many times it was claimed.</param>
+/// <param name="CancelRequestedAt">When a cancel was asked for while an agent held it, or null.</param>
+/// <param name="StartedAt">When an agent first reported it RUNNING, or null.</param>
+/// <param name="EndedAt">When it reached a terminal status, or null.</param>
 public sealed record ExecutionRecord(
     string ExecutionId,
     string TenantId,
@@ -92,7 +98,13 @@ public sealed record ExecutionRecord(
     long UpdatedAt,
     string? ResultJson,
     string? ErrorCode,
-    string? ErrorMessage);
+    string? ErrorMessage,
+    long LeaseEpoch = 0,
+    string? LeaseOwner = null,
+    long Attempts = 0,
+    long? CancelRequestedAt = null,
+    long? StartedAt = null,
+    long? EndedAt = null);
 
 /// <summary>An execution to submit.</summary>
 /// <param name="ExecutionId">Its new id.</param>
@@ -202,7 +214,7 @@ public sealed class ActivationConflictException(long? current)
 /// <see cref="SqlCoordinatorStore"/>. Every operation is one transaction; timestamps come from the
 /// database's clock, never the coordinator's.
 /// </summary>
-public interface ICoordinatorStore : IAsyncDisposable
+public partial interface ICoordinatorStore : IAsyncDisposable
 {
     /// <summary>"sqlite" or "postgresql".</summary>
     string Provider { get; }

@@ -8,7 +8,7 @@ namespace Flowline.Coordinator.Storage;
 /// <c>INSERT … ON CONFLICT DO NOTHING RETURNING</c>); the providers differ only in how they connect,
 /// their clock expression, their DDL and how migrations are serialised.
 /// </summary>
-public abstract class SqlCoordinatorStore : ICoordinatorStore
+public abstract partial class SqlCoordinatorStore : ICoordinatorStore
 {
     private const string ReleaseColumns =
         "id AS Id, tenant_id AS TenantId, pipeline_id AS PipelineId, release_version AS ReleaseVersion, contract_version AS ContractVersion, " +
@@ -228,7 +228,8 @@ public abstract class SqlCoordinatorStore : ICoordinatorStore
     private const string ExecutionColumns =
         "execution_id AS ExecutionId, tenant_id AS TenantId, pipeline_id AS PipelineId, release_version AS ReleaseVersion, contract_version AS ContractVersion, " +
         "status AS Status, request_json AS RequestJson, idempotency_key AS IdempotencyKey, submitted_by AS SubmittedBy, submitted_at AS SubmittedAt, " +
-        "updated_at AS UpdatedAt, result_json AS ResultJson, error_code AS ErrorCode, error_message AS ErrorMessage";
+        "updated_at AS UpdatedAt, result_json AS ResultJson, error_code AS ErrorCode, error_message AS ErrorMessage, lease_epoch AS LeaseEpoch, " +
+        "lease_owner AS LeaseOwner, attempts AS Attempts, cancel_requested_at AS CancelRequestedAt, started_at AS StartedAt, ended_at AS EndedAt";
 
     /// <inheritdoc/>
     public async Task<(ExecutionRecord Execution, bool Duplicate)> SubmitExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
