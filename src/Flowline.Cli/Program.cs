@@ -21,6 +21,7 @@ foreach (var verb in RemoteCommands.Create())
 
 root.Subcommands.Add(ServersCommand.Create());
 root.Subcommands.Add(CoordinatorCommand.Create());
+root.Subcommands.Add(AgentCommand.Create());
 root.Subcommands.Add(BridgeCommand.Create());
 root.Subcommands.Add(GcCommand.Create());
 root.Subcommands.Add(KindCommands.Kinds());

@@ -109,6 +109,21 @@ public static partial class CoordinatorApi
             return Results.File(path, "application/octet-stream", enableRangeProcessing: false);
         });
 
+        // The release an agent should run when it is not told: the active one, with its artifacts.
+        app.MapGroup("/tpf/agent/tenants/{tenantId}/pipelines/{pipelineId}").AddEndpointFilter(new TokenFilter(tokens, Role.Agent, Role.Admin))
+            .MapGet("/releases/{releaseVersion}", async (string tenantId, string pipelineId, string releaseVersion, CancellationToken ct) =>
+            {
+                var version = releaseVersion;
+                if (version == "active")
+                {
+                    version = (await store.GetActiveAsync(tenantId, pipelineId, ct).ConfigureAwait(false)
+                        ?? throw new ProblemException(404, ProblemCodes.NoActiveRelease, $"pipeline '{pipelineId}' of tenant '{tenantId}' has no active release")).ReleaseVersion;
+                }
+
+                var release = await store.GetReleaseAsync(tenantId, pipelineId, version, ct).ConfigureAwait(false) ?? throw NotFound(pipelineId, version);
+                return Results.Json(await ReleaseDto(store, release, ct).ConfigureAwait(false));
+            });
+
         var tenant = app.MapGroup("/tpf/control-plane/tenants/{tenantId}").AddEndpointFilter(new TokenFilter(tokens, Role.ControlPlane));
 
         tenant.MapPost("/executions/{executionId}/cancel", async (string tenantId, string executionId, CancellationToken ct) =>
