@@ -83,6 +83,8 @@ internal sealed class Agent(AgentSettings s)
 {
     private static readonly TimeSpan Renewal = TimeSpan.FromSeconds(1);
 
+    private const int FinalAttempts = 60;
+
     private string AgentBase => $"tpf/agent/tenants/{s.Tenant}/pipelines/{s.Pipeline}";
 
     private string WorkerBase => $"{AgentBase}/workers/{s.WorkerId}";
@@ -326,7 +328,17 @@ internal sealed class Agent(AgentSettings s)
                         return reason;
                     }
 
-                    var now = (await client.GetAsync($"{workerBase}/interactions/{interactionId}", agentStop).ConfigureAwait(false))!;
+                    JsonNode now;
+                    try
+                    {
+                        now = (await client.GetAsync($"{workerBase}/interactions/{interactionId}", CancellationToken.None).ConfigureAwait(false))!;
+                    }
+                    catch (Exception e) when (e is HttpRequestException or TaskCanceledException || e is CoordinatorProblemException { Status: >= 500 })
+                    {
+                        await Task.Delay(500, CancellationToken.None).ConfigureAwait(false);
+                        continue;
+                    }
+
                     var status = (string)now["status"]!;
                     if (status == "COMPLETED")
                     {
@@ -391,11 +403,19 @@ internal sealed class Agent(AgentSettings s)
                 : null;
         }
 
+        /// <summary>Reports RUNNING (a renewal). The coordinator being unreachable (restarting) is not fatal: the run goes on and the next renewal tries again.</summary>
         private async Task ReportAsync(string status)
         {
-            var answer = await client.PostAsync($"{ExecutionBase}/report", new JsonObject { ["epoch"] = epoch, ["status"] = status }, CancellationToken.None).ConfigureAwait(false);
             sinceRenewal.Restart();
-            cancelRequested |= answer?["cancelRequested"]?.GetValue<bool>() == true;
+            try
+            {
+                var answer = await client.PostAsync($"{ExecutionBase}/report", new JsonObject { ["epoch"] = epoch, ["status"] = status }, CancellationToken.None).ConfigureAwait(false);
+                cancelRequested |= answer?["cancelRequested"]?.GetValue<bool>() == true;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException || e is CoordinatorProblemException { Status: >= 500 })
+            {
+                Log($"execution {id}: cannot reach the coordinator ({e.Message}); the run goes on");
+            }
         }
 
         private async Task FinalAsync(string status, JsonObject? result, string? code, string? message)
@@ -411,14 +431,25 @@ internal sealed class Agent(AgentSettings s)
                 body["errorMessage"] = message;
             }
 
-            try
+            // The result must not be lost to a coordinator restarting: unreachable, it is sent again for up to a minute.
+            for (var attempt = 1; ; attempt++)
             {
-                await client.PostAsync($"{ExecutionBase}/report", body, CancellationToken.None).ConfigureAwait(false);
-                Log($"execution {id}: {status}{(code is null ? "" : " " + code)}");
-            }
-            catch (Exception e) when (e is CoordinatorProblemException or HttpRequestException or TaskCanceledException)
-            {
-                Log($"execution {id}: the final report ({status}) failed: {e.Message}");
+                try
+                {
+                    await client.PostAsync($"{ExecutionBase}/report", body, CancellationToken.None).ConfigureAwait(false);
+                    Log($"execution {id}: {status}{(code is null ? "" : " " + code)}");
+                    return;
+                }
+                catch (Exception e) when ((e is HttpRequestException or TaskCanceledException || e is CoordinatorProblemException { Status: >= 500 }) && attempt < FinalAttempts)
+                {
+                    Log($"execution {id}: the final report ({status}) failed ({e.Message}); trying again");
+                    await Task.Delay(1000, CancellationToken.None).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is CoordinatorProblemException or HttpRequestException or TaskCanceledException)
+                {
+                    Log($"execution {id}: the final report ({status}) failed: {e.Message}");
+                    return;
+                }
             }
         }
 
