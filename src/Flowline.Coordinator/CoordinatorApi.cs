@@ -243,6 +243,17 @@ public static partial class CoordinatorApi
 
         agentPipelines.MapPost("/workers/{workerId}/heartbeat", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
             Results.Json(WorkerDto(await store.HeartbeatAsync(tenantId, pipelineId, workerId, staleAfter, ct).ConfigureAwait(false) ?? throw WorkerNotFound(pipelineId, workerId))));
+        agentPipelines.MapPost("/workers/{workerId}/unavailable", async (string tenantId, string pipelineId, string workerId, HttpContext context, CancellationToken ct) =>
+        {
+            var body = await ReadObjectAsync(context.Request, ct).ConfigureAwait(false);
+            if (body.Any(m => m.Key != "reason") || body["reason"] is null)
+            {
+                throw new ProblemException(400, ProblemCodes.InvalidRequest, "the body is {\"reason\": \"why this agent cannot run its release\"}");
+            }
+
+            var reason = Text(body["reason"]!, "reason");
+            return Results.Json(WorkerDto(await store.SetUnavailableAsync(tenantId, pipelineId, workerId, reason.Length > 1024 ? reason[..1024] : reason, staleAfter, ct).ConfigureAwait(false) ?? throw WorkerNotFound(pipelineId, workerId)));
+        });
         pipelines.MapPost("/workers/{workerId}/drain", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
             Results.Json(WorkerDto(await store.SetDrainingAsync(tenantId, pipelineId, workerId, true, staleAfter, ct).ConfigureAwait(false) ?? throw WorkerNotFound(pipelineId, workerId))));
         pipelines.MapPost("/workers/{workerId}/undrain", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
@@ -290,6 +301,7 @@ public static partial class CoordinatorApi
         ["registeredAt"] = Time(w.RegisteredAt),
         ["lastHeartbeatAt"] = Time(w.LastHeartbeatAt),
         ["drainingSince"] = w.DrainingSince is { } d ? Time(d) : null,
+        ["unavailableReason"] = w.UnavailableReason,
     };
 
     /// <summary>503 NO_HEALTHY_WORKER (with Retry-After) unless a HEALTHY worker runs the release's contract and version.</summary>

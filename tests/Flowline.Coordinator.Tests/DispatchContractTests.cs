@@ -100,6 +100,23 @@ public abstract partial class StoreContractTests
     }
 
     [Fact]
+    public async Task An_unavailable_agent_claims_nothing_until_it_registers_again()
+    {
+        await RegisterForExecutionsAsync();
+        await Store.SubmitExecutionAsync(Execution(null), Ct);
+        await Store.RegisterWorkerAsync(Worker("w1"), TwoMinutes, Ct);
+        Assert.Null(await Store.SetUnavailableAsync("acme", "ao", "ghost", "x", TwoMinutes, Ct));
+        var marked = (await Store.SetUnavailableAsync("acme", "ao", "w1", "the pipeline failed to start", TwoMinutes, Ct))!;
+        Assert.Equal(("UNAVAILABLE", "the pipeline failed to start"), (marked.State, marked.UnavailableReason));
+        Assert.Equal("UNAVAILABLE", (await Store.HeartbeatAsync("acme", "ao", "w1", TwoMinutes, Ct))!.State);
+        Assert.Equal("UNAVAILABLE", (await Assert.ThrowsAsync<WorkerNotAdmittedException>(() => Store.ClaimAsync("acme", "ao", "w1", TwoMinutes, Ct))).State);
+
+        var again = await Store.RegisterWorkerAsync(Worker("w1"), TwoMinutes, Ct);
+        Assert.Equal(("HEALTHY", (string?)null), (again.State, again.UnavailableReason));
+        Assert.NotNull(await Store.ClaimAsync("acme", "ao", "w1", TwoMinutes, Ct));
+    }
+
+    [Fact]
     public async Task The_sweeper_fails_or_requeues_the_execution_of_a_lost_agent_and_fences_it()
     {
         var claimed = await ClaimedAsync();

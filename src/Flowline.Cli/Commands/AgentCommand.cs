@@ -113,12 +113,6 @@ internal sealed class Agent(AgentSettings s)
             var version = (string)release["releaseVersion"]!;
             var (document, documentArtifact) = await FetchAsync(client, release, Path.Combine(work, version), stop.Token).ConfigureAwait(false);
             var check = PipelineDocument.CheckFile(document);
-            if (check.Pipeline is null)
-            {
-                DocumentCommands.WriteErrors(check);
-                return ExitCodes.Failed;
-            }
-
             await client.PostAsync($"{AdminBase}/workers/register", new JsonObject
             {
                 ["workerId"] = s.WorkerId,
@@ -130,6 +124,12 @@ internal sealed class Agent(AgentSettings s)
                 ["artifactDigest"] = (string)documentArtifact["digest"]!,
             }, stop.Token).ConfigureAwait(false);
             Log($"registered as '{s.WorkerId}' for release {version} of {s.Tenant}/{s.Pipeline} at {s.Coordinator}");
+            if (check.Pipeline is null)
+            {
+                DocumentCommands.WriteErrors(check);
+                await UnavailableAsync(client, $"the release's pipeline document does not validate on this host: {string.Join("; ", check.Errors.Take(3))}").ConfigureAwait(false);
+                return ExitCodes.Failed;
+            }
 
             var heartbeats = HeartbeatAsync(client, stop.Token);
             while (!stop.IsCancellationRequested)
@@ -150,7 +150,13 @@ internal sealed class Agent(AgentSettings s)
                     continue;
                 }
 
-                await new Run(client, WorkerBase, claim, document, stop.Token).ExecuteAsync().ConfigureAwait(false);
+                if (await new Run(client, WorkerBase, claim, document, stop.Token).ExecuteAsync().ConfigureAwait(false) is { } cannotStart)
+                {
+                    await UnavailableAsync(client, cannotStart).ConfigureAwait(false);
+                    await stop.CancelAsync().ConfigureAwait(false);
+                    await heartbeats.ConfigureAwait(false);
+                    return ExitCodes.StartFailed;
+                }
             }
 
             await heartbeats.ConfigureAwait(false);
@@ -173,6 +179,20 @@ internal sealed class Agent(AgentSettings s)
             {
                 Directory.Delete(work, recursive: true);
             }
+        }
+    }
+
+    /// <summary>Tells the coordinator this agent cannot run its release (state UNAVAILABLE until it registers again).</summary>
+    private async Task UnavailableAsync(CoordinatorClient client, string reason)
+    {
+        Log($"UNAVAILABLE: {reason}");
+        try
+        {
+            await client.PostAsync($"{AdminBase}/workers/{s.WorkerId}/unavailable", new JsonObject { ["reason"] = reason }, CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is CoordinatorProblemException or HttpRequestException or TaskCanceledException)
+        {
+            Log($"cannot report UNAVAILABLE: {e.Message}");
         }
     }
 
@@ -245,7 +265,8 @@ internal sealed class Agent(AgentSettings s)
 
         private string ExecutionBase => $"{workerBase}/executions/{id}";
 
-        public async Task ExecuteAsync()
+        /// <summary>Runs the execution to its final report; returns why the pipeline cannot start on this host, or null.</summary>
+        public async Task<string?> ExecuteAsync()
         {
             var run = claim["request"]?["run"] as JsonObject ?? [];
             var duration = run["durationSeconds"] is { } d ? TimeSpan.FromSeconds((double)d) : (TimeSpan?)null;
@@ -256,8 +277,9 @@ internal sealed class Agent(AgentSettings s)
             var check = PipelineDocument.CheckFile(document);
             if (check.Pipeline is not { } pipeline)
             {
-                await FinalAsync("FAILED", null, "INVALID_PIPELINE", string.Join("; ", check.Errors.Select(e => e.ToString()))).ConfigureAwait(false);
-                return;
+                var errors = string.Join("; ", check.Errors.Select(e => e.ToString()));
+                await FinalAsync("FAILED", null, "INVALID_PIPELINE", errors).ConfigureAwait(false);
+                return "the pipeline document does not validate: " + errors;
             }
 
             using var manager = new PipelineManager(pipeline, new PipelineManagerOptions { Namespace = $"agent-{id[..8]}" });
@@ -270,7 +292,7 @@ internal sealed class Agent(AgentSettings s)
             {
                 manager.Shutdown(force: true);
                 await FinalAsync("FAILED", null, "START_FAILED", e.Message).ConfigureAwait(false);
-                return;
+                return "the pipeline failed to start: " + e.Message;
             }
 
             var started = Stopwatch.StartNew();
@@ -292,7 +314,7 @@ internal sealed class Agent(AgentSettings s)
             if (leaseLost)
             {
                 Log($"execution {id}: the lease was lost (another agent or the sweeper has it): stopped without reporting");
-                return;
+                return null;
             }
 
             var result = Result(snapshot, outcome, started.Elapsed, answers);
@@ -305,6 +327,7 @@ internal sealed class Agent(AgentSettings s)
                 _ => ("SUCCEEDED", (string?)null, (string?)null),
             };
             await FinalAsync(status, result, code, message).ConfigureAwait(false);
+            return null;
         }
 
         /// <summary>Asks each gate in turn and waits for its answer; null when every gate approved, else why the run ends.</summary>

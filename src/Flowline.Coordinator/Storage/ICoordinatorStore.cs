@@ -148,7 +148,8 @@ public sealed class IdempotencyConflictException(string key, string executionId)
 /// <param name="RegisteredAt">When it last registered (database clock, Unix ms).</param>
 /// <param name="LastHeartbeatAt">Its last heartbeat (or registration).</param>
 /// <param name="DrainingSince">When it was drained, null when not draining.</param>
-/// <param name="State">HEALTHY, STALE or DRAINING (computed with the database's clock).</param>
+/// <param name="State">DRAINING, else UNAVAILABLE, else STALE, else HEALTHY (computed with the database's clock).</param>
+/// <param name="UnavailableReason">Why the agent said it cannot run the release (UNAVAILABLE), or null.</param>
 public sealed record WorkerRecord(
     string TenantId,
     string PipelineId,
@@ -162,7 +163,8 @@ public sealed record WorkerRecord(
     long RegisteredAt,
     long LastHeartbeatAt,
     long? DrainingSince,
-    string State);
+    string State,
+    string? UnavailableReason = null);
 
 /// <summary>A worker's registration.</summary>
 /// <param name="TenantId">The tenant.</param>
@@ -274,6 +276,9 @@ public partial interface ICoordinatorStore : IAsyncDisposable
 
     /// <summary>Renews a worker's heartbeat; null when it is not registered.</summary>
     Task<WorkerRecord?> HeartbeatAsync(string tenantId, string pipelineId, string workerId, TimeSpan staleAfter, CancellationToken cancellationToken = default);
+
+    /// <summary>Marks a worker UNAVAILABLE with <paramref name="reason"/> (it cannot run its release) until it registers again; null when it is not registered.</summary>
+    Task<WorkerRecord?> SetUnavailableAsync(string tenantId, string pipelineId, string workerId, string reason, TimeSpan staleAfter, CancellationToken cancellationToken = default);
 
     /// <summary>Drains (true) or undrains (false) a worker; null when it is not registered. Draining again keeps the first time.</summary>
     Task<WorkerRecord?> SetDrainingAsync(string tenantId, string pipelineId, string workerId, bool draining, TimeSpan staleAfter, CancellationToken cancellationToken = default);

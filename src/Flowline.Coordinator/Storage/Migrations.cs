@@ -188,6 +188,7 @@ internal static class Migrations
             ALTER TABLE executions ADD COLUMN cancel_requested_at INTEGER NULL;
             ALTER TABLE executions ADD COLUMN started_at INTEGER NULL;
             ALTER TABLE executions ADD COLUMN ended_at INTEGER NULL;
+            ALTER TABLE workers ADD COLUMN unavailable_reason TEXT NULL;
             CREATE INDEX executions_live ON executions (status) WHERE status IN ('DISPATCHED', 'RUNNING', 'AWAITING_INTERACTION');
             CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
             CREATE TABLE interactions (
@@ -210,6 +211,7 @@ internal static class Migrations
             ALTER TABLE executions ADD COLUMN cancel_requested_at BIGINT NULL;
             ALTER TABLE executions ADD COLUMN started_at BIGINT NULL;
             ALTER TABLE executions ADD COLUMN ended_at BIGINT NULL;
+            ALTER TABLE workers ADD COLUMN unavailable_reason TEXT NULL;
             CREATE INDEX executions_live ON executions (status) WHERE status IN ('DISPATCHED', 'RUNNING', 'AWAITING_INTERACTION');
             CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
             CREATE TABLE interactions (

@@ -31,7 +31,7 @@ public abstract partial class SqlCoordinatorStore
         }
     }
 
-    private sealed record ClaimWorker(string ContractVersion, string ReleaseVersion, long LastHeartbeatAt, long? DrainingSince, long Now);
+    private sealed record ClaimWorker(string ContractVersion, string ReleaseVersion, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason, long Now);
 
     private sealed record Candidate(long DispatchId, string ExecutionId);
 
@@ -40,14 +40,14 @@ public abstract partial class SqlCoordinatorStore
         InTransactionAsync<ExecutionRecord?>(async (connection, tx) =>
         {
             var worker = await connection.QuerySingleOrDefaultAsync<ClaimWorker>(new CommandDefinition(
-                $"SELECT contract_version AS ContractVersion, release_version AS ReleaseVersion, last_heartbeat_at AS LastHeartbeatAt, draining_since AS DrainingSince, {NowMs} AS Now " +
+                $"SELECT contract_version AS ContractVersion, release_version AS ReleaseVersion, last_heartbeat_at AS LastHeartbeatAt, draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, {NowMs} AS Now " +
                 "FROM workers WHERE tenant_id = @tenantId AND pipeline_id = @pipelineId AND worker_id = @workerId",
                 new { tenantId, pipelineId, workerId }, tx, cancellationToken: cancellationToken)).ConfigureAwait(false)
                 ?? throw new WorkerNotAdmittedException(workerId, null);
             var stale = (long)staleAfter.TotalMilliseconds;
-            if (worker.DrainingSince is not null || (stale > 0 && worker.Now - worker.LastHeartbeatAt > stale))
+            if (worker.DrainingSince is not null || worker.UnavailableReason is not null || (stale > 0 && worker.Now - worker.LastHeartbeatAt > stale))
             {
-                throw new WorkerNotAdmittedException(workerId, worker.DrainingSince is not null ? "DRAINING" : "STALE");
+                throw new WorkerNotAdmittedException(workerId, worker.DrainingSince is not null ? "DRAINING" : worker.UnavailableReason is not null ? "UNAVAILABLE" : "STALE");
             }
 
             for (var attempt = 0; attempt < 16; attempt++)
