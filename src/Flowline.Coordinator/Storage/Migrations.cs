@@ -191,6 +191,7 @@ internal static class Migrations
             ALTER TABLE workers ADD COLUMN unavailable_reason TEXT NULL;
             CREATE INDEX executions_live ON executions (status) WHERE status IN ('DISPATCHED', 'RUNNING', 'AWAITING_INTERACTION');
             CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+            CREATE INDEX dispatch_queue_unclaimed ON dispatch_queue (id) WHERE claimed_by IS NULL;
             CREATE TABLE interactions (
                 interaction_id TEXT PRIMARY KEY,
                 tenant_id TEXT NOT NULL,
@@ -214,6 +215,7 @@ internal static class Migrations
             ALTER TABLE workers ADD COLUMN unavailable_reason TEXT NULL;
             CREATE INDEX executions_live ON executions (status) WHERE status IN ('DISPATCHED', 'RUNNING', 'AWAITING_INTERACTION');
             CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+            CREATE INDEX dispatch_queue_unclaimed ON dispatch_queue (id) WHERE claimed_by IS NULL;
             CREATE TABLE interactions (
                 interaction_id TEXT PRIMARY KEY,
                 tenant_id TEXT NOT NULL,
