@@ -12,6 +12,9 @@ namespace Flowline.Coordinator;
 /// <summary>The coordinator's endpoints, on the seed's paths (docs/coordinator.md).</summary>
 public static partial class CoordinatorApi
 {
+    /// <summary>The OpenAPI document's name: it is served at <c>/tpf/openapi/v1.json</c>.</summary>
+    public const string OpenApiName = "v1";
+
     /// <summary>The default page size of listings.</summary>
     public const int DefaultLimit = 50;
 
@@ -98,6 +101,10 @@ public static partial class CoordinatorApi
             context.Response.Headers.ETag = ETag(activation.Id);
             return Results.Json(ActivationDto(activation));
         });
+
+        // The OpenAPI document (paths, methods, parameters; bodies are untyped JSON objects): any valid token may read it.
+        app.MapGroup("/tpf/openapi").AddEndpointFilter(new TokenFilter(tokens, Role.Admin, Role.ControlPlane, Role.Agent))
+            .MapOpenApi("/{documentName}.json");
 
         MapExecutionEndpoints(app, store, tokens, staleAfter ?? TimeSpan.FromMinutes(2));
         var agentPipelines = app.MapGroup("/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}").AddEndpointFilter(new TokenFilter(tokens, Role.Admin, Role.Agent));

@@ -157,6 +157,17 @@ public sealed class CoordinatorServer : IAsyncDisposable
                 builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
             }
 
+            builder.Services.AddOpenApi(CoordinatorApi.OpenApiName, o => o.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Info.Title = "Flowline coordinator";
+                document.Info.Version = typeof(CoordinatorServer).Assembly.GetName().Version?.ToString(3) ?? "0";
+                document.Info.Description =
+                    "Releases, host agents, executions and interactions on TPF's /tpf paths (docs/coordinator.md). Every request carries " +
+                    "`Authorization: Bearer TOKEN`: admin tokens for /tpf/admin, control-plane tokens for /tpf/control-plane, agent (or admin) " +
+                    "tokens for /tpf/agent and an agent's own registration and heartbeat. Bodies are JSON objects (camelCase), described in " +
+                    "docs/coordinator.md; errors are RFC 9457 problem+json with a stable `code`.";
+                return Task.CompletedTask;
+            }));
             builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
             builder.WebHost.ConfigureKestrel(k =>

@@ -224,6 +224,24 @@ public sealed class DispatchApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task The_openapi_document_lists_the_endpoints_for_any_token()
+    {
+        var document = await Json(await Client(AgentToken).GetAsync("/tpf/openapi/v1.json", Ct));
+        var paths = document["paths"]!.AsObject();
+        foreach (var path in new[]
+        {
+            "/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}/releases/register", "/tpf/control-plane/tenants/{tenantId}/executions",
+            "/tpf/control-plane/tenants/{tenantId}/interactions/complete", "/tpf/agent/tenants/{tenantId}/pipelines/{pipelineId}/workers/{workerId}/claim",
+        })
+        {
+            Assert.True(paths.ContainsKey(path), path);
+        }
+
+        using var anonymous = new HttpClient { BaseAddress = server.Address };
+        Assert.Equal(HttpStatusCode.Unauthorized, (await anonymous.GetAsync("/tpf/openapi/v1.json", Ct)).StatusCode);
+    }
+
+    [Fact]
     public async Task Register_by_path_is_refused_without_a_release_root()
     {
         var path = Path.Combine(directory, "pipeline-release.json");
