@@ -66,7 +66,8 @@ internal static class CoordinatorVerbs
             }
             catch (Exception e) when (e is ArgumentException or CoordinatorProblemException or HttpRequestException or IOException or JsonException or TaskCanceledException or TimeoutException)
             {
-                Console.Error.WriteLine($"flowline {name}: {e.Message}");
+                var verb = parse.CommandResult.Parent is System.CommandLine.Parsing.CommandResult parent ? $"{parent.Command.Name} {name}" : name;
+                Console.Error.WriteLine($"flowline {verb}: {e.Message}");
                 return ExitCodes.Failed;
             }
         });
