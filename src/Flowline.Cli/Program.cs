@@ -21,6 +21,8 @@ foreach (var verb in RemoteCommands.Create())
 
 root.Subcommands.Add(ServersCommand.Create());
 root.Subcommands.Add(CoordinatorCommand.Create());
+root.Subcommands.Add(AgentCommand.Create());
+foreach (var verb in CoordinatorVerbs.Create()) { root.Subcommands.Add(verb); }
 root.Subcommands.Add(BridgeCommand.Create());
 root.Subcommands.Add(GcCommand.Create());
 root.Subcommands.Add(KindCommands.Kinds());

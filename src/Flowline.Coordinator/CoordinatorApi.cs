@@ -10,8 +10,11 @@ using Microsoft.AspNetCore.Routing;
 namespace Flowline.Coordinator;
 
 /// <summary>The coordinator's endpoints, on the seed's paths (docs/coordinator.md).</summary>
-public static class CoordinatorApi
+public static partial class CoordinatorApi
 {
+    /// <summary>The OpenAPI document's name: it is served at <c>/tpf/openapi/v1.json</c>.</summary>
+    public const string OpenApiName = "v1";
+
     /// <summary>The default page size of listings.</summary>
     public const int DefaultLimit = 50;
 
@@ -99,8 +102,14 @@ public static class CoordinatorApi
             return Results.Json(ActivationDto(activation));
         });
 
+        // The OpenAPI document (paths, methods, parameters; bodies are untyped JSON objects): any valid token may read it.
+        app.MapGroup("/tpf/openapi").AddEndpointFilter(new TokenFilter(tokens, Role.Admin, Role.ControlPlane, Role.Agent))
+            .MapOpenApi("/{documentName}.json");
+
         MapExecutionEndpoints(app, store, tokens, staleAfter ?? TimeSpan.FromMinutes(2));
-        MapWorkerEndpoints(pipelines, store, staleAfter ?? TimeSpan.FromMinutes(2));
+        var agentPipelines = app.MapGroup("/tpf/admin/tenants/{tenantId}/pipelines/{pipelineId}").AddEndpointFilter(new TokenFilter(tokens, Role.Admin, Role.Agent));
+        MapWorkerEndpoints(pipelines, agentPipelines, store, staleAfter ?? TimeSpan.FromMinutes(2));
+        MapAgentEndpoints(app, store, registrar, tokens, staleAfter ?? TimeSpan.FromMinutes(2));
 
         pipelines.MapGet("/activations", async (string tenantId, string pipelineId, HttpRequest request, CancellationToken ct) =>
         {
@@ -190,9 +199,9 @@ public static class CoordinatorApi
 
     private static readonly string[] WorkerMembers = ["workerId", "protocol", "endpoint", "contractVersion", "releaseVersion", "artifactId", "artifactDigest"];
 
-    private static void MapWorkerEndpoints(RouteGroupBuilder pipelines, ICoordinatorStore store, TimeSpan staleAfter)
+    private static void MapWorkerEndpoints(RouteGroupBuilder pipelines, RouteGroupBuilder agentPipelines, ICoordinatorStore store, TimeSpan staleAfter)
     {
-        pipelines.MapPost("/workers/register", async (string tenantId, string pipelineId, HttpContext context, CancellationToken ct) =>
+        agentPipelines.MapPost("/workers/register", async (string tenantId, string pipelineId, HttpContext context, CancellationToken ct) =>
         {
             var body = await ReadObjectAsync(context.Request, ct).ConfigureAwait(false);
             var errors = body.Where(m => !WorkerMembers.Contains(m.Key)).Select(m => $"{m.Key}: unknown member; members are {string.Join(", ", WorkerMembers)}").ToList();
@@ -239,8 +248,19 @@ public static class CoordinatorApi
             return Results.Json(WorkerDto(await store.RegisterWorkerAsync(registration, staleAfter, ct).ConfigureAwait(false)));
         });
 
-        pipelines.MapPost("/workers/{workerId}/heartbeat", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
+        agentPipelines.MapPost("/workers/{workerId}/heartbeat", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
             Results.Json(WorkerDto(await store.HeartbeatAsync(tenantId, pipelineId, workerId, staleAfter, ct).ConfigureAwait(false) ?? throw WorkerNotFound(pipelineId, workerId))));
+        agentPipelines.MapPost("/workers/{workerId}/unavailable", async (string tenantId, string pipelineId, string workerId, HttpContext context, CancellationToken ct) =>
+        {
+            var body = await ReadObjectAsync(context.Request, ct).ConfigureAwait(false);
+            if (body.Any(m => m.Key != "reason") || body["reason"] is null)
+            {
+                throw new ProblemException(400, ProblemCodes.InvalidRequest, "the body is {\"reason\": \"why this agent cannot run its release\"}");
+            }
+
+            var reason = Text(body["reason"]!, "reason");
+            return Results.Json(WorkerDto(await store.SetUnavailableAsync(tenantId, pipelineId, workerId, reason.Length > 1024 ? reason[..1024] : reason, staleAfter, ct).ConfigureAwait(false) ?? throw WorkerNotFound(pipelineId, workerId)));
+        });
         pipelines.MapPost("/workers/{workerId}/drain", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
             Results.Json(WorkerDto(await store.SetDrainingAsync(tenantId, pipelineId, workerId, true, staleAfter, ct).ConfigureAwait(false) ?? throw WorkerNotFound(pipelineId, workerId))));
         pipelines.MapPost("/workers/{workerId}/undrain", async (string tenantId, string pipelineId, string workerId, CancellationToken ct) =>
@@ -288,6 +308,7 @@ public static class CoordinatorApi
         ["registeredAt"] = Time(w.RegisteredAt),
         ["lastHeartbeatAt"] = Time(w.LastHeartbeatAt),
         ["drainingSince"] = w.DrainingSince is { } d ? Time(d) : null,
+        ["unavailableReason"] = w.UnavailableReason,
     };
 
     /// <summary>503 NO_HEALTHY_WORKER (with Retry-After) unless a HEALTHY worker runs the release's contract and version.</summary>
@@ -359,6 +380,12 @@ public static class CoordinatorApi
         ["updatedAt"] = Time(e.UpdatedAt),
         ["errorCode"] = e.ErrorCode,
         ["errorMessage"] = e.ErrorMessage,
+        ["workerId"] = e.LeaseOwner,
+        ["leaseEpoch"] = e.LeaseEpoch,
+        ["attempts"] = e.Attempts,
+        ["cancelRequested"] = e.CancelRequestedAt is not null,
+        ["startedAt"] = e.StartedAt is { } s ? Time(s) : null,
+        ["endedAt"] = e.EndedAt is { } x ? Time(x) : null,
     };
 
     /// <summary>The path of a release.</summary>
@@ -489,7 +516,7 @@ public static class CoordinatorApi
     }
 
     /// <summary>Checks the bearer token (401), its role (403) and its tenant (403), and the ids in the path (400).</summary>
-    private sealed class TokenFilter(CoordinatorTokens tokens, Role role) : IEndpointFilter
+    private sealed class TokenFilter(CoordinatorTokens tokens, params Role[] roles) : IEndpointFilter
     {
         public async ValueTask<object?> InvokeAsync(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
         {
@@ -502,12 +529,12 @@ public static class CoordinatorApi
                 return Problem.Result(401, ProblemCodes.Unauthenticated, header.Length == 0 ? "missing bearer token (send 'Authorization: Bearer <token>')" : "invalid bearer token", http.Request.Path);
             }
 
-            if (principal.Role != role)
+            if (!roles.Contains(principal.Role))
             {
-                return Problem.Result(403, ProblemCodes.RoleNotAllowed, $"this token's role is '{Name(principal.Role)}'; {http.Request.Path} needs '{Name(role)}'", http.Request.Path);
+                return Problem.Result(403, ProblemCodes.RoleNotAllowed, $"this token's role is '{Name(principal.Role)}'; {http.Request.Path} needs '{string.Join("' or '", roles.Select(Name))}'", http.Request.Path);
             }
 
-            foreach (var key in new[] { "tenantId", "pipelineId", "releaseVersion", "executionId", "workerId" })
+            foreach (var key in new[] { "tenantId", "pipelineId", "releaseVersion", "executionId", "workerId", "interactionId", "artifactId" })
             {
                 if (http.Request.RouteValues[key] is string value && !ReleaseDescriptor.Identifier().IsMatch(value))
                 {
@@ -524,6 +551,6 @@ public static class CoordinatorApi
             return await next(context).ConfigureAwait(false);
         }
 
-        private static string Name(Role r) => r == Role.Admin ? "admin" : "control-plane";
+        private static string Name(Role r) => CoordinatorTokens.RoleName(r);
     }
 }

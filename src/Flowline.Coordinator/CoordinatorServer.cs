@@ -36,6 +36,18 @@ public sealed record CoordinatorOptions
     /// <summary>A worker without a heartbeat for this long is STALE (default 2 minutes; zero: never).</summary>
     public TimeSpan StaleAfter { get; init; } = TimeSpan.FromMinutes(2);
 
+    /// <summary>How many times an execution whose agent was lost is claimed at most (1: never retried, it FAILS with AGENT_LOST).</summary>
+    public int MaxAttempts { get; init; } = 1;
+
+    /// <summary>How long an idempotency key is kept (default 7 days; zero: forever). After it, the same key makes a new execution.</summary>
+    public TimeSpan IdempotencyRetention { get; init; } = TimeSpan.FromDays(7);
+
+    /// <summary>How often the sweeper looks for lost agents and expired keys (default: a quarter of <see cref="StaleAfter"/>, between 100 ms and 15 s).</summary>
+    public TimeSpan? SweepInterval { get; init; }
+
+    /// <summary>Directories register-by-path may read descriptors from (empty: register-by-path is refused; the body form always works).</summary>
+    public IReadOnlyList<string> ReleaseRoots { get; init; } = [];
+
     /// <summary>Writes warnings and errors to the console (never request headers or tokens).</summary>
     public bool LogToConsole { get; init; }
 }
@@ -47,13 +59,47 @@ public sealed record CoordinatorOptions
 public sealed class CoordinatorServer : IAsyncDisposable
 {
     private readonly WebApplication app;
+    private readonly CancellationTokenSource stopSweeper = new();
+    private readonly Task sweeper;
     private int disposed;
 
-    private CoordinatorServer(WebApplication app, ICoordinatorStore store, Uri address)
+    private CoordinatorServer(WebApplication app, ICoordinatorStore store, Uri address, CoordinatorOptions options, ILogger log)
     {
         this.app = app;
         Store = store;
         Address = address;
+        var interval = options.SweepInterval ?? TimeSpan.FromMilliseconds(Math.Clamp(options.StaleAfter.TotalMilliseconds / 4, 100, 15_000));
+        sweeper = Task.Run(() => SweepAsync(store, options, interval, log, stopSweeper.Token));
+    }
+
+    /// <summary>
+    /// The sweeper: executions whose agent stopped heartbeating are retried or failed (never left RUNNING
+    /// forever), expired idempotency keys are deleted. Every coordinator runs one; the store makes them safe together.
+    /// </summary>
+    private static async Task SweepAsync(ICoordinatorStore store, CoordinatorOptions options, TimeSpan interval, ILogger log, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(interval, stop).ConfigureAwait(false);
+                var swept = await store.SweepAsync(options.StaleAfter, options.MaxAttempts, options.IdempotencyRetention, stop).ConfigureAwait(false);
+                if (swept.Requeued + swept.Failed + swept.Cancelled > 0)
+                {
+                    log.LogWarning("lost agents: {Requeued} execution(s) queued again, {Failed} failed, {Cancelled} cancelled", swept.Requeued, swept.Failed, swept.Cancelled);
+                }
+            }
+            catch (OperationCanceledException) when (stop.IsCancellationRequested)
+            {
+                return;
+            }
+#pragma warning disable CA1031 // the sweeper outlives a failed sweep (the store may be briefly unreachable): it logs and tries again
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                log.LogWarning("sweep failed (tried again in {Interval}): {Message}", interval, e.Message);
+            }
+        }
     }
 
     /// <summary>The store.</summary>
@@ -91,13 +137,18 @@ public sealed class CoordinatorServer : IAsyncDisposable
                 throw new ArgumentException("--stale-after must not be negative");
             }
 
+            if (options.MaxAttempts < 1)
+            {
+                throw new ArgumentException("--max-attempts must be at least 1");
+            }
+
             if (options.Port is < 0 or > 65535)
             {
                 throw new ArgumentException($"--port must be between 0 and 65535, not {options.Port}");
             }
 
             await store.MigrateAsync(cancellationToken).ConfigureAwait(false);
-            var registrar = new ReleaseRegistrar(store, new ArtifactStore(Path.Combine(options.DataDirectory, "artifacts")), options.MaxArtifactBytes);
+            var registrar = new ReleaseRegistrar(store, new ArtifactStore(Path.Combine(options.DataDirectory, "artifacts")), options.MaxArtifactBytes) { ReleaseRoots = options.ReleaseRoots };
 
             var builder = WebApplication.CreateSlimBuilder();
             builder.Logging.ClearProviders();
@@ -106,6 +157,17 @@ public sealed class CoordinatorServer : IAsyncDisposable
                 builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
             }
 
+            builder.Services.AddOpenApi(CoordinatorApi.OpenApiName, o => o.AddDocumentTransformer((document, _, _) =>
+            {
+                document.Info.Title = "Flowline coordinator";
+                document.Info.Version = typeof(CoordinatorServer).Assembly.GetName().Version?.ToString(3) ?? "0";
+                document.Info.Description =
+                    "Releases, host agents, executions and interactions on TPF's /tpf paths (docs/coordinator.md). Every request carries " +
+                    "`Authorization: Bearer TOKEN`: admin tokens for /tpf/admin, control-plane tokens for /tpf/control-plane, agent (or admin) " +
+                    "tokens for /tpf/agent and an agent's own registration and heartbeat. Bodies are JSON objects (camelCase), described in " +
+                    "docs/coordinator.md; errors are RFC 9457 problem+json with a stable `code`.";
+                return Task.CompletedTask;
+            }));
             builder.Services.Configure<ConsoleLifetimeOptions>(o => o.SuppressStatusMessages = true);
             builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(5));
             builder.WebHost.ConfigureKestrel(k =>
@@ -129,7 +191,7 @@ public sealed class CoordinatorServer : IAsyncDisposable
 
             var bound = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
             var host = IPAddress.Any.Equals(address) ? "127.0.0.1" : IPAddress.IPv6Any.Equals(address) ? "[::1]" : address.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{address}]" : address.ToString();
-            return new CoordinatorServer(app, store, new Uri($"http://{host}:{new Uri(bound).Port}/"));
+            return new CoordinatorServer(app, store, new Uri($"http://{host}:{new Uri(bound).Port}/"), options, log);
         }
         catch
         {
@@ -215,10 +277,13 @@ public sealed class CoordinatorServer : IAsyncDisposable
 
         try
         {
+            await stopSweeper.CancelAsync().ConfigureAwait(false);
+            await sweeper.ConfigureAwait(false);
             await app.StopAsync().ConfigureAwait(false);
         }
         finally
         {
+            stopSweeper.Dispose();
             await app.DisposeAsync().ConfigureAwait(false);
             await Store.DisposeAsync().ConfigureAwait(false);
         }

@@ -12,6 +12,9 @@ public enum Role
 
     /// <summary>The admin endpoints (<c>/tpf/admin/...</c>): releases, workers.</summary>
     Admin,
+
+    /// <summary>A host agent (<c>flowline agent</c>): registers and heartbeats itself, claims executions, reports, downloads artifacts; nothing else.</summary>
+    Agent,
 }
 
 /// <summary>Who a request's token says it is: a role bound to tenants, and a name safe to record.</summary>
@@ -80,7 +83,8 @@ public sealed class CoordinatorTokens
             {
                 "admin" => Role.Admin,
                 "control-plane" => Role.ControlPlane,
-                _ => throw new FormatException($"{at}: unknown role '{parts[0]}'; roles are admin, control-plane"),
+                "agent" => Role.Agent,
+                _ => throw new FormatException($"{at}: unknown role '{parts[0]}'; roles are admin, control-plane, agent"),
             };
             var tenants = parts[1] == "*" ? [] : parts[1].Split(',', StringSplitOptions.RemoveEmptyEntries);
             foreach (var tenant in tenants)
@@ -107,7 +111,7 @@ public sealed class CoordinatorTokens
         Directory.CreateDirectory(directory);
         var created = new List<string>();
         var list = new List<(Role, string[], string, string)>();
-        foreach (var (role, file) in new[] { (Role.Admin, "admin.token"), (Role.ControlPlane, "control-plane.token") })
+        foreach (var (role, file) in new[] { (Role.Admin, "admin.token"), (Role.ControlPlane, "control-plane.token"), (Role.Agent, "agent.token") })
         {
             var path = Path.Combine(directory, file);
             if (!File.Exists(path))
@@ -165,12 +169,15 @@ public sealed class CoordinatorTokens
                 throw new FormatException($"{at}: this token is given twice; each role and tenant set needs its own token");
             }
 
-            var name = (role == Role.Admin ? "admin" : "control-plane") + "/" + Convert.ToHexStringLower(digest)[..8];
+            var name = RoleName(role) + "/" + Convert.ToHexStringLower(digest)[..8];
             list.Add((new TokenPrincipal(role, [.. tenants], name), digest));
         }
 
         return new CoordinatorTokens([.. list]);
     }
+
+    /// <summary>The role's name in token files and messages.</summary>
+    public static string RoleName(Role role) => role switch { Role.Admin => "admin", Role.Agent => "agent", _ => "control-plane" };
 
     private static byte[] Digest(string token) => SHA256.HashData(Encoding.UTF8.GetBytes(token));
 }

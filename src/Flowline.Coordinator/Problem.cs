@@ -66,6 +66,30 @@ public static class ProblemCodes
     /// <summary>503 (with Retry-After): no HEALTHY worker runs the release an execution needs.</summary>
     public const string NoHealthyWorker = "NO_HEALTHY_WORKER";
 
+    /// <summary>409: an agent report or question carries a lease epoch (or agent) that no longer holds the execution.</summary>
+    public const string StaleEpoch = "STALE_EPOCH";
+
+    /// <summary>409: the execution already ended (SUCCEEDED, FAILED or CANCELLED).</summary>
+    public const string ExecutionTerminal = "EXECUTION_TERMINAL";
+
+    /// <summary>409: a status change the execution's state machine does not allow.</summary>
+    public const string IllegalTransition = "ILLEGAL_TRANSITION";
+
+    /// <summary>409: a DRAINING or STALE agent asked for work.</summary>
+    public const string WorkerNotHealthy = "WORKER_NOT_HEALTHY";
+
+    /// <summary>409: an interaction already completed with another answer, or whose execution ended.</summary>
+    public const string InteractionTerminal = "INTERACTION_TERMINAL";
+
+    /// <summary>404: the tenant has no interaction of that id.</summary>
+    public const string InteractionNotFound = "INTERACTION_NOT_FOUND";
+
+    /// <summary>404: the release has no stored artifact of that id.</summary>
+    public const string ArtifactNotFound = "ARTIFACT_NOT_FOUND";
+
+    /// <summary>403: register-by-path names a file outside the directories the coordinator allows.</summary>
+    public const string PathNotAllowed = "PATH_NOT_ALLOWED";
+
     /// <summary>503: the store cannot be reached.</summary>
     public const string StoreUnavailable = "STORE_UNAVAILABLE";
 }

@@ -90,6 +90,25 @@ public sealed class ArtifactStore
 /// </summary>
 public sealed class ReleaseRegistrar(ICoordinatorStore store, ArtifactStore artifacts, long maxArtifactBytes)
 {
+    /// <summary>The content-addressed artifact store (agents download from it).</summary>
+    public ArtifactStore Artifacts => artifacts;
+
+    /// <summary>
+    /// The directories register-by-path may read from (the descriptor and every artifact it names); empty:
+    /// register-by-path is refused, so a token cannot make the coordinator read any file on its disk.
+    /// </summary>
+    public IReadOnlyList<string> ReleaseRoots { get; init; } = [];
+
+    /// <summary>403 PATH_NOT_ALLOWED unless <paramref name="path"/> is inside one of <paramref name="roots"/>.</summary>
+    private static void RequireInside(string path, IEnumerable<string> roots, string what)
+    {
+        var full = Path.GetFullPath(path);
+        if (!roots.Any(r => full.StartsWith(Path.TrimEndingDirectorySeparator(Path.GetFullPath(r)) + Path.DirectorySeparatorChar, StringComparison.Ordinal)))
+        {
+            throw new ProblemException(403, ProblemCodes.PathNotAllowed, $"{what} '{path}' is outside the directories this coordinator registers releases from (--release-root); upload the descriptor and artifacts in the body instead");
+        }
+    }
+
     /// <summary>The largest descriptor file read from disk.</summary>
     public const int MaxDescriptorBytes = 1 << 20;
 
@@ -103,6 +122,13 @@ public sealed class ReleaseRegistrar(ICoordinatorStore store, ArtifactStore arti
         {
             throw new ProblemException(400, ProblemCodes.InvalidRequest, $"releaseDescriptorPath must be an absolute path, not '{descriptorPath}'");
         }
+
+        if (ReleaseRoots.Count == 0)
+        {
+            throw new ProblemException(403, ProblemCodes.PathNotAllowed, "this coordinator registers releases by path from no directory (start it with --release-root DIR); upload the descriptor and artifacts in the body instead");
+        }
+
+        RequireInside(descriptorPath, ReleaseRoots, "releaseDescriptorPath");
 
         JsonNode? json;
         try
@@ -124,7 +150,7 @@ public sealed class ReleaseRegistrar(ICoordinatorStore store, ArtifactStore arti
             throw new ProblemException(422, ProblemCodes.InvalidDescriptor, $"{descriptorPath}: not JSON ({e.Message})");
         }
 
-        return await RegisterAsync(tenantId, pipelineId, json, Path.GetDirectoryName(descriptorPath)!, actor, cancellationToken).ConfigureAwait(false);
+        return await RegisterAsync(tenantId, pipelineId, json, Path.GetDirectoryName(descriptorPath)!, ReleaseRoots, actor, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -167,7 +193,7 @@ public sealed class ReleaseRegistrar(ICoordinatorStore store, ArtifactStore arti
                 await File.WriteAllBytesAsync(target, bytes, cancellationToken).ConfigureAwait(false);
             }
 
-            return await RegisterAsync(tenantId, pipelineId, descriptor, staging, actor, cancellationToken).ConfigureAwait(false);
+            return await RegisterAsync(tenantId, pipelineId, descriptor, staging, [staging], actor, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -175,7 +201,7 @@ public sealed class ReleaseRegistrar(ICoordinatorStore store, ArtifactStore arti
         }
     }
 
-    private async Task<(ReleaseRecord Release, bool Created)> RegisterAsync(string tenantId, string pipelineId, JsonNode? json, string baseDirectory, string actor, CancellationToken cancellationToken)
+    private async Task<(ReleaseRecord Release, bool Created)> RegisterAsync(string tenantId, string pipelineId, JsonNode? json, string baseDirectory, IEnumerable<string> roots, string actor, CancellationToken cancellationToken)
     {
         var descriptor = ReleaseDescriptor.Parse(json);
         if (descriptor.PipelineId != pipelineId)
@@ -198,6 +224,7 @@ public sealed class ReleaseRegistrar(ICoordinatorStore store, ArtifactStore arti
             foreach (var artifact in descriptor.Artifacts.Where(a => ArtifactKinds.IsStored(a.Kind)))
             {
                 var path = Resolve(baseDirectory, artifact.Uri);
+                RequireInside(path, roots, $"artifacts.{artifact.ArtifactId}");
                 FileStream input;
                 try
                 {

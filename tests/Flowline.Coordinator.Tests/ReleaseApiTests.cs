@@ -40,6 +40,7 @@ public abstract class ReleaseApiTests : IAsyncLifetime
         {
             Port = 0,
             DataDirectory = DataDirectory,
+            ReleaseRoots = [TestDirectory],
             Tokens = CoordinatorTokens.Of(
                 (Role.Admin, ["*"], AdminToken),
                 (Role.Admin, ["acme"], AcmeAdminToken),

@@ -16,7 +16,7 @@ public sealed class TokenAndStoreOptionTests : IDisposable
     public void Default_tokens_are_created_once_with_mode_0600_and_read_again()
     {
         var (tokens, created) = CoordinatorTokens.LoadOrCreateDefaults(directory);
-        Assert.Equal([Path.Combine(directory, "admin.token"), Path.Combine(directory, "control-plane.token")], created);
+        Assert.Equal([Path.Combine(directory, "admin.token"), Path.Combine(directory, "control-plane.token"), Path.Combine(directory, "agent.token")], created);
         foreach (var file in created)
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(file));
@@ -44,7 +44,7 @@ public sealed class TokenAndStoreOptionTests : IDisposable
         Assert.False(control.Allows("initech"));
         Assert.DoesNotContain("bbbb", control.Name, StringComparison.Ordinal);
 
-        Assert.Equal("tokens.txt, line 2: unknown role 'root'; roles are admin, control-plane",
+        Assert.Equal("tokens.txt, line 2: unknown role 'root'; roles are admin, control-plane, agent",
             Assert.Throws<FormatException>(() => CoordinatorTokens.Parse("\nroot * aaaaaaaaaaaaaaaaaaaa", "tokens.txt")).Message);
         Assert.Contains("line 1: a token is at least 16", Assert.Throws<FormatException>(() => CoordinatorTokens.Parse("admin * short", "f")).Message, StringComparison.Ordinal);
         Assert.Contains("line 2: this token is given twice", Assert.Throws<FormatException>(() => CoordinatorTokens.Parse("admin * aaaaaaaaaaaaaaaaaaaa\ncontrol-plane * aaaaaaaaaaaaaaaaaaaa", "f")).Message, StringComparison.Ordinal);

@@ -50,7 +50,7 @@ internal static class BenchCommand
             }
         });
 
-        return new Command("bench", "Measure Flowline on this machine.") { streams, Control(), Soak(), BenchNatsCommand.Create() };
+        return new Command("bench", "Measure Flowline on this machine.") { streams, Control(), Soak(), BenchNatsCommand.Create(), BenchCoordinatorCommand.Create() };
     }
 
     private static Command Control()

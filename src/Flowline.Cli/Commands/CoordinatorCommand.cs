@@ -12,21 +12,27 @@ internal static class CoordinatorCommand
         var dataDir = new Option<string?>("--data-dir") { Description = "The data directory: artifact store, generated tokens and the default SQLite file (default $XDG_DATA_HOME/flowline/coordinator or ~/.local/share/flowline/coordinator)." };
         var host = new Option<string>("--host") { Description = "Address to listen on: an IP address or localhost.", DefaultValueFactory = _ => "127.0.0.1" };
         var port = new Option<int>("--port") { Description = "Port to listen on (0 picks a free one).", DefaultValueFactory = _ => 8780 };
-        var tokensFile = new Option<FileInfo?>("--tokens-file") { Description = $"A file of tokens, one a line: 'ROLE TENANTS TOKEN' (ROLE admin or control-plane; TENANTS * or a,b). Also {CoordinatorTokens.Variable} (the same text). Without either, admin.token and control-plane.token in the data directory (created on first start)." };
+        var tokensFile = new Option<FileInfo?>("--tokens-file") { Description = $"A file of tokens, one a line: 'ROLE TENANTS TOKEN' (ROLE admin, control-plane or agent; TENANTS * or a,b). Also {CoordinatorTokens.Variable} (the same text). Without either, admin.token, control-plane.token and agent.token in the data directory (created on first start)." };
         var maxRequest = new Option<long>("--max-request-bytes") { Description = "The largest request body (uploaded artifacts travel in it, in base64).", DefaultValueFactory = _ => 64L << 20 };
         var maxArtifact = new Option<long>("--max-artifact-bytes") { Description = "The largest artifact a release may pin.", DefaultValueFactory = _ => 256L << 20 };
         var staleAfter = new Option<double>("--stale-after") { Description = "Seconds without a heartbeat after which a worker is STALE (0: never).", DefaultValueFactory = _ => 120 };
-        var command = new Command("coordinator", "Run the coordinator: immutable pipeline releases per tenant over HTTP (the seed's /tpf/admin paths), until Ctrl-C or SIGTERM.")
+        var releaseRoot = new Option<string[]>("--release-root") { Description = "A directory register-by-path may read release descriptors and artifacts from (repeatable; without it, register-by-path is refused and releases are uploaded in the body).", AllowMultipleArgumentsPerToken = false };
+        var maxAttempts = new Option<int>("--max-attempts") { Description = "How many times an execution whose agent was lost is claimed at most (1: not retried, it fails with AGENT_LOST).", DefaultValueFactory = _ => 1 };
+        var keyRetention = new Option<double>("--idempotency-retention") { Description = "Hours an idempotency key is kept (0: forever).", DefaultValueFactory = _ => 168 };
+        var command = new Command("coordinator", "Run the coordinator: releases, agents, executions and interactions per tenant over HTTP (the seed's /tpf paths), until Ctrl-C or SIGTERM.")
         {
-            store, dataDir, host, port, tokensFile, maxRequest, maxArtifact, staleAfter,
+            store, dataDir, host, port, tokensFile, maxRequest, maxArtifact, staleAfter, releaseRoot, maxAttempts, keyRetention,
         };
         command.SetAction(parse => Run(
             parse.GetValue(store), parse.GetValue(dataDir), parse.GetValue(host)!, parse.GetValue(port),
-            parse.GetValue(tokensFile)?.FullName, parse.GetValue(maxRequest), parse.GetValue(maxArtifact), parse.GetValue(staleAfter)).GetAwaiter().GetResult());
+            parse.GetValue(tokensFile)?.FullName, parse.GetValue(maxRequest), parse.GetValue(maxArtifact), parse.GetValue(staleAfter),
+            new Extra(parse.GetValue(releaseRoot) ?? [], parse.GetValue(maxAttempts), parse.GetValue(keyRetention))).GetAwaiter().GetResult());
         return command;
     }
 
-    private static async Task<int> Run(string? storeText, string? dataDir, string host, int port, string? tokensFile, long maxRequest, long maxArtifact, double staleAfter)
+    private sealed record Extra(string[] ReleaseRoots, int MaxAttempts, double RetentionHours);
+
+    private static async Task<int> Run(string? storeText, string? dataDir, string host, int port, string? tokensFile, long maxRequest, long maxArtifact, double staleAfter, Extra extra)
     {
         var data = Path.GetFullPath(dataDir ?? CoordinatorStores.DefaultDataDirectory());
         CoordinatorServer server;
@@ -42,6 +48,19 @@ internal static class CoordinatorCommand
                 throw new ArgumentException($"--stale-after must be a number of seconds, at least 0, not {staleAfter}");
             }
 
+            if (!double.IsFinite(extra.RetentionHours) || extra.RetentionHours < 0)
+            {
+                throw new ArgumentException($"--idempotency-retention must be a number of hours, at least 0, not {extra.RetentionHours}");
+            }
+
+            foreach (var root in extra.ReleaseRoots)
+            {
+                if (!Directory.Exists(root))
+                {
+                    throw new ArgumentException($"--release-root {root}: no such directory");
+                }
+            }
+
             Directory.CreateDirectory(data);
             var tokens = Tokens(tokensFile, data);
             var store = CoordinatorStores.Open(storeText, data);
@@ -54,6 +73,9 @@ internal static class CoordinatorCommand
                 MaxRequestBytes = maxRequest,
                 MaxArtifactBytes = maxArtifact,
                 StaleAfter = TimeSpan.FromSeconds(staleAfter),
+                ReleaseRoots = [.. extra.ReleaseRoots.Select(Path.GetFullPath)],
+                MaxAttempts = extra.MaxAttempts,
+                IdempotencyRetention = TimeSpan.FromHours(extra.RetentionHours),
                 LogToConsole = true,
             }).ConfigureAwait(false);
         }
@@ -114,7 +136,7 @@ internal static class CoordinatorCommand
 
         if (created.Count == 0)
         {
-            Console.WriteLine($"tokens: {Path.Combine(data, "admin.token")} and {Path.Combine(data, "control-plane.token")} (every tenant)");
+            Console.WriteLine($"tokens: {Path.Combine(data, "admin.token")}, {Path.Combine(data, "control-plane.token")} and {Path.Combine(data, "agent.token")} (every tenant)");
         }
 
         return tokens;

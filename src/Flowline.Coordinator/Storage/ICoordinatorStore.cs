@@ -78,6 +78,12 @@ public sealed record ActivationEvent(
 /// <param name="ResultJson">The result once terminal, else null.</param>
 /// <param name="ErrorCode">Why it failed, or null.</param>
 /// <param name="ErrorMessage">The failure's detail, or null.</param>
+/// <param name="LeaseEpoch">The fencing epoch of the current (or last) claim: every agent report must carry it.</param>
+/// <param name="LeaseOwner">The agent (worker id) holding the claim, or null.</param>
+/// <param name="Attempts">How many times it was claimed.</param>
+/// <param name="CancelRequestedAt">When a cancel was asked for while an agent held it, or null.</param>
+/// <param name="StartedAt">When an agent first reported it RUNNING, or null.</param>
+/// <param name="EndedAt">When it reached a terminal status, or null.</param>
 public sealed record ExecutionRecord(
     string ExecutionId,
     string TenantId,
@@ -92,7 +98,13 @@ public sealed record ExecutionRecord(
     long UpdatedAt,
     string? ResultJson,
     string? ErrorCode,
-    string? ErrorMessage);
+    string? ErrorMessage,
+    long LeaseEpoch = 0,
+    string? LeaseOwner = null,
+    long Attempts = 0,
+    long? CancelRequestedAt = null,
+    long? StartedAt = null,
+    long? EndedAt = null);
 
 /// <summary>An execution to submit.</summary>
 /// <param name="ExecutionId">Its new id.</param>
@@ -136,7 +148,8 @@ public sealed class IdempotencyConflictException(string key, string executionId)
 /// <param name="RegisteredAt">When it last registered (database clock, Unix ms).</param>
 /// <param name="LastHeartbeatAt">Its last heartbeat (or registration).</param>
 /// <param name="DrainingSince">When it was drained, null when not draining.</param>
-/// <param name="State">HEALTHY, STALE or DRAINING (computed with the database's clock).</param>
+/// <param name="State">DRAINING, else UNAVAILABLE, else STALE, else HEALTHY (computed with the database's clock).</param>
+/// <param name="UnavailableReason">Why the agent said it cannot run the release (UNAVAILABLE), or null.</param>
 public sealed record WorkerRecord(
     string TenantId,
     string PipelineId,
@@ -150,7 +163,8 @@ public sealed record WorkerRecord(
     long RegisteredAt,
     long LastHeartbeatAt,
     long? DrainingSince,
-    string State);
+    string State,
+    string? UnavailableReason = null);
 
 /// <summary>A worker's registration.</summary>
 /// <param name="TenantId">The tenant.</param>
@@ -202,7 +216,7 @@ public sealed class ActivationConflictException(long? current)
 /// <see cref="SqlCoordinatorStore"/>. Every operation is one transaction; timestamps come from the
 /// database's clock, never the coordinator's.
 /// </summary>
-public interface ICoordinatorStore : IAsyncDisposable
+public partial interface ICoordinatorStore : IAsyncDisposable
 {
     /// <summary>"sqlite" or "postgresql".</summary>
     string Provider { get; }
@@ -262,6 +276,9 @@ public interface ICoordinatorStore : IAsyncDisposable
 
     /// <summary>Renews a worker's heartbeat; null when it is not registered.</summary>
     Task<WorkerRecord?> HeartbeatAsync(string tenantId, string pipelineId, string workerId, TimeSpan staleAfter, CancellationToken cancellationToken = default);
+
+    /// <summary>Marks a worker UNAVAILABLE with <paramref name="reason"/> (it cannot run its release) until it registers again; null when it is not registered.</summary>
+    Task<WorkerRecord?> SetUnavailableAsync(string tenantId, string pipelineId, string workerId, string reason, TimeSpan staleAfter, CancellationToken cancellationToken = default);
 
     /// <summary>Drains (true) or undrains (false) a worker; null when it is not registered. Draining again keeps the first time.</summary>
     Task<WorkerRecord?> SetDrainingAsync(string tenantId, string pipelineId, string workerId, bool draining, TimeSpan staleAfter, CancellationToken cancellationToken = default);

@@ -181,5 +181,54 @@ internal static class Migrations
                 draining_since BIGINT NULL,
                 PRIMARY KEY (tenant_id, pipeline_id, worker_id));
             """),
+        new(4, "claims with a fenced lease, cancellation, interactions",
+            """
+            ALTER TABLE executions ADD COLUMN lease_owner TEXT NULL;
+            ALTER TABLE executions ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0;
+            ALTER TABLE executions ADD COLUMN cancel_requested_at INTEGER NULL;
+            ALTER TABLE executions ADD COLUMN started_at INTEGER NULL;
+            ALTER TABLE executions ADD COLUMN ended_at INTEGER NULL;
+            ALTER TABLE workers ADD COLUMN unavailable_reason TEXT NULL;
+            CREATE INDEX executions_live ON executions (status) WHERE status IN ('DISPATCHED', 'RUNNING', 'AWAITING_INTERACTION');
+            CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+            CREATE INDEX dispatch_queue_unclaimed ON dispatch_queue (id) WHERE claimed_by IS NULL;
+            CREATE TABLE interactions (
+                interaction_id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                execution_id TEXT NOT NULL REFERENCES executions (execution_id),
+                gate_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                request_json TEXT NOT NULL,
+                response_json TEXT NULL,
+                actor TEXT NULL,
+                created_at INTEGER NOT NULL,
+                completed_at INTEGER NULL,
+                UNIQUE (execution_id, gate_id));
+            CREATE INDEX interactions_pending ON interactions (tenant_id, created_at) WHERE status = 'WAITING';
+            """,
+            """
+            ALTER TABLE executions ADD COLUMN lease_owner TEXT NULL;
+            ALTER TABLE executions ADD COLUMN attempts BIGINT NOT NULL DEFAULT 0;
+            ALTER TABLE executions ADD COLUMN cancel_requested_at BIGINT NULL;
+            ALTER TABLE executions ADD COLUMN started_at BIGINT NULL;
+            ALTER TABLE executions ADD COLUMN ended_at BIGINT NULL;
+            ALTER TABLE workers ADD COLUMN unavailable_reason TEXT NULL;
+            CREATE INDEX executions_live ON executions (status) WHERE status IN ('DISPATCHED', 'RUNNING', 'AWAITING_INTERACTION');
+            CREATE INDEX idempotency_keys_age ON idempotency_keys (created_at);
+            CREATE INDEX dispatch_queue_unclaimed ON dispatch_queue (id) WHERE claimed_by IS NULL;
+            CREATE TABLE interactions (
+                interaction_id TEXT PRIMARY KEY,
+                tenant_id TEXT NOT NULL,
+                execution_id TEXT NOT NULL REFERENCES executions (execution_id),
+                gate_id TEXT NOT NULL,
+                status TEXT NOT NULL,
+                request_json TEXT NOT NULL,
+                response_json TEXT NULL,
+                actor TEXT NULL,
+                created_at BIGINT NOT NULL,
+                completed_at BIGINT NULL,
+                UNIQUE (execution_id, gate_id));
+            CREATE INDEX interactions_pending ON interactions (tenant_id, created_at) WHERE status = 'WAITING';
+            """),
     ];
 }

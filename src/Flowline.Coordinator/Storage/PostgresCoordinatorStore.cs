@@ -33,6 +33,12 @@ public sealed class PostgresCoordinatorStore : SqlCoordinatorStore
     internal override string Ddl(Migration migration) => migration.Postgres;
 
     /// <inheritdoc/>
+    protected override string ForUpdate => " FOR UPDATE";
+
+    /// <inheritdoc/>
+    protected override string SkipLocked(string alias) => $" FOR UPDATE OF {alias} SKIP LOCKED";
+
+    /// <inheritdoc/>
     protected override async Task<DbConnection> OpenAsync(CancellationToken cancellationToken) =>
         await source.OpenConnectionAsync(cancellationToken).ConfigureAwait(false);
 

@@ -8,7 +8,7 @@ namespace Flowline.Coordinator.Storage;
 /// <c>INSERT … ON CONFLICT DO NOTHING RETURNING</c>); the providers differ only in how they connect,
 /// their clock expression, their DDL and how migrations are serialised.
 /// </summary>
-public abstract class SqlCoordinatorStore : ICoordinatorStore
+public abstract partial class SqlCoordinatorStore : ICoordinatorStore
 {
     private const string ReleaseColumns =
         "id AS Id, tenant_id AS TenantId, pipeline_id AS PipelineId, release_version AS ReleaseVersion, contract_version AS ContractVersion, " +
@@ -228,7 +228,8 @@ public abstract class SqlCoordinatorStore : ICoordinatorStore
     private const string ExecutionColumns =
         "execution_id AS ExecutionId, tenant_id AS TenantId, pipeline_id AS PipelineId, release_version AS ReleaseVersion, contract_version AS ContractVersion, " +
         "status AS Status, request_json AS RequestJson, idempotency_key AS IdempotencyKey, submitted_by AS SubmittedBy, submitted_at AS SubmittedAt, " +
-        "updated_at AS UpdatedAt, result_json AS ResultJson, error_code AS ErrorCode, error_message AS ErrorMessage";
+        "updated_at AS UpdatedAt, result_json AS ResultJson, error_code AS ErrorCode, error_message AS ErrorMessage, lease_epoch AS LeaseEpoch, " +
+        "lease_owner AS LeaseOwner, attempts AS Attempts, cancel_requested_at AS CancelRequestedAt, started_at AS StartedAt, ended_at AS EndedAt";
 
     /// <inheritdoc/>
     public async Task<(ExecutionRecord Execution, bool Duplicate)> SubmitExecutionAsync(NewExecution execution, CancellationToken cancellationToken = default)
@@ -315,10 +316,10 @@ public abstract class SqlCoordinatorStore : ICoordinatorStore
     private const string WorkerSelect =
         "SELECT tenant_id AS TenantId, pipeline_id AS PipelineId, worker_id AS WorkerId, protocol AS Protocol, endpoint AS Endpoint, contract_version AS ContractVersion, " +
         "release_version AS ReleaseVersion, artifact_id AS ArtifactId, artifact_digest AS ArtifactDigest, registered_at AS RegisteredAt, last_heartbeat_at AS LastHeartbeatAt, " +
-        "draining_since AS DrainingSince FROM workers WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId";
+        "draining_since AS DrainingSince, unavailable_reason AS UnavailableReason FROM workers WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId";
 
     private sealed record WorkerRow(string TenantId, string PipelineId, string WorkerId, string Protocol, string? Endpoint, string ContractVersion,
-        string ReleaseVersion, string? ArtifactId, string? ArtifactDigest, long RegisteredAt, long LastHeartbeatAt, long? DrainingSince);
+        string ReleaseVersion, string? ArtifactId, string? ArtifactDigest, long RegisteredAt, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason);
 
     /// <summary>The rows with their state, computed with the database's clock (read in the same connection).</summary>
     private async Task<List<WorkerRecord>> WithStateAsync(DbConnection connection, IEnumerable<WorkerRow> rows, TimeSpan staleAfter, CancellationToken cancellationToken)
@@ -327,7 +328,8 @@ public abstract class SqlCoordinatorStore : ICoordinatorStore
         var stale = (long)staleAfter.TotalMilliseconds;
         return [.. rows.Select(r => new WorkerRecord(r.TenantId, r.PipelineId, r.WorkerId, r.Protocol, r.Endpoint, r.ContractVersion, r.ReleaseVersion,
             r.ArtifactId, r.ArtifactDigest, r.RegisteredAt, r.LastHeartbeatAt, r.DrainingSince,
-            r.DrainingSince is not null ? "DRAINING" : stale > 0 && now - r.LastHeartbeatAt > stale ? "STALE" : "HEALTHY"))];
+            r.DrainingSince is not null ? "DRAINING" : r.UnavailableReason is not null ? "UNAVAILABLE" : stale > 0 && now - r.LastHeartbeatAt > stale ? "STALE" : "HEALTHY",
+            r.UnavailableReason))];
     }
 
     /// <inheritdoc/>
@@ -343,7 +345,8 @@ public abstract class SqlCoordinatorStore : ICoordinatorStore
                 VALUES (@TenantId, @PipelineId, @WorkerId, @Protocol, @Endpoint, @ContractVersion, @ReleaseVersion, @ArtifactId, @ArtifactDigest, {NowMs}, {NowMs})
                 ON CONFLICT (tenant_id, pipeline_id, worker_id) DO UPDATE SET protocol = excluded.protocol, endpoint = excluded.endpoint,
                     contract_version = excluded.contract_version, release_version = excluded.release_version, artifact_id = excluded.artifact_id,
-                    artifact_digest = excluded.artifact_digest, registered_at = excluded.registered_at, last_heartbeat_at = excluded.last_heartbeat_at
+                    artifact_digest = excluded.artifact_digest, registered_at = excluded.registered_at, last_heartbeat_at = excluded.last_heartbeat_at,
+                    unavailable_reason = NULL
                 """, registration, cancellationToken: cancellationToken)).ConfigureAwait(false);
             return (await ReadWorkerAsync(connection, registration.TenantId, registration.PipelineId, registration.WorkerId, staleAfter, cancellationToken).ConfigureAwait(false))!;
         }
@@ -356,6 +359,19 @@ public abstract class SqlCoordinatorStore : ICoordinatorStore
     /// <inheritdoc/>
     public Task<WorkerRecord?> SetDrainingAsync(string tenantId, string pipelineId, string workerId, bool draining, TimeSpan staleAfter, CancellationToken cancellationToken = default) =>
         UpdateWorkerAsync(draining ? $"draining_since = COALESCE(draining_since, {NowMs})" : "draining_since = NULL", tenantId, pipelineId, workerId, staleAfter, cancellationToken);
+
+    /// <inheritdoc/>
+    public async Task<WorkerRecord?> SetUnavailableAsync(string tenantId, string pipelineId, string workerId, string reason, TimeSpan staleAfter, CancellationToken cancellationToken = default)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            var changed = await connection.ExecuteAsync(new CommandDefinition(
+                $"UPDATE workers SET unavailable_reason = @reason, last_heartbeat_at = {NowMs} WHERE tenant_id = @tenantId AND pipeline_id = @pipelineId AND worker_id = @workerId",
+                new { tenantId, pipelineId, workerId, reason }, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            return changed == 0 ? null : await ReadWorkerAsync(connection, tenantId, pipelineId, workerId, staleAfter, cancellationToken).ConfigureAwait(false);
+        }
+    }
 
     private async Task<WorkerRecord?> UpdateWorkerAsync(string set, string tenantId, string pipelineId, string workerId, TimeSpan staleAfter, CancellationToken cancellationToken)
     {

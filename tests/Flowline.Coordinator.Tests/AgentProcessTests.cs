@@ -1,0 +1,362 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json.Nodes;
+using Flowline.Coordinator.Storage;
+
+namespace Flowline.Coordinator.Tests;
+
+/// <summary>
+/// <c>flowline agent</c> as a child process against an in-process coordinator on SQLite: a release of
+/// examples/ao-basic runs end to end with an interaction; an agent killed with SIGKILL is detected; a
+/// coordinator restarted mid-run loses nothing; a cancel reaches the running pipeline. Every wait is bounded;
+/// teardown stops the agents and removes what a killed one left in /dev/shm/flowline.
+/// </summary>
+public sealed class AgentProcessTests : IAsyncLifetime
+{
+    private const string AdminToken = "admin-token-all-tenants-0001";
+    private const string ControlToken = "control-plane-token-acme-002";
+    private const string AgentToken = "agent-token-acme-0000000004";
+    private const string Tenant = "/tpf/control-plane/tenants/acme";
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(90);
+
+    private readonly string directory = Path.Combine(Path.GetTempPath(), "flowline-coord-agent-" + Guid.NewGuid().ToString("N")[..10]);
+    private readonly List<(Process Process, StringBuilder Output)> agents = [];
+    private readonly List<string> executions = [];
+    private readonly List<HttpClient> clients = [];
+    private CoordinatorServer? server;
+    private int port;
+
+    private static CancellationToken Ct => TestContext.Current.CancellationToken;
+
+    private string Database => Path.Combine(directory, "coordinator.db");
+
+    public async ValueTask InitializeAsync()
+    {
+        Directory.CreateDirectory(directory);
+        File.WriteAllText(Path.Combine(directory, "agent.token"), AgentToken + "\n");
+        await StartServerAsync();
+        await ReleaseAsync();
+    }
+
+    private async Task StartServerAsync()
+    {
+        server = await CoordinatorServer.StartAsync(new SqliteCoordinatorStore(Database), new CoordinatorOptions
+        {
+            Port = port,
+            DataDirectory = directory,
+            StaleAfter = TimeSpan.FromSeconds(3),
+            SweepInterval = TimeSpan.FromMilliseconds(250),
+            Tokens = CoordinatorTokens.Of((Role.Admin, ["*"], AdminToken), (Role.ControlPlane, ["acme"], ControlToken), (Role.Agent, ["acme"], AgentToken)),
+        }, Ct);
+        port = server.Address.Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var (process, _) in agents)
+        {
+            if (!process.HasExited)
+            {
+                Signal(process, 15);
+                if (!process.WaitForExit(TimeSpan.FromSeconds(30)))
+                {
+                    process.Kill(entireProcessTree: true);
+                    process.WaitForExit(TimeSpan.FromSeconds(10));
+                }
+            }
+
+            process.Dispose();
+        }
+
+        // A killed agent's workers exit by themselves when their manager dies; its regions stay: remove them.
+        foreach (var ns in executions.Select(Namespace))
+        {
+            var deadline = DateTime.UtcNow.AddSeconds(15);
+            while (WorkerProcesses(ns).Count > 0 && DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(100);
+            }
+
+            foreach (var pid in WorkerProcesses(ns))
+            {
+                Signal(pid, 9);
+            }
+
+            foreach (var dir in new[] { Path.Combine(ShmRoot, ns), Path.Combine(ShmRoot, ns + ".control") })
+            {
+                if (Directory.Exists(dir))
+                {
+                    Directory.Delete(dir, recursive: true);
+                }
+            }
+        }
+
+        foreach (var c in clients)
+        {
+            c.Dispose();
+        }
+
+        if (server is not null)
+        {
+            await server.DisposeAsync();
+        }
+
+        Directory.Delete(directory, recursive: true);
+    }
+
+    private const string ShmRoot = "/dev/shm/flowline";
+
+    private static string Namespace(string executionId) => "agent-" + executionId[..8];
+
+    private HttpClient Client(string token)
+    {
+        var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromSeconds(30) };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        clients.Add(client);
+        return client;
+    }
+
+    /// <summary>Registers and activates release 1.0.0 of examples/ao-basic, uploaded in the body.</summary>
+    private async Task ReleaseAsync()
+    {
+        var yaml = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "examples", "ao-basic", "pipeline.yaml"));
+        var body = new JsonObject
+        {
+            ["descriptor"] = new JsonObject
+            {
+                ["schemaVersion"] = 1,
+                ["pipelineId"] = "ao-basic",
+                ["contractVersion"] = "1",
+                ["releaseVersion"] = "1.0.0",
+                ["artifacts"] = new JsonArray(new JsonObject
+                {
+                    ["artifactId"] = "document",
+                    ["kind"] = "pipeline-document",
+                    ["uri"] = "pipeline.yaml",
+                    ["digest"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(yaml))),
+                }),
+            },
+            ["artifacts"] = new JsonObject { ["document"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(yaml)) },
+        };
+        var admin = Client(AdminToken);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/ao-basic/releases/register", body, Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/tpf/admin/tenants/acme/pipelines/ao-basic/releases/1.0.0/activate", null, Ct)).StatusCode);
+    }
+
+    private (Process Process, StringBuilder Output) StartAgent(string id)
+    {
+        var info = new ProcessStartInfo(Flowline.SharedMemory.Diagnostics.DotnetHost.Path)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+            WorkingDirectory = AppContext.BaseDirectory,
+        };
+        foreach (var a in new[]
+        {
+            Path.Combine(AppContext.BaseDirectory, "Flowline.Cli.dll"), "agent", "--coordinator", $"http://127.0.0.1:{port}", "--token-file", Path.Combine(directory, "agent.token"),
+            "--tenant", "acme", "--pipeline", "ao-basic", "--id", id, "--heartbeat", "0.5", "--poll", "0.2", "--work-dir", Path.Combine(directory, "work-" + id),
+        })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        var output = new StringBuilder();
+        var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (output) { output.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        var agent = (process, output);
+        agents.Add(agent);
+        return agent;
+    }
+
+    private static string Text(StringBuilder output)
+    {
+        lock (output)
+        {
+            return output.ToString();
+        }
+    }
+
+    /// <summary>Waits (bounded) until the agent is registered and HEALTHY.</summary>
+    private async Task WaitRegisteredAsync((Process Process, StringBuilder Output) agent, string id) =>
+        await WaitAsync(async () =>
+        {
+            Assert.False(agent.Process.HasExited, "the agent exited: " + Text(agent.Output));
+            var response = await Client(AdminToken).GetAsync("/tpf/admin/tenants/acme/pipelines/ao-basic/workers", Ct);
+            var items = JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!["items"]!.AsArray();
+            return items.Any(w => (string?)w!["workerId"] == id && (string?)w["state"] == "HEALTHY");
+        }, () => "the agent did not register: " + Text(agent.Output));
+
+    private async Task<string> SubmitAsync(object run)
+    {
+        var response = await Client(ControlToken).PostAsJsonAsync($"{Tenant}/executions", new { pipelineId = "ao-basic", run }, Ct);
+        var text = await response.Content.ReadAsStringAsync(Ct);
+        Assert.True(response.StatusCode == HttpStatusCode.Accepted, text);
+        var id = (string)JsonNode.Parse(text)!["executionId"]!;
+        executions.Add(id);
+        return id;
+    }
+
+    private async Task<JsonObject> StatusAsync(string executionId)
+    {
+        try
+        {
+            return JsonNode.Parse(await Client(ControlToken).GetStringAsync($"{Tenant}/executions/{executionId}", Ct))!.AsObject();
+        }
+        catch (HttpRequestException)
+        {
+            return new JsonObject { ["status"] = "(unreachable)" };
+        }
+    }
+
+    private async Task<JsonObject> WaitStatusAsync(string executionId, string status, (Process Process, StringBuilder Output) agent)
+    {
+        JsonObject last = [];
+        await WaitAsync(async () => (string?)(last = await StatusAsync(executionId))["status"] == status,
+            () => $"execution {executionId} did not become {status} (last: {last.ToJsonString()}); agent: {Text(agent.Output)}");
+        return last;
+    }
+
+    private static async Task WaitAsync(Func<Task<bool>> done, Func<string> why)
+    {
+        var deadline = DateTime.UtcNow + Bound;
+        while (!await done())
+        {
+            Assert.True(DateTime.UtcNow < deadline, why());
+            await Task.Delay(100, Ct);
+        }
+    }
+
+    private async Task<JsonObject> ResultAsync(string executionId) =>
+        JsonNode.Parse(await Client(ControlToken).GetStringAsync($"{Tenant}/executions/{executionId}/result", Ct))!["result"]!.AsObject();
+
+    [Fact]
+    public async Task A_release_of_ao_basic_runs_end_to_end_through_an_interaction()
+    {
+        var agent = StartAgent("host-1");
+        await WaitRegisteredAsync(agent, "host-1");
+        var id = await SubmitAsync(new { durationSeconds = 1, gates = new[] { new { gateId = "close-loop", question = "approve the new reconstructor before closing the loop?" } } });
+
+        await WaitStatusAsync(id, "AWAITING_INTERACTION", agent);
+        var pending = JsonNode.Parse(await Client(ControlToken).GetStringAsync($"{Tenant}/interactions/pending?executionId={id}", Ct))!["items"]!.AsArray();
+        var interactionId = (string)Assert.Single(pending)!["interactionId"]!;
+        var completed = await Client(ControlToken).PostAsJsonAsync($"{Tenant}/interactions/complete", new { interactionId, responsePayload = new { approved = true } }, Ct);
+        Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+
+        var done = await WaitStatusAsync(id, "SUCCEEDED", agent);
+        Assert.Equal(1L, (long)done["attempts"]!);
+        var result = await ResultAsync(id);
+        Assert.Equal("duration", (string)result["stopReason"]!);
+        Assert.True((long)result["frames"]! > 0, result.ToJsonString());
+        Assert.True((double)result["endToEndLatencyUs"]!["p99"]! > 0, result.ToJsonString());
+        Assert.Empty(result["failures"]!.AsArray());
+        Assert.Equal(["centroid", "clip", "flatten", "integrate", "reconstruct"], result["workers"]!.AsObject().Select(w => w.Key).Order());
+        Assert.True((bool)result["interactions"]![0]!["answer"]!["approved"]!);
+
+        // SIGTERM: the agent stops tidily; nothing of the run is left.
+        Signal(agent.Process, 15);
+        Assert.True(agent.Process.WaitForExit(TimeSpan.FromSeconds(30)), Text(agent.Output));
+        Assert.Equal(0, agent.Process.ExitCode);
+        Assert.False(Directory.Exists(Path.Combine(ShmRoot, Namespace(id))));
+        Assert.Empty(WorkerProcesses(Namespace(id)));
+    }
+
+    [Fact]
+    public async Task An_agent_killed_mid_run_is_detected_and_its_execution_fails_instead_of_running_forever()
+    {
+        var agent = StartAgent("host-1");
+        await WaitRegisteredAsync(agent, "host-1");
+        var id = await SubmitAsync(new { }); // until stopped
+        await WaitStatusAsync(id, "RUNNING", agent);
+
+        Signal(agent.Process, 9);
+        Assert.True(agent.Process.WaitForExit(TimeSpan.FromSeconds(10)));
+        var failed = await WaitStatusAsync(id, "FAILED", agent);
+        Assert.Equal("AGENT_LOST", (string)failed["errorCode"]!);
+        Assert.Contains("host-1", (string)failed["errorMessage"]!, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_coordinator_restarted_mid_run_loses_nothing()
+    {
+        var agent = StartAgent("host-1");
+        await WaitRegisteredAsync(agent, "host-1");
+        var id = await SubmitAsync(new { durationSeconds = 3 });
+        await WaitStatusAsync(id, "RUNNING", agent);
+
+        await server!.DisposeAsync();
+        server = null;
+        await Task.Delay(1000, Ct);
+        await StartServerAsync();
+
+        var done = await WaitStatusAsync(id, "SUCCEEDED", agent);
+        Assert.Equal((1L, 1L), ((long)done["attempts"]!, (long)done["leaseEpoch"]!));
+        Assert.True((long)(await ResultAsync(id))["frames"]! > 0);
+    }
+
+    [Fact]
+    public async Task A_cancel_reaches_the_running_pipeline_and_a_rejected_gate_ends_the_run()
+    {
+        var agent = StartAgent("host-1");
+        await WaitRegisteredAsync(agent, "host-1");
+        var id = await SubmitAsync(new { });
+        await WaitStatusAsync(id, "RUNNING", agent);
+        Assert.Equal(HttpStatusCode.OK, (await Client(ControlToken).PostAsync($"{Tenant}/executions/{id}/cancel", null, Ct)).StatusCode);
+        await WaitStatusAsync(id, "CANCELLED", agent);
+        Assert.Equal("cancelled", (string)(await ResultAsync(id))["stopReason"]!);
+
+        var gated = await SubmitAsync(new { gates = new[] { new { gateId = "approve" } } });
+        await WaitStatusAsync(gated, "AWAITING_INTERACTION", agent);
+        var interactionId = (string)JsonNode.Parse(await Client(ControlToken).GetStringAsync($"{Tenant}/interactions/pending?executionId={gated}", Ct))!["items"]![0]!["interactionId"]!;
+        await Client(ControlToken).PostAsJsonAsync($"{Tenant}/interactions/complete", new { interactionId, responsePayload = new { approved = false } }, Ct);
+        var rejected = await WaitStatusAsync(gated, "CANCELLED", agent);
+        Assert.Equal("GATE_REJECTED", (string)rejected["errorCode"]!);
+    }
+
+    private static void Signal(Process process, int signal) => Signal(process.Id, signal);
+
+    private static void Signal(int pid, int signal) => _ = Kill(pid, signal);
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
+
+    /// <summary>Live worker processes whose command line names <paramref name="ns"/>.</summary>
+    private static List<int> WorkerProcesses(string ns)
+    {
+        var found = new List<int>();
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
+                var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
+                if (state != "Z" && arguments.Any(a => a.EndsWith("Flowline.Worker.dll", StringComparison.Ordinal)) && arguments.Contains(ns))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+            }
+            catch (UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+}
