@@ -41,9 +41,18 @@ public sealed class BrowserFixture : IAsyncLifetime
         page.PageError += (_, e) => errors.Add(e);
         page.Console += (_, m) =>
         {
-            if (m.Type == "error")
+            // Failed requests are reported below with their URL.
+            if (m.Type == "error" && !m.Text.StartsWith("Failed to load resource:", StringComparison.Ordinal))
             {
                 errors.Add(m.Text);
+            }
+        };
+        // A 404 of a feature the server does not have (settings, profiling) is expected and shown as such.
+        page.Response += (_, r) =>
+        {
+            if (r.Status >= 400 && r.Status != 404)
+            {
+                errors.Add($"{r.Status} {r.Request.Method} {r.Url}");
             }
         };
         PageErrors[page] = errors;

@@ -112,7 +112,7 @@ public sealed class PipelineConsoleTests(BrowserFixture browser) : IClassFixture
             await page.ClickAsync("button[data-command=shutdown]");
             await Expect(page.Locator("#state")).ToHaveTextAsync("stopped", Slow);
             await Expect(page.Locator("button[data-command=start]")).ToBeEnabledAsync();
-            Assert.Empty(browser.PageErrors[page]);
+            Assert.True(browser.PageErrors[page].Count == 0, string.Join("\n", browser.PageErrors[page]));
         }
         finally
         {
@@ -172,7 +172,7 @@ public sealed class PipelineConsoleTests(BrowserFixture browser) : IClassFixture
             await Expect(page.Locator("#tables-apply")).ToBeEnabledAsync();
             await page.ClickAsync("#tables-apply");
             await Expect(page.Locator("#doc-status")).ToHaveTextAsync("applied: revision 3");
-            Assert.Empty(browser.PageErrors[page]);
+            Assert.True(browser.PageErrors[page].Count == 0, string.Join("\n", browser.PageErrors[page]));
         }
         finally
         {

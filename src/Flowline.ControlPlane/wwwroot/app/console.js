@@ -238,7 +238,7 @@
   let editor = null, serverYaml = '', lastCheck = null, checkSeq = 0;
   function setupEditor() {
     editor = CodeMirror.fromTextArea($('#yaml'), {
-      mode: 'yaml', lineNumbers: true, indentUnit: 2, tabSize: 2, extraKeys: { Tab: cm => cm.replaceSelection('  ') },
+      mode: 'yaml', lineNumbers: true, indentUnit: 2, viewportMargin: Infinity, tabSize: 2, extraKeys: { Tab: cm => cm.replaceSelection('  ') },
       gutters: ['CodeMirror-lint-markers'],
       lint: { getAnnotations: lintYaml, async: true, delay: 250 },
     });
@@ -251,7 +251,7 @@
       if (seq !== checkSeq) return;
       const list = $('#yaml-errors');
       const marks = [];
-      for (let i = 0; i < editor.lineCount(); i++) editor.removeLineClass(i, 'background', 'line-error');
+      for (let i = 0; i < editor.lineCount(); i++) editor.removeLineClass(i, 'wrap', 'line-error');
       if (!r.ok) {
         lastCheck = null;
         list.replaceChildren(el('li', { text: detailOf(r) }));
@@ -264,7 +264,7 @@
       for (const e of r.json.errors) {
         const line = Math.max(0, Math.min((e.line || 1) - 1, editor.lineCount() - 1));
         const column = Math.max(0, (e.column || 1) - 1);
-        editor.addLineClass(line, 'background', 'line-error');
+        editor.addLineClass(line, 'wrap', 'line-error');
         marks.push({ from: CodeMirror.Pos(line, column), to: CodeMirror.Pos(line, column + 1), message: e.text, severity: 'error' });
       }
       setResult($('#doc-status'), r.json.valid ? (text === serverYaml ? 'valid; same as the server\'s' : 'valid; not applied yet') : `${r.json.error_count} problem(s)`, !r.json.valid);
@@ -479,7 +479,7 @@
     const root = $('#graph');
     if (!g || root.closest('section').hidden) return;
     const layout = new dagre.graphlib.Graph();
-    layout.setGraph({ rankdir: 'LR', nodesep: 18, ranksep: 46, marginx: 10, marginy: 10 });
+    layout.setGraph({ rankdir: 'TB', nodesep: 24, ranksep: 34, marginx: 10, marginy: 10 });
     layout.setDefaultEdgeLabel(() => ({}));
     for (const s of g.shared_memory || []) layout.setNode('s:' + s.name, { label: s.name, sub: `[${s.shape.join('×')}] ${s.dtype}`, kind: 'stream', width: Math.max(110, s.name.length * 8 + 16), height: 38 });
     for (const group of ['sources', 'kernels', 'sinks']) for (const n of g[group] || []) layout.setNode('n:' + n.name, { label: n.name, sub: n.kind, kind: group, width: Math.max(130, Math.max(n.name.length, (n.kind || '').length) * 7 + 16), height: 38 });
@@ -492,6 +492,8 @@
     dagre.layout(layout);
     const size = layout.graph();
     root.setAttribute('viewBox', `0 0 ${Math.ceil(size.width)} ${Math.ceil(size.height)}`);
+    root.setAttribute('width', Math.ceil(size.width));
+    root.setAttribute('height', Math.ceil(size.height));
     const edges = layout.edges().map(id => {
       const e = layout.edge(id);
       const d = e.points.map((p, i) => `${i ? 'L' : 'M'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ');
@@ -688,6 +690,12 @@
 
   async function pollViewer(v) {
     if (v.closed) return;
+    const pipeline = state.health && state.health.state;
+    if (pipeline === 'initialized' || pipeline === 'stopped') {
+      setStats(v, [['stream', `none: the pipeline is ${pipeline}`]]);
+      v.timer = setTimeout(() => pollViewer(v), 500);
+      return;
+    }
     const started = performance.now();
     try {
       const r = await api('GET', `/streams/${encodeURIComponent(v.name)}/latest`);
