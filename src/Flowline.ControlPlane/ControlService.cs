@@ -149,7 +149,7 @@ public sealed class ControlService : IDisposable
     public JsonObject Health()
     {
         var c = current;
-        return new JsonObject { ["ok"] = true, ["state"] = c.Manager.State.ToName(), ["allowed_commands"] = Names(AllowedCommands(c.Manager.State)), ["document_revision"] = c.Revision };
+        return new JsonObject { ["ok"] = true, ["state"] = c.Manager.State.ToName(), ["document_revision"] = c.Revision };
     }
 
     /// <summary>

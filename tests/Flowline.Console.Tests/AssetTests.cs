@@ -65,8 +65,6 @@ public sealed partial class AssetTests
     {
         await using var served = await ConsoleServer.StartAsync();
         using var http = new HttpClient { BaseAddress = served.Server.Address };
-        var health = JsonNode.Parse(await http.GetStringAsync("/health"))!;
-        Assert.Equal(["build", "start", "shutdown"], health["allowed_commands"]!.AsArray().Select(c => (string)c!));
         var info = JsonNode.Parse(await http.GetStringAsync("/info"))!;
         Assert.Equal(["build", "start", "shutdown"], info["allowed_commands"]!.AsArray().Select(c => (string)c!));
 

@@ -146,8 +146,9 @@
   }
 
   // ---- control: state, commands, document, servers ---------------------------------------------
+  // The state and the commands it allows (from the server's state machine) are in /info.
   async function refreshHealth() {
-    const r = await api('GET', '/health');
+    const r = await api('GET', '/info');
     if (!r.ok) return;
     state.health = r.json;
     const badge = $('#state');
@@ -481,7 +482,7 @@
     const layout = new dagre.graphlib.Graph();
     layout.setGraph({ rankdir: 'TB', nodesep: 24, ranksep: 34, marginx: 10, marginy: 10 });
     layout.setDefaultEdgeLabel(() => ({}));
-    for (const s of g.shared_memory || []) layout.setNode('s:' + s.name, { label: s.name, sub: `[${s.shape.join('×')}] ${s.dtype}`, kind: 'stream', width: Math.max(110, s.name.length * 8 + 16), height: 38 });
+    for (const s of g.shared_memory || []) layout.setNode('s:' + s.name, { label: s.name, sub: `[${s.shape.join('×')}] ${s.dtype}`, kind: 'stream', width: Math.max(110, Math.max(s.name.length, `[${s.shape.join('×')}] ${s.dtype}`.length) * 7.5 + 20), height: 38 });
     for (const group of ['sources', 'kernels', 'sinks']) for (const n of g[group] || []) layout.setNode('n:' + n.name, { label: n.name, sub: n.kind, kind: group, width: Math.max(130, Math.max(n.name.length, (n.kind || '').length) * 7 + 16), height: 38 });
     const isStream = name => (g.shared_memory || []).some(s => s.name === name);
     for (const e of g.edges || []) {
@@ -635,6 +636,15 @@
     const row = $(`#workers tr[data-worker="${CSS.escape(name)}"]`);
     if (row) updateWorkerRow(row, name);
     throttledGraph();
+  }
+  // worker_metrics events carry rates, times and latencies; health, CPU, memory and the streams' fill are in
+  // the status only, read once a second while a view that shows them is open.
+  async function refreshStatusWhileShown() {
+    if (!$('#tab-runtime').hidden || !$('#tab-graph').hidden) {
+      const r = await api('GET', '/status');
+      if (r.ok) applyStatus(r.json);
+    }
+    setTimeout(refreshStatusWhileShown, 1000);
   }
   let graphTimer = null;
   function throttledGraph() { if (!graphTimer) graphTimer = setTimeout(() => { graphTimer = null; drawGraph(); }, 1000); }
@@ -913,6 +923,7 @@
     on('*', logEvent);
     await Promise.all([refreshHealth(), refreshInfo(), refreshGraph(), refreshServers(), refreshYaml(true), refreshTables()]);
     runEvents();
+    refreshStatusWhileShown();
     showTab((location.hash || '#control').slice(1) || 'control');
     document.body.dataset.ready = 'true';
   }
