@@ -27,6 +27,7 @@ public sealed class ServersAndTokensTests(BrowserFixture browser) : IClassFixtur
             await Expect(page.Locator("body[data-ready=true]")).ToBeAttachedAsync();
             var rows = page.Locator("#servers tbody tr[data-pid]");
             await Expect(rows).ToHaveCountAsync(1);
+            await Expect(rows.Locator("button")).ToBeDisabledAsync(); // this server is not killed from its own page
 
             await page.FillAsync("#launch-path", other);
             await page.FillAsync("#launch-ns", otherNamespace);

@@ -166,7 +166,7 @@
     }
     for (const b of $$('[data-needs]')) {
       if (b.id === 'doc-apply' || b.id === 'tables-apply') continue;
-      b.disabled = !hasScope(b.dataset.needs);
+      b.disabled = !hasScope(b.dataset.needs) || b.dataset.self === 'true';
     }
     $('#scope').textContent = `scope: ${scope}`;
     updateApplyButtons();
@@ -199,7 +199,7 @@
     state.selfPid = r.json.self_pid;
     body.replaceChildren(...r.json.servers.map(s => {
       const self = s.pid === r.json.self_pid;
-      const kill = el('button', { 'data-needs': 'admin', 'data-pid': s.pid, text: 'Kill', disabled: self || !hasScope('admin'), title: self ? 'this server' : null, onclick: () => killServer(s) });
+      const kill = el('button', { 'data-needs': 'admin', 'data-pid': s.pid, 'data-self': self ? 'true' : null, text: 'Kill', disabled: self || !hasScope('admin'), title: self ? 'this server' : null, onclick: () => killServer(s) });
       return el('tr', { 'data-pid': s.pid },
         el('td', { text: s.pid }),
         el('td', {}, self ? el('span', { text: s.url + ' (this one)' }) : el('a', { href: s.url + '/', text: s.url })),
