@@ -144,7 +144,7 @@ public static class ControlApi
         };
     }
 
-    private static IResult Reply<T>(ControlService service, Func<T> action, CancellationToken requestAborted = default) =>
+    internal static IResult Reply<T>(ControlService service, Func<T> action, CancellationToken requestAborted = default) =>
         Guard(service, () => Json(200, action()), requestAborted);
 
     private static async Task<IResult> ReplyAsync<T>(ControlService service, HttpRequest request, CancellationToken cancellationToken, Func<JsonObject?, T> action)
@@ -167,7 +167,7 @@ public static class ControlApi
     }
 
     /// <summary>Runs <paramref name="action"/> and maps what it throws to shmpipeline's status codes.</summary>
-    private static IResult Guard(ControlService service, Func<IResult> action, CancellationToken requestAborted = default)
+    internal static IResult Guard(ControlService service, Func<IResult> action, CancellationToken requestAborted = default)
     {
         try
         {
@@ -224,7 +224,7 @@ public static class ControlApi
     }
 
     /// <summary>A JSON answer: a status record in its wire format, or a JSON tree.</summary>
-    private static IResult Json<T>(int status, T body) =>
+    internal static IResult Json<T>(int status, T body) =>
         Results.Content(body is JsonNode node ? node.ToJsonString(ControlJson.Options) : StatusJson.Serialize(body), "application/json; charset=utf-8", System.Text.Encoding.UTF8, status);
 
     /// <summary>An error body: <c>{"detail": "..."}</c> plus <paramref name="extra"/> fields.</summary>

@@ -14,13 +14,8 @@ internal static class ControlJson
         NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    /// <summary>
-    /// The body as a JSON object: null when there is none; <see cref="BadBodyException"/> (422) when it is
-    /// not an object; <see cref="ControlException"/> 413 when it is longer than <paramref name="maxBytes"/>
-    /// (found from its Content-Length, else before more than <paramref name="maxBytes"/> bytes are held),
-    /// or with Kestrel's status when the body cannot be read.
-    /// </summary>
-    public static async Task<JsonObject?> ReadObjectAsync(Microsoft.AspNetCore.Http.HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    /// <summary>The body as text, bounded as <see cref="ReadObjectAsync"/> reads it.</summary>
+    public static async Task<string> ReadTextAsync(Microsoft.AspNetCore.Http.HttpRequest request, int maxBytes, CancellationToken cancellationToken)
     {
         if (request.ContentLength > maxBytes)
         {
@@ -55,6 +50,18 @@ internal static class ControlJson
             text = await reader.ReadToEndAsync(cancellationToken).ConfigureAwait(false);
         }
 
+        return text;
+    }
+
+    /// <summary>
+    /// The body as a JSON object: null when there is none; <see cref="BadBodyException"/> (422) when it is
+    /// not an object; <see cref="ControlException"/> 413 when it is longer than <paramref name="maxBytes"/>
+    /// (found from its Content-Length, else before more than <paramref name="maxBytes"/> bytes are held),
+    /// or with Kestrel's status when the body cannot be read.
+    /// </summary>
+    public static async Task<JsonObject?> ReadObjectAsync(Microsoft.AspNetCore.Http.HttpRequest request, int maxBytes, CancellationToken cancellationToken)
+    {
+        var text = await ReadTextAsync(request, maxBytes, cancellationToken).ConfigureAwait(false);
         if (string.IsNullOrWhiteSpace(text))
         {
             return null;

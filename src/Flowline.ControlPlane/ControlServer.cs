@@ -31,6 +31,9 @@ public sealed record ControlServerOptions
     /// <summary>The discovery directory to register in; null for the default, <see cref="string.Empty"/> for none.</summary>
     public string? DiscoveryDirectory { get; init; }
 
+    /// <summary>How the console's <c>POST /servers</c> launches other local servers; null (the default) refuses with 501.</summary>
+    public ServerLaunchOptions? Launch { get; init; }
+
     /// <summary>Writes the server's warnings and errors to the console (never request headers or tokens).</summary>
     public bool LogToConsole { get; init; }
 }
@@ -44,11 +47,13 @@ public sealed class ControlServer : IAsyncDisposable
 {
     private readonly WebApplication app;
     private readonly string? record;
+    private readonly ServerLauncher launcher;
     private int disposed;
 
-    private ControlServer(WebApplication app, ControlService service, Uri address, string? record)
+    private ControlServer(WebApplication app, ControlService service, Uri address, string? record, ServerLauncher launcher)
     {
         this.app = app;
+        this.launcher = launcher;
         Service = service;
         Address = address;
         this.record = record;
@@ -118,6 +123,8 @@ public sealed class ControlServer : IAsyncDisposable
 
         var service = createService();
         WebApplication? app = null;
+        var directory = options.DiscoveryDirectory == "" ? null : new ServerDirectory(options.DiscoveryDirectory);
+        var launcher = new ServerLauncher(options.Launch, directory, service);
         try
         {
             var builder = WebApplication.CreateSlimBuilder();
@@ -151,6 +158,7 @@ public sealed class ControlServer : IAsyncDisposable
             }
 
             app.MapControlEndpoints(service, options.Tokens, options.Api);
+            app.MapConsoleEndpoints(service, options.Tokens, launcher, directory);
             app.MapOpenApiDocument(options.Tokens);
             app.Lifetime.ApplicationStopping.Register(service.Events.CompleteAll);
             await app.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -167,7 +175,7 @@ public sealed class ControlServer : IAsyncDisposable
                     DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0, service.ConfigPath, ProcessIdentity.Current.StartTicks));
             }
 
-            return new ControlServer(app, service, uri, file);
+            return new ControlServer(app, service, uri, file, launcher);
         }
         catch
         {
@@ -204,6 +212,7 @@ public sealed class ControlServer : IAsyncDisposable
         }
         finally
         {
+            launcher.Dispose();
             Service.Dispose();
             if (record is not null)
             {

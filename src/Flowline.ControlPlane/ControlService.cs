@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using Flowline.Documents;
+using Flowline.Plugins;
 using Flowline.Runtime;
 using Flowline.Status;
 
@@ -151,6 +152,29 @@ public sealed class ControlService : IDisposable
         return new JsonObject { ["ok"] = true, ["state"] = c.Manager.State.ToName(), ["document_revision"] = c.Revision };
     }
 
+    /// <summary>
+    /// The commands this service accepts in <paramref name="state"/>: the state machine's calls
+    /// (<see cref="PipelineStateNames.AllowedCalls"/>), plus <c>start</c> from initialized and stopped, which
+    /// builds first (a stopped pipeline with a new manager).
+    /// </summary>
+    public static IReadOnlyList<string> AllowedCommands(PipelineState state)
+    {
+        var calls = state.AllowedCalls();
+        return state is PipelineState.Initialized or PipelineState.Stopped && !calls.Contains("start")
+            ? [.. Commands.Where(c => c == "start" || calls.Contains(c))]
+            : [.. Commands.Where(calls.Contains)];
+    }
+
+    /// <summary>The kinds the served document may use (the built-in ones and its plugins').</summary>
+    internal KindRegistry Kinds => current.Pipeline.Kinds;
+
+    /// <summary>The served document as YAML text (<c>GET /document/yaml</c>) and its revision.</summary>
+    internal (string Yaml, long Revision) DocumentYaml()
+    {
+        var c = current;
+        return (PipelineDocument.ToYaml(c.Pipeline.Spec), c.Revision);
+    }
+
     /// <summary><c>GET /info</c>.</summary>
     public JsonObject Info()
     {
@@ -162,6 +186,7 @@ public sealed class ControlService : IDisposable
             ["config_base_path"] = c.ConfigBasePath,
             ["state"] = c.Manager.State.ToName(),
             ["commands"] = Names(Commands),
+            ["allowed_commands"] = Names(AllowedCommands(c.Manager.State)),
             ["kernel_kinds"] = Names(kinds.Kernels.Keys.Order(StringComparer.Ordinal)),
             ["source_kinds"] = Names(kinds.Sources.Keys.Order(StringComparer.Ordinal)),
             ["sink_kinds"] = Names(kinds.Sinks.Keys.Order(StringComparer.Ordinal)),
@@ -241,6 +266,15 @@ public sealed class ControlService : IDisposable
     /// </summary>
     public JsonObject LoadDocument(string path, CancellationToken cancellationToken = default)
     {
+        var (full, real) = Allowed(path);
+        var text = DocumentFile.ReadText(real, full, options.MaxDocumentBytes);
+        var check = PipelineDocument.Check(text, real, Path.GetDirectoryName(real));
+        return Serialised(cancellationToken, () => Replace(check, full, Path.GetDirectoryName(full)!, "document_loaded"));
+    }
+
+    /// <summary>The full and the real path of <paramref name="path"/> (relative to the served document's directory); 403 outside <see cref="LoadRoots"/>.</summary>
+    private (string Full, string Real) Allowed(string path)
+    {
         ArgumentNullException.ThrowIfNull(path);
         var full = Path.GetFullPath(Path.IsPathRooted(path) ? path : Path.Combine(current.ConfigBasePath, path));
         var real = RealPath(full);
@@ -249,9 +283,25 @@ public sealed class ControlService : IDisposable
             throw new ControlException(403, $"'{path}' is outside the directories this server may read ({string.Join(", ", LoadRoots)}); start the server with --load-root to allow another");
         }
 
+        return (full, real);
+    }
+
+    /// <summary>
+    /// The real path of a document another server may be launched for: a regular file under
+    /// <see cref="LoadRoots"/> of at most <see cref="MaxDocumentBytes"/> that is a valid document
+    /// (403 outside, 404 missing, 400 with its errors when invalid).
+    /// </summary>
+    internal string AllowedDocument(string path)
+    {
+        var (full, real) = Allowed(path);
         var text = DocumentFile.ReadText(real, full, options.MaxDocumentBytes);
         var check = PipelineDocument.Check(text, real, Path.GetDirectoryName(real));
-        return Serialised(cancellationToken, () => Replace(check, full, Path.GetDirectoryName(full)!, "document_loaded"));
+        if (!check.IsValid)
+        {
+            throw new DocumentValidationException(check.Errors, check.TotalErrors);
+        }
+
+        return real;
     }
 
     private JsonObject Replace(DocumentCheck check, string? configPath, string basePath, string reason)

@@ -1,6 +1,6 @@
 using System.CommandLine;
 using System.Text.Json;
-using System.Text.Json.Nodes;
+using Flowline.ControlPlane;
 using Flowline.Kernels;
 using Flowline.Plugins;
 using Spectre.Console;
@@ -39,7 +39,7 @@ internal static class KindCommands
             var definitions = select(registry).OrderBy(d => d.Kind, StringComparer.Ordinal).ToList();
             if (parse.GetValue(json))
             {
-                Console.Out.WriteLine(new JsonArray([.. definitions.Select(d => (JsonNode)Json(d, registry))]).ToJsonString(Indented));
+                Console.Out.WriteLine(KindsJson.Array(definitions, registry).ToJsonString(Indented));
                 return ExitCodes.Ok;
             }
 
@@ -71,44 +71,4 @@ internal static class KindCommands
 
     private static string Parameters(KindDefinition d) =>
         d.Parameters.Count == 0 ? "-" : string.Join("; ", d.Parameters.Select(p => $"{p.Name} ({p.Type}{(p.Required ? ", required" : p.Default is null ? ", optional" : $", default {p.Default}")})"));
-
-    private static JsonObject Json(KindDefinition d, KindRegistry registry)
-    {
-        var o = new JsonObject
-        {
-            ["kind"] = d.Kind,
-            ["description"] = d.Description,
-            ["origin"] = registry.Origins[d.Kind],
-        };
-        switch (d)
-        {
-            case KernelDefinition k:
-                o["inputs"] = k.Inputs.ToString();
-                o["auxiliary"] = k.Auxiliary.ToString();
-                o["outputs"] = k.Outputs.ToString();
-                o["uses_operation"] = k.UsesOperation;
-                break;
-            case SourceDefinition s:
-                o["streams"] = s.Streams.ToString();
-                o["auxiliary"] = s.Auxiliary.ToString();
-                o["required_feedback_aliases"] = new JsonArray([.. s.RequiredFeedbackAliases.Select(a => (JsonNode)JsonValue.Create(a))]);
-                break;
-            case SinkDefinition s:
-                o["auxiliary"] = s.Auxiliary.ToString();
-                o["outputs"] = s.Outputs.ToString();
-                break;
-            default:
-                break;
-        }
-
-        o["parameters"] = new JsonArray([.. d.Parameters.Select(p => (JsonNode)new JsonObject
-        {
-            ["name"] = p.Name,
-            ["type"] = p.Type,
-            ["required"] = p.Required,
-            ["default"] = p.Default,
-            ["description"] = p.Description,
-        })]);
-        return o;
-    }
 }

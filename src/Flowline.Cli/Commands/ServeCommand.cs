@@ -33,9 +33,10 @@ internal static class ServeCommand
             DefaultValueFactory = _ => new ControlServiceOptions().MaxDocumentBytes,
         };
         var parent = new Option<int>("--parent") { Description = "Shut down (as on SIGTERM) when this process exits.", Hidden = true };
+        var discoveryDir = new Option<string?>("--discovery-dir") { Description = "Register in this discovery directory (a server launched by another uses its directory).", Hidden = true };
         var command = new Command("serve", "Serve a pipeline over HTTP (JSON and Server-Sent Events, shmpipeline's wire format) until Ctrl-C or SIGTERM.")
         {
-            file, host, port, token, tokenFile, loadRoot, ns, placement, maxDocumentBytes, parent,
+            file, host, port, token, tokenFile, loadRoot, ns, placement, maxDocumentBytes, parent, discoveryDir,
         };
         command.SetAction(parse => Serve(
             parse.GetValue(file)!.FullName,
@@ -44,6 +45,9 @@ internal static class ServeCommand
                 Host = parse.GetValue(host)!,
                 Port = parse.GetValue(port),
                 LogToConsole = true,
+                DiscoveryDirectory = parse.GetValue(discoveryDir),
+                // The console launches servers as this process was started: the apphost, or `dotnet Flowline.Cli.dll`.
+                Launch = new ServerLaunchOptions { Command = LaunchCommand() },
                 Service = new ControlServiceOptions
                 {
                     LoadRoots = parse.GetValue(loadRoot) ?? [],
@@ -110,6 +114,13 @@ internal static class ServeCommand
 
         Console.WriteLine("stopped; the pipeline is shut down and its streams removed");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>The program (and assembly) that runs this command line again.</summary>
+    internal static string[] LaunchCommand()
+    {
+        var host = Environment.ProcessPath!;
+        return Path.GetFileNameWithoutExtension(host) == "dotnet" ? [host, typeof(ServeCommand).Assembly.Location] : [host];
     }
 
     /// <summary>The tokens from --token, --token-file, then the environment; none when nothing is given.</summary>

@@ -516,15 +516,7 @@ public sealed partial class PipelineManager : IDisposable
         }
     }
 
-    private static IEnumerable<string> AllowedCalls(PipelineState state) => state switch
-    {
-        PipelineState.Initialized => ["build", "shutdown"],
-        PipelineState.Built => ["start", "stop", "shutdown"],
-        PipelineState.Running => ["pause", "stop", "restart", "shutdown"],
-        PipelineState.Paused => ["resume", "stop", "restart", "shutdown"],
-        PipelineState.Failed => ["stop", "restart", "shutdown"],
-        _ => ["build", "shutdown"],
-    };
+    private static IEnumerable<string> AllowedCalls(PipelineState state) => state.AllowedCalls();
 
     private void SetState(PipelineState state)
     {

@@ -29,6 +29,21 @@ public static class PipelineStateNames
 {
     /// <summary>"initialized", "built", "running", "paused", "failed" or "stopped".</summary>
     public static string ToName(this PipelineState state) => state.ToString().ToLowerInvariant();
+
+    /// <summary>
+    /// The manager's calls <paramref name="state"/> allows (<c>build</c>, <c>start</c>, <c>pause</c>,
+    /// <c>resume</c>, <c>stop</c>, <c>restart</c>, <c>shutdown</c>): the state machine's one table, which the
+    /// manager enforces and the control plane reports so that clients need no copy of it.
+    /// </summary>
+    public static IReadOnlyList<string> AllowedCalls(this PipelineState state) => state switch
+    {
+        PipelineState.Initialized => ["build", "shutdown"],
+        PipelineState.Built => ["start", "stop", "shutdown"],
+        PipelineState.Running => ["pause", "stop", "restart", "shutdown"],
+        PipelineState.Paused => ["resume", "stop", "restart", "shutdown"],
+        PipelineState.Failed => ["stop", "restart", "shutdown"],
+        _ => ["build", "shutdown"],
+    };
 }
 
 /// <summary>A call the pipeline's state does not allow; names the state and the calls it allows.</summary>
