@@ -19,6 +19,7 @@ namespace Flowline.Status;
 [JsonSerializable(typeof(SyntheticInputRequest))]
 [JsonSerializable(typeof(SyntheticStartResult))]
 [JsonSerializable(typeof(SyntheticStopResult))]
+[JsonSerializable(typeof(ProfilingSnapshot))]
 internal sealed partial class StatusJsonContext : JsonSerializerContext;
 
 /// <summary>

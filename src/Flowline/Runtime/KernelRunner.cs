@@ -32,6 +32,8 @@ internal sealed class KernelRunner : WorkerRunner
     private readonly long maxWaitNs;
     private readonly bool propagateFrameId;
     private readonly Func<bool> inputsIntact;
+    private readonly HdrHistogram.LongHistogram?[] latency;
+    private readonly HdrHistogram.LongHistogram? compute;
     private long generationStartNs;
     private long tornFrames;
     private bool ended;
@@ -64,6 +66,12 @@ internal sealed class KernelRunner : WorkerRunner
         maxWaitNs = spec.Synchronization?.MaxWaitS is { } wait ? (long)(wait * 1e9) : long.MaxValue;
         propagateFrameId = spec.PropagateFrameId == true;
         inputsIntact = InputsIntact; // one delegate, not one per frame
+
+        // Profiling (decision 90): per-input latency and compute-time histograms, published with the figures.
+        var profiler = WorkerProfiler.Open(plan.ControlNamespace, control.Name, d => Own(d));
+        latency = [.. inputs.Select((reader, i) => profiler?.AddInputLatency(spec.Inputs[i], reader.Index))];
+        compute = profiler?.AddCompute(spec.Name);
+        Reporter.Profiler = profiler;
     }
 
     protected override void Loop(CancellationToken stop)
@@ -103,9 +111,13 @@ internal sealed class KernelRunner : WorkerRunner
             for (var i = 0; i < inputs.Length; i++)
             {
                 var o = headers[i].OriginTimestampNs;
-                if (looked[i] && o > 0 && (origin == 0 || o < origin))
+                if (looked[i] && o > 0)
                 {
-                    origin = o;
+                    ProfileHistograms.Record(latency[i], start - o);
+                    if (origin == 0 || o < origin)
+                    {
+                        origin = o;
+                    }
                 }
             }
 
@@ -127,6 +139,7 @@ internal sealed class KernelRunner : WorkerRunner
             if (intact)
             {
                 Reporter.Window.Record(end - start, end, origin);
+                ProfileHistograms.Record(compute, end - start);
                 Reporter.Counters.OutputFrames += outputs.Length;
             }
 

@@ -1,0 +1,158 @@
+using HdrHistogram;
+using HdrHistogram.Encoding;
+using HdrHistogram.Utilities;
+using Flowline.SharedMemory;
+
+namespace Flowline.Runtime;
+
+/// <summary>
+/// The histograms a worker keeps (decision 90): the latency of each input's frames from their origin
+/// timestamp, and the node's compute time, recorded into HdrHistograms (no allocation per value) and
+/// encoded into its profile block whenever the worker publishes its figures.
+/// </summary>
+internal sealed class WorkerProfiler
+{
+    private readonly ProfileBlock block;
+    private readonly List<(int Entry, LongHistogram Histogram)> entries = [];
+    private readonly long[] published = new long[ProfileBlock.EntryCount];
+    private readonly ByteBuffer buffer;
+    private readonly byte[] bytes;
+
+    private WorkerProfiler(ProfileBlock block)
+    {
+        this.block = block;
+        bytes = new byte[ProfileHistograms.EncodeBufferBytes];
+        buffer = ByteBuffer.Allocate(bytes);
+    }
+
+    /// <summary>Entries whose encoded histogram did not fit its place in the block (not published).</summary>
+    public long Oversized { get; private set; }
+
+    /// <summary>
+    /// The profiler of the worker whose control block is <paramref name="controlName"/>, or null when the
+    /// manager made no profile block for it (profiling switched off, or an older manager).
+    /// </summary>
+    public static WorkerProfiler? Open(string controlNamespace, string controlName, Func<IDisposable, IDisposable> own)
+    {
+        if (!ProfileHistograms.Enabled)
+        {
+            return null;
+        }
+
+        try
+        {
+            var block = ProfileBlock.Attach(controlNamespace, ProfileBlock.NameFor(controlName));
+            own(block);
+            return new WorkerProfiler(block);
+        }
+        catch (SharedMemoryException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Adds a histogram of the latency of stream <paramref name="stream"/>'s frames, read through reader entry <paramref name="readerIndex"/>; its handle.</summary>
+    public LongHistogram? AddInputLatency(string stream, int readerIndex) => Add(ProfileEntryKind.InputLatency, stream, readerIndex);
+
+    /// <summary>Adds the compute-time histogram of node <paramref name="node"/>; its handle.</summary>
+    public LongHistogram? AddCompute(string node) => Add(ProfileEntryKind.Compute, node, -1);
+
+    /// <summary>Encodes every histogram that changed since the last call into the profile block.</summary>
+    public void Publish()
+    {
+        foreach (var (entry, histogram) in entries)
+        {
+            var count = histogram.TotalCount;
+            if (count == published[entry])
+            {
+                continue;
+            }
+
+            buffer.Position = 0;
+            var length = histogram.Encode(buffer, HistogramEncoderV2.Instance);
+            if (block.Publish(entry, bytes.AsSpan(0, length)))
+            {
+                published[entry] = count;
+            }
+            else
+            {
+                Oversized++;
+            }
+        }
+    }
+
+    private LongHistogram? Add(ProfileEntryKind kind, string name, int readerIndex)
+    {
+        if (entries.Count >= ProfileBlock.EntryCount)
+        {
+            return null;
+        }
+
+        var entry = entries.Count;
+        var histogram = ProfileHistograms.Create();
+        block.Describe(entry, kind, name, readerIndex);
+        entries.Add((entry, histogram));
+        return histogram;
+    }
+}
+
+/// <summary>How workers and the manager agree on histograms (decision 90).</summary>
+public static class ProfileHistograms
+{
+    /// <summary>The largest value recorded, in nanoseconds (one hour); longer values are recorded as this.</summary>
+    public const long HighestNs = 3_600_000_000_000;
+
+    /// <summary>Significant decimal digits: 2, a resolution of 1 %, which keeps a histogram at 36 KiB and its encoding small.</summary>
+    public const int SignificantDigits = 2;
+
+    /// <summary>The buffer a worker encodes into: larger than any entry of the profile block.</summary>
+    internal const int EncodeBufferBytes = 64 * 1024;
+
+    /// <summary>
+    /// False when the environment variable <c>FLOWLINE_PROFILING</c> is <c>0</c> or <c>off</c>: workers then
+    /// keep no histograms (stream counters stay on). Meant for measuring what profiling costs.
+    /// </summary>
+    public static bool Enabled { get; } = Environment.GetEnvironmentVariable("FLOWLINE_PROFILING") is not ("0" or "off" or "false");
+
+    /// <summary>A histogram of times in nanoseconds, 1 ns to one hour.</summary>
+    public static LongHistogram Create() => new(1, HighestNs, SignificantDigits);
+
+    /// <summary>Records <paramref name="ns"/> into <paramref name="histogram"/>, clamped to the histogram's range (no allocation).</summary>
+    public static void Record(LongHistogram? histogram, long ns)
+    {
+        histogram?.RecordValue(Math.Clamp(ns, 1, HighestNs));
+    }
+
+    /// <summary>Decodes a histogram a worker encoded (HdrHistogram's V2 format); null if the bytes are not one.</summary>
+    public static HistogramBase? Decode(byte[] encoded)
+    {
+        ArgumentNullException.ThrowIfNull(encoded);
+        try
+        {
+            return HistogramEncoding.DecodeFromByteBuffer(ByteBuffer.Allocate(encoded), 0);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or IndexOutOfRangeException or NotSupportedException or OverflowException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The summary of a histogram of nanoseconds, in microseconds; null if it is empty.</summary>
+    public static HistogramSummary? Summarize(HistogramBase? histogram)
+    {
+        if (histogram is null || histogram.TotalCount == 0)
+        {
+            return null;
+        }
+
+        static double Us(double ns) => Math.Round(ns / 1000, 3);
+        return new HistogramSummary(
+            histogram.TotalCount,
+            Us(histogram.GetValueAtPercentile(50)),
+            Us(histogram.GetValueAtPercentile(90)),
+            Us(histogram.GetValueAtPercentile(99)),
+            Us(histogram.GetValueAtPercentile(99.9)),
+            Us(histogram.GetMaxValue()),
+            Us(histogram.GetMean()));
+    }
+}
