@@ -22,7 +22,7 @@ internal sealed class WorkerProfiler
     {
         this.block = block;
         bytes = new byte[ProfileHistograms.EncodeBufferBytes];
-        buffer = ByteBuffer.Allocate(bytes);
+        buffer = ByteBuffer.Allocate(ProfileHistograms.EncodeBufferBytes);
     }
 
     /// <summary>Entries whose encoded histogram did not fit its place in the block (not published).</summary>
@@ -68,9 +68,8 @@ internal sealed class WorkerProfiler
                 continue;
             }
 
-            buffer.Position = 0;
-            var length = histogram.Encode(buffer, HistogramEncoderV2.Instance);
-            if (block.Publish(entry, bytes.AsSpan(0, length)))
+            var length = ProfileHistograms.Encode(histogram, buffer, bytes);
+            if (length > 0 && block.Publish(entry, bytes.AsSpan(0, length)))
             {
                 published[entry] = count;
             }
@@ -121,6 +120,38 @@ public static class ProfileHistograms
     public static void Record(LongHistogram? histogram, long ns)
     {
         histogram?.RecordValue(Math.Clamp(ns, 1, HighestNs));
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="histogram"/> (HdrHistogram's V2 format, uncompressed) through the reusable
+    /// <paramref name="buffer"/> into <paramref name="destination"/>, without allocating; its length, or 0
+    /// if it does not fit.
+    /// </summary>
+    public static int Encode(HistogramBase histogram, ByteBuffer buffer, byte[] destination)
+    {
+        ArgumentNullException.ThrowIfNull(histogram);
+        ArgumentNullException.ThrowIfNull(buffer);
+        ArgumentNullException.ThrowIfNull(destination);
+        if (histogram.GetNeededByteBufferCapacity() > buffer.Capacity())
+        {
+            return 0;
+        }
+
+        buffer.Position = 0;
+        var length = histogram.Encode(buffer, HistogramEncoderV2.Instance);
+        if (length > destination.Length)
+        {
+            return 0;
+        }
+
+        // ByteBuffer copies an array it is given, and ToArray copies its whole capacity: read the bytes out one by one.
+        buffer.Position = 0;
+        for (var i = 0; i < length; i++)
+        {
+            destination[i] = buffer.Get();
+        }
+
+        return length;
     }
 
     /// <summary>Decodes a histogram a worker encoded (HdrHistogram's V2 format); null if the bytes are not one.</summary>
