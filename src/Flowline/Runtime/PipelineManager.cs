@@ -73,7 +73,7 @@ public sealed partial class PipelineManager : IDisposable
 
         supervisor = new Thread(Supervise) { IsBackground = true, Name = $"flowline-supervisor-{Plan.Namespace}" };
         supervisor.Start();
-        metrics = this.options.PublishMetrics ? new PipelineMetrics(() => disposed ? null : TryStatus(MetricsWait)) : null;
+        metrics = this.options.PublishMetrics ? new PipelineMetrics(() => disposed ? null : TryStatus(MetricsWait), profiling: () => disposed ? null : Profiling(MetricsWait)) : null;
     }
 
     /// <summary>Raised for every event, in order, on a thread that holds no lock of the manager's.</summary>
