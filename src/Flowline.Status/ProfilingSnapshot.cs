@@ -92,3 +92,27 @@ public sealed record NodeProfile(string Name, HistogramSummary? Compute)
 /// <param name="MaxUs">Largest.</param>
 /// <param name="MeanUs">Mean.</param>
 public sealed record HistogramSummary(long Count, double P50Us, double P90Us, double P99Us, double P999Us, double MaxUs, double MeanUs);
+
+/// <summary>One traced frame (<c>GET /profiling/traces</c>, decision 94).</summary>
+/// <param name="Stream">The stream the frame came on.</param>
+/// <param name="Seq">Its sequence in the stream.</param>
+/// <param name="FrameId">Its frame id.</param>
+/// <param name="PublishNs">When its writer published it (<c>CLOCK_MONOTONIC</c>, ns).</param>
+/// <param name="ReadNs">When the node took it.</param>
+/// <param name="Node">The node that read it.</param>
+/// <param name="ComputeNs">The node's compute time for it.</param>
+public sealed record TraceSample(string Stream, long Seq, ulong FrameId, long PublishNs, long ReadNs, string Node, long ComputeNs);
+
+/// <summary>What traces record (<c>POST /profiling/traces</c>).</summary>
+/// <param name="Nodes">The nodes traced (null or empty: every kernel).</param>
+/// <param name="Streams">The input streams traced (null or empty: every input).</param>
+/// <param name="Every">Every n-th frame of a node is traced.</param>
+/// <param name="Seconds">Traces switch off by themselves after this long.</param>
+public sealed record TraceRequest(IReadOnlyList<string>? Nodes, IReadOnlyList<string>? Streams, int Every = 1, double Seconds = 10);
+
+/// <summary>The state of traces after a request.</summary>
+/// <param name="Enabled">Whether traces are on.</param>
+/// <param name="Nodes">The nodes traced.</param>
+/// <param name="Every">Every n-th frame.</param>
+/// <param name="Seconds">The time limit.</param>
+public sealed record TraceState(bool Enabled, IReadOnlyList<string> Nodes, int Every, double Seconds);

@@ -20,6 +20,9 @@ namespace Flowline.Status;
 [JsonSerializable(typeof(SyntheticStartResult))]
 [JsonSerializable(typeof(SyntheticStopResult))]
 [JsonSerializable(typeof(ProfilingSnapshot))]
+[JsonSerializable(typeof(IReadOnlyList<TraceSample>))]
+[JsonSerializable(typeof(TraceRequest))]
+[JsonSerializable(typeof(TraceState))]
 internal sealed partial class StatusJsonContext : JsonSerializerContext;
 
 /// <summary>

@@ -25,6 +25,15 @@ public enum ProfileEntryKind
 /// <param name="Encoded">The histogram in HdrHistogram's V2 encoding (uncompressed).</param>
 public sealed record ProfileEntry(ProfileEntryKind Kind, string Name, int ReaderIndex, byte[] Encoded);
 
+/// <summary>One per-frame trace record (opt-in traces, decision 94).</summary>
+/// <param name="Input">The worker's input index the frame came on.</param>
+/// <param name="Sequence">The frame's sequence in its stream.</param>
+/// <param name="FrameId">The frame's id.</param>
+/// <param name="PublishNs">When its writer published it (<see cref="MonotonicClock"/>, ns).</param>
+/// <param name="ReadNs">When the worker took it.</param>
+/// <param name="ComputeNs">The node's compute time for it.</param>
+public readonly record struct TraceRecord(int Input, long Sequence, ulong FrameId, long PublishNs, long ReadNs, long ComputeNs);
+
 /// <summary>
 /// A worker's profile block in shared memory (decision 90): a fixed table of entries, each one histogram
 /// encoded by the worker a few times a second under a seqlock and decoded by the manager when it is asked.
@@ -41,6 +50,12 @@ public sealed record ProfileEntry(ProfileEntryKind Kind, string Name, int Reader
 ///                            +16  i32 name length, +20 name (UTF-8, 64)
 ///                            +84  i32 encoded length
 ///                            +128 encoded histogram (entry bytes - 128)
+///  T       128             trace control: i32 enabled, i32 every, i64 until ns,   manager
+///                            u32 input mask
+///  T+128   128             trace cursor: i64 records written                     worker
+///  T+256   64 x 4096       trace ring: +0 i64 stamp (record number + 1, last),    worker
+///                            +8 i32 input, +16 i64 sequence, +24 u64 frame id,
+///                            +32 i64 publish ns, +40 i64 read ns, +48 i64 compute ns
 /// </code>
 /// </remarks>
 public sealed unsafe class ProfileBlock : IDisposable
@@ -66,11 +81,18 @@ public sealed unsafe class ProfileBlock : IDisposable
     private const int NameOffset = 20;
     private const int LengthOffset = 84;
     private const int DataOffset = 128;
-    private const long TotalBytes = EntriesOffset + ((long)EntryCount * EntryBytes);
+    private const long TraceControlOffset = EntriesOffset + ((long)EntryCount * EntryBytes);
+    private const long TraceCursorOffset = TraceControlOffset + 128;
+    private const long TraceRingOffset = TraceCursorOffset + 128;
+    private const int TraceRecordBytes = 64;
+    private const long TotalBytes = TraceRingOffset + ((long)TraceCapacity * TraceRecordBytes);
+
+    /// <summary>Records the trace ring holds; a reader more than this behind loses the oldest.</summary>
+    public const int TraceCapacity = 4096;
 
     private static readonly string Signature =
         RegionHeader.Signature + $";profile:desc@{DescriptorOffset},entries@{EntriesOffset}x{EntryCount}x{EntryBytes}(seq@{SequenceOffset},kind@{KindOffset},reader@{ReaderIndexOffset}," +
-        $"name@{NameLengthOffset}+{NameOffset}x{NameCapacity},length@{LengthOffset},data@{DataOffset});encoding=hdr-v2";
+        $"name@{NameLengthOffset}+{NameOffset}x{NameCapacity},length@{LengthOffset},data@{DataOffset}),trace@{TraceControlOffset}(cursor@{TraceCursorOffset},ring@{TraceRingOffset}x{TraceCapacity}x{TraceRecordBytes});encoding=hdr-v2";
 
     private static readonly ulong LayoutHash = RegionHeader.Hash(Signature);
 
@@ -157,6 +179,103 @@ public sealed unsafe class ProfileBlock : IDisposable
         }
 
         return entries;
+    }
+
+    /// <summary>Switches the worker's traces on until <paramref name="untilNs"/> (<see cref="MonotonicClock"/>) for the inputs of <paramref name="inputMask"/>, every <paramref name="every"/>-th frame; or off. The manager's side.</summary>
+    public void SetTrace(bool enabled, int every = 1, long untilNs = 0, uint inputMask = 0)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentOutOfRangeException.ThrowIfLessThan(every, 1);
+        var control = region.Base + TraceControlOffset;
+        Volatile.Write(ref *(int*)control, 0);
+        *(int*)(control + 4) = every;
+        *(long*)(control + 8) = untilNs;
+        *(uint*)(control + 16) = inputMask;
+        Interlocked.Exchange(ref *(int*)control, enabled ? 1 : 0);
+    }
+
+    /// <summary>Whether the manager switched traces on (one load of a shared word; the time limit is not checked).</summary>
+    public bool TraceEnabled => Volatile.Read(ref *(int*)(region.Base + TraceControlOffset)) != 0;
+
+    /// <summary>Whether traces are on now (one load while they are off); with the settings when they are. The worker's side.</summary>
+    public bool TraceActive(long nowNs, out int every, out uint inputMask)
+    {
+        var control = region.Base + TraceControlOffset;
+        if (Volatile.Read(ref *(int*)control) == 0 || nowNs > Volatile.Read(ref *(long*)(control + 8)))
+        {
+            every = 0;
+            inputMask = 0;
+            return false;
+        }
+
+        every = Math.Max(1, *(int*)(control + 4));
+        inputMask = *(uint*)(control + 16);
+        return true;
+    }
+
+    /// <summary>Records written into the trace ring so far.</summary>
+    public long TraceCursor => Volatile.Read(ref *(long*)(region.Base + TraceCursorOffset));
+
+    /// <summary>Appends <paramref name="record"/> to the trace ring (one writer: the worker; never waits, overwrites the oldest).</summary>
+    public void WriteTrace(in TraceRecord record)
+    {
+        ref var cursor = ref *(long*)(region.Base + TraceCursorOffset);
+        var n = cursor;
+        var slot = region.Base + TraceRingOffset + ((n % TraceCapacity) * TraceRecordBytes);
+        Volatile.Write(ref *(long*)slot, 0); // torn while 0
+        *(int*)(slot + 8) = record.Input;
+        *(long*)(slot + 16) = record.Sequence;
+        *(ulong*)(slot + 24) = record.FrameId;
+        *(long*)(slot + 32) = record.PublishNs;
+        *(long*)(slot + 40) = record.ReadNs;
+        *(long*)(slot + 48) = record.ComputeNs;
+        Volatile.Write(ref *(long*)slot, n + 1);
+        Volatile.Write(ref cursor, n + 1);
+    }
+
+    /// <summary>
+    /// Reads the trace records from number <paramref name="from"/> on into <paramref name="into"/>; returns the
+    /// number to read from next time. Records overwritten before they were read are counted in
+    /// <paramref name="lost"/>. Any number of readers may read, each with its own position: nothing is consumed.
+    /// </summary>
+    public long ReadTraces(long from, List<TraceRecord> into, out long lost)
+    {
+        ObjectDisposedException.ThrowIf(disposed, this);
+        ArgumentNullException.ThrowIfNull(into);
+        var end = TraceCursor;
+        lost = 0;
+        if (from > end)
+        {
+            from = end; // the worker restarted with a new block: start again from its cursor
+        }
+
+        if (end - from > TraceCapacity)
+        {
+            lost = end - from - TraceCapacity;
+            from = end - TraceCapacity;
+        }
+
+        for (var n = from; n < end; n++)
+        {
+            var slot = region.Base + TraceRingOffset + ((n % TraceCapacity) * TraceRecordBytes);
+            if (Volatile.Read(ref *(long*)slot) != n + 1)
+            {
+                lost++;
+                continue;
+            }
+
+            var record = new TraceRecord(*(int*)(slot + 8), *(long*)(slot + 16), *(ulong*)(slot + 24), *(long*)(slot + 32), *(long*)(slot + 40), *(long*)(slot + 48));
+            Interlocked.MemoryBarrier();
+            if (Volatile.Read(ref *(long*)slot) != n + 1)
+            {
+                lost++; // overwritten while copied
+                continue;
+            }
+
+            into.Add(record);
+        }
+
+        return end;
     }
 
     /// <summary>Lets go of the region.</summary>

@@ -34,6 +34,7 @@ internal sealed class KernelRunner : WorkerRunner
     private readonly Func<bool> inputsIntact;
     private readonly HdrHistogram.LongHistogram?[] latency;
     private readonly HdrHistogram.LongHistogram? compute;
+    private readonly WorkerProfiler? profiler;
     private long generationStartNs;
     private long tornFrames;
     private bool ended;
@@ -68,7 +69,7 @@ internal sealed class KernelRunner : WorkerRunner
         inputsIntact = InputsIntact; // one delegate, not one per frame
 
         // Profiling (decision 90): per-input latency and compute-time histograms, published with the figures.
-        var profiler = WorkerProfiler.Open(plan.ControlNamespace, control.Name, d => Own(d));
+        profiler = WorkerProfiler.Open(plan.ControlNamespace, control.Name, d => Own(d));
         latency = [.. inputs.Select((reader, i) => profiler?.AddInputLatency(spec.Inputs[i], reader.Index))];
         compute = profiler?.AddCompute(spec.Name);
         Reporter.Profiler = profiler;
@@ -134,6 +135,11 @@ internal sealed class KernelRunner : WorkerRunner
                 tornFrames++;
             }
 
+            if (intact && profiler is not null)
+            {
+                TraceFrame(profiler, start);
+            }
+
             ReleaseInputs();
             var end = MonotonicClock.NowNs();
             if (intact)
@@ -148,6 +154,23 @@ internal sealed class KernelRunner : WorkerRunner
     }
 
     protected override void OnStopped() => ReleaseInputs();
+
+    /// <summary>Opt-in traces (decision 94): one record per input taken, when this frame is due.</summary>
+    private void TraceFrame(WorkerProfiler tracer, long start)
+    {
+        if (!tracer.TraceDue(out var now))
+        {
+            return;
+        }
+
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            if (looked[i])
+            {
+                tracer.Trace(i, headers[i], start, now - start);
+            }
+        }
+    }
 
     /// <summary>Whether every input frame of this computation is still intact (no writer lapped it).</summary>
     private bool InputsIntact()

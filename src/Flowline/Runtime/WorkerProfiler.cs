@@ -17,6 +17,9 @@ internal sealed class WorkerProfiler
     private readonly long[] published = new long[ProfileBlock.EntryCount];
     private readonly ByteBuffer buffer;
     private readonly byte[] bytes;
+    private long traceFrames;
+    private int traceEvery;
+    private uint traceMask;
 
     private WorkerProfiler(ProfileBlock block)
     {
@@ -56,6 +59,36 @@ internal sealed class WorkerProfiler
 
     /// <summary>Adds the compute-time histogram of node <paramref name="node"/>; its handle.</summary>
     public LongHistogram? AddCompute(string node) => Add(ProfileEntryKind.Compute, node, -1);
+
+    /// <summary>
+    /// Whether this frame is traced (opt-in traces, decision 94): traces are on, not past their time limit,
+    /// and this is every n-th frame. One load of a shared word while traces are off.
+    /// </summary>
+    public bool TraceDue(out long nowNs)
+    {
+        nowNs = 0;
+        if (!block.TraceEnabled)
+        {
+            return false;
+        }
+
+        nowNs = MonotonicClock.NowNs();
+        if (!block.TraceActive(nowNs, out traceEvery, out traceMask))
+        {
+            return false;
+        }
+
+        return traceFrames++ % traceEvery == 0;
+    }
+
+    /// <summary>Records a trace of input <paramref name="input"/>'s frame (after <see cref="TraceDue"/> said so), if the filter takes that input.</summary>
+    public void Trace(int input, in FrameHeader header, long readNs, long computeNs)
+    {
+        if (input < 32 && (traceMask & (1u << input)) != 0)
+        {
+            block.WriteTrace(new TraceRecord(input, header.Sequence, header.FrameId, header.PublishTimestampNs, readNs, computeNs));
+        }
+    }
 
     /// <summary>Encodes every histogram that changed since the last call into the profile block.</summary>
     public void Publish()
