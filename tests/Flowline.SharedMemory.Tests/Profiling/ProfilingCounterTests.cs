@@ -124,3 +124,49 @@ public sealed class ProfilingCounterTests : ShmTest
         Assert.Equal([9], entries[1].Encoded); // the oversized publish changed nothing
     }
 }
+
+/// <summary>The trace ring of a profile block (decision 94).</summary>
+public sealed class TraceRingTests : ShmTest
+{
+    [Fact]
+    public void TraceRing_EveryReaderReadsEveryRecord_AndALaggingOneIsToldWhatItLost()
+    {
+        var worker = Own(ProfileBlock.Create(Ns, "w.profile"));
+        var manager = Own(ProfileBlock.Attach(Ns, "w.profile"));
+        Assert.False(worker.TraceEnabled);
+        manager.SetTrace(true, every: 3, untilNs: MonotonicClock.NowNs() + 60_000_000_000, inputMask: 0b10);
+        Assert.True(worker.TraceActive(MonotonicClock.NowNs(), out var every, out var mask));
+        Assert.Equal(3, every);
+        Assert.Equal(0b10u, mask);
+        Assert.False(worker.TraceActive(long.MaxValue, out _, out _)); // past its time limit
+
+        for (var i = 0; i < 10; i++)
+        {
+            worker.WriteTrace(new TraceRecord(1, i, (ulong)(100 + i), i * 10, (i * 10) + 5, 7));
+        }
+
+        var first = new List<TraceRecord>();
+        var second = new List<TraceRecord>();
+        Assert.Equal(10, manager.ReadTraces(0, first, out var lost));
+        Assert.Equal(0, lost);
+        Assert.Equal(10, manager.ReadTraces(4, second, out _)); // another reader, its own position
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (long)i), first.Select(r => r.Sequence));
+        Assert.Equal(Enumerable.Range(4, 6).Select(i => (long)i), second.Select(r => r.Sequence));
+        Assert.Equal(new TraceRecord(1, 9, 109, 90, 95, 7), first[^1]);
+
+        for (var i = 10; i < 10 + ProfileBlock.TraceCapacity + 5; i++)
+        {
+            worker.WriteTrace(new TraceRecord(1, i, 0, 0, 0, 0));
+        }
+
+        var lagging = new List<TraceRecord>();
+        var next = manager.ReadTraces(10, lagging, out lost);
+        Assert.Equal(5, lost);
+        Assert.Equal(ProfileBlock.TraceCapacity, lagging.Count);
+        Assert.Equal(15, lagging[0].Sequence);
+        Assert.Equal(next, worker.TraceCursor);
+
+        manager.SetTrace(false);
+        Assert.False(worker.TraceEnabled);
+    }
+}
