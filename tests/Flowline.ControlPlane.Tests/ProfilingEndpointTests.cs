@@ -61,6 +61,10 @@ public sealed class ProfilingEndpointTests : ServerTest
         Assert.Contains("flowline_node_compute_duration_p99_seconds{", metrics, StringComparison.Ordinal);
         Assert.Contains("flowline_stream_reader_latency_p50_seconds{", metrics, StringComparison.Ordinal);
         Assert.Contains("flowline_stream_reader_frames_total{", metrics, StringComparison.Ordinal);
+        Assert.Contains("flowline_stream_reader_bytes_total{", metrics, StringComparison.Ordinal);
+        Assert.Contains("flowline_stream_reader_wait_time_seconds_total{", metrics, StringComparison.Ordinal);
+        Assert.Contains("flowline_stream_writer_blocked_time_seconds_total{", metrics, StringComparison.Ordinal);
+        Assert.Contains("flowline_stream_bytes_published_bytes_total{", metrics, StringComparison.Ordinal);
         Assert.Contains("reader=\"copy\"", metrics, StringComparison.Ordinal);
 
         await client.StopAsync(cancellationToken: ct);
