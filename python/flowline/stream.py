@@ -433,6 +433,7 @@ class Reader(_Endpoint):
         self.frames_read = 0
         self.frames_skipped = 0
         self.torn_copies = 0
+        self.wait_ns = 0
         self.closed = False
         self.index = self._claim()
         self._data = _Signal(stream.base + L.DATA_SIGNAL_OFFSET, stream.base + L.DATA_SLEEPERS_OFFSET,
@@ -465,7 +466,7 @@ class Reader(_Endpoint):
                         N.add_i64(s.base + L.RECLAIMED_READERS_OFFSET, 1)
                     self._owner_word = joining
                     self._entry = entry
-                    for off in (L.READER_SKIPPED_OFFSET, L.READER_FRAMES_READ_OFFSET, L.READER_TORN_OFFSET):
+                    for off in (L.READER_SKIPPED_OFFSET, L.READER_FRAMES_READ_OFFSET, L.READER_TORN_OFFSET, L.READER_WAIT_NS_OFFSET):
                         N.store_u64(entry + off, 0)
                     return i
         raise FlowlineError(f"stream '{s.namespace}/{s.name}' has {s.max_readers} readers attached, its limit; "
@@ -537,13 +538,21 @@ class Reader(_Endpoint):
         self._cached_cursor = N.load_i64(self._cursor)
         if self._next < self._cached_cursor:
             return
-        if not _wait(self._poll, self._check_writer, self._data, self.wait_policy, self.spin_time, timeout):
+        started = N.now_ns()
+        ok = _wait(self._poll, self._check_writer, self._data, self.wait_policy, self.spin_time, timeout)
+        self._add_wait(N.now_ns() - started)
+        if not ok:
             raise FrameTimeout(f"no frame on stream '{self.stream.namespace}/{self.stream.name}' within {timeout} s")
         if self._next < self._cached_cursor:
             return
         assert self._outcome is not None
         raise self._outcome(f"stream '{self.stream.namespace}/{self.stream.name}': "
                             + ("the writer closed it" if self._outcome is EndOfStream else "its writer is gone"))
+
+    def _add_wait(self, ns: int) -> None:
+        """Adds to the time this reader waited for input (a profiling counter in its table entry)."""
+        self.wait_ns += ns
+        N.store_u64(self._entry + L.READER_WAIT_NS_OFFSET, self.wait_ns)
 
     def wait_for_frame(self, timeout: Optional[float] = None) -> None:
         """Waits until a frame can be read without waiting; consumes nothing."""
@@ -762,7 +771,11 @@ class Writer(_Endpoint):
             if self._next - self._cached_min >= self.stream.capacity:
                 waits = self.stream.base + L.SPACE_WAITS_OFFSET
                 N.store_u64(waits, N.load_i64(waits) + 1)
-                if not _wait(self._has_space, self._reclaim_dead_readers, self._space, self.wait_policy, self.spin_time, timeout):
+                started = N.now_ns()
+                ok = _wait(self._has_space, self._reclaim_dead_readers, self._space, self.wait_policy, self.spin_time, timeout)
+                blocked = self.stream.base + L.WRITER_BLOCKED_NS_OFFSET
+                N.store_u64(blocked, N.load_i64(blocked) + N.now_ns() - started)
+                if not ok:
                     raise FrameTimeout(f"no space on stream '{self.stream.namespace}/{self.stream.name}' within {timeout} s: "
                                        "a lossless reader lags")
         self._look = True
@@ -859,6 +872,11 @@ def wait_any(readers: "list[Reader]", timeout: Optional[float] = None) -> Option
         for reader in readers:
             reader._check_writer()
 
-    if _wait(ready, check_peers, _Signals([r._data for r in readers]), policy, spin_time, timeout):
+    started = N.now_ns()
+    ok = _wait(ready, check_peers, _Signals([r._data for r in readers]), policy, spin_time, timeout)
+    waited = N.now_ns() - started
+    for reader in readers:
+        reader._add_wait(waited)
+    if ok:
         return found[0]
     return None

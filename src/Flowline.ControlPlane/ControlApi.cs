@@ -28,7 +28,7 @@ public sealed record ControlApiOptions
 /// (docs/http-api.md), plus <c>/commands/restart</c>, <c>/streams/{name}/latest</c> and <c>/metrics</c>
 /// (which needs <see cref="ControlTelemetry.AddControlTelemetry"/> on the application's services).
 /// </summary>
-public static class ControlApi
+public static partial class ControlApi
 {
     private static readonly byte[] Keepalive = ": keepalive\n\n"u8.ToArray();
 
@@ -62,6 +62,7 @@ public static class ControlApi
         read.MapGet("/events", (Delegate)((HttpContext context) => StreamEventsAsync(context, service, options)))
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
         read.MapGet("/streams/{name}/latest", (string name) => Reply(service, () => preview.Latest(name)));
+        MapProfiling(read, control, service, options);
 
         // OpenTelemetry's Prometheus exporter (registered by ControlTelemetry.AddControlTelemetry), behind the read scope.
         app.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (context, next) =>

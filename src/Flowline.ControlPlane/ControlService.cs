@@ -70,7 +70,7 @@ public sealed class ControlService : IDisposable
         var pipeline = PipelineDocument.Load(full);
         ownsManager = true;
         current = Create(pipeline, full, revision: 1);
-        Metrics = new PipelineMetrics(StatusForMetrics);
+        Metrics = new PipelineMetrics(StatusForMetrics, profiling: ProfilingForMetrics);
     }
 
     /// <summary>
@@ -88,7 +88,7 @@ public sealed class ControlService : IDisposable
         var basePath = spec.BaseDirectory ?? Environment.CurrentDirectory;
         current = new Current(manager.Pipeline, manager, DocumentOf(spec), spec.File, basePath, Revision: 1);
         LoadRoots = [basePath, .. this.options.LoadRoots.Select(Path.GetFullPath)];
-        Metrics = new PipelineMetrics(StatusForMetrics);
+        Metrics = new PipelineMetrics(StatusForMetrics, profiling: ProfilingForMetrics);
     }
 
     /// <summary>
@@ -436,6 +436,18 @@ public sealed class ControlService : IDisposable
     });
 
     /// <summary>The status for the instruments; null once the service is disposed.</summary>
+    private ProfilingSnapshot? ProfilingForMetrics()
+    {
+        try
+        {
+            return disposed ? null : current.Manager.Profiling(ReadWait);
+        }
+        catch (ObjectDisposedException)
+        {
+            return null;
+        }
+    }
+
     private PipelineStatus? StatusForMetrics()
     {
         try

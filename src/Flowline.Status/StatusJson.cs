@@ -24,6 +24,10 @@ namespace Flowline.Status;
 [JsonSerializable(typeof(DocumentReply))]
 [JsonSerializable(typeof(ValidationReply))]
 [JsonSerializable(typeof(DocumentChangeReply))]
+[JsonSerializable(typeof(ProfilingSnapshot))]
+[JsonSerializable(typeof(IReadOnlyList<TraceSample>))]
+[JsonSerializable(typeof(TraceRequest))]
+[JsonSerializable(typeof(TraceState))]
 internal sealed partial class StatusJsonContext : JsonSerializerContext;
 
 /// <summary>

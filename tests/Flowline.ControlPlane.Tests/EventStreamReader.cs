@@ -64,9 +64,9 @@ internal sealed class EventStreamReader : IDisposable
     public List<SseFrame> Seen { get; } = [];
 
     /// <summary>Opens the stream (headers read, body not yet).</summary>
-    public static async Task<EventStreamReader> OpenAsync(HttpClient client, string? lastEventId = null)
+    public static async Task<EventStreamReader> OpenAsync(HttpClient client, string? lastEventId = null, string path = "/events")
     {
-        using var request = new HttpRequestMessage(HttpMethod.Get, "/events");
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
         if (lastEventId is not null)
         {
             request.Headers.TryAddWithoutValidation("Last-Event-ID", lastEventId);

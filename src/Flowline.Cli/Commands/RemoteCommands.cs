@@ -13,7 +13,7 @@ namespace Flowline.Cli.Commands;
 /// The client verbs: drive a running <c>flowline serve</c> over HTTP (status, snapshot, lifecycle
 /// commands, the document, synthetic inputs, events).
 /// </summary>
-internal static class RemoteCommands
+internal static partial class RemoteCommands
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
@@ -78,6 +78,7 @@ internal static class RemoteCommands
         yield return shutdown;
 
         yield return DocumentCommand();
+        yield return TopCommand();
         yield return SyntheticCommand();
         yield return EventsCommand();
     }

@@ -14,4 +14,7 @@ public enum RegionKind
 
     /// <summary>A worker's control block: command, state, heartbeat, metrics and last error.</summary>
     ControlBlock = 4,
+
+    /// <summary>A worker's profile block: its latency and compute-time histograms, encoded (decision 90).</summary>
+    Profile = 5,
 }

@@ -186,6 +186,7 @@ public static unsafe class SharedMemoryCollector
                     RegionKind.Event => "event",
                     RegionKind.Probe => "probe",
                     RegionKind.ControlBlock => "control block",
+                    RegionKind.Profile => "profile block",
                     _ => "unknown",
                 };
                 var owner = RegionHeader.ReadOwner(b);

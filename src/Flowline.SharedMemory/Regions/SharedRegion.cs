@@ -468,6 +468,7 @@ internal sealed unsafe class SharedRegion : IDisposable
         RegionKind.Event => "event",
         RegionKind.Probe => "probe",
         RegionKind.ControlBlock => "control block",
+        RegionKind.Profile => "profile block",
         _ => $"unknown ({(int)kind})",
     };
 }

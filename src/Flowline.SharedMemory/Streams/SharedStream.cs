@@ -155,7 +155,11 @@ public sealed unsafe class SharedStream : IDisposable
                 position,
                 Volatile.Read(ref StreamLayout.Long(entry, StreamLayout.ReaderFramesReadOffset)),
                 Volatile.Read(ref StreamLayout.Long(entry, StreamLayout.ReaderSkippedOffset)),
-                Volatile.Read(ref StreamLayout.Long(entry, StreamLayout.ReaderTornOffset))));
+                Volatile.Read(ref StreamLayout.Long(entry, StreamLayout.ReaderTornOffset)))
+            {
+                WaitNs = Volatile.Read(ref StreamLayout.Long(entry, StreamLayout.ReaderWaitNsOffset)),
+                FrameBytes = Format.FrameBytes,
+            });
         }
 
         return new StreamStatistics(
@@ -168,7 +172,11 @@ public sealed unsafe class SharedStream : IDisposable
             Volatile.Read(ref StreamLayout.Long(Base, StreamLayout.SpaceWaitsOffset)),
             Volatile.Read(ref StreamLayout.Long(Base, StreamLayout.ReclaimedReadersOffset)),
             Volatile.Read(ref StreamLayout.Int(Base, StreamLayout.DataSleepersOffset)),
-            readers);
+            readers)
+        {
+            WriterBlockedNs = Volatile.Read(ref StreamLayout.Long(Base, StreamLayout.WriterBlockedNsOffset)),
+            FrameBytes = Format.FrameBytes,
+        };
     }
 
     /// <summary>
@@ -281,6 +289,15 @@ public sealed record StreamStatistics(
 {
     /// <summary>Ring fill of the slowest lossless reader, from 0 to 1.</summary>
     public double Fill => CapacityFrames == 0 ? 0 : (double)FillFrames / CapacityFrames;
+
+    /// <summary>Time the writers of this stream spent blocked on backpressure (waiting for a lossless reader), in nanoseconds.</summary>
+    public long WriterBlockedNs { get; init; }
+
+    /// <summary>The bytes of one frame.</summary>
+    public int FrameBytes { get; init; }
+
+    /// <summary>Bytes published since the stream was created (<see cref="Cursor"/> frames).</summary>
+    public long BytesPublished => Cursor * FrameBytes;
 }
 
 /// <summary>A snapshot of one reader.</summary>
@@ -291,4 +308,14 @@ public sealed record StreamStatistics(
 /// <param name="FramesRead">Frames it has read.</param>
 /// <param name="FramesSkipped">Frames it skipped to stay on the newest (latest delivery).</param>
 /// <param name="TornCopies">Copies it discarded because the writer overwrote the slot meanwhile (latest delivery).</param>
-public sealed record ReaderStatistics(int Index, Delivery Delivery, int Pid, long Position, long FramesRead, long FramesSkipped, long TornCopies);
+public sealed record ReaderStatistics(int Index, Delivery Delivery, int Pid, long Position, long FramesRead, long FramesSkipped, long TornCopies)
+{
+    /// <summary>Time it spent waiting for input, in nanoseconds.</summary>
+    public long WaitNs { get; init; }
+
+    /// <summary>The bytes of one frame of its stream.</summary>
+    public int FrameBytes { get; init; }
+
+    /// <summary>Bytes it has read.</summary>
+    public long BytesRead => FramesRead * FrameBytes;
+}

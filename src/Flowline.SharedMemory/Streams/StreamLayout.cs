@@ -26,6 +26,7 @@ namespace Flowline.SharedMemory.Streams;
 ///                            +8  i64  writer epoch (attach count)
 ///                            +16 i64  waits for space
 ///                            +24 i64  dead readers reclaimed
+///                            +32 i64  time blocked waiting for space (ns, profiling counter)
 ///  512     128             data signal line                      writer, readers   readers
 ///                            +0  i32  futex word: bumped to wake readers
 ///                            +4  i32  sleeping readers
@@ -39,6 +40,7 @@ namespace Flowline.SharedMemory.Streams;
 ///                            +80 i64  frames read
 ///                            +88 i64  torn copies discarded (latest delivery)
 ///                            +96 i32  sleeping: 1 while counted in the data signal's sleepers
+///                            +104 i64 time waiting for input (ns, profiling counter)
 ///  S       slot x capacity slots; slot i holds the frames whose sequence is i mod capacity
 ///                            +0  i64  sequence
 ///                            +8  u64  frame id
@@ -70,6 +72,7 @@ internal static class StreamLayout
     public const int WriterEpochOffset = WriterLineOffset + 8;
     public const int SpaceWaitsOffset = WriterLineOffset + 16;
     public const int ReclaimedReadersOffset = WriterLineOffset + 24;
+    public const int WriterBlockedNsOffset = WriterLineOffset + 32;
     public const int DataSignalOffset = WriterLineOffset + LineBytes;
     public const int DataSleepersOffset = DataSignalOffset + 4;
     public const int SpaceSignalOffset = DataSignalOffset + LineBytes;
@@ -83,6 +86,7 @@ internal static class StreamLayout
     public const int ReaderFramesReadOffset = 80;
     public const int ReaderTornOffset = 88;
     public const int ReaderSleepingOffset = 96;
+    public const int ReaderWaitNsOffset = 104;
 
     public const int SlotSequenceOffset = 0;
     public const int SlotFrameIdOffset = 8;
@@ -107,9 +111,9 @@ internal static class StreamLayout
         RegionHeader.Signature +
         $";stream:line={LineBytes},desc@{DescriptorOffset}(type@{ElementTypeOffset},rank@{RankOffset},cap@{CapacityOffset},readers@{MaxReadersOffset}," +
         $"frame@{FrameBytesOffset},slot@{SlotBytesOffset},shape@{ShapeOffset}),cursor@{CursorOffset},writer@{WriterLineOffset}(owner@{WriterOwnerOffset}," +
-        $"epoch@{WriterEpochOffset},waits@{SpaceWaitsOffset},reclaimed@{ReclaimedReadersOffset}),data@{DataSignalOffset}+{DataSleepersOffset}," +
+        $"epoch@{WriterEpochOffset},waits@{SpaceWaitsOffset},reclaimed@{ReclaimedReadersOffset},blocked@{WriterBlockedNsOffset}),data@{DataSignalOffset}+{DataSleepersOffset}," +
         $"space@{SpaceSignalOffset}+{SpaceSleepersOffset},readers@{ReaderTableOffset}x{ReaderEntryBytes}(pos@{ReaderPositionOffset},owner@{ReaderOwnerOffset}," +
-        $"skipped@{ReaderSkippedOffset},read@{ReaderFramesReadOffset},torn@{ReaderTornOffset},sleeping@{ReaderSleepingOffset}),slot(header={SlotHeaderBytes},seq@{SlotSequenceOffset}," +
+        $"skipped@{ReaderSkippedOffset},read@{ReaderFramesReadOffset},torn@{ReaderTornOffset},sleeping@{ReaderSleepingOffset},wait@{ReaderWaitNsOffset}),slot(header={SlotHeaderBytes},seq@{SlotSequenceOffset}," +
         $"id@{SlotFrameIdOffset},pub@{SlotPublishOffset},origin@{SlotOriginOffset},align={SlotAlignment});owner-word:state3,pid22,start39";
 
     /// <summary>The layout hash recorded in every stream region's header.</summary>

@@ -32,6 +32,9 @@ internal sealed class KernelRunner : WorkerRunner
     private readonly long maxWaitNs;
     private readonly bool propagateFrameId;
     private readonly Func<bool> inputsIntact;
+    private readonly HdrHistogram.LongHistogram?[] latency;
+    private readonly HdrHistogram.LongHistogram? compute;
+    private readonly WorkerProfiler? profiler;
     private long generationStartNs;
     private long tornFrames;
     private bool ended;
@@ -64,6 +67,12 @@ internal sealed class KernelRunner : WorkerRunner
         maxWaitNs = spec.Synchronization?.MaxWaitS is { } wait ? (long)(wait * 1e9) : long.MaxValue;
         propagateFrameId = spec.PropagateFrameId == true;
         inputsIntact = InputsIntact; // one delegate, not one per frame
+
+        // Profiling (decision 90): per-input latency and compute-time histograms, published with the figures.
+        profiler = WorkerProfiler.Open(plan.ControlNamespace, control.Name, d => Own(d));
+        latency = [.. inputs.Select((reader, i) => profiler?.AddInputLatency(spec.Inputs[i], reader.Index))];
+        compute = profiler?.AddCompute(spec.Name);
+        Reporter.Profiler = profiler;
     }
 
     protected override void Loop(CancellationToken stop)
@@ -103,9 +112,13 @@ internal sealed class KernelRunner : WorkerRunner
             for (var i = 0; i < inputs.Length; i++)
             {
                 var o = headers[i].OriginTimestampNs;
-                if (looked[i] && o > 0 && (origin == 0 || o < origin))
+                if (looked[i] && o > 0)
                 {
-                    origin = o;
+                    ProfileHistograms.Record(latency[i], start - o);
+                    if (origin == 0 || o < origin)
+                    {
+                        origin = o;
+                    }
                 }
             }
 
@@ -122,11 +135,17 @@ internal sealed class KernelRunner : WorkerRunner
                 tornFrames++;
             }
 
+            if (intact && profiler is not null)
+            {
+                TraceFrame(profiler, start);
+            }
+
             ReleaseInputs();
             var end = MonotonicClock.NowNs();
             if (intact)
             {
                 Reporter.Window.Record(end - start, end, origin);
+                ProfileHistograms.Record(compute, end - start);
                 Reporter.Counters.OutputFrames += outputs.Length;
             }
 
@@ -135,6 +154,23 @@ internal sealed class KernelRunner : WorkerRunner
     }
 
     protected override void OnStopped() => ReleaseInputs();
+
+    /// <summary>Opt-in traces (decision 94): one record per input taken, when this frame is due.</summary>
+    private void TraceFrame(WorkerProfiler tracer, long start)
+    {
+        if (!tracer.TraceDue(out var now))
+        {
+            return;
+        }
+
+        for (var i = 0; i < inputs.Length; i++)
+        {
+            if (looked[i])
+            {
+                tracer.Trace(i, headers[i], start, now - start);
+            }
+        }
+    }
 
     /// <summary>Whether every input frame of this computation is still intact (no writer lapped it).</summary>
     private bool InputsIntact()

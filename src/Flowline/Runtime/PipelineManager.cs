@@ -37,6 +37,7 @@ public sealed partial class PipelineManager : IDisposable
     private readonly HashSet<string> createdStreams = new(StringComparer.Ordinal);
     private readonly Dictionary<string, SharedEvent> events = new(StringComparer.Ordinal);
     private readonly WorkerSlot?[] slots;
+    private readonly ProfileBlock?[] profiles;
     private readonly Dictionary<int, FailureRecord> failures = [];
     private RemoteBridges? bridges;
     private readonly Dictionary<string, SyntheticInput> synthetic = new(StringComparer.Ordinal);
@@ -64,6 +65,7 @@ public sealed partial class PipelineManager : IDisposable
         Plan = new PipelinePlan(pipeline, this.options.Placement, this.options.Namespace) { TaskDelegates = this.options.TaskDelegates };
         SharedMemoryNamespace.Validate(Plan.Namespace, "namespace");
         slots = new WorkerSlot?[Plan.Workers.Count];
+        profiles = new ProfileBlock?[Plan.Workers.Count];
         if (Plan.Workers.Any(w => w.Placement == WorkerPlacement.Process && !PythonWorker.Runs(w)))
         {
             workerPath = this.options.WorkerPath ?? Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.dll");
@@ -71,7 +73,7 @@ public sealed partial class PipelineManager : IDisposable
 
         supervisor = new Thread(Supervise) { IsBackground = true, Name = $"flowline-supervisor-{Plan.Namespace}" };
         supervisor.Start();
-        metrics = this.options.PublishMetrics ? new PipelineMetrics(() => disposed ? null : TryStatus(MetricsWait)) : null;
+        metrics = this.options.PublishMetrics ? new PipelineMetrics(() => disposed ? null : TryStatus(MetricsWait), profiling: () => disposed ? null : Profiling(MetricsWait)) : null;
     }
 
     /// <summary>Raised for every event, in order, on a thread that holds no lock of the manager's.</summary>
@@ -539,6 +541,7 @@ public sealed partial class PipelineManager : IDisposable
         {
             var worker = Plan.Workers[i];
             var control = ControlBlock.Create(Plan.ControlNamespace, worker.ControlName);
+            ReplaceProfile(i, worker);
             var slot = new WorkerSlot(worker, control, OnExit);
             slots[i] = slot;
             if (worker.Placement == WorkerPlacement.Thread)
@@ -664,6 +667,7 @@ public sealed partial class PipelineManager : IDisposable
             }
         }
 
+        DropProfiles();
         bridges?.Dispose();
         bridges = null;
     }

@@ -22,18 +22,23 @@ public sealed class PipelineMetrics : IDisposable
     private static readonly string? Version = typeof(PipelineMetrics).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion;
 
     private readonly Func<PipelineStatus?> read;
+    private readonly Func<ProfilingSnapshot?>? readProfiling;
     private readonly Histogram<double> operations;
     private readonly Lock gate = new();
     private PipelineStatus? cached;
     private long cachedAt;
+    private ProfilingSnapshot? cachedProfiling;
+    private long cachedProfilingAt;
 
     /// <summary>Creates the instruments of a pipeline whose status <paramref name="status"/> returns (null when it cannot be had).</summary>
     /// <param name="status">Reads the status; called at most once per 200 ms, on the collecting thread.</param>
     /// <param name="meterFactory">Creates the meter (a host's, so that its exporters can tell its meters apart); null for a meter of its own.</param>
-    public PipelineMetrics(Func<PipelineStatus?> status, IMeterFactory? meterFactory = null)
+    /// <param name="profiling">Reads the profiling snapshot (decision 90); called at most once per 200 ms; null for no profiling instruments.</param>
+    public PipelineMetrics(Func<PipelineStatus?> status, IMeterFactory? meterFactory = null, Func<ProfilingSnapshot?>? profiling = null)
     {
         ArgumentNullException.ThrowIfNull(status);
         read = status;
+        readProfiling = profiling;
         Meter = meterFactory?.Create(new MeterOptions(MeterName) { Version = Version }) ?? new Meter(MeterName, Version);
 
         Meter.CreateObservableGauge("flowline.pipeline.state", States, null, "1 for the pipeline's current state, 0 for the others.");
@@ -65,6 +70,10 @@ public sealed class PipelineMetrics : IDisposable
 
         Meter.CreateObservableGauge("flowline.stream.fill_ratio", () => Streams(s => s.Fill), "1", "Fill of a stream's ring for its slowest lossless reader (0 to 1).");
         Meter.CreateObservableCounter("flowline.stream.frames.published", () => Streams(s => s.FramesPublished), "{frame}", "Frames published into a stream.");
+        if (readProfiling is not null)
+        {
+            CreateProfilingInstruments();
+        }
     }
 
     /// <summary>The meter of the instruments.</summary>
@@ -138,6 +147,92 @@ public sealed class PipelineMetrics : IDisposable
             if (w.HasFigures && value(w) is { } v)
             {
                 yield return new(v, new("namespace", s.Namespace), new("role", w.Role), new("worker", w.Name));
+            }
+        }
+    }
+
+    /// <summary>The profiling instruments (decision 90): stream counters and the quantiles of the workers' histograms.</summary>
+    private void CreateProfilingInstruments()
+    {
+        Meter.CreateObservableCounter("flowline.stream.bytes.published", () => Writers(w => w.Bytes), "By", "Bytes published into a stream.");
+        Meter.CreateObservableCounter("flowline.stream.writer.blocked.time", () => Writers(w => w.BlockedSeconds), "s", "Time a stream's writer spent blocked on backpressure.");
+        Meter.CreateObservableCounter("flowline.stream.reader.frames", () => Readers(r => r.Frames), "{frame}", "Frames a reader of a stream read.");
+        Meter.CreateObservableCounter("flowline.stream.reader.bytes", () => Readers(r => r.Bytes), "By", "Bytes a reader of a stream read.");
+        Meter.CreateObservableCounter("flowline.stream.reader.skipped", () => Readers(r => r.Skipped), "{frame}", "Frames a reader of a stream skipped.");
+        Meter.CreateObservableCounter("flowline.stream.reader.wait.time", () => Readers(r => r.WaitSeconds), "s", "Time a reader of a stream spent waiting for input.");
+        Meter.CreateObservableGauge("flowline.stream.reader.fill_ratio", () => Readers(r => r.Fill), "1", "Frames published that a reader has not read, as a fraction of the ring.");
+        foreach (var (quantile, pick) in new (string, Func<HistogramSummary, double>)[] { ("p50", h => h.P50Us), ("p90", h => h.P90Us), ("p99", h => h.P99Us), ("p999", h => h.P999Us), ("max", h => h.MaxUs) })
+        {
+            Meter.CreateObservableGauge($"flowline.stream.reader.latency.{quantile}", () => Readers(r => r.Latency is { } l ? pick(l) / 1e6 : (double?)null), "s", $"Latency of a reader's frames from their origin, {quantile} since the worker started (HdrHistogram).");
+            Meter.CreateObservableGauge($"flowline.node.compute.duration.{quantile}", () => Nodes(n => n.Compute is { } c ? pick(c) / 1e6 : (double?)null), "s", $"Compute time of a node per frame, {quantile} since the worker started (HdrHistogram).");
+        }
+    }
+
+    /// <summary>The profiling snapshot of this collection: read once for every instrument, then reused briefly.</summary>
+    private ProfilingSnapshot? CurrentProfiling()
+    {
+        lock (gate)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (cachedProfiling is null || Stopwatch.GetElapsedTime(cachedProfilingAt, now) > StatusReuse)
+            {
+                cachedProfiling = readProfiling?.Invoke();
+                cachedProfilingAt = now;
+            }
+
+            return cachedProfiling;
+        }
+    }
+
+    private IEnumerable<Measurement<T>> Writers<T>(Func<WriterProfile, T> value)
+        where T : struct
+    {
+        if (Current() is not { } s || CurrentProfiling() is not { } p)
+        {
+            yield break;
+        }
+
+        foreach (var stream in p.Streams)
+        {
+            yield return new(value(stream.Writer), new("namespace", s.Namespace), new("stream", stream.Name));
+        }
+    }
+
+    private IEnumerable<Measurement<T>> Readers<T>(Func<ReaderProfile, T?> value)
+        where T : struct
+    {
+        if (Current() is not { } s || CurrentProfiling() is not { } p)
+        {
+            yield break;
+        }
+
+        foreach (var stream in p.Streams)
+        {
+            foreach (var reader in stream.Readers)
+            {
+                if (value(reader) is { } v)
+                {
+                    yield return new(v, new("namespace", s.Namespace), new("stream", stream.Name), new("reader", reader.Node ?? $"external-{reader.Index}"));
+                }
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<T>> Readers<T>(Func<ReaderProfile, T> value)
+        where T : struct => Readers<T>(r => (T?)value(r));
+
+    private IEnumerable<Measurement<double>> Nodes(Func<NodeProfile, double?> value)
+    {
+        if (Current() is not { } s || CurrentProfiling() is not { } p)
+        {
+            yield break;
+        }
+
+        foreach (var node in p.Nodes)
+        {
+            if (value(node) is { } v)
+            {
+                yield return new(v, new("namespace", s.Namespace), new("node", node.Name));
             }
         }
     }

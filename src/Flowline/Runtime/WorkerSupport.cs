@@ -103,6 +103,9 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
 
     public MetricsWindow Window { get; } = new();
 
+    /// <summary>The worker's histograms (decision 90), published with its figures; null when profiling is off.</summary>
+    public WorkerProfiler? Profiler { get; set; }
+
     /// <summary>The counters the worker keeps beside the window (frame sync, missed writes, outputs).</summary>
     public ref WorkerMetrics Counters => ref metrics;
 
@@ -129,6 +132,7 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
 
         lastPublishNs = now;
         collect?.Invoke(this);
+        Profiler?.Publish();
         Window.Fill(ref metrics);
         metrics.PublishedNs = now;
         control.WriteMetrics(metrics);

@@ -1,0 +1,284 @@
+using Flowline.Documents;
+using Flowline.SharedMemory;
+
+namespace Flowline.Runtime;
+
+/// <summary>Profiling: the stream counters and the workers' histograms, read from shared memory (decision 90).</summary>
+public sealed partial class PipelineManager
+{
+    private ProfilingSnapshot? lastProfiling;
+
+    /// <summary>
+    /// A profiling snapshot of the whole pipeline: every stream's writer and reader counters, each worker's
+    /// input-latency histograms (matched to its reader entries) and compute-time histogram. Read from shared
+    /// memory without asking any worker. Waits at most <paramref name="wait"/> for an operation in progress;
+    /// then returns the last snapshot with <c>stale: true</c> (or an empty one).
+    /// </summary>
+    public ProfilingSnapshot Profiling(TimeSpan? wait = null)
+    {
+        if (!Monitor.TryEnter(gate, wait ?? TimeSpan.FromSeconds(1)))
+        {
+            return (lastProfiling ?? new ProfilingSnapshot(DateTimeOffset.UtcNow, [], [])) with { Stale = true };
+        }
+
+        try
+        {
+            lastProfiling = BuildProfiling();
+            return lastProfiling;
+        }
+        finally
+        {
+            Monitor.Exit(gate);
+        }
+    }
+
+    private ProfilingSnapshot BuildProfiling()
+    {
+        // Which node reads which reader entry, from the workers' profile blocks; the histograms decoded once.
+        var readerNodes = new Dictionary<(string Stream, int Index), (string Node, HistogramSummary? Latency)>();
+        var nodes = new List<NodeProfile>();
+        for (var i = 0; i < profiles.Length; i++)
+        {
+            var worker = Plan.Workers[i];
+            int? pid = slots[i] is { } slot && slot.Pid != 0 ? slot.Pid : null;
+            HistogramSummary? computeSummary = null;
+            if (profiles[i] is { } block)
+            {
+                foreach (var entry in block.Read())
+                {
+                    var summary = ProfileHistograms.Summarize(ProfileHistograms.Decode(entry.Encoded));
+                    if (entry.Kind == ProfileEntryKind.InputLatency)
+                    {
+                        readerNodes[(entry.Name, entry.ReaderIndex)] = (worker.Name, summary);
+                    }
+                    else if (entry.Kind == ProfileEntryKind.Compute)
+                    {
+                        computeSummary = summary;
+                    }
+                }
+            }
+
+            if (worker.Node is KernelSpec)
+            {
+                nodes.Add(new NodeProfile(worker.Name, computeSummary) { Pid = pid });
+            }
+        }
+
+        var streamProfiles = new List<StreamProfile>();
+        foreach (var (name, stream) in streams.OrderBy(s => s.Key, StringComparer.Ordinal))
+        {
+            StreamStatistics statistics;
+            try
+            {
+                statistics = stream.GetStatistics();
+            }
+            catch (ObjectDisposedException)
+            {
+                continue;
+            }
+
+            var writer = new WriterProfile(statistics.Cursor, statistics.BytesPublished, statistics.WriterBlockedNs / 1e9, null)
+            {
+                Node = WriterNode(name),
+                Pid = statistics.WriterPid == 0 ? null : statistics.WriterPid,
+                State = statistics.WriterState,
+                SpaceWaits = statistics.SpaceWaits,
+            };
+            var readers = statistics.Readers.Select(r =>
+            {
+                readerNodes.TryGetValue((name, r.Index), out var owner);
+                return new ReaderProfile(
+                    owner.Node,
+                    null,
+                    r.FramesRead,
+                    r.BytesRead,
+                    r.WaitNs / 1e9,
+                    r.FramesSkipped,
+                    statistics.CapacityFrames == 0 ? 0 : Math.Clamp((double)(statistics.Cursor - r.Position) / statistics.CapacityFrames, 0, 1),
+                    owner.Latency)
+                {
+                    Index = r.Index,
+                    Pid = r.Pid,
+                    Delivery = r.Delivery == Delivery.Lossless ? "lossless" : "latest",
+                    Torn = r.TornCopies,
+                };
+            }).ToList();
+            streamProfiles.Add(new StreamProfile(name, writer, readers) { CapacityFrames = statistics.CapacityFrames, Fill = statistics.Fill });
+        }
+
+        return new ProfilingSnapshot(DateTimeOffset.UtcNow, streamProfiles, nodes);
+    }
+
+    /// <summary>The node of the pipeline that writes <paramref name="stream"/>, or null.</summary>
+    private string? WriterNode(string stream)
+    {
+        foreach (var worker in Plan.Workers)
+        {
+            var writes = worker.Node switch
+            {
+                KernelSpec k => k.Outputs.Contains(stream),
+                SourceSpec s => s.Streams.Contains(stream),
+                SinkSpec s => s.Outputs.Contains(stream),
+                _ => false,
+            };
+            if (writes)
+            {
+                return worker.Name;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Switches opt-in traces on (decision 94): every <c>every</c>-th frame of the kernels in
+    /// <paramref name="request"/>'s nodes (all when empty), for their inputs in its streams (all when empty),
+    /// until its time limit. Running workers record into their profile blocks; read them with <see cref="ReadTraces"/>.
+    /// </summary>
+    /// <exception cref="ArgumentException">A node or stream is unknown, or every or seconds is out of range.</exception>
+    public TraceState SetTraces(TraceRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        if (request.Every < 1)
+        {
+            throw new ArgumentException($"every must be at least 1, not {request.Every}", nameof(request));
+        }
+
+        if (!(request.Seconds > 0 && request.Seconds <= 3600))
+        {
+            throw new ArgumentException($"seconds must be more than 0 and at most 3600, not {request.Seconds}", nameof(request));
+        }
+
+        var kernels = Plan.Workers.Where(w => w.Node is KernelSpec).ToList();
+        var nodes = request.Nodes is { Count: > 0 } n ? n.ToHashSet(StringComparer.Ordinal) : null;
+        var streamFilter = request.Streams is { Count: > 0 } s ? s.ToHashSet(StringComparer.Ordinal) : null;
+        foreach (var name in nodes ?? [])
+        {
+            if (!kernels.Any(k => k.Name == name))
+            {
+                throw new ArgumentException($"node '{name}' is not a kernel of the pipeline (traces record kernels: {string.Join(", ", kernels.Select(k => k.Name))})", nameof(request));
+            }
+        }
+
+        foreach (var name in streamFilter ?? [])
+        {
+            if (Pipeline.Spec.FindStream(name) is null)
+            {
+                throw new ArgumentException($"stream '{name}' is not a stream of the pipeline", nameof(request));
+            }
+        }
+
+        lock (gate)
+        {
+            var until = MonotonicClock.NowNs() + (long)(request.Seconds * 1e9);
+            var traced = new List<string>();
+            foreach (var worker in kernels)
+            {
+                var inputs = ((KernelSpec)worker.Node).Inputs;
+                uint mask = 0;
+                for (var i = 0; i < Math.Min(inputs.Length, 32); i++)
+                {
+                    if (streamFilter is null || streamFilter.Contains(inputs[i]))
+                    {
+                        mask |= 1u << i;
+                    }
+                }
+
+                var on = (nodes is null || nodes.Contains(worker.Name)) && mask != 0;
+                profiles[worker.Index]?.SetTrace(on, request.Every, until, mask);
+                if (on)
+                {
+                    traced.Add(worker.Name);
+                }
+            }
+
+            return new TraceState(traced.Count > 0, traced, request.Every, request.Seconds);
+        }
+    }
+
+    /// <summary>Switches traces off.</summary>
+    public TraceState StopTraces()
+    {
+        lock (gate)
+        {
+            foreach (var block in profiles)
+            {
+                block?.SetTrace(false);
+            }
+
+            return new TraceState(false, [], 1, 0);
+        }
+    }
+
+    /// <summary>
+    /// Reads the trace records written since <paramref name="cursors"/> (one per worker, kept by the
+    /// caller: any number of readers read the same records, none takes them from another) into
+    /// <paramref name="into"/>; returns how many records were overwritten before they were read.
+    /// </summary>
+    public long ReadTraces(long[] cursors, List<TraceSample> into)
+    {
+        ArgumentNullException.ThrowIfNull(cursors);
+        ArgumentNullException.ThrowIfNull(into);
+        if (cursors.Length != profiles.Length)
+        {
+            throw new ArgumentException($"give one cursor per worker ({profiles.Length})", nameof(cursors));
+        }
+
+        var lost = 0L;
+        var records = new List<TraceRecord>();
+        lock (gate)
+        {
+            for (var i = 0; i < profiles.Length; i++)
+            {
+                if (profiles[i] is not { } block || Plan.Workers[i].Node is not KernelSpec kernel)
+                {
+                    continue;
+                }
+
+                records.Clear();
+                cursors[i] = block.ReadTraces(cursors[i], records, out var missed);
+                lost += missed;
+                foreach (var r in records)
+                {
+                    var stream = r.Input >= 0 && r.Input < kernel.Inputs.Length ? kernel.Inputs[r.Input] : "?";
+                    into.Add(new TraceSample(stream, r.Sequence, r.FrameId, r.PublishNs, r.ReadNs, kernel.Name, r.ComputeNs));
+                }
+            }
+        }
+
+        return lost;
+    }
+
+    /// <summary>The number of workers (the length of the cursor array <see cref="ReadTraces"/> takes).</summary>
+    public int WorkerCount => profiles.Length;
+
+    /// <summary>Makes worker <paramref name="index"/>'s profile block anew (its histograms start empty with the worker).</summary>
+    private void ReplaceProfile(int index, WorkerPlan worker)
+    {
+        DropProfile(index);
+        if (!ProfileHistograms.Enabled)
+        {
+            return;
+        }
+
+        profiles[index] = ProfileBlock.Create(Plan.ControlNamespace, ProfileBlock.NameFor(worker.ControlName));
+    }
+
+    private void DropProfile(int index)
+    {
+        if (profiles[index] is { } block)
+        {
+            block.Unlink();
+            block.Dispose();
+            profiles[index] = null;
+        }
+    }
+
+    private void DropProfiles()
+    {
+        for (var i = 0; i < profiles.Length; i++)
+        {
+            DropProfile(i);
+        }
+    }
+}

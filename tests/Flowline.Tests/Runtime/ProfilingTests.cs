@@ -1,0 +1,74 @@
+using Flowline.Runtime;
+using Flowline.SharedMemory;
+using HdrHistogram.Utilities;
+
+namespace Flowline.Tests.Runtime;
+
+/// <summary>Profiling (decision 90): histograms as workers encode them, and the manager's snapshot of a running pipeline.</summary>
+public sealed class ProfilingTests : RuntimeTest
+{
+    [Fact]
+    public void AHistogramEncodedIntoAPreallocatedBuffer_DecodesToTheSameFigures()
+    {
+        var histogram = ProfileHistograms.Create();
+        for (var i = 1; i <= 1000; i++)
+        {
+            ProfileHistograms.Record(histogram, i * 1000L); // 1 µs .. 1 ms
+        }
+
+        ProfileHistograms.Record(histogram, -5); // clamped to 1 ns, not thrown
+        ProfileHistograms.Record(histogram, long.MaxValue); // clamped to an hour
+
+        // What WorkerProfiler does: one buffer and one array for the life of the worker.
+        var bytes = new byte[64 * 1024];
+        var buffer = ByteBuffer.Allocate(bytes.Length);
+        var length = ProfileHistograms.Encode(histogram, buffer, bytes);
+        Assert.InRange(length, 1, ProfileBlock.EncodedCapacity);
+
+        var decoded = ProfileHistograms.Decode(bytes.AsSpan(0, length).ToArray());
+        var summary = ProfileHistograms.Summarize(decoded);
+        Assert.NotNull(summary);
+        Assert.Equal(1002, summary.Count);
+        Assert.InRange(summary.P50Us, 495, 505); // 2 significant digits: within 1 %
+        Assert.InRange(summary.MaxUs, ProfileHistograms.HighestNs / 1000 * 0.99, ProfileHistograms.HighestNs / 1000 * 1.01);
+        Assert.Null(ProfileHistograms.Summarize(ProfileHistograms.Create()));
+        Assert.Null(ProfileHistograms.Decode([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40]));
+    }
+
+    [Fact]
+    public void ARunningPipeline_HasCountersAndHistograms_MatchedToItsNodes()
+    {
+        var manager = Manager(PipelineManagerTests.CopyPipeline);
+        manager.Build();
+        manager.Start();
+        WaitUntil(() => Frames(manager, "sink") > 30, "frames reach the sink");
+        WaitUntil(
+            () => manager.Profiling().Nodes.SingleOrDefault(n => n.Name == "copy")?.Compute?.Count > 0
+                && manager.Profiling().Streams.Single(s => s.Name == "input").Readers.Any(r => r.Node == "copy" && r.Latency?.Count > 0),
+            "the copy worker published its histograms");
+
+        var running = manager.Profiling();
+        Assert.False(running.Stale);
+        var copy = running.Nodes.Single(n => n.Name == "copy");
+        Assert.NotNull(copy.Pid);
+        Assert.True(copy.Compute!.P50Us <= copy.Compute.MaxUs);
+        var input = running.Streams.Single(s => s.Name == "input");
+        Assert.Equal("camera", input.Writer.Node);
+        Assert.Equal(input.Writer.Frames * 64 * sizeof(float), input.Writer.Bytes);
+        var reader = input.Readers.Single(r => r.Node == "copy");
+        Assert.Equal(copy.Pid, reader.Pid);
+        Assert.True(reader.Latency!.P50Us > 0);
+        Assert.Equal(reader.Frames * 256, reader.Bytes);
+        Assert.Contains(running.Streams.Single(s => s.Name == "output").Readers, r => r.Node is null); // the sink has no histograms
+
+        manager.Stop();
+        var stopped = manager.Profiling();
+        var copyRead = stopped.Streams.Single(s => s.Name == "input").Readers;
+        var output = stopped.Streams.Single(s => s.Name == "output");
+
+        // Readers left their entries when their workers stopped; the writer's counters stay with the stream.
+        Assert.Empty(copyRead);
+        Assert.True(output.Writer.Frames > 30);
+        Assert.DoesNotContain(stopped.Nodes, n => n.Compute is not null); // profile blocks go with the workers
+    }
+}
