@@ -62,6 +62,7 @@ public static class ControlApi
         read.MapGet("/events", (Delegate)((HttpContext context) => StreamEventsAsync(context, service, options)))
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
         read.MapGet("/streams/{name}/latest", (string name) => Reply(service, () => preview.Latest(name)));
+        ObservabilityApi.Map(read, control, service, tokens, options); // issue 12: processes, requests, settings, topology
 
         // OpenTelemetry's Prometheus exporter (registered by ControlTelemetry.AddControlTelemetry), behind the read scope.
         app.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (context, next) =>

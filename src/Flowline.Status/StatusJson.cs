@@ -19,6 +19,16 @@ namespace Flowline.Status;
 [JsonSerializable(typeof(SyntheticInputRequest))]
 [JsonSerializable(typeof(SyntheticStartResult))]
 [JsonSerializable(typeof(SyntheticStopResult))]
+[JsonSerializable(typeof(ProcessList))]
+[JsonSerializable(typeof(RequestReply))]
+[JsonSerializable(typeof(SettingsSchema))]
+[JsonSerializable(typeof(SettingsSnapshot))]
+[JsonSerializable(typeof(SettingsPatchResult))]
+[JsonSerializable(typeof(SettingsEvent))]
+[JsonSerializable(typeof(SettingsEventList))]
+[JsonSerializable(typeof(TopologySnapshot))]
+[JsonSerializable(typeof(TopologyEvent))]
+[JsonSerializable(typeof(TopologyEventList))]
 internal sealed partial class StatusJsonContext : JsonSerializerContext;
 
 /// <summary>

@@ -134,6 +134,8 @@ internal sealed class KernelRunner : WorkerRunner
         }
     }
 
+    internal override object? NodeObject => kernel;
+
     protected override void OnStopped() => ReleaseInputs();
 
     /// <summary>Whether every input frame of this computation is still intact (no writer lapped it).</summary>
