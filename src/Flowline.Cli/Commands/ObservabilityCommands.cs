@@ -213,7 +213,7 @@ internal static class ObservabilityCommands
         }
         catch (RemoteManagerException e)
         {
-            Console.Error.WriteLine(e.Code is null ? e.Message : $"{e.Message} [{e.Code}{(e.Field is null ? "" : $", field {e.Field}")}]");
+            Console.Error.WriteLine(e.Code is null && e.Field is null ? e.Message : $"{e.Message} [{string.Join(", ", new[] { e.Code, e.Field is null ? null : $"field {e.Field}" }.OfType<string>())}]");
             return ExitCodes.Failed;
         }
         catch (OperationCanceledException)

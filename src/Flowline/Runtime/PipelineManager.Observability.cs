@@ -212,7 +212,7 @@ public sealed partial class PipelineManager
             var index = Plan.Workers.First(w => w.Name == node).Index;
             var slot = Volatile.Read(ref slots[index]);
             var running = slot is not null && !slot.HasExited;
-            var changes = Validate(node, schema, current, patch, running);
+            var changes = Validate(node, schema, current, patch);
             string? processId = null;
             var appliedBy = "next_start";
             if (changes.Count > 0 && running)
@@ -542,12 +542,32 @@ public sealed partial class PipelineManager
     internal static SettingField Field(Kernels.ParameterInfo p)
     {
         var choices = p.Choices ?? (p.Type.Contains('|', StringComparison.Ordinal) ? [.. p.Type.Split('|', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)] : null);
-        var type = choices is not null ? "choice" : p.Type switch
+        // Kinds write types as "number", "integer >= 1", "number from 0 to 1", "number > 0, or null": the
+        // first word is the type, the rest its bounds (an explicit Minimum/Maximum wins).
+        var words = p.Type.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var first = words.Length > 0 ? words[0].TrimEnd(',') : "";
+        var type = choices is not null ? "choice" : first switch
         {
-            "number" or "integer" or "boolean" or "string" => p.Type,
+            "number" or "integer" or "boolean" or "string" => first,
             _ when p.Type.StartsWith("list", StringComparison.Ordinal) || p.Type.Contains("array", StringComparison.Ordinal) || p.Type.StartsWith('[') => "array",
             _ => "string",
         };
+        double? minimum = p.Minimum, maximum = p.Maximum;
+        for (var i = 1; i + 1 < words.Length; i++)
+        {
+            if (double.TryParse(words[i + 1].TrimEnd(','), NumberStyles.Float, CultureInfo.InvariantCulture, out var bound))
+            {
+                switch (words[i])
+                {
+                    case ">=" or ">" or "from":
+                        minimum ??= bound;
+                        break;
+                    case "<=" or "<" or "to":
+                        maximum ??= bound;
+                        break;
+                }
+            }
+        }
         JsonNode? defaultValue = null;
         if (p.Default is { } text)
         {
@@ -566,8 +586,8 @@ public sealed partial class PipelineManager
             Name = p.Name,
             Type = type,
             Default = defaultValue,
-            Minimum = p.Minimum,
-            Maximum = p.Maximum,
+            Minimum = minimum,
+            Maximum = maximum,
             Choices = choices,
             Unit = p.Unit,
             Description = p.Description,
@@ -576,7 +596,7 @@ public sealed partial class PipelineManager
     }
 
     /// <summary>The fields of <paramref name="patch"/> that change <paramref name="current"/>, each checked against the schema.</summary>
-    private static JsonObject Validate(string node, NodeSettingsSchema schema, JsonObject current, JsonObject patch, bool running)
+    private static JsonObject Validate(string node, NodeSettingsSchema schema, JsonObject current, JsonObject patch)
     {
         var changes = new JsonObject();
         foreach (var (name, value) in patch)
@@ -619,9 +639,9 @@ public sealed partial class PipelineManager
                 continue;
             }
 
-            if (!field.Live && running)
+            if (!field.Live)
             {
-                throw new SettingsValidationException(name, $"'{name}' of node '{node}' cannot change while its worker runs (live: false); stop the pipeline, change it, and start again");
+                throw new SettingsValidationException(name, $"'{name}' of node '{node}' is not a live setting (live: false): change it in the document (PUT /document)");
             }
 
             changes[name] = value.DeepClone();
