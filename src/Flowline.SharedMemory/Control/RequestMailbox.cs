@@ -144,7 +144,7 @@ public sealed unsafe class RequestMailbox
 
     /// <summary>
     /// Client: takes the answer to its request in <paramref name="slot"/> and frees the slot; false if it
-    /// is not answered yet (or the slot holds another request).
+    /// is not answered yet (or the slot holds another request, or another thread took the answer first).
     /// </summary>
     public bool TryTakeAnswer(int slot, long correlationId, out MailboxStatus status, out byte[] answer)
     {
@@ -158,8 +158,14 @@ public sealed unsafe class RequestMailbox
 
         status = (MailboxStatus)Volatile.Read(ref Int(p + StatusField));
         var length = Math.Clamp(Volatile.Read(ref Int(p + AnswerLengthField)), 0, PayloadCapacity);
-        answer = new ReadOnlySpan<byte>(p + SlotHeader, length).ToArray();
-        Interlocked.Exchange(ref Int(p + StateField), (int)MailboxSlotState.Free);
+        var copy = new ReadOnlySpan<byte>(p + SlotHeader, length).ToArray();
+        if (Interlocked.CompareExchange(ref Int(p + StateField), (int)MailboxSlotState.Free, (int)MailboxSlotState.Answered) != (int)MailboxSlotState.Answered)
+        {
+            status = MailboxStatus.Ok;
+            return false; // another thread of the client took it first
+        }
+
+        answer = copy;
         return true;
     }
 

@@ -50,6 +50,13 @@ internal sealed class MailboxClient : IDisposable
         var done = new TaskCompletionSource<(MailboxStatus, byte[])>(TaskCreationOptions.RunContinuationsAsynchronously);
         pending[correlationId] = (slot, done);
         EnsureListener();
+        // The answer may have come between the listener's last look and our registration: the listener
+        // would then sleep a whole slice on a doorbell that already rang. Look once ourselves.
+        if (mailbox.TryTakeAnswer(slot, correlationId, out var early, out var earlyAnswer) && pending.TryRemove(correlationId, out _))
+        {
+            return (early, earlyAnswer);
+        }
+
         if (gone is { } why)
         {
             Fail(why); // the worker exited while we posted
