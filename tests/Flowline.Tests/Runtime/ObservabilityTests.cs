@@ -166,6 +166,17 @@ public sealed class ObservabilityTests : RuntimeTest
     }
 
     [Fact]
+    public void BuiltInKinds_DeclareWhichParametersAreLive()
+    {
+        var kernels = Flowline.Plugins.KindRegistry.BuiltIn.Kernels;
+        Assert.All(kernels["cpu.leaky_integrator"].Parameters, p => Assert.True(p.Live, p.Name));
+        Assert.True(Assert.Single(kernels["cpu.scale"].Parameters).Live);
+        Assert.False(Assert.Single(kernels["cpu.reduce"].Parameters).Live);
+        var synthetic = Flowline.Plugins.KindRegistry.BuiltIn.Sources["synthetic.array"].Parameters;
+        Assert.DoesNotContain(synthetic, p => p.Live);
+    }
+
+    [Fact]
     public void Topology_NodesEdgesOwnersAndEvents()
     {
         var manager = Manager(AddPipeline);
