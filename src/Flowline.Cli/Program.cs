@@ -19,6 +19,11 @@ foreach (var verb in RemoteCommands.Create())
     root.Subcommands.Add(verb);
 }
 
+foreach (var verb in ObservabilityCommands.Create())
+{
+    root.Subcommands.Add(verb); // issue 12: processes, request, settings, topology
+}
+
 root.Subcommands.Add(ServersCommand.Create());
 root.Subcommands.Add(CoordinatorCommand.Create());
 root.Subcommands.Add(AgentCommand.Create());

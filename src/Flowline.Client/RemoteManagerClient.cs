@@ -339,11 +339,15 @@ public sealed partial class RemoteManagerClient : IDisposable
     {
         var status = (int)response.StatusCode;
         string? detail = null;
+        string? code = null;
+        string? field = null;
         try
         {
-            if (JsonNode.Parse(body) is JsonObject json && json["detail"] is JsonValue value && value.TryGetValue(out string? text))
+            if (JsonNode.Parse(body) is JsonObject json)
             {
-                detail = text;
+                detail = json["detail"] is JsonValue value && value.TryGetValue(out string? text) ? text : null;
+                code = json["code"] is JsonValue c && c.TryGetValue(out string? codeText) ? codeText : null;
+                field = json["field"] is JsonValue f && f.TryGetValue(out string? fieldText) ? fieldText : null;
             }
         }
         catch (JsonException)
@@ -353,7 +357,7 @@ public sealed partial class RemoteManagerClient : IDisposable
 
         detail ??= body.Trim().Length > 0 ? Cut(body.Trim()) : response.ReasonPhrase ?? "";
         var message = detail.Length > 0 ? $"{Call(method, path)}: {status} {detail}" : $"{Call(method, path)}: {status}";
-        return new RemoteManagerException(status, detail, message);
+        return new RemoteManagerException(status, detail, message) { Code = code, Field = field };
     }
 
     private RemoteManagerException Unreachable(HttpMethod method, string path, Exception e)

@@ -19,6 +19,12 @@ public sealed class RemoteManagerException : Exception
         Detail = detail;
     }
 
+    /// <summary>The typed error code the server gave (<c>code</c>: a routed request's <c>timeout</c>, <c>process_exited</c>, ...), or null.</summary>
+    public string? Code { get; init; }
+
+    /// <summary>The field the server named (<c>field</c>: a refused setting), or null.</summary>
+    public string? Field { get; init; }
+
     /// <summary>The HTTP status code of the response; 0 when no response was received (connection refused, timed out).</summary>
     public int StatusCode { get; }
 

@@ -63,6 +63,7 @@ public static partial class ControlApi
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
         read.MapGet("/streams/{name}/latest", (string name) => Reply(service, () => preview.Latest(name)));
         MapProfiling(read, control, service, options);
+        ObservabilityApi.Map(read, control, service, tokens, options); // issue 12: processes, requests, settings, topology
 
         // OpenTelemetry's Prometheus exporter (registered by ControlTelemetry.AddControlTelemetry), behind the read scope.
         app.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (context, next) =>

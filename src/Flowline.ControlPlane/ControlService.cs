@@ -207,8 +207,47 @@ public sealed class ControlService : IDisposable
             ["config_path"] = c.ConfigPath,
             ["config_base_path"] = c.ConfigBasePath,
             ["revision"] = c.Revision,
-            ["document"] = c.Document.DeepClone(),
+            ["document"] = WithCurrentSettings(c),
         };
+    }
+
+    /// <summary>The document with every node's parameters as they are now (live settings changes included, issue 12).</summary>
+    private static JsonObject WithCurrentSettings(Current c)
+    {
+        var document = (JsonObject)c.Document.DeepClone();
+        var settings = c.Manager.Settings();
+        foreach (var section in new[] { "kernels", "sources", "sinks" })
+        {
+            if (document[section] is not JsonArray nodes)
+            {
+                continue;
+            }
+
+            foreach (var node in nodes.OfType<JsonObject>())
+            {
+                if ((string?)node["name"] is { } name && settings.Nodes.TryGetValue(name, out var values))
+                {
+                    var parameters = node["parameters"] as JsonObject;
+                    foreach (var (field, value) in values)
+                    {
+                        // Only what differs from the document (a default not written stays unwritten).
+                        var original = parameters?[field];
+                        if (parameters?.ContainsKey(field) == true ? !JsonNode.DeepEquals(original, value) : c.Manager.SettingChanged(name, field))
+                        {
+                            parameters ??= [];
+                            parameters[field] = value?.DeepClone();
+                        }
+                    }
+
+                    if (parameters is not null && node["parameters"] is null)
+                    {
+                        node["parameters"] = parameters;
+                    }
+                }
+            }
+        }
+
+        return document;
     }
 
     /// <summary><c>GET /status</c>: the manager's status plus the document's revision and paths.</summary>

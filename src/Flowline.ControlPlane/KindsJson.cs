@@ -58,6 +58,11 @@ internal static class KindsJson
             ["required"] = p.Required,
             ["default"] = p.Default,
             ["description"] = p.Description,
+            ["minimum"] = p.Minimum,
+            ["maximum"] = p.Maximum,
+            ["choices"] = p.Choices is null ? null : new JsonArray([.. p.Choices.Select(c => (JsonNode)JsonValue.Create(c)!)]),
+            ["unit"] = p.Unit,
+            ["live"] = p.Live,
         })]);
         return o;
     }

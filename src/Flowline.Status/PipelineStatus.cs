@@ -42,6 +42,10 @@ public sealed record PipelineStatus
     /// <summary>The streams that exist, by name.</summary>
     public IReadOnlyDictionary<string, StreamStatus> Streams { get; init; } = new Dictionary<string, StreamStatus>();
 
+    /// <summary>The pipeline's processes (the snapshot only; null in the status).</summary>
+    [System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ProcessRecord>? Processes { get; init; }
+
     /// <summary>The NATS bridges of the pipeline's <c>remote</c> streams (docs/nats.md), keyed by stream; absent when it has none.</summary>
     [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public IReadOnlyDictionary<string, BridgeStatus>? Bridges { get; init; }

@@ -28,6 +28,16 @@ namespace Flowline.Status;
 [JsonSerializable(typeof(IReadOnlyList<TraceSample>))]
 [JsonSerializable(typeof(TraceRequest))]
 [JsonSerializable(typeof(TraceState))]
+[JsonSerializable(typeof(ProcessList))]
+[JsonSerializable(typeof(RequestReply))]
+[JsonSerializable(typeof(SettingsSchema))]
+[JsonSerializable(typeof(SettingsSnapshot))]
+[JsonSerializable(typeof(SettingsPatchResult))]
+[JsonSerializable(typeof(SettingsEvent))]
+[JsonSerializable(typeof(SettingsEventList))]
+[JsonSerializable(typeof(TopologySnapshot))]
+[JsonSerializable(typeof(TopologyEvent))]
+[JsonSerializable(typeof(TopologyEventList))]
 internal sealed partial class StatusJsonContext : JsonSerializerContext;
 
 /// <summary>

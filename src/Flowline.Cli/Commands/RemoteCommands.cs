@@ -17,22 +17,22 @@ internal static partial class RemoteCommands
 {
     private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
 
-    private static readonly Option<string?> Url = new("--url")
+    internal static readonly Option<string?> Url = new("--url")
     {
         Description = "The server (default: FLOWLINE_URL, else the only local server found, else http://127.0.0.1:8765).",
     };
 
-    private static readonly Option<FileInfo?> TokenFileOption = new("--token-file")
+    internal static readonly Option<FileInfo?> TokenFileOption = new("--token-file")
     {
         Description = $"A file holding the bearer token (default: {ServeCommand.TokenFileVariable}, else {ServeCommand.TokenVariable}).",
     };
 
-    private static readonly Option<bool> Json = new("--json") { Description = "Print the server's JSON response." };
+    internal static readonly Option<bool> Json = new("--json") { Description = "Print the server's JSON response." };
 
     /// <summary>Every client verb, each with --url, --token-file and --json.</summary>
     public static IEnumerable<Command> Create() => Verbs().Select(WithClientOptions);
 
-    private static Command WithClientOptions(Command command)
+    internal static Command WithClientOptions(Command command)
     {
         if (command.Subcommands.Count > 0)
         {
@@ -234,7 +234,7 @@ internal static partial class RemoteCommands
         }
     }
 
-    private static RemoteManagerClient? Connect(ParseResult parse, out string error)
+    internal static RemoteManagerClient? Connect(ParseResult parse, out string error)
     {
         error = "";
         string? token;

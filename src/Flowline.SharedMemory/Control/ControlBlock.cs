@@ -60,6 +60,7 @@ public enum WorkerState
 ///  896     16384  error: i32 length, then UTF-8 text               worker
 ///  17280   16384  report: i64 seqlock sequence, i32 length, then    worker
 ///                 UTF-8 JSON (a source's or sink's plugin metrics)
+///  33664   65600  request mailbox (<see cref="RequestMailbox"/>)   both
 /// </code>
 /// </remarks>
 public sealed unsafe class ControlBlock : IDisposable
@@ -79,10 +80,11 @@ public sealed unsafe class ControlBlock : IDisposable
     private const int ErrorCapacity = 16_384 - 4;
     private const int ReportOffset = ErrorOffset + 4 + ErrorCapacity;
     private const int ReportCapacity = 16_384 - 16;
-    private const int TotalBytes = ReportOffset + 16 + ReportCapacity;
+    private const int MailboxOffset = ReportOffset + 16 + ReportCapacity;
+    private const int TotalBytes = MailboxOffset + RequestMailbox.TotalBytes;
 
     private static readonly string Signature =
-        RegionHeader.Signature + $";control:command@{CommandOffset},status@{StatusOffset},metrics@{MetricsOffset}+{Unsafe.SizeOf<WorkerMetrics>()},error@{ErrorOffset}x{ErrorCapacity},report@{ReportOffset}x{ReportCapacity}";
+        RegionHeader.Signature + $";control:command@{CommandOffset},status@{StatusOffset},metrics@{MetricsOffset}+{Unsafe.SizeOf<WorkerMetrics>()},error@{ErrorOffset}x{ErrorCapacity},report@{ReportOffset}x{ReportCapacity},mailbox@{MailboxOffset}:{RequestMailbox.SlotCount}x{RequestMailbox.SlotBytes}";
 
     /// <summary>The layout hash of control blocks.</summary>
     internal static readonly ulong LayoutHash = RegionHeader.Hash(Signature);
@@ -102,7 +104,11 @@ public sealed unsafe class ControlBlock : IDisposable
     {
         this.region = region;
         region.Mapping.AddReference();
+        Mailbox = new RequestMailbox(region.Base + MailboxOffset);
     }
+
+    /// <summary>The worker's request/response mailbox (routed requests, issue 12).</summary>
+    public RequestMailbox Mailbox { get; }
 
     /// <summary>The region's name.</summary>
     public string Name => region.Name;

@@ -34,7 +34,26 @@ public readonly record struct Arity(int Min, int Max)
 /// <param name="Required">True if it must be given.</param>
 /// <param name="Default">Its default, as text, when not required.</param>
 /// <param name="Description">One line on what it does.</param>
-public sealed record ParameterInfo(string Name, string Type, bool Required, string? Default, string Description);
+public sealed record ParameterInfo(string Name, string Type, bool Required, string? Default, string Description)
+{
+    /// <summary>The smallest value allowed (a number), or null.</summary>
+    public double? Minimum { get; init; }
+
+    /// <summary>The largest value allowed (a number), or null.</summary>
+    public double? Maximum { get; init; }
+
+    /// <summary>The values allowed, or null (a list in <see cref="Type"/> such as <c>"a|b"</c> is read as choices too).</summary>
+    public IReadOnlyList<string>? Choices { get; init; }
+
+    /// <summary>The unit, or null.</summary>
+    public string? Unit { get; init; }
+
+    /// <summary>
+    /// True if a running node applies a change between two frames (its runnable object implements
+    /// <see cref="Runtime.ILiveSettings"/>); false if a change needs a restart.
+    /// </summary>
+    public bool Live { get; init; }
+}
 
 /// <summary>
 /// The frames a kernel works on in one computation: trigger inputs, auxiliary inputs (in binding order)

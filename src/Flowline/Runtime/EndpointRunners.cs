@@ -84,6 +84,8 @@ internal sealed class SourceRunner : WorkerRunner
         }
     }
 
+    internal override object? NodeObject => source;
+
     protected override JsonObject? PluginMetrics() => source?.Metrics();
 
     protected override void DisposeResources() => DisposeIfDisposable(source);
@@ -183,6 +185,8 @@ internal sealed class SinkRunner : WorkerRunner
             Reporter.Tick(Collect);
         }
     }
+
+    internal override object? NodeObject => sink;
 
     protected override JsonObject? PluginMetrics() => sink?.Metrics();
 

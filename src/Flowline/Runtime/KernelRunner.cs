@@ -153,6 +153,8 @@ internal sealed class KernelRunner : WorkerRunner
         }
     }
 
+    internal override object? NodeObject => kernel;
+
     protected override void OnStopped() => ReleaseInputs();
 
     /// <summary>Opt-in traces (decision 94): one record per input taken, when this frame is due.</summary>

@@ -64,7 +64,7 @@ public sealed partial class PipelineManager
     /// <summary>The snapshot of <see cref="TryStatus"/>; null when that is null.</summary>
     public PipelineStatus? TryRuntimeSnapshot(TimeSpan wait) => TryStatus(wait) is { } status ? AsSnapshot(status) : null;
 
-    private PipelineStatus AsSnapshot(PipelineStatus status) => status with { Timestamp = Clock.UnixNow(), Graph = Pipeline.Graph.ToJson() };
+    private PipelineStatus AsSnapshot(PipelineStatus status) => status with { Timestamp = Clock.UnixNow(), Graph = Pipeline.Graph.ToJson(), Processes = Processes() };
 
     /// <summary>
     /// Starts writing <paramref name="settings"/>' pattern into <paramref name="streamName"/>, a stream no
@@ -374,6 +374,7 @@ public sealed partial class PipelineManager
     private Dictionary<string, StreamStatus> StreamFigures()
     {
         var result = new Dictionary<string, StreamStatus>(StringComparer.Ordinal);
+        var seen = new Dictionary<string, (int WriterPid, IReadOnlyList<int> ReaderPids)>(StringComparer.Ordinal);
         foreach (var spec in Pipeline.Spec.Streams)
         {
             if (!streams.TryGetValue(spec.Name, out var stream))
@@ -382,6 +383,7 @@ public sealed partial class PipelineManager
             }
 
             var s = stream.GetStatistics();
+            seen[spec.Name] = (s.WriterState is "attached" ? s.WriterPid : 0, [.. s.Readers.Select(r => r.Pid)]);
             result[spec.Name] = new StreamStatus
             {
                 Capacity = s.CapacityFrames,
@@ -395,6 +397,7 @@ public sealed partial class PipelineManager
             };
         }
 
+        ObserveExternal(seen);
         return result;
     }
 }

@@ -207,6 +207,7 @@ public sealed partial class PipelineManager : IDisposable
                     var all = Enumerable.Range(0, slots.Length).ToList();
                     Launch(all);
                     AwaitReady(all, options.StartTimeout);
+                    PushSettings(all);
                     foreach (var role in new[] { WorkerRole.Sink, WorkerRole.Task, WorkerRole.Kernel, WorkerRole.Source })
                     {
                         Command(role, WorkerCommand.Run);
@@ -332,6 +333,7 @@ public sealed partial class PipelineManager : IDisposable
 
                 Launch(broken);
                 AwaitReady(broken, timeout ?? options.StartTimeout);
+                PushSettings(broken);
                 var command = State == PipelineState.Paused || (State == PipelineState.Failed && pausedBeforeFailure) ? WorkerCommand.Pause : WorkerCommand.Run;
                 foreach (var i in broken.OrderBy(i => slots[i]!.Plan.Role switch { WorkerRole.Sink => 0, WorkerRole.Task => 1, WorkerRole.Kernel => 2, _ => 3 }))
                 {
@@ -544,6 +546,7 @@ public sealed partial class PipelineManager : IDisposable
             ReplaceProfile(i, worker);
             var slot = new WorkerSlot(worker, control, OnExit);
             slots[i] = slot;
+            Registered(slot);
             if (worker.Placement == WorkerPlacement.Thread)
             {
                 slot.StartThread(Plan);
@@ -709,6 +712,7 @@ public sealed partial class PipelineManager : IDisposable
     /// <summary>Called on any thread when a worker's process or thread ends.</summary>
     private void OnExit(WorkerSlot slot)
     {
+        Unregistered(slot);
         exits.Enqueue(slot);
         try
         {

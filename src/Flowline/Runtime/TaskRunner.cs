@@ -125,6 +125,8 @@ internal sealed class TaskRunner : WorkerRunner
         }
     }
 
+    internal override bool TicksBetweenFrames => false;
+
     protected override void DisposeResources() => stopping.Dispose();
 
     /// <summary>Calls the function; what it throws comes out as itself, not wrapped.</summary>

@@ -43,7 +43,7 @@ public static class WorkerHost
             }
 
             using var runner = Create(plan, worker, control);
-            return Serve(runner, control);
+            return Serve(runner, control, worker.Name);
         }
         catch (Exception e)
         {
@@ -69,8 +69,10 @@ public static class WorkerHost
         _ => throw new InvalidOperationException($"unknown node type {worker.Node.GetType().Name}"),
     };
 
-    private static int Serve(WorkerRunner runner, ControlBlock control)
+    private static int Serve(WorkerRunner runner, ControlBlock control, string node)
     {
+        using var requests = new WorkerRequestService(control, node, runner.NodeObject, runner.TicksBetweenFrames);
+        runner.Reporter.Requests = requests;
         control.State = WorkerState.Ready;
         runner.Reporter.Tick(force: true);
         using var watcher = new CommandWatcher(control);

@@ -25,6 +25,12 @@ internal abstract class WorkerRunner : IDisposable
 
     public WorkerReporter Reporter { get; }
 
+    /// <summary>The node's kernel, source or sink (for its live settings and request handlers), or null.</summary>
+    internal virtual object? NodeObject => null;
+
+    /// <summary>False for a loop that does not tick between frames (a task): between-frame requests then run on the request thread.</summary>
+    internal virtual bool TicksBetweenFrames => true;
+
     /// <summary>True when the work is done for good (a task whose function returned): the worker ends without being told to.</summary>
     public bool Finished { get; protected set; }
 
@@ -112,9 +118,17 @@ internal abstract class WorkerRunner : IDisposable
     protected Memory<byte> LookSlot(StreamWriter<byte> writer, CancellationToken stop)
     {
         Memory<byte> slot;
-        while (writer.LookMemory(out slot, WaitSlice, stop) != WriteStatus.Ok)
+        Reporter.InFrame = true; // a tick while waiting for space is inside a frame: no settings change here
+        try
         {
-            Reporter.Tick();
+            while (writer.LookMemory(out slot, WaitSlice, stop) != WriteStatus.Ok)
+            {
+                Reporter.Tick();
+            }
+        }
+        finally
+        {
+            Reporter.InFrame = false;
         }
 
         return slot;

@@ -24,7 +24,17 @@ internal sealed class WorkerSlot : IDisposable
         Plan = plan;
         Control = control;
         this.onExit = onExit;
+        Requests = new MailboxClient(control, plan.Name);
     }
+
+    /// <summary>The UUID the manager gave this launch (a restart is a new process, with a new id).</summary>
+    public Guid ProcessId { get; } = Guid.NewGuid();
+
+    /// <summary>When this launch started (wall clock).</summary>
+    public DateTimeOffset StartedAt { get; private set; } = DateTimeOffset.UtcNow;
+
+    /// <summary>The manager's side of the worker's request mailbox.</summary>
+    public MailboxClient Requests { get; }
 
     public WorkerPlan Plan { get; }
 
@@ -117,6 +127,7 @@ internal sealed class WorkerSlot : IDisposable
         p.Start();
         process = p;
         Pid = p.Id;
+        StartedAt = DateTimeOffset.UtcNow;
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         p.StandardInput.Write(input);
@@ -206,6 +217,7 @@ internal sealed class WorkerSlot : IDisposable
     /// </summary>
     public void Dispose()
     {
+        Requests.Dispose();
         process?.Dispose();
         if (thread is { IsAlive: true } running)
         {
@@ -264,6 +276,7 @@ internal sealed class WorkerSlot : IDisposable
     {
         if (Interlocked.Exchange(ref exitReported, 1) == 0)
         {
+            Requests.Fail($"{Plan.Role.ToString().ToLowerInvariant()} '{Plan.Name}' exited before it answered");
             onExit(this);
         }
     }

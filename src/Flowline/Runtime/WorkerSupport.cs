@@ -105,6 +105,11 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
 
     /// <summary>The worker's histograms (decision 90), published with its figures; null when profiling is off.</summary>
     public WorkerProfiler? Profiler { get; set; }
+    /// <summary>The worker's routed requests: those that wait for a frame boundary run in <see cref="Tick"/>.</summary>
+    public WorkerRequestService? Requests { get; set; }
+
+    /// <summary>True while the loop is inside a frame (waiting for an output slot): between-frame requests wait.</summary>
+    public bool InFrame { get; set; }
 
     /// <summary>The counters the worker keeps beside the window (frame sync, missed writes, outputs).</summary>
     public ref WorkerMetrics Counters => ref metrics;
@@ -117,6 +122,11 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
     public void Tick(Action<WorkerReporter>? beforePublish = null, bool force = false)
     {
         control.Beat();
+        if (!InFrame)
+        {
+            Requests?.DrainBetweenFrames();
+        }
+
         if (beforePublish is not null)
         {
             collect = beforePublish;

@@ -63,16 +63,25 @@ internal sealed class ScalarOperationDefinition(string kind, char operation, str
 
     public override string Description => $"out = input {operation} {parameter}";
 
-    public override IReadOnlyList<ParameterInfo> Parameters { get; } = [new(parameter, "number", true, null, meaning)];
+    public override IReadOnlyList<ParameterInfo> Parameters { get; } = [new(parameter, "number", true, null, meaning) { Live = true }];
 
     protected override void ValidateParameters(KernelContext context) => context.Number(parameter, required: true);
 
     protected override IKernel Create<T>(KernelContext context) =>
-        new Kernel<T>(context.Inputs[0].Dtype, operation, T.CreateChecked(context.Number(parameter)!.Value));
+        new Kernel<T>(context.Inputs[0].Dtype, operation, parameter, T.CreateChecked(context.Number(parameter)!.Value));
 
-    private sealed class Kernel<T>(ElementType inputType, char operation, T value) : IKernel
+    /// <remarks>Its constant is live: changed between two frames (<see cref="Runtime.ILiveSettings"/>).</remarks>
+    private sealed class Kernel<T>(ElementType inputType, char operation, string parameter, T value) : IKernel, Runtime.ILiveSettings
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        public void ApplySettings(System.Text.Json.Nodes.JsonObject values)
+        {
+            if (values[parameter] is { } node)
+            {
+                value = T.CreateChecked(node.GetValue<double>());
+            }
+        }
+
         public void Compute(KernelIo io)
         {
             var output = InputIntoOutput<T>(io, inputType);

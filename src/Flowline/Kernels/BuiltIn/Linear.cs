@@ -130,8 +130,8 @@ internal sealed class LeakyIntegratorDefinition : KernelDefinition
 
     public override IReadOnlyList<ParameterInfo> Parameters { get; } =
     [
-        new("leak", "number", false, null, "the leak (required unless an auxiliary input 'leak' gives it)"),
-        new("gain", "number", false, null, "the gain (required unless an auxiliary input 'gain' gives it)"),
+        new("leak", "number", false, null, "the leak (required unless an auxiliary input 'leak' gives it)") { Live = true },
+        new("gain", "number", false, null, "the gain (required unless an auxiliary input 'gain' gives it)") { Live = true },
     ];
 
     public override void Validate(KernelContext context)
@@ -197,10 +197,20 @@ internal sealed class LeakyIntegratorDefinition : KernelDefinition
         }
     }
 
-    private sealed class Kernel<T>(int length, T leak, T gain, ScalarInput leakInput, ScalarInput gainInput, ScalarInput gate) : IKernel
+    /// <remarks>Its leak and gain parameters are live: changed between two frames (<see cref="Runtime.ILiveSettings"/>).</remarks>
+    private sealed class Kernel<T>(int length, T leak, T gain, ScalarInput leakInput, ScalarInput gainInput, ScalarInput gate) : IKernel, Runtime.ILiveSettings
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         private readonly T[] state = new T[length];
+
+        public void ApplySettings(System.Text.Json.Nodes.JsonObject values)
+        {
+            // Both read before either is set: a value that does not convert changes nothing.
+            var newLeak = values["leak"] is { } l ? T.CreateChecked(l.GetValue<double>()) : leak;
+            var newGain = values["gain"] is { } g ? T.CreateChecked(g.GetValue<double>()) : gain;
+            leak = newLeak;
+            gain = newGain;
+        }
 
         public void Compute(KernelIo io)
         {
