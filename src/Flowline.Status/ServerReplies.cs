@@ -30,6 +30,9 @@ public sealed record ServerInfo
     /// <summary>The commands the server takes (<c>build</c>, <c>start</c>, ...).</summary>
     public IReadOnlyList<string> Commands { get; init; } = [];
 
+    /// <summary>The commands legal in the current state (from the manager's state machine).</summary>
+    public IReadOnlyList<string> AllowedCommands { get; init; } = [];
+
     /// <summary>The kernel kinds the server knows.</summary>
     public IReadOnlyList<string> KernelKinds { get; init; } = [];
 

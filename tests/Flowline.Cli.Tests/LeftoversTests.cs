@@ -10,8 +10,8 @@ public sealed class LeftoversTests
     public void AssertNothingLeft_AWorkerOfTheNamespaceAlive_Throws_AndPassesOnceItIsGone()
     {
         var ns = $"leftover-{Guid.NewGuid():N}"[..20];
-        // A process whose command line looks like a worker's: `sh -c 'sleep 60' .../Flowline.Worker.dll <namespace>`.
-        var info = new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "sleep 60", "/x/Flowline.Worker.dll", ns } };
+        // A process whose command line looks like a worker's: `sh -c 'sleep 60' <this build's Flowline.Worker.dll> <namespace>`.
+        var info = new ProcessStartInfo("/bin/sh") { ArgumentList = { "-c", "sleep 60", Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.dll"), ns } };
         using var fake = Process.Start(info)!;
         try
         {

@@ -460,17 +460,19 @@ public sealed class RunCommandTests : IDisposable
 
         Assert.Empty(WorkerProcesses([ns]));
 
-        // The regions stay until the next build of the namespace, or flowline gc, removes them.
+        // The regions stay until the next build of the namespace, or flowline gc, removes them: each worker's
+        // control block and its profile block (decision 90).
         var left = SharedMemoryNamespace.List(ns + ".control");
-        Assert.Equal(3, left.Count);
+        string[] blocks = ["w0", "w1", "w2", "w0.profile", "w1.profile", "w2.profile"];
+        Assert.Equal(blocks.Order(StringComparer.Ordinal), left.Order(StringComparer.Ordinal));
         var dry = Start(newSession: false, "gc", "--dry-run", "--namespace", ns + ".control", "--json").Finish(Timeout)!;
         AssertExit(0, dry);
-        Assert.Equal(3, Json(dry)["garbage"]!.AsArray().Count);
+        Assert.Equal(6, Json(dry)["garbage"]!.AsArray().Count);
         Assert.Equal(left, SharedMemoryNamespace.List(ns + ".control"));
 
         var gc = Start(newSession: false, "gc", "--namespace", ns + ".control").Finish(Timeout)!;
         AssertExit(0, gc);
-        Assert.Contains("removed 3 leftovers", gc.Output, StringComparison.Ordinal);
+        Assert.Contains("removed 6 leftovers", gc.Output, StringComparison.Ordinal);
         Assert.Empty(SharedMemoryNamespace.List(ns + ".control"));
     }
 

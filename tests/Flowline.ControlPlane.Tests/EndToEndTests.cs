@@ -143,6 +143,7 @@ public sealed class EndToEndTests : ServerTest
         var info = await client.InfoAsync();
         AssertRoundTrip(await GetOkAsync("/info"), info);
         Assert.Contains("build", info.Commands);
+        Assert.Equal(["build", "start", "shutdown"], info.AllowedCommands); // initialized
         Assert.Contains("cpu.copy", info.KernelKinds);
         Assert.Equal(Namespace, info.Namespace);
 

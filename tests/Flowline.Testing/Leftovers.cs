@@ -5,7 +5,7 @@ namespace Flowline.Testing;
 
 /// <summary>
 /// What a test checks was left behind by the pipelines it ran: regions of their namespaces under
-/// <c>/dev/shm/flowline</c> and live worker processes (.NET's <c>Flowline.Worker</c> or Python's
+/// <c>/dev/shm/flowline</c> and live worker processes (this build's <c>Flowline.Worker.dll</c>, or Python's
 /// <c>flowline.worker</c>) started for them. A failed check throws <see cref="LeftBehindException"/>, which any
 /// test framework reports as a failure.
 /// </summary>
@@ -97,10 +97,13 @@ public static class Leftovers
         return found;
     }
 
-    private static bool IsWorkerProgram(string argument) =>
-        argument.EndsWith("Flowline.Worker.dll", StringComparison.Ordinal)
-        || argument.EndsWith("/Flowline.Worker", StringComparison.Ordinal)
-        || argument == "flowline.worker";
+    /// <summary>
+    /// This build's worker program (beside the tests), not any build's: tests of other checkouts running at the
+    /// same time may use the same namespace (an example document's own), and their workers are not ours.
+    /// </summary>
+    private static readonly string WorkerDll = Path.Combine(AppContext.BaseDirectory, "Flowline.Worker.dll");
+
+    private static bool IsWorkerProgram(string argument) => argument == WorkerDll || argument == "flowline.worker";
 }
 
 /// <summary>A test left shared memory or processes behind.</summary>

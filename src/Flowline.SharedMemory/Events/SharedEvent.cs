@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Liveness;
 using Flowline.SharedMemory.Regions;
 using Flowline.SharedMemory.Waiting;
@@ -85,7 +86,7 @@ public sealed unsafe class SharedEvent : IDisposable
             RegionKind.Event,
             LayoutHash,
             TotalBytes,
-            (b, _) => *(uint*)(b + StateOffset) = initialState ? (1u << 1) | SetBit : 0,
+            (b, _) => Ordered.PutUInt(b + StateOffset, initialState ? (1u << 1) | SetBit : 0),
             null);
         var region = SharedRegion.Open(request);
         try

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Regions;
 using Flowline.SharedMemory.Streams;
 
@@ -104,10 +105,10 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private protected static FrameHeader ReadHeader(byte* slot) => new(
-        *(long*)(slot + StreamLayout.SlotSequenceOffset),
-        *(ulong*)(slot + StreamLayout.SlotFrameIdOffset),
-        *(long*)(slot + StreamLayout.SlotPublishOffset),
-        *(long*)(slot + StreamLayout.SlotOriginOffset));
+        Ordered.GetLong(slot + StreamLayout.SlotSequenceOffset),
+        Ordered.GetULong(slot + StreamLayout.SlotFrameIdOffset),
+        Ordered.GetLong(slot + StreamLayout.SlotPublishOffset),
+        Ordered.GetLong(slot + StreamLayout.SlotOriginOffset));
 
     /// <summary>The payload of the slot that holds <paramref name="sequence"/>, as memory; one manager per slot, made once.</summary>
     private protected Memory<byte> SlotMemory(long sequence)

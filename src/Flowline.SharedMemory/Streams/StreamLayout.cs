@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Regions;
 
 namespace Flowline.SharedMemory.Streams;
@@ -139,13 +140,13 @@ internal static class StreamLayout
     {
         *(region + ElementTypeOffset) = (byte)format.ElementType;
         *(region + RankOffset) = (byte)format.Shape.Length;
-        *(uint*)(region + CapacityOffset) = (uint)options.CapacityFrames;
-        *(uint*)(region + MaxReadersOffset) = (uint)options.MaxReaders;
-        *(long*)(region + FrameBytesOffset) = format.FrameBytes;
-        *(long*)(region + SlotBytesOffset) = SlotBytes(format.FrameBytes);
+        Ordered.PutUInt(region + CapacityOffset, (uint)options.CapacityFrames);
+        Ordered.PutUInt(region + MaxReadersOffset, (uint)options.MaxReaders);
+        Ordered.PutLong(region + FrameBytesOffset, format.FrameBytes);
+        Ordered.PutLong(region + SlotBytesOffset, SlotBytes(format.FrameBytes));
         for (var i = 0; i < format.Shape.Length; i++)
         {
-            *(int*)(region + ShapeOffset + (i * sizeof(int))) = format.Shape[i];
+            Ordered.PutInt(region + ShapeOffset + (i * sizeof(int)), format.Shape[i]);
         }
     }
 
@@ -154,8 +155,8 @@ internal static class StreamLayout
     {
         var type = (ElementType)(*(region + ElementTypeOffset));
         int rank = *(region + RankOffset);
-        var capacity = (int)*(uint*)(region + CapacityOffset);
-        var maxReaders = (int)*(uint*)(region + MaxReadersOffset);
+        var capacity = (int)Ordered.GetUInt(region + CapacityOffset);
+        var maxReaders = (int)Ordered.GetUInt(region + MaxReadersOffset);
         if (!Enum.IsDefined(type) || rank > FrameFormat.MaxRank)
         {
             return null;
@@ -164,7 +165,7 @@ internal static class StreamLayout
         Span<int> shape = stackalloc int[rank];
         for (var i = 0; i < rank; i++)
         {
-            shape[i] = *(int*)(region + ShapeOffset + (i * sizeof(int)));
+            shape[i] = Ordered.GetInt(region + ShapeOffset + (i * sizeof(int)));
         }
 
         try
@@ -172,7 +173,7 @@ internal static class StreamLayout
             var format = new FrameFormat(type, shape);
             var options = new StreamOptions { CapacityFrames = capacity, MaxReaders = maxReaders };
             options.Validate();
-            if (*(long*)(region + FrameBytesOffset) != format.FrameBytes || TotalBytes(format.FrameBytes, capacity, maxReaders) != length)
+            if (Ordered.GetLong(region + FrameBytesOffset) != format.FrameBytes || TotalBytes(format.FrameBytes, capacity, maxReaders) != length)
             {
                 return null;
             }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Liveness;
 using Flowline.SharedMemory.Streams;
 using Flowline.SharedMemory.Waiting;
@@ -537,7 +538,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         // The copy's loads complete before the cursor is read again.
         Interlocked.MemoryBarrier();
         var cursor = Volatile.Read(ref Cursor);
-        return cursor - sequence < capacity && *(long*)(SlotOf(sequence) + StreamLayout.SlotSequenceOffset) == sequence;
+        return cursor - sequence < capacity && Ordered.GetLong(SlotOf(sequence) + StreamLayout.SlotSequenceOffset) == sequence;
     }
 
     private void Consume(long sequence, bool intact)

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Liveness;
 using Flowline.SharedMemory.Streams;
 using Flowline.SharedMemory.Waiting;
@@ -128,10 +129,10 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
 
         var slot = SlotOf(next);
         var now = MonotonicClock.NowNs();
-        *(long*)(slot + StreamLayout.SlotSequenceOffset) = next;
-        *(ulong*)(slot + StreamLayout.SlotFrameIdOffset) = stamp.FrameId;
-        *(long*)(slot + StreamLayout.SlotPublishOffset) = now;
-        *(long*)(slot + StreamLayout.SlotOriginOffset) = stamp.OriginTimestampNs != 0 ? stamp.OriginTimestampNs : now;
+        Ordered.PutLong(slot + StreamLayout.SlotSequenceOffset, next);
+        Ordered.PutULong(slot + StreamLayout.SlotFrameIdOffset, stamp.FrameId);
+        Ordered.PutLong(slot + StreamLayout.SlotPublishOffset, now);
+        Ordered.PutLong(slot + StreamLayout.SlotOriginOffset, stamp.OriginTimestampNs != 0 ? stamp.OriginTimestampNs : now);
         lookPending = false;
         next++;
 
