@@ -31,7 +31,12 @@ ERROR_OFFSET = METRICS_OFFSET + METRICS_BYTES
 ERROR_CAPACITY = 16_384 - 4
 REPORT_OFFSET = ERROR_OFFSET + 4 + ERROR_CAPACITY
 REPORT_CAPACITY = 16_384 - 16
-TOTAL_BYTES = REPORT_OFFSET + 16 + REPORT_CAPACITY
+# The request mailbox (RequestMailbox.cs) the manager routes requests through; a Python worker does not
+# serve it yet, so its slots are only part of the layout here.
+MAILBOX_OFFSET = REPORT_OFFSET + 16 + REPORT_CAPACITY
+MAILBOX_SLOT_COUNT = 8
+MAILBOX_SLOT_BYTES = 8192
+TOTAL_BYTES = MAILBOX_OFFSET + 64 + MAILBOX_SLOT_COUNT * MAILBOX_SLOT_BYTES
 MAX_INPUTS = 8
 
 # WorkerMetrics (WorkerMetrics.cs), a sequential little-endian struct of 216 bytes.
@@ -46,7 +51,8 @@ assert METRICS_SIZE == 216 and len(METRICS_FIELDS) == 28
 
 CONTROL_SIGNATURE = (
     L.HEADER_SIGNATURE + f";control:command@{COMMAND_OFFSET},status@{STATUS_OFFSET},metrics@{METRICS_OFFSET}+{METRICS_SIZE},"
-    f"error@{ERROR_OFFSET}x{ERROR_CAPACITY},report@{REPORT_OFFSET}x{REPORT_CAPACITY}"
+    f"error@{ERROR_OFFSET}x{ERROR_CAPACITY},report@{REPORT_OFFSET}x{REPORT_CAPACITY},"
+    f"mailbox@{MAILBOX_OFFSET}:{MAILBOX_SLOT_COUNT}x{MAILBOX_SLOT_BYTES}"
 )
 CONTROL_HASH = L.fnv1a(CONTROL_SIGNATURE)
 
