@@ -1,5 +1,7 @@
 using System.Collections.Concurrent;
+using System.Text.Json;
 using Flowline.Coordinator.Storage;
+using Npgsql;
 
 namespace Flowline.Coordinator.Tests;
 
@@ -53,6 +55,78 @@ public abstract partial class StoreContractTests
         }
 
         Assert.Equal(0, await Store.PendingDispatchCountAsync(Ct));
+    }
+
+    [Fact]
+    public async Task A_claim_reads_the_queue_once_even_on_tables_never_analysed()
+    {
+        // Regression (decision 86): on PostgreSQL, with the tables' statistics unknown (a new database before
+        // autovacuum's first ANALYZE), the claim was planned as a nested loop that rescanned every unclaimed
+        // dispatch entry for every queued execution: quadratic, half a second a claim at a thousand queued.
+        // Counted in rows the plan reads (not time), with autovacuum off so the statistics stay unknown.
+        const int Queued = 300;
+        if (PostgresConnection is { } cs)
+        {
+            await using var connection = new NpgsqlConnection(cs);
+            await connection.OpenAsync(Ct);
+            await using (var off = new NpgsqlCommand("ALTER TABLE executions SET (autovacuum_enabled = false); ALTER TABLE dispatch_queue SET (autovacuum_enabled = false)", connection))
+            {
+                await off.ExecuteNonQueryAsync(Ct);
+            }
+        }
+
+        await RegisterForExecutionsAsync();
+        await Store.RegisterWorkerAsync(Worker("w1"), TwoMinutes, Ct);
+        var submitted = new List<string>();
+        for (var i = 0; i < Queued; i++)
+        {
+            submitted.Add((await Store.SubmitExecutionAsync(Execution(null), Ct)).Execution.ExecutionId);
+        }
+
+        if (PostgresConnection is { } connectionString)
+        {
+            await using var connection = new NpgsqlConnection(connectionString);
+            await connection.OpenAsync(Ct);
+            await using var tx = await connection.BeginTransactionAsync(Ct);
+            await using var explain = new NpgsqlCommand("EXPLAIN (ANALYZE, FORMAT JSON) " + ((SqlCoordinatorStore)Store).ClaimCandidateSql, connection, tx);
+            explain.Parameters.AddWithValue("tenantId", "acme");
+            explain.Parameters.AddWithValue("pipelineId", "ao");
+            explain.Parameters.AddWithValue("ReleaseVersion", "1.0.0");
+            explain.Parameters.AddWithValue("ContractVersion", "1");
+            using var plan = JsonDocument.Parse((string)(await explain.ExecuteScalarAsync(Ct))!);
+            var read = 0.0;
+            void Walk(JsonElement node)
+            {
+                if (node.TryGetProperty("Relation Name", out var relation) && relation.GetString() == "dispatch_queue")
+                {
+                    var removed = node.TryGetProperty("Rows Removed by Filter", out var r) ? r.GetDouble() : 0;
+                    read += node.GetProperty("Actual Loops").GetDouble() * (node.GetProperty("Actual Rows").GetDouble() + removed);
+                }
+
+                if (node.TryGetProperty("Plans", out var children))
+                {
+                    foreach (var child in children.EnumerateArray())
+                    {
+                        Walk(child);
+                    }
+                }
+
+                if (node.TryGetProperty("Rows Removed by Join Filter", out var joinRemoved))
+                {
+                    read += joinRemoved.GetDouble();
+                }
+            }
+
+            Walk(plan.RootElement[0].GetProperty("Plan"));
+            Assert.InRange(read, 1, 2 * Queued); // once through the queue at most; the join read ~Queued² (90,000)
+            await tx.RollbackAsync(Ct);
+        }
+
+        // On both providers: the oldest first, each once.
+        for (var i = 0; i < 3; i++)
+        {
+            Assert.Equal(submitted[i], (await Store.ClaimAsync("acme", "ao", "w1", TwoMinutes, Ct))!.ExecutionId);
+        }
     }
 
     [Fact]

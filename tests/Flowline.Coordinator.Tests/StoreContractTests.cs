@@ -19,6 +19,9 @@ public abstract partial class StoreContractTests : IAsyncLifetime
     /// <summary>Prepares an empty database.</summary>
     protected abstract Task CreateAsync();
 
+    /// <summary>The PostgreSQL database's connection string; null on SQLite.</summary>
+    protected virtual string? PostgresConnection => null;
+
     public async ValueTask InitializeAsync()
     {
         await CreateAsync();
@@ -292,4 +295,6 @@ public sealed class PostgresStoreContractTests(PostgresServer server) : StoreCon
     protected override async Task CreateAsync() => connection = await server.CreateDatabaseAsync();
 
     protected override Task<ICoordinatorStore> OpenAsync() => Task.FromResult<ICoordinatorStore>(new PostgresCoordinatorStore(connection));
+
+    protected override string? PostgresConnection => connection;
 }

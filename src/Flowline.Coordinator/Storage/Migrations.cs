@@ -230,5 +230,12 @@ internal static class Migrations
                 UNIQUE (execution_id, gate_id));
             CREATE INDEX interactions_pending ON interactions (tenant_id, created_at) WHERE status = 'WAITING';
             """),
+        new(5, "an index of dispatch entries by execution (the claim's join and the end of an execution look entries up by it)",
+            """
+            CREATE INDEX dispatch_queue_execution ON dispatch_queue (execution_id);
+            """,
+            """
+            CREATE INDEX dispatch_queue_execution ON dispatch_queue (execution_id);
+            """),
     ];
 }
