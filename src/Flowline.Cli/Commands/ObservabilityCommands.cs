@@ -42,7 +42,7 @@ internal static class ObservabilityCommands
     private static Command Request()
     {
         var target = new Argument<string>("target") { Description = "The node (or, with --process, the process's UUID)." };
-        var op = new Argument<string>("op") { Description = "The operation: ping, process_stats, update_setting, or one a kind added." };
+        var op = new Argument<string>("op") { Description = "The operation: ping, process_stats, update_setting, profiling_snapshot, set_profiling_trace, profiling_trace_batch, or one a kind added." };
         var args = new Option<string?>("--args") { Description = "The arguments, a JSON object." };
         var process = new Option<bool>("--process") { Description = "TARGET is a process id, not a node." };
         var timeout = new Option<int>("--timeout-ms") { Description = "How long the server waits for the answer.", DefaultValueFactory = _ => 2000 };

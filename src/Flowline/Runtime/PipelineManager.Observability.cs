@@ -113,7 +113,7 @@ public sealed partial class PipelineManager
             ?? throw new RequestException(RequestErrorCode.UnknownTarget, $"no process owns node '{node}': the pipeline has no such node");
         var slot = Volatile.Read(ref slots[index])
             ?? throw new RequestException(RequestErrorCode.ProcessExited, $"node '{node}' has no worker now (the pipeline is {State.ToName()})");
-        return SendAsync(slot, op, args, timeout, cancellationToken);
+        return IsProfilingOp(op) ? Task.FromResult(ProfilingRequest(slot, op, args)) : SendAsync(slot, op, args, timeout, cancellationToken);
     }
 
     /// <summary>Sends <paramref name="op"/> to process <paramref name="processId"/> (a UUID of <see cref="Processes"/>).</summary>
@@ -134,7 +134,7 @@ public sealed partial class PipelineManager
         {
             if (Volatile.Read(ref slots[i]) is { } slot && slot.ProcessId == id)
             {
-                return SendAsync(slot, op, args, timeout, cancellationToken);
+                return IsProfilingOp(op) ? Task.FromResult(ProfilingRequest(slot, op, args)) : SendAsync(slot, op, args, timeout, cancellationToken);
             }
         }
 
@@ -412,12 +412,17 @@ public sealed partial class PipelineManager
 
     private RequestReply ManagerRequest(string op, JsonObject? args)
     {
+        if (IsProfilingOp(op))
+        {
+            return ProfilingRequest(null, op, args);
+        }
+
         var started = Stopwatch.GetTimestamp();
         JsonNode result = op switch
         {
             "ping" => new JsonObject { ["pid"] = Environment.ProcessId, ["host"] = Environment.MachineName, ["monotonic_ns"] = MonotonicClock.NowNs() },
             "process_stats" => WorkerRequestService.ProcessStats(),
-            _ => throw new RequestException(RequestErrorCode.NoHandler, $"the manager has no handler for '{op}' (it has: ping, process_stats)"),
+            _ => throw new RequestException(RequestErrorCode.NoHandler, $"the manager has no handler for '{op}' (it has: ping, process_stats, profiling_snapshot)"),
         };
         _ = args;
         return new RequestReply

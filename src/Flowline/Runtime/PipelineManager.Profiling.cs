@@ -60,10 +60,11 @@ public sealed partial class PipelineManager
 
             if (worker.Node is KernelSpec)
             {
-                nodes.Add(new NodeProfile(worker.Name, computeSummary) { Pid = pid });
+                nodes.Add(new NodeProfile(worker.Name, computeSummary) { Pid = pid, ProcessId = slots[i]?.ProcessId.ToString() });
             }
         }
 
+        var externals = registry.Externals();
         var streamProfiles = new List<StreamProfile>();
         foreach (var (name, stream) in streams.OrderBy(s => s.Key, StringComparer.Ordinal))
         {
@@ -77,9 +78,10 @@ public sealed partial class PipelineManager
                 continue;
             }
 
-            var writer = new WriterProfile(statistics.Cursor, statistics.BytesPublished, statistics.WriterBlockedNs / 1e9, null)
+            var writerNode = WriterNode(name);
+            var writer = new WriterProfile(statistics.Cursor, statistics.BytesPublished, statistics.WriterBlockedNs / 1e9, ProcessIdOf(statistics.WriterPid, writerNode, name, writes: true, externals))
             {
-                Node = WriterNode(name),
+                Node = writerNode,
                 Pid = statistics.WriterPid == 0 ? null : statistics.WriterPid,
                 State = statistics.WriterState,
                 SpaceWaits = statistics.SpaceWaits,
@@ -89,7 +91,7 @@ public sealed partial class PipelineManager
                 readerNodes.TryGetValue((name, r.Index), out var owner);
                 return new ReaderProfile(
                     owner.Node,
-                    null,
+                    ProcessIdOf(r.Pid, owner.Node, name, writes: false, externals),
                     r.FramesRead,
                     r.BytesRead,
                     r.WaitNs / 1e9,
@@ -107,6 +109,55 @@ public sealed partial class PipelineManager
         }
 
         return new ProfilingSnapshot(DateTimeOffset.UtcNow, streamProfiles, nodes);
+    }
+
+    /// <summary>
+    /// The registry's id of the process with <paramref name="pid"/> that writes or reads <paramref name="stream"/>:
+    /// the current launch of <paramref name="node"/> when its pid matches; else the one launch with that pid
+    /// whose node writes (or reads) the stream (thread-placed workers share the manager's pid); else the
+    /// manager (synthetic inputs are its threads); else an external process of that pid; else null (a
+    /// writer or reader that is gone, such as a previous launch).
+    /// </summary>
+    private string? ProcessIdOf(int pid, string? node, string stream, bool writes, IReadOnlyList<ProcessRecord> externals)
+    {
+        if (pid <= 0)
+        {
+            return null;
+        }
+
+        WorkerSlot? match = null;
+        var matches = 0;
+        foreach (var slot in slots)
+        {
+            if (slot is null || slot.Pid != pid)
+            {
+                continue;
+            }
+
+            if (node is not null && slot.Plan.Name == node)
+            {
+                return slot.ProcessId.ToString();
+            }
+
+            var (written, read) = StreamsOf(slot.Plan.Node);
+            if ((writes ? written : read).Contains(stream))
+            {
+                match = slot;
+                matches++;
+            }
+        }
+
+        if (matches == 1)
+        {
+            return match!.ProcessId.ToString();
+        }
+
+        if (pid == Environment.ProcessId)
+        {
+            return ProcessId.ToString();
+        }
+
+        return externals.FirstOrDefault(p => p.Pid == pid)?.Id;
     }
 
     /// <summary>The node of the pipeline that writes <paramref name="stream"/>, or null.</summary>

@@ -106,8 +106,9 @@ public interface IRequestHandlerSource
 /// <summary>
 /// The operations a worker answers, by name: the built-in ones (<c>ping</c>, <c>process_stats</c>,
 /// <c>update_setting</c>), those its node's object adds (<see cref="IRequestHandlerSource"/>), and those
-/// process-wide contributors add (<see cref="AddContributor"/>: the extension point of profiling's
-/// <c>profiling_snapshot</c>, <c>set_profiling_trace</c> and <c>profiling_trace_batch</c>).
+/// process-wide contributors add (<see cref="AddContributor"/>). Profiling's <c>profiling_snapshot</c>,
+/// <c>set_profiling_trace</c> and <c>profiling_trace_batch</c> are not here: the manager answers them
+/// from the process's profile block in shared memory (<see cref="PipelineManager.ProfilingOperations"/>, decision 95).
 /// </summary>
 public sealed class RequestHandlers
 {
