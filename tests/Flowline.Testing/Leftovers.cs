@@ -63,7 +63,16 @@ public static class Leftovers
     }
 
     /// <summary>Live (not zombie) worker processes whose command line names one of <paramref name="namespaces"/>.</summary>
-    public static IReadOnlyList<int> WorkerProcesses(IEnumerable<string> namespaces)
+    public static IReadOnlyList<int> WorkerProcesses(IEnumerable<string> namespaces) =>
+        Processes(namespaces, arguments => arguments.Any(IsWorkerProgram));
+
+    /// <summary>
+    /// Live (not zombie) processes of any program whose command line has one of <paramref name="namespaces"/>
+    /// as an argument: workers, and servers or other programs started for those namespaces.
+    /// </summary>
+    public static IReadOnlyList<int> ProcessesNaming(IEnumerable<string> namespaces) => Processes(namespaces, _ => true);
+
+    private static List<int> Processes(IEnumerable<string> namespaces, Func<string[], bool> program)
     {
         ArgumentNullException.ThrowIfNull(namespaces);
         var wanted = namespaces.ToHashSet(StringComparer.Ordinal);
@@ -80,7 +89,7 @@ public static class Leftovers
                 var stat = File.ReadAllText(Path.Combine(dir, "stat"));
                 var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
                 var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                if (state != "Z" && arguments.Any(IsWorkerProgram) && arguments.Any(wanted.Contains))
+                if (state != "Z" && arguments.Any(wanted.Contains) && program(arguments))
                 {
                     found.Add(pid);
                 }

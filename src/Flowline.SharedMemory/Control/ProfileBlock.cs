@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Text;
+using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Regions;
 using Flowline.SharedMemory.Waiting;
 
@@ -187,50 +188,50 @@ public sealed unsafe class ProfileBlock : IDisposable
         ObjectDisposedException.ThrowIf(disposed, this);
         ArgumentOutOfRangeException.ThrowIfLessThan(every, 1);
         var control = region.Base + TraceControlOffset;
-        Volatile.Write(ref *(int*)control, 0);
-        *(int*)(control + 4) = every;
-        *(long*)(control + 8) = untilNs;
-        *(uint*)(control + 16) = inputMask;
-        Interlocked.Exchange(ref *(int*)control, enabled ? 1 : 0);
+        Ordered.PutIntOrdered(control, 0);
+        Ordered.PutInt(control + 4, every);
+        Ordered.PutLongOrdered(control + 8, untilNs);
+        Ordered.PutUInt(control + 16, inputMask);
+        Ordered.PutIntVolatile(control, enabled ? 1 : 0);
     }
 
     /// <summary>Whether the manager switched traces on (one load of a shared word; the time limit is not checked).</summary>
-    public bool TraceEnabled => Volatile.Read(ref *(int*)(region.Base + TraceControlOffset)) != 0;
+    public bool TraceEnabled => Ordered.GetIntVolatile(region.Base + TraceControlOffset) != 0;
 
     /// <summary>Whether traces are on now (one load while they are off); with the settings when they are. The worker's side.</summary>
     public bool TraceActive(long nowNs, out int every, out uint inputMask)
     {
         var control = region.Base + TraceControlOffset;
-        if (Volatile.Read(ref *(int*)control) == 0 || nowNs > Volatile.Read(ref *(long*)(control + 8)))
+        if (Ordered.GetIntVolatile(control) == 0 || nowNs > Ordered.GetLongVolatile(control + 8))
         {
             every = 0;
             inputMask = 0;
             return false;
         }
 
-        every = Math.Max(1, *(int*)(control + 4));
-        inputMask = *(uint*)(control + 16);
+        every = Math.Max(1, Ordered.GetInt(control + 4));
+        inputMask = Ordered.GetUInt(control + 16);
         return true;
     }
 
     /// <summary>Records written into the trace ring so far.</summary>
-    public long TraceCursor => Volatile.Read(ref *(long*)(region.Base + TraceCursorOffset));
+    public long TraceCursor => Ordered.GetLongVolatile(region.Base + TraceCursorOffset);
 
     /// <summary>Appends <paramref name="record"/> to the trace ring (one writer: the worker; never waits, overwrites the oldest).</summary>
     public void WriteTrace(in TraceRecord record)
     {
-        ref var cursor = ref *(long*)(region.Base + TraceCursorOffset);
-        var n = cursor;
+        var cursor = region.Base + TraceCursorOffset;
+        var n = Ordered.GetLong(cursor); // only this worker writes it
         var slot = region.Base + TraceRingOffset + ((n % TraceCapacity) * TraceRecordBytes);
-        Volatile.Write(ref *(long*)slot, 0); // torn while 0
-        *(int*)(slot + 8) = record.Input;
-        *(long*)(slot + 16) = record.Sequence;
-        *(ulong*)(slot + 24) = record.FrameId;
-        *(long*)(slot + 32) = record.PublishNs;
-        *(long*)(slot + 40) = record.ReadNs;
-        *(long*)(slot + 48) = record.ComputeNs;
-        Volatile.Write(ref *(long*)slot, n + 1);
-        Volatile.Write(ref cursor, n + 1);
+        Ordered.PutLongVolatile(slot, 0); // torn while 0; a full fence, so no field store is seen before it
+        Ordered.PutInt(slot + 8, record.Input);
+        Ordered.PutLong(slot + 16, record.Sequence);
+        Ordered.PutULong(slot + 24, record.FrameId);
+        Ordered.PutLong(slot + 32, record.PublishNs);
+        Ordered.PutLong(slot + 40, record.ReadNs);
+        Ordered.PutLong(slot + 48, record.ComputeNs);
+        Ordered.PutLongOrdered(slot, n + 1);
+        Ordered.PutLongOrdered(cursor, n + 1);
     }
 
     /// <summary>
@@ -258,15 +259,15 @@ public sealed unsafe class ProfileBlock : IDisposable
         for (var n = from; n < end; n++)
         {
             var slot = region.Base + TraceRingOffset + ((n % TraceCapacity) * TraceRecordBytes);
-            if (Volatile.Read(ref *(long*)slot) != n + 1)
+            if (Ordered.GetLongVolatile(slot) != n + 1)
             {
                 lost++;
                 continue;
             }
 
-            var record = new TraceRecord(*(int*)(slot + 8), *(long*)(slot + 16), *(ulong*)(slot + 24), *(long*)(slot + 32), *(long*)(slot + 40), *(long*)(slot + 48));
+            var record = new TraceRecord(Ordered.GetInt(slot + 8), Ordered.GetLong(slot + 16), Ordered.GetULong(slot + 24), Ordered.GetLong(slot + 32), Ordered.GetLong(slot + 40), Ordered.GetLong(slot + 48));
             Interlocked.MemoryBarrier();
-            if (Volatile.Read(ref *(long*)slot) != n + 1)
+            if (Ordered.GetLongVolatile(slot) != n + 1)
             {
                 lost++; // overwritten while copied
                 continue;
@@ -334,8 +335,8 @@ public sealed unsafe class ProfileBlock : IDisposable
 
     private static void Initialize(byte* b, long length)
     {
-        *(int*)(b + DescriptorOffset) = EntryCount;
-        *(int*)(b + DescriptorOffset + 4) = EntryBytes;
+        Ordered.PutInt(b + DescriptorOffset, EntryCount);
+        Ordered.PutInt(b + DescriptorOffset + 4, EntryBytes);
     }
 
     private byte* Entry(int index) => region.Base + EntriesOffset + ((long)index * EntryBytes);

@@ -84,6 +84,10 @@ internal static unsafe class Ordered
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int GetIntVolatile(byte* address) => Volatile.Read(ref *(int*)address);
 
+    /// <summary>A store with a full fence (an exchange) of the 32-bit word at <paramref name="address"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void PutIntVolatile(byte* address, int value) => Interlocked.Exchange(ref *(int*)address, value);
+
     /// <summary>A release store of the 32-bit word at <paramref name="address"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void PutIntOrdered(byte* address, int value) => Volatile.Write(ref *(int*)address, value);
