@@ -75,7 +75,15 @@ public sealed class SettingsAndProfilingTests(BrowserFixture browser) : IClassFi
                     && double.TryParse(await reader.Locator("td:nth-child(10)").TextContentAsync(), CultureInfo.InvariantCulture, out var p50) && p50 > 0,
                 "the slopes reader's p50 latency is above zero");
             await Expect(page.Locator("#profiling-nodes tr[data-node=reconstruct] td:nth-child(3)")).Not.ToHaveTextAsync("–");
+
+            // Traces of one node: switched on, samples arrive in the table, switched off.
+            await page.SelectOptionAsync("#trace-node", "reconstruct");
+            await page.ClickAsync("#trace-form button[type=submit]");
+            await Expect(page.Locator("#trace-result")).ToHaveTextAsync("tracing reconstruct for 10 s");
+            await Expect(page.Locator("#traces tbody tr[data-node=reconstruct]").First).ToBeVisibleAsync(new() { Timeout = 30_000 });
             await PipelineConsoleTests.Screenshot(page, "profiling");
+            await page.ClickAsync("#trace-stop");
+            await Expect(page.Locator("#trace-result")).ToHaveTextAsync("tracing off");
 
             await page.ClickAsync("#tabs button[data-tab=control]");
             await page.ClickAsync("button[data-command=shutdown]");

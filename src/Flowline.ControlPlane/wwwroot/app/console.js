@@ -887,10 +887,15 @@
       set = v => { if (!typing) { text.value = shownValue(v); if (inputs.length > 1) inputs[0].value = v; } };
     }
     for (const i of inputs) { i.disabled = !canChange; if (why) i.title = why; }
+    // This tab's own change comes back on the feed too, possibly before the reply: while a change is in
+    // flight, and for events up to the reply's seq, the reply's acknowledgement is what the row shows.
+    let pending = false, ackedSeq = 0;
     const change = async () => {
       setResult(ack, 'applying…', false);
-      const r = await api('PATCH', '/settings/' + encodeURIComponent(node), { [f.name]: read() });
+      pending = true;
+      const r = await api('PATCH', '/settings/' + encodeURIComponent(node), { [f.name]: read() }).finally(() => { pending = false; });
       if (r.ok) {
+        ackedSeq = r.json.seq;
         set(r.json.values[f.name]);
         setResult(ack, `applied: ${shownValue(r.json.values[f.name])} (seq ${r.json.seq}${r.json.applied_by ? ', by ' + r.json.applied_by : ''})`, false);
       } else {
@@ -901,7 +906,7 @@
       }
     };
     inputs[inputs.length - 1].addEventListener('change', () => { delete ack.dataset.error; change(); });
-    settingWidgets[node + '\u0000' + f.name] = { set, ack: (m, e) => setResult(ack, m, e) };
+    settingWidgets[node + '\u0000' + f.name] = { set, ack: (m, e) => setResult(ack, m, e), own: seq => pending || seq <= ackedSeq };
     const unit = f.unit ? ` ${f.unit}` : '';
     const bounds = isNumeric(f) && (f.minimum !== null || f.maximum !== null) ? ` [${f.minimum ?? '−∞'}, ${f.maximum ?? '∞'}]` : '';
     return el('tr', { 'data-node': node, 'data-field': f.name, class: f.live ? 'live' : 'not-live' },
@@ -943,7 +948,7 @@
           if (type === 'lost') { refreshSettings(); abort.abort(); return; }
           if (type !== 'setting' || !e) return;
           const w = settingWidgets[e.node + '\u0000' + e.field];
-          if (!w) return;
+          if (!w || w.own(e.seq)) return;
           w.set(e.new);
           w.ack(`now ${shownValue(e.new)} (was ${shownValue(e.old)}; seq ${e.seq}${e.client ? ', from ' + e.client : ''}${e.scope ? ' ' + e.scope : ''})`, false);
         });
@@ -990,6 +995,43 @@
         el('table', { class: 'grid', id: 'profiling-writers' }, head(['stream', 'writer', 'state', 'frames', 'blocked s', 'space waits', 'capacity', 'fill']), el('tbody', {}, streams)));
     }
     if (!$('#tab-profiling').hidden) profilingTimer = setTimeout(refreshProfiling, 2000);
+    else stopTraceFeed();
+    const select = $('#trace-node');
+    if (r.ok && select && select.options.length === 0) for (const n of r.json.nodes || []) select.append(el('option', { value: n.name, text: n.name }));
+  }
+
+  // ---- traces: POST /profiling/traces switches them on for a node, GET /profiling/traces (SSE) ----
+  let traceFeed = null;
+  function stopTraceFeed() { if (traceFeed) { traceFeed.abort(); traceFeed = null; } }
+  async function startTraces(ev) {
+    ev.preventDefault();
+    const node = $('#trace-node').value;
+    const r = await api('POST', '/profiling/traces', { nodes: [node], every: 1, seconds: 10 });
+    setResult($('#trace-result'), r.ok ? `tracing ${node} for 10 s` : `failed: ${detailOf(r)}`, !r.ok);
+    if (!r.ok) return;
+    stopTraceFeed();
+    const abort = traceFeed = new AbortController();
+    const rows = $('#traces tbody');
+    rows.replaceChildren();
+    try {
+      const response = await fetch('/profiling/traces', { headers: headers({ Accept: 'text/event-stream' }), cache: 'no-store', signal: abort.signal });
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      await readSse(response, (type, data) => {
+        if (type !== 'trace' || !Array.isArray(data)) return;
+        for (const t of data) {
+          rows.prepend(el('tr', { 'data-node': t.node }, el('td', { text: t.node }), el('td', { text: t.stream }), el('td', { class: 'num', text: t.seq }),
+            el('td', { class: 'num', text: fmt((t.read_ns - t.publish_ns) / 1000, 1) }), el('td', { class: 'num', text: fmt(t.compute_ns / 1000, 1) })));
+        }
+        while (rows.children.length > 200) rows.lastChild.remove();
+      });
+    } catch (e) {
+      if (!abort.signal.aborted) setResult($('#trace-result'), `trace stream: ${e.message}`, true);
+    }
+  }
+  async function stopTraces() {
+    stopTraceFeed();
+    const r = await api('DELETE', '/profiling/traces');
+    setResult($('#trace-result'), r.ok ? 'tracing off' : `failed: ${detailOf(r)}`, !r.ok);
   }
 
   // ---- start ------------------------------------------------------------------------------------
@@ -1011,6 +1053,8 @@
     tabOpened.document = () => { if (editor) editor.refresh(); };
     tabOpened.settings = refreshSettings;
     tabOpened.profiling = refreshProfiling;
+    $('#trace-form').addEventListener('submit', startTraces);
+    $('#trace-stop').addEventListener('click', stopTraces);
     tabOpened.runtime = () => Object.keys(sparks).forEach(drawSpark);
 
     const auth = await api('GET', '/auth');
