@@ -90,6 +90,36 @@
     for (const fn of (handlers['*'] || [])) { try { fn(data, type, id); } catch (e) { console.error(e); } }
   }
 
+  // Reads a text/event-stream response to its end, calling onEvent(type, parsed data or null, id) per event.
+  async function readSse(response, onEvent) {
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value.replace(/\r\n?/g, '\n');
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        let type = 'message', id = null;
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line === '' || line.startsWith(':')) continue;
+          const colon = line.indexOf(':');
+          const field = colon < 0 ? line : line.slice(0, colon);
+          const text = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+          if (field === 'event') type = text; else if (field === 'data') data.push(text); else if (field === 'id') id = text;
+        }
+        if (data.length) {
+          let parsed = null;
+          try { parsed = JSON.parse(data.join('\n')); } catch { parsed = data.join('\n'); }
+          onEvent(type, parsed, id);
+        } else if (id !== null) onEvent(type, null, id);
+      }
+    }
+  }
+
   async function runEvents() {
     let lastId = null;
     for (;;) {
@@ -100,33 +130,7 @@
         if (response.status === 401) { await askToken('the event stream needs a token'); continue; }
         if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
         setConnection('live');
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = '';
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value.replace(/\r\n?/g, '\n');
-          let end;
-          while ((end = buffer.indexOf('\n\n')) >= 0) {
-            const block = buffer.slice(0, end);
-            buffer = buffer.slice(end + 2);
-            let type = 'message', id = null;
-            const data = [];
-            for (const line of block.split('\n')) {
-              if (line === '' || line.startsWith(':')) continue;
-              const colon = line.indexOf(':');
-              const field = colon < 0 ? line : line.slice(0, colon);
-              const text = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-              if (field === 'event') type = text; else if (field === 'data') data.push(text); else if (field === 'id') id = text;
-            }
-            if (id !== null) lastId = id;
-            if (data.length) {
-              let parsed = null;
-              try { parsed = JSON.parse(data.join('\n')); } catch { parsed = data.join('\n'); }
-              dispatch(type, parsed, id);
-            }
-          }
-        }
+        await readSse(response, (type, data, id) => { if (id !== null) lastId = id; if (data !== null) dispatch(type, data, id); });
       } catch (e) {
         console.warn('event stream:', e);
       }
@@ -142,6 +146,7 @@
     for (const b of $$('#tabs button')) b.classList.toggle('active', b.dataset.tab === name);
     for (const s of $$('main > section.tab')) s.hidden = s.id !== 'tab-' + name;
     location.hash = name;
+    if (name !== 'settings' && settingsFeed) { settingsFeed.abort(); settingsFeed = null; }
     if (tabOpened[name]) tabOpened[name]();
   }
 
@@ -837,55 +842,196 @@
     item.hidden = ($('#events-failures').checked && !item.classList.contains('failure')) || (q && !item.textContent.toLowerCase().includes(q));
   }
 
-  // ---- settings and profiling (issue 12's endpoints; feature-detected) ----------------------------
+  // ---- settings (GET /settings/schema, GET /settings, PATCH /settings/{node}, SSE /settings/events) --
+  // One widget per field of the schema. A change sends a merge patch of that one field; the reply's
+  // acknowledgement (or the 422 error, which names the field) is shown beside the field. Changes made by
+  // anyone (this tab included) arrive on /settings/events and update the widgets.
+  let settingsFeed = null;
+  const settingWidgets = {}; // "node\u0000field" -> { set(value), ack(text, isError) }
+  const isNumeric = f => f.type === 'number' || f.type === 'integer';
+  const shownValue = v => v === null || v === undefined ? '' : (typeof v === 'object' ? JSON.stringify(v) : String(v));
+
+  function settingWidget(node, f, value) {
+    const ack = el('span', { class: 'result', 'data-ack': f.name });
+    const canChange = f.live && hasScope('control');
+    const why = !f.live ? 'not live: change it in the document (Document tab, PUT /document) and rebuild'
+      : !hasScope('control') ? 'needs a token with the control scope' : null;
+    let inputs = [], read, set;
+    if (f.type === 'boolean') {
+      const box = el('input', { type: 'checkbox', name: f.name, checked: !!value });
+      inputs = [box]; read = () => box.checked; set = v => { box.checked = !!v; };
+    } else if (f.type === 'choice') {
+      const select = el('select', { name: f.name }, (f.choices || []).map(c => el('option', { value: c, text: c, selected: c === value })));
+      inputs = [select]; read = () => select.value; set = v => { select.value = v; };
+    } else {
+      // Numbers are typed as text so that whatever is typed reaches the server, whose 422 names the field.
+      const text = el('input', { type: 'text', name: f.name, inputmode: isNumeric(f) ? 'decimal' : null, size: 12, value: shownValue(value) });
+      inputs = [text];
+      if (isNumeric(f) && f.minimum !== null && f.minimum !== undefined && f.maximum !== null && f.maximum !== undefined) {
+        const slider = el('input', { type: 'range', name: f.name + '-slider', min: f.minimum, max: f.maximum, step: f.type === 'integer' ? 1 : (f.maximum - f.minimum) / 1000, value: value ?? f.minimum });
+        slider.addEventListener('input', () => { text.value = slider.value; });
+        slider.addEventListener('change', () => text.dispatchEvent(new Event('change')));
+        text.addEventListener('input', () => { if (Number.isFinite(Number(text.value))) slider.value = text.value; });
+        inputs.unshift(slider);
+      }
+      read = () => {
+        const raw = text.value.trim();
+        if (isNumeric(f)) { const n = Number(raw); return raw !== '' && Number.isFinite(n) ? n : raw; }
+        if (f.type === 'array') { try { return JSON.parse(raw); } catch { return raw; } }
+        return raw;
+      };
+      // A value typed and not yet sent is not overwritten by an update from elsewhere.
+      let typing = false;
+      text.addEventListener('input', () => { typing = true; });
+      text.addEventListener('change', () => { typing = false; });
+      set = v => { if (!typing) { text.value = shownValue(v); if (inputs.length > 1) inputs[0].value = v; } };
+    }
+    for (const i of inputs) { i.disabled = !canChange; if (why) i.title = why; }
+    // This tab's own change comes back on the feed too, possibly before the reply: while a change is in
+    // flight, and for events up to the reply's seq, the reply's acknowledgement is what the row shows.
+    let pending = false, ackedSeq = 0;
+    const change = async () => {
+      setResult(ack, 'applying…', false);
+      pending = true;
+      const r = await api('PATCH', '/settings/' + encodeURIComponent(node), { [f.name]: read() }).finally(() => { pending = false; });
+      if (r.ok) {
+        ackedSeq = r.json.seq;
+        set(r.json.values[f.name]);
+        setResult(ack, `applied: ${shownValue(r.json.values[f.name])} (seq ${r.json.seq}${r.json.applied_by ? ', by ' + r.json.applied_by : ''})`, false);
+      } else {
+        const at = r.json && r.json.field ? r.json.field : null;
+        const target = at && at !== f.name && settingWidgets[node + '\u0000' + at] ? settingWidgets[node + '\u0000' + at] : null;
+        (target ? target.ack : m => setResult(ack, m, true))(`${detailOf(r)}`, true);
+        ack.dataset.error = 'true';
+      }
+    };
+    inputs[inputs.length - 1].addEventListener('change', () => { delete ack.dataset.error; change(); });
+    settingWidgets[node + '\u0000' + f.name] = { set, ack: (m, e) => setResult(ack, m, e), own: seq => pending || seq <= ackedSeq };
+    const unit = f.unit ? ` ${f.unit}` : '';
+    const bounds = isNumeric(f) && (f.minimum !== null || f.maximum !== null) ? ` [${f.minimum ?? '−∞'}, ${f.maximum ?? '∞'}]` : '';
+    return el('tr', { 'data-node': node, 'data-field': f.name, class: f.live ? 'live' : 'not-live' },
+      el('td', { text: f.name }), el('td', { class: 'widget' }, inputs, unit), el('td', {}, ack),
+      el('td', { class: 'muted', text: `${f.type}${bounds}. ${f.description}${why ? ' (' + why + ')' : ''}` }));
+  }
+
   async function refreshSettings() {
     const root = $('#settings');
     const [schema, values] = await Promise.all([api('GET', '/settings/schema'), api('GET', '/settings')]);
     if (schema.status === 404) { root.replaceChildren(el('p', { class: 'muted', text: 'Live settings are not available on this server.' })); return; }
     if (!schema.ok) { root.replaceChildren(el('p', { class: 'error', text: detailOf(schema) })); return; }
     const current = (values.ok && values.json.nodes) || {};
-    const parts = [];
+    for (const k of Object.keys(settingWidgets)) delete settingWidgets[k];
+    const parts = [el('p', { class: 'muted' }, 'Live fields apply at once (PATCH /settings/{node}); the others change with the document. ', el('span', { id: 'settings-feed', text: '' }))];
     for (const [node, def] of Object.entries(schema.json.nodes || {})) {
-      const status = el('span', { class: 'result' });
-      const rows = def.fields.map(f => {
-        const value = current[node] ? current[node][f.name] : f.default;
-        let input;
-        if (f.type === 'boolean') input = el('input', { type: 'checkbox', checked: !!value });
-        else if (f.type === 'choice') input = el('select', {}, (f.choices || []).map(c => el('option', { value: JSON.stringify(c), text: String(c), selected: c === value })));
-        else if ((f.type === 'number' || f.type === 'integer') && f.minimum !== null && f.maximum !== null) input = el('input', { type: 'range', min: f.minimum, max: f.maximum, step: f.type === 'integer' ? 1 : 'any', value });
-        else if (f.type === 'number' || f.type === 'integer') input = el('input', { type: 'number', step: f.type === 'integer' ? 1 : 'any', value });
-        else input = el('input', { type: 'text', value: typeof value === 'object' ? JSON.stringify(value) : value });
-        input.disabled = !f.live || !hasScope('control');
-        const shown = el('span', { class: 'muted', text: input.type === 'range' ? String(value) : '' });
-        input.addEventListener('change', async () => {
-          let v = input.type === 'checkbox' ? input.checked : input.tagName === 'SELECT' ? JSON.parse(input.value) : (f.type === 'number' || f.type === 'integer') ? Number(input.value) : (f.type === 'array' ? JSON.parse(input.value) : input.value);
-          shown.textContent = input.type === 'range' ? String(v) : '';
-          const r = await api('PATCH', '/settings/' + encodeURIComponent(node), { [f.name]: v });
-          setResult(status, r.ok ? `${f.name} = ${JSON.stringify(r.json.values[f.name])} (seq ${r.json.seq})` : `${f.name}: ${detailOf(r)}`, !r.ok);
-        });
-        return el('tr', {}, el('td', { text: f.name }), el('td', {}, input, ' ', shown), el('td', { text: f.unit || '' }), el('td', { class: 'muted', text: f.description + (f.live ? '' : ' (not live)') }));
-      });
-      parts.push(el('h3', {}, `${node} (${def.kind}) `, status), el('table', { class: 'grid' }, el('tbody', {}, rows)));
+      if (!def.fields.length) continue;
+      const rows = def.fields.map(f => settingWidget(node, f, current[node] && f.name in current[node] ? current[node][f.name] : f.default));
+      parts.push(el('h3', { text: `${node} (${def.kind})` }), el('table', { class: 'grid settings', 'data-node': node }, el('tbody', {}, rows)));
     }
-    root.replaceChildren(...(parts.length ? parts : [el('p', { class: 'muted', text: 'no node has settings' })]));
+    root.replaceChildren(...(parts.length > 1 ? parts : [el('p', { class: 'muted', text: 'no node has settings' })]));
+    followSettings(values.ok ? values.json.seq : 0);
   }
 
+  // Follows /settings/events (SSE over fetch, with the bearer header) while the Settings tab is shown.
+  async function followSettings(afterSeq) {
+    if (settingsFeed) settingsFeed.abort();
+    const abort = settingsFeed = new AbortController();
+    let last = String(afterSeq);
+    while (!abort.signal.aborted && !$('#tab-settings').hidden) {
+      try {
+        const response = await fetch('/settings/events', { headers: headers({ Accept: 'text/event-stream', 'Last-Event-ID': last }), cache: 'no-store', signal: abort.signal });
+        if (response.status === 401) { await askToken('the settings feed needs a token'); continue; }
+        if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+        const feed = $('#settings-feed');
+        if (feed) feed.textContent = '● live updates';
+        await readSse(response, (type, e, id) => {
+          if (id !== null) last = id;
+          if (type === 'lost') { refreshSettings(); abort.abort(); return; }
+          if (type !== 'setting' || !e) return;
+          const w = settingWidgets[e.node + '\u0000' + e.field];
+          if (!w || w.own(e.seq)) return;
+          w.set(e.new);
+          w.ack(`now ${shownValue(e.new)} (was ${shownValue(e.old)}; seq ${e.seq}${e.client ? ', from ' + e.client : ''}${e.scope ? ' ' + e.scope : ''})`, false);
+        });
+      } catch (e) {
+        if (abort.signal.aborted) return;
+        console.warn('settings feed:', e);
+      }
+      await sleep(1000);
+    }
+  }
+
+  // ---- profiling (GET /profiling, refreshed every 2 s while shown) ------------------------------
   let profilingTimer = null;
   async function refreshProfiling() {
     clearTimeout(profilingTimer);
     const root = $('#profiling');
     const r = await api('GET', '/profiling');
     if (r.status === 404) { root.replaceChildren(el('p', { class: 'muted', text: 'Profiling is not available on this server.' })); return; }
-    if (!r.ok) { root.replaceChildren(el('p', { class: 'error', text: detailOf(r) })); return; }
-    const lat = l => l ? [l.count, l.p50_us, l.p90_us, l.p99_us, l.p999_us, l.max_us].map(x => el('td', { class: 'num', text: typeof x === 'number' ? fmt(x, 1) : '–' })) : Array.from({ length: 6 }, () => el('td', { text: '–' }));
-    const rows = [];
-    for (const s of r.json.streams || []) for (const reader of s.readers || []) rows.push(el('tr', {}, el('td', { text: s.name }), el('td', { text: reader.node || reader.process_id || '' }), el('td', { class: 'num', text: fmt(reader.wait_seconds, 3) }), el('td', { class: 'num', text: reader.skipped }), ...lat(reader.latency)));
-    const nodes = (r.json.nodes || []).map(n => el('tr', {}, el('td', { text: n.name }), ...lat(n.compute)));
-    const head = cols => el('thead', {}, el('tr', {}, cols.map(c => el('th', { text: c }))));
-    root.replaceChildren(el('h3', { text: 'Stream latency (publish to read) and waits' }),
-      el('table', { class: 'grid' }, head(['stream', 'reader', 'wait s', 'skipped', 'count', 'p50 µs', 'p90 µs', 'p99 µs', 'p99.9 µs', 'max µs']), el('tbody', {}, rows)),
-      el('h3', { text: 'Compute time per node' }), el('table', { class: 'grid' }, head(['node', 'count', 'p50 µs', 'p90 µs', 'p99 µs', 'p99.9 µs', 'max µs']), el('tbody', {}, nodes)));
+    if (!r.ok) {
+      root.replaceChildren(el('p', { class: 'error', text: detailOf(r) }));
+    } else {
+      const num = (x, d = 1) => el('td', { class: 'num', text: typeof x === 'number' ? fmt(x, d) : '–' });
+      const lat = l => [l ? num(l.count, 0) : num(null), ...['p50_us', 'p90_us', 'p99_us', 'p999_us', 'max_us', 'mean_us'].map(k => num(l ? l[k] : null))];
+      const head = cols => el('thead', {}, el('tr', {}, cols.map(c => el('th', { text: c }))));
+      const streams = [], readers = [];
+      for (const s of r.json.streams || []) {
+        const w = s.writer || {};
+        streams.push(el('tr', { 'data-stream': s.name }, el('td', { text: s.name }), el('td', { text: w.node || w.process_id || '–' }), el('td', { text: w.state || '' }),
+          num(w.frames, 0), num(w.blocked_seconds, 3), num(w.space_waits, 0), num(s.capacity_frames, 0), num(s.fill, 2)));
+        for (const reader of s.readers || []) {
+          readers.push(el('tr', { 'data-stream': s.name, 'data-reader': reader.node || reader.process_id || String(reader.index) },
+            el('td', { text: s.name }), el('td', { text: reader.node || reader.process_id || `#${reader.index}` }), el('td', { text: reader.delivery || '' }),
+            num(reader.frames, 0), num(reader.wait_seconds, 3), num(reader.skipped, 0), num(reader.torn, 0), num(reader.fill, 2), ...lat(reader.latency)));
+        }
+      }
+      const nodes = (r.json.nodes || []).map(n => el('tr', { 'data-node': n.name }, el('td', { text: n.name }), ...lat(n.compute)));
+      root.replaceChildren(
+        el('p', { class: 'muted', text: `snapshot ${r.json.time}${r.json.stale ? ' (stale: the pipeline is not running)' : ''}; refreshed every 2 s` }),
+        el('h3', { text: 'Reader latency (publish to read) and waits' }),
+        el('table', { class: 'grid', id: 'profiling-readers' }, head(['stream', 'reader', 'delivery', 'frames', 'wait s', 'skipped', 'torn', 'fill', 'count', 'p50 µs', 'p90 µs', 'p99 µs', 'p99.9 µs', 'max µs', 'mean µs']), el('tbody', {}, readers)),
+        el('h3', { text: 'Compute time per node' }),
+        el('table', { class: 'grid', id: 'profiling-nodes' }, head(['node', 'count', 'p50 µs', 'p90 µs', 'p99 µs', 'p99.9 µs', 'max µs', 'mean µs']), el('tbody', {}, nodes)),
+        el('h3', { text: 'Writers' }),
+        el('table', { class: 'grid', id: 'profiling-writers' }, head(['stream', 'writer', 'state', 'frames', 'blocked s', 'space waits', 'capacity', 'fill']), el('tbody', {}, streams)));
+    }
     if (!$('#tab-profiling').hidden) profilingTimer = setTimeout(refreshProfiling, 2000);
+    else stopTraceFeed();
+    const select = $('#trace-node');
+    if (r.ok && select && select.options.length === 0) for (const n of r.json.nodes || []) select.append(el('option', { value: n.name, text: n.name }));
+  }
+
+  // ---- traces: POST /profiling/traces switches them on for a node, GET /profiling/traces (SSE) ----
+  let traceFeed = null;
+  function stopTraceFeed() { if (traceFeed) { traceFeed.abort(); traceFeed = null; } }
+  async function startTraces(ev) {
+    ev.preventDefault();
+    const node = $('#trace-node').value;
+    const r = await api('POST', '/profiling/traces', { nodes: [node], every: 1, seconds: 10 });
+    setResult($('#trace-result'), r.ok ? `tracing ${node} for 10 s` : `failed: ${detailOf(r)}`, !r.ok);
+    if (!r.ok) return;
+    stopTraceFeed();
+    const abort = traceFeed = new AbortController();
+    const rows = $('#traces tbody');
+    rows.replaceChildren();
+    try {
+      const response = await fetch('/profiling/traces', { headers: headers({ Accept: 'text/event-stream' }), cache: 'no-store', signal: abort.signal });
+      if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
+      await readSse(response, (type, data) => {
+        if (type !== 'trace' || !Array.isArray(data)) return;
+        for (const t of data) {
+          rows.prepend(el('tr', { 'data-node': t.node }, el('td', { text: t.node }), el('td', { text: t.stream }), el('td', { class: 'num', text: t.seq }),
+            el('td', { class: 'num', text: fmt((t.read_ns - t.publish_ns) / 1000, 1) }), el('td', { class: 'num', text: fmt(t.compute_ns / 1000, 1) })));
+        }
+        while (rows.children.length > 200) rows.lastChild.remove();
+      });
+    } catch (e) {
+      if (!abort.signal.aborted) setResult($('#trace-result'), `trace stream: ${e.message}`, true);
+    }
+  }
+  async function stopTraces() {
+    stopTraceFeed();
+    const r = await api('DELETE', '/profiling/traces');
+    setResult($('#trace-result'), r.ok ? 'tracing off' : `failed: ${detailOf(r)}`, !r.ok);
   }
 
   // ---- start ------------------------------------------------------------------------------------
@@ -907,6 +1053,8 @@
     tabOpened.document = () => { if (editor) editor.refresh(); };
     tabOpened.settings = refreshSettings;
     tabOpened.profiling = refreshProfiling;
+    $('#trace-form').addEventListener('submit', startTraces);
+    $('#trace-stop').addEventListener('click', stopTraces);
     tabOpened.runtime = () => Object.keys(sparks).forEach(drawSpark);
 
     const auth = await api('GET', '/auth');
