@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Flowline.ControlPlane;
-using Flowline.SharedMemory;
+using Flowline.Testing;
 
 namespace Flowline.Console.Tests;
 
@@ -88,7 +88,7 @@ public sealed class ConsoleServer : IAsyncDisposable
         }
     }
 
-    /// <summary>No region of <paramref name="namespace"/> under /dev/shm/flowline and no worker process of it alive (waits up to 10 s).</summary>
+    /// <summary>No region of <paramref name="namespace"/> and no process started for it (a worker, a launched server) alive; processes get 10 s to exit.</summary>
     public static void AssertNothingLeft(string @namespace)
     {
         var watch = Stopwatch.StartNew();
@@ -98,42 +98,9 @@ public sealed class ConsoleServer : IAsyncDisposable
         }
 
         Assert.Empty(ProcessesWith(@namespace));
-        foreach (var ns in new[] { @namespace, @namespace + ".control" })
-        {
-            var dir = SharedMemoryNamespace.DirectoryOf(ns);
-            Assert.False(Directory.Exists(dir) && Directory.EnumerateFileSystemEntries(dir).Any(), $"regions of namespace {ns} were left in {dir}");
-        }
+        Leftovers.AssertNothingLeft(TimeSpan.Zero, @namespace);
     }
 
     /// <summary>Live (not zombie) processes whose command line names <paramref name="namespace"/>.</summary>
-    public static List<int> ProcessesWith(string @namespace)
-    {
-        var found = new List<int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid) || pid == Environment.ProcessId)
-            {
-                continue;
-            }
-
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var state = stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[0];
-                var arguments = File.ReadAllText(Path.Combine(dir, "cmdline")).Split('\0');
-                if (state != "Z" && arguments.Contains(@namespace))
-                {
-                    found.Add(pid);
-                }
-            }
-            catch (IOException)
-            {
-            }
-            catch (UnauthorizedAccessException)
-            {
-            }
-        }
-
-        return found;
-    }
+    public static IReadOnlyList<int> ProcessesWith(string @namespace) => Leftovers.ProcessesNaming([@namespace]);
 }
