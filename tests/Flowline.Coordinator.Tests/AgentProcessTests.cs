@@ -3,7 +3,6 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Flowline.Coordinator.Storage;
@@ -124,25 +123,7 @@ public sealed class AgentProcessTests : IAsyncLifetime
     /// <summary>Registers and activates release 1.0.0 of examples/ao-basic, uploaded in the body.</summary>
     private async Task ReleaseAsync()
     {
-        var yaml = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "examples", "ao-basic", "pipeline.yaml"));
-        var body = new JsonObject
-        {
-            ["descriptor"] = new JsonObject
-            {
-                ["schemaVersion"] = 1,
-                ["pipelineId"] = "ao-basic",
-                ["contractVersion"] = "1",
-                ["releaseVersion"] = "1.0.0",
-                ["artifacts"] = new JsonArray(new JsonObject
-                {
-                    ["artifactId"] = "document",
-                    ["kind"] = "pipeline-document",
-                    ["uri"] = "pipeline.yaml",
-                    ["digest"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(yaml))),
-                }),
-            },
-            ["artifacts"] = new JsonObject { ["document"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(yaml)) },
-        };
+        var body = InlineRelease.Body("ao-basic", "1.0.0", InlineRelease.Example("ao-basic"));
         var admin = Client(AdminToken);
         Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/ao-basic/releases/register", body, Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/tpf/admin/tenants/acme/pipelines/ao-basic/releases/1.0.0/activate", null, Ct)).StatusCode);

@@ -36,25 +36,8 @@ public sealed class DispatchApiTests : IAsyncLifetime
                 (Role.Admin, ["*"], AdminToken), (Role.ControlPlane, ["acme"], ControlToken), (Role.ControlPlane, ["globex"], GlobexToken), (Role.Agent, ["acme"], AgentToken)),
         }, Ct);
 
-        yaml = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "examples", "copy-64", "pipeline.yaml"));
-        var body = new JsonObject
-        {
-            ["descriptor"] = new JsonObject
-            {
-                ["schemaVersion"] = 1,
-                ["pipelineId"] = "copy",
-                ["contractVersion"] = "1",
-                ["releaseVersion"] = "1.0.0",
-                ["artifacts"] = new JsonArray(new JsonObject
-                {
-                    ["artifactId"] = "document",
-                    ["kind"] = "pipeline-document",
-                    ["uri"] = "pipeline.yaml",
-                    ["digest"] = Digest(yaml),
-                }),
-            },
-            ["artifacts"] = new JsonObject { ["document"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(yaml)) },
-        };
+        yaml = InlineRelease.Example("copy-64");
+        var body = InlineRelease.Body("copy", "1.0.0", yaml);
         var admin = Client(AdminToken);
         Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/copy/releases/register", body, Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/tpf/admin/tenants/acme/pipelines/copy/releases/1.0.0/activate", null, Ct)).StatusCode);

@@ -1,7 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using Flowline.Coordinator.Storage;
@@ -55,25 +54,7 @@ public sealed class ExecutionApiTests : IAsyncLifetime
     /// <summary>Registers (and activates) release 1.0.0 of pipeline 'copy' for acme, through the admin endpoints.</summary>
     private async Task ReleaseAsync(bool activate)
     {
-        var yaml = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "examples", "copy-64", "pipeline.yaml"));
-        var body = new JsonObject
-        {
-            ["descriptor"] = new JsonObject
-            {
-                ["schemaVersion"] = 1,
-                ["pipelineId"] = "copy",
-                ["contractVersion"] = "1",
-                ["releaseVersion"] = "1.0.0",
-                ["artifacts"] = new JsonArray(new JsonObject
-                {
-                    ["artifactId"] = "document",
-                    ["kind"] = "pipeline-document",
-                    ["uri"] = "pipeline.yaml",
-                    ["digest"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(yaml))),
-                }),
-            },
-            ["artifacts"] = new JsonObject { ["document"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(yaml)) },
-        };
+        var body = InlineRelease.Body("copy", "1.0.0", InlineRelease.Example("copy-64"));
         var admin = Client(AdminToken);
         Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/copy/releases/register", body, Ct)).StatusCode);
         if (activate)

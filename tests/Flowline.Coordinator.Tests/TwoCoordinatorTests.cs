@@ -2,8 +2,6 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Security.Cryptography;
-using System.Text;
 using System.Text.Json.Nodes;
 using Flowline.Coordinator.Storage;
 
@@ -61,20 +59,7 @@ public sealed class TwoCoordinatorTests(PostgresServer postgres) : IAsyncLifetim
     [Fact]
     public async Task Agents_racing_through_two_coordinators_claim_each_execution_exactly_once()
     {
-        var yaml = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "examples", "copy-64", "pipeline.yaml"));
-        var register = new JsonObject
-        {
-            ["descriptor"] = new JsonObject
-            {
-                ["schemaVersion"] = 1, ["pipelineId"] = "copy", ["contractVersion"] = "1", ["releaseVersion"] = "1.0.0",
-                ["artifacts"] = new JsonArray(new JsonObject
-                {
-                    ["artifactId"] = "document", ["kind"] = "pipeline-document", ["uri"] = "pipeline.yaml",
-                    ["digest"] = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(yaml))),
-                }),
-            },
-            ["artifacts"] = new JsonObject { ["document"] = Convert.ToBase64String(Encoding.UTF8.GetBytes(yaml)) },
-        };
+        var register = InlineRelease.Body("copy", "1.0.0", InlineRelease.Example("copy-64"));
         Assert.Equal(HttpStatusCode.Created, (await Client(0, AdminToken).PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/copy/releases/register", register, Ct)).StatusCode);
         Assert.Equal(HttpStatusCode.OK, (await Client(1, AdminToken).PostAsync("/tpf/admin/tenants/acme/pipelines/copy/releases/1.0.0/activate", null, Ct)).StatusCode);
 
