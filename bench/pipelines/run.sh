@@ -35,6 +35,7 @@ run() {
 
 copy=examples/copy-64/pipeline.yaml
 basic=examples/ao-basic/pipeline.yaml
+unpaced=examples/ao-basic-unpaced/pipeline.yaml
 observatory=examples/ao-observatory/pipeline.yaml
 run copy-1khz        "$copy"
 run copy-1khz-nosink "$copy" --without-sinks
@@ -43,7 +44,9 @@ run copy-unthrottled "$copy" --without-sources --source input_vector:random --lo
 run copy-idle        "$copy" --without-sources --warmup 15 --duration 30
 run basic-1khz       "$basic" --without-sources --source wfs_image:random:1000
 run basic-lockstep   "$basic" --without-sources --lockstep wfs_image
-run basic-unthrottled "$basic" --lossless
+run basic-paced       "$basic"
+run basic-unpaced     "$unpaced"
+run basic-unthrottled "$unpaced" --lossless
 run observatory-500hz "$observatory" --without-sources --source wfs_image:random:500
 run observatory-lockstep "$observatory" --without-sources --lockstep wfs_image
 echo "results in $out" >&2

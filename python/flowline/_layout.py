@@ -9,7 +9,7 @@ ROOT = "/dev/shm/flowline"
 
 # Region header (RegionHeader.cs).
 MAGIC = 0x454E494C574F4C46  # "FLOWLINE" in little-endian bytes
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2
 HEADER_SIZE = 128
 MAGIC_OFFSET = 0
 VERSION_OFFSET = 8
@@ -61,6 +61,7 @@ WRITER_EPOCH_OFFSET = WRITER_LINE_OFFSET + 8
 SPACE_WAITS_OFFSET = WRITER_LINE_OFFSET + 16
 RECLAIMED_READERS_OFFSET = WRITER_LINE_OFFSET + 24
 WRITER_BLOCKED_NS_OFFSET = WRITER_LINE_OFFSET + 32
+LATEST_READERS_OFFSET = WRITER_LINE_OFFSET + 40
 DATA_SIGNAL_OFFSET = WRITER_LINE_OFFSET + LINE_BYTES
 DATA_SLEEPERS_OFFSET = DATA_SIGNAL_OFFSET + 4
 SPACE_SIGNAL_OFFSET = DATA_SIGNAL_OFFSET + LINE_BYTES
@@ -68,6 +69,7 @@ SPACE_SLEEPERS_OFFSET = SPACE_SIGNAL_OFFSET + 4
 READER_TABLE_OFFSET = SPACE_SIGNAL_OFFSET + LINE_BYTES
 READER_ENTRY_BYTES = 128
 READER_POSITION_OFFSET = 0
+READER_HOLD_OFFSET = 8
 READER_OWNER_OFFSET = 64
 READER_SKIPPED_OFFSET = 72
 READER_FRAMES_READ_OFFSET = 80
@@ -78,6 +80,8 @@ SLOT_SEQUENCE_OFFSET = 0
 SLOT_FRAME_ID_OFFSET = 8
 SLOT_PUBLISH_OFFSET = 16
 SLOT_ORIGIN_OFFSET = 24
+SLOT_WRITING = -1  # the sequence word of a slot the writer is claiming or filling
+SLOT_OVERWRITING = -2  # ... of a held slot the writer fills anyway (a ring smaller than latest readers + 2)
 
 WRITER_NONE, WRITER_ATTACHED, WRITER_DETACHED, WRITER_CLOSED, WRITER_DEAD = 0, 1, 2, 3, 4
 READER_FREE, READER_JOINING, READER_LOSSLESS, READER_LATEST = 0, 1, 2, 3
@@ -87,10 +91,10 @@ STREAM_SIGNATURE = (
     HEADER_SIGNATURE
     + f";stream:line={LINE_BYTES},desc@{DESCRIPTOR_OFFSET}(type@{ELEMENT_TYPE_OFFSET},rank@{RANK_OFFSET},cap@{CAPACITY_OFFSET},readers@{MAX_READERS_OFFSET},"
     + f"frame@{FRAME_BYTES_OFFSET},slot@{SLOT_BYTES_OFFSET},shape@{SHAPE_OFFSET}),cursor@{CURSOR_OFFSET},writer@{WRITER_LINE_OFFSET}(owner@{WRITER_OWNER_OFFSET},"
-    + f"epoch@{WRITER_EPOCH_OFFSET},waits@{SPACE_WAITS_OFFSET},reclaimed@{RECLAIMED_READERS_OFFSET},blocked@{WRITER_BLOCKED_NS_OFFSET}),data@{DATA_SIGNAL_OFFSET}+{DATA_SLEEPERS_OFFSET},"
-    + f"space@{SPACE_SIGNAL_OFFSET}+{SPACE_SLEEPERS_OFFSET},readers@{READER_TABLE_OFFSET}x{READER_ENTRY_BYTES}(pos@{READER_POSITION_OFFSET},owner@{READER_OWNER_OFFSET},"
-    + f"skipped@{READER_SKIPPED_OFFSET},read@{READER_FRAMES_READ_OFFSET},torn@{READER_TORN_OFFSET},sleeping@{READER_SLEEPING_OFFSET},wait@{READER_WAIT_NS_OFFSET}),slot(header={SLOT_HEADER_BYTES},seq@{SLOT_SEQUENCE_OFFSET},"
-    + f"id@{SLOT_FRAME_ID_OFFSET},pub@{SLOT_PUBLISH_OFFSET},origin@{SLOT_ORIGIN_OFFSET},align={SLOT_ALIGNMENT});owner-word:state3,pid22,start39"
+    + f"epoch@{WRITER_EPOCH_OFFSET},waits@{SPACE_WAITS_OFFSET},reclaimed@{RECLAIMED_READERS_OFFSET},blocked@{WRITER_BLOCKED_NS_OFFSET},latest@{LATEST_READERS_OFFSET}),data@{DATA_SIGNAL_OFFSET}+{DATA_SLEEPERS_OFFSET},"
+    + f"space@{SPACE_SIGNAL_OFFSET}+{SPACE_SLEEPERS_OFFSET},readers@{READER_TABLE_OFFSET}x{READER_ENTRY_BYTES}(pos@{READER_POSITION_OFFSET},hold@{READER_HOLD_OFFSET},owner@{READER_OWNER_OFFSET},"
+    + f"skipped@{READER_SKIPPED_OFFSET},read@{READER_FRAMES_READ_OFFSET},torn@{READER_TORN_OFFSET},sleeping@{READER_SLEEPING_OFFSET},wait@{READER_WAIT_NS_OFFSET}),map=i32xcap/{LINE_BYTES},slot(header={SLOT_HEADER_BYTES},seq@{SLOT_SEQUENCE_OFFSET},"
+    + f"id@{SLOT_FRAME_ID_OFFSET},pub@{SLOT_PUBLISH_OFFSET},origin@{SLOT_ORIGIN_OFFSET},writing={SLOT_WRITING},overwriting={SLOT_OVERWRITING},align={SLOT_ALIGNMENT});owner-word:state3,pid22,start39"
 )
 STREAM_HASH = fnv1a(STREAM_SIGNATURE)
 
@@ -121,11 +125,16 @@ def slot_bytes(frame_bytes: int) -> int:
     return (SLOT_HEADER_BYTES + frame_bytes + SLOT_ALIGNMENT - 1) // SLOT_ALIGNMENT * SLOT_ALIGNMENT
 
 
-def slots_offset(max_readers: int) -> int:
-    """Where the slots start."""
+def slot_map_offset(max_readers: int) -> int:
+    """Where the slot map starts (entry ``s mod capacity``: the slot that holds frame ``s``)."""
     return READER_TABLE_OFFSET + max_readers * READER_ENTRY_BYTES
+
+
+def slots_offset(max_readers: int, capacity: int) -> int:
+    """Where the slots start: after the slot map, rounded up to a line pair."""
+    return slot_map_offset(max_readers) + (capacity * 4 + LINE_BYTES - 1) // LINE_BYTES * LINE_BYTES
 
 
 def total_bytes(frame_bytes: int, capacity: int, max_readers: int) -> int:
     """The size of a whole stream region."""
-    return slots_offset(max_readers) + slot_bytes(frame_bytes) * capacity
+    return slots_offset(max_readers, capacity) + slot_bytes(frame_bytes) * capacity

@@ -56,6 +56,8 @@ _store8 = _fn("__atomic_store_8", None, _p, _u64, _int)
 _xchg8 = _fn("__atomic_exchange_8", _u64, _p, _u64, _int)
 _cas8 = _fn("__atomic_compare_exchange_8", ctypes.c_bool, _p, _p, _u64, ctypes.c_bool, _int, _int)
 _add8 = _fn("__atomic_fetch_add_8", _u64, _p, _u64, _int)
+_or8 = _fn("__atomic_fetch_or_8", _u64, _p, _u64, _int)
+_and8 = _fn("__atomic_fetch_and_8", _u64, _p, _u64, _int)
 _load4 = _fn("__atomic_load_4", _u32, _p, _int)
 _store4 = _fn("__atomic_store_4", None, _p, _u32, _int)
 _xchg4 = _fn("__atomic_exchange_4", _u32, _p, _u32, _int)
@@ -109,6 +111,16 @@ def cas_u64(address: int, expected: int, desired: int) -> int:
 def add_i64(address: int, delta: int) -> int:
     """Atomic add; returns the previous value."""
     return _signed64(int(_add8(address, delta & _M64, _SEQ_CST)))
+
+
+def or_u64(address: int, bits: int) -> int:
+    """Atomic OR (a full fence, like ``Interlocked.Or``); returns the previous value."""
+    return int(_or8(address, bits & _M64, _SEQ_CST))
+
+
+def and_u64(address: int, bits: int) -> int:
+    """Atomic AND (a full fence, like ``Interlocked.And``); returns the previous value."""
+    return int(_and8(address, bits & _M64, _SEQ_CST))
 
 
 def load_i32(address: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import time
 import os
 from typing import Callable, Iterator, NamedTuple, Optional, TypeVar
 
@@ -296,7 +297,8 @@ class Stream(Attached):
         self.frame_bytes: int = frame_bytes
         self.slot_bytes: int = L.slot_bytes(frame_bytes)
         self.base: int = r.base
-        self.slots: int = L.slots_offset(max_readers)
+        self.slots: int = L.slots_offset(max_readers, capacity)
+        self.slot_map: int = r.base + L.slot_map_offset(max_readers)
 
     def _live_user(self) -> Optional[str]:
         word = N.load_u64(self.base + L.WRITER_OWNER_OFFSET)
@@ -341,23 +343,39 @@ class Stream(Attached):
         """The address of entry ``index`` of the reader table."""
         return self.base + L.READER_TABLE_OFFSET + index * L.READER_ENTRY_BYTES
 
+    def slot_index(self, sequence: int) -> int:
+        """The slot that holds (or held) frame ``sequence``, from the slot map."""
+        return N.load_i32(self.slot_map + (sequence & (self.capacity - 1)) * 4)
+
+    def slot_at(self, index: int) -> int:
+        """The address of slot ``index`` (its header; the payload follows)."""
+        return self.base + self.slots + index * self.slot_bytes
+
     def slot_address(self, sequence: int) -> int:
         """The address of the slot that holds ``sequence``."""
-        return self.base + self.slots + (sequence & (self.capacity - 1)) * self.slot_bytes
+        return self.slot_at(self.slot_index(sequence))
 
-    def payload(self, sequence: int, writable: bool) -> np.ndarray:
-        """The payload of the slot that holds ``sequence``, as a numpy view of the stream's dtype and shape."""
-        offset = self.slots + (sequence & (self.capacity - 1)) * self.slot_bytes + L.SLOT_HEADER_BYTES
+    def payload_at(self, index: int, writable: bool) -> np.ndarray:
+        """The payload of slot ``index``, as a numpy view of the stream's dtype and shape."""
+        offset = self.slots + index * self.slot_bytes + L.SLOT_HEADER_BYTES
         view = np.ndarray(self.shape, dtype=self.dtype, buffer=self._region.mm, offset=offset)
         if not writable:
             view.flags.writeable = False
         return view
 
-    def header_at(self, sequence: int) -> FrameHeader:
-        """The header of the slot that holds ``sequence`` (plain loads: check intactness after)."""
-        a = self.slot_address(sequence)
+    def payload(self, sequence: int, writable: bool) -> np.ndarray:
+        """The payload of the slot that holds ``sequence``, as a numpy view of the stream's dtype and shape."""
+        return self.payload_at(self.slot_index(sequence), writable)
+
+    def header_of(self, index: int) -> FrameHeader:
+        """The header of slot ``index`` (plain loads)."""
+        a = self.slot_at(index)
         return FrameHeader(ctypes.c_int64.from_address(a).value, ctypes.c_uint64.from_address(a + 8).value,
                            ctypes.c_int64.from_address(a + 16).value, ctypes.c_int64.from_address(a + 24).value)
+
+    def header_at(self, sequence: int) -> FrameHeader:
+        """The header of the slot that holds ``sequence`` (plain loads: check intactness after)."""
+        return self.header_of(self.slot_index(sequence))
 
     def reader(self, delivery: str = "lossless", wait_policy: str = "hybrid", spin_time: float = DEFAULT_SPIN_TIME) -> "Reader":
         """Opens a reader: ``lossless`` (every frame, with backpressure) or ``latest`` (the newest frame)."""
@@ -427,6 +445,7 @@ class Reader(_Endpoint):
         self._next = 0
         self._cached_cursor = 0
         self._look: int = -1
+        self._held = -1
         self._last_check = 0
         self._liveness = N.PeerLiveness()
         self._outcome: Optional[type] = None
@@ -466,6 +485,9 @@ class Reader(_Endpoint):
                         N.add_i64(s.base + L.RECLAIMED_READERS_OFFSET, 1)
                     self._owner_word = joining
                     self._entry = entry
+                    # A dead reader's hold goes with it.
+                    N.store_u64(entry + L.READER_HOLD_OFFSET, 0)
+                    N.and_u64(s.base + L.LATEST_READERS_OFFSET, ~(1 << i))
                     for off in (L.READER_SKIPPED_OFFSET, L.READER_FRAMES_READ_OFFSET, L.READER_TORN_OFFSET, L.READER_WAIT_NS_OFFSET):
                         N.store_u64(entry + off, 0)
                     return i
@@ -473,6 +495,9 @@ class Reader(_Endpoint):
                             "close readers that are done, or create the stream with more readers")
 
     def _join(self, delivery: str) -> None:
+        # The latest bit is set (a full fence) before the cursor is read to hold a frame (D100).
+        if delivery == "latest":
+            N.or_u64(self._base + L.LATEST_READERS_OFFSET, 1 << self.index)
         position = self._entry + L.READER_POSITION_OFFSET
         self._next = N.load_i64(self._cursor)
         N.store_u64(position, self._next)
@@ -484,6 +509,9 @@ class Reader(_Endpoint):
         self._next = N.load_i64(self._cursor)
         self._cached_cursor = self._next
         N.exchange_u64(position, self._next)
+        if delivery == "lossless" and self.delivery == "latest":
+            self._release_hold()
+            N.and_u64(self._base + L.LATEST_READERS_OFFSET, ~(1 << self.index))
         self.delivery = delivery
         self._space.notify_if_sleeping()
 
@@ -562,9 +590,42 @@ class Reader(_Endpoint):
     # --- reading ---------------------------------------------------------------------------------
 
     def _intact(self, sequence: int) -> bool:
+        """A seqlock on the slot's sequence word, for a frame not held (the writer sets it to -1 before filling)."""
         N.full_fence()
-        cursor = N.load_i64(self._cursor)
-        return cursor - sequence < self.stream.capacity and ctypes.c_int64.from_address(self.stream.slot_address(sequence)).value == sequence
+        index = self.stream.slot_index(sequence)
+        return 0 <= index < self.stream.capacity and N.load_i64(self.stream.slot_at(index)) == sequence
+
+    def _held_intact(self, sequence: int) -> bool:
+        """StreamReader.IsHeldIntact: a -1 is a writer's claim that saw the hold and puts the sequence back."""
+        N.full_fence()
+        if self._held < 0:
+            return False
+        address = self.stream.slot_at(self._held)
+        found = N.load_i64(address)
+        deadline = N.now_ns() + 50_000_000
+        while found == L.SLOT_WRITING and N.now_ns() < deadline:
+            time.sleep(0)
+            found = N.load_i64(address)
+        return found == sequence
+
+    def _hold(self) -> int:
+        """Holds the slot of the newest frame and returns its sequence (StreamReader.Hold, D100)."""
+        s = self.stream
+        hold = self._entry + L.READER_HOLD_OFFSET
+        while True:
+            sequence = N.load_i64(self._cursor) - 1
+            index = s.slot_index(sequence)
+            if not 0 <= index < s.capacity:
+                raise self._corrupt(sequence, index)
+            N.exchange_u64(hold, index + 1)
+            if N.load_i64(s.slot_at(index)) == sequence:
+                self._held = index
+                return sequence
+
+    def _release_hold(self) -> None:
+        self._held = -1
+        if self._entry:
+            N.store_u64(self._entry + L.READER_HOLD_OFFSET, 0)
 
     def _release(self, sequence: int) -> None:
         self._next = sequence + 1
@@ -603,16 +664,19 @@ class Reader(_Endpoint):
             self._ensure_frame(None if deadline == _FOREVER else max(0.0, (deadline - N.now_ns()) / 1e9))
             frame = out if out is not None else np.empty(self.stream.shape, self.stream.dtype)
             if self.delivery == "lossless":
-                header = self.stream.header_at(self._next)
+                index = self.stream.slot_index(self._next)
+                header = self.stream.header_of(index)
                 if header.sequence != self._next:
                     raise self._corrupt(self._next, header.sequence)
-                np.copyto(frame, self.stream.payload(self._next, False))
+                np.copyto(frame, self.stream.payload_at(index, False))
                 self._release(self._next)
                 return frame, header
-            sequence = N.load_i64(self._cursor) - 1
-            header = self.stream.header_at(sequence)
-            np.copyto(frame, self.stream.payload(sequence, False))
-            if self._intact(sequence) and header.sequence == sequence:
+            sequence = self._hold()
+            header = self.stream.header_of(self._held)
+            np.copyto(frame, self.stream.payload_at(self._held, False))
+            intact = self._held_intact(sequence) and header.sequence == sequence
+            self._release_hold()
+            if intact:
                 self._consume(sequence, True)
                 return frame, header
             self.torn_copies += 1
@@ -630,15 +694,18 @@ class Reader(_Endpoint):
         if self._look >= 0:
             raise RuntimeError("call increment() before the next look or read: a look is in progress")
         self._ensure_frame(timeout)
-        sequence = self._next if self.delivery == "lossless" else N.load_i64(self._cursor) - 1
-        header = self.stream.header_at(sequence)
         if self.delivery == "lossless":
+            sequence = self._next
+            index = self.stream.slot_index(sequence)
+            header = self.stream.header_of(index)
             if header.sequence != sequence:
                 raise self._corrupt(sequence, header.sequence)
         else:
-            header = header._replace(sequence=sequence)
+            sequence = self._hold()
+            index = self._held
+            header = self.stream.header_of(index)._replace(sequence=sequence)
         self._look = sequence
-        return self.stream.payload(sequence, False), header
+        return self.stream.payload_at(index, False), header
 
     def increment(self) -> bool:
         """Releases the frame given by :meth:`look`; False if a latest look was overwritten while held."""
@@ -650,13 +717,16 @@ class Reader(_Endpoint):
         if self.delivery == "lossless":
             self._release(sequence)
             return True
-        intact = self._intact(sequence)
+        intact = self._held_intact(sequence)
+        self._release_hold()
         self._consume(sequence, intact)
         return intact
 
     def is_still_intact(self, sequence: int) -> bool:
-        """True if the frame of ``sequence`` has not been overwritten since it was looked at."""
-        return (self.delivery == "lossless" and sequence == self._look) or self._intact(sequence)
+        """True if the frame of ``sequence`` has not been overwritten since it was looked at (a held look always is)."""
+        if sequence == self._look and self._look >= 0:
+            return self.delivery == "lossless" or self._held_intact(sequence)
+        return self._intact(sequence)
 
     def __iter__(self) -> Iterator[tuple[np.ndarray, FrameHeader]]:
         """Reads frames until the stream ends (a closed or gone writer)."""
@@ -680,6 +750,9 @@ class Reader(_Endpoint):
         self._look = -1
         self._liveness.close()
         if self._entry:
+            self._release_hold()
+            if self.delivery == "latest":
+                N.and_u64(self._base + L.LATEST_READERS_OFFSET, ~(1 << self.index))
             N.cas_u64(self._entry + L.READER_OWNER_OFFSET, self._owner_word, L.READER_FREE)
             self._space.notify_if_sleeping()
         self._pin = None
@@ -694,6 +767,7 @@ class Writer(_Endpoint):
         self._pin = stream._pin()
         self.wait_policy, self.spin_time = wait_policy, spin_time
         b = stream.base
+        self._base = b
         self._cursor = b + L.CURSOR_OFFSET
         self._owner = b + L.WRITER_OWNER_OFFSET
         self._data = _Signal(b + L.DATA_SIGNAL_OFFSET, b + L.DATA_SLEEPERS_OFFSET)
@@ -725,6 +799,9 @@ class Writer(_Endpoint):
         N.add_i64(self.stream.base + L.WRITER_EPOCH_OFFSET, 1)
         self._next = N.load_i64(self._cursor)
         self._cached_min = self._min_lossless()
+        self._newest = self.stream.slot_index(self._next - 1) if self._next > 0 else -1
+        self._fill_from = self._newest + 1
+        self._claimed = -1
         self._data.wake()
 
     @property
@@ -742,7 +819,55 @@ class Writer(_Endpoint):
 
     def _has_space(self) -> bool:
         self._cached_min = self._min_lossless()
-        return self._next - self._cached_min < self.stream.capacity
+        return self._next - self._cached_min < self.stream.capacity and (self._claimed >= 0 or self._claim_slot())
+
+    def _is_held(self, index: int, holders: int) -> bool:
+        i = 0
+        while holders:
+            if holders & 1 and N.load_i64(self.stream.reader_entry(i) + L.READER_HOLD_OFFSET) == index + 1:
+                return True
+            holders >>= 1
+            i += 1
+        return False
+
+    def _claim_slot(self) -> bool:
+        """Claims a slot to fill: not held, not the newest frame's, no frame a lossless reader needs (StreamWriter.ClaimSlot, D100)."""
+        s = self.stream
+        capacity = s.capacity
+        saw_hold = False
+        saw_needed = False
+        held_free = -1
+        for k in range(capacity + 1):
+            index = (self._fill_from + k) & (capacity - 1) if k < capacity else self._newest
+            if index < 0 or (k < capacity and index == self._newest):
+                continue
+            header = s.slot_at(index)
+            held = N.load_i64(header)
+            if self._cached_min <= held < self._next and s.slot_index(held) == index:
+                saw_needed = True
+                continue
+            N.exchange_u64(header, L.SLOT_WRITING)
+            holders = N.load_u64(self._base + L.LATEST_READERS_OFFSET)
+            if holders and self._is_held(index, holders):
+                N.store_u64(header, held)
+                saw_hold = True
+                held_free = index if held_free < 0 else held_free
+                continue
+            self._claimed = index
+            self._fill_from = index + 1
+            if saw_hold:
+                self._reclaim_dead_readers()
+            return True
+        if saw_hold:
+            self._reclaim_dead_readers()
+        if not saw_hold or saw_needed:
+            return False  # a lossless reader has yet to read a frame: backpressure
+
+        # Only held slots are left (a ring smaller than latest readers + 2): never wait for a latest reader.
+        N.exchange_u64(s.slot_at(held_free), L.SLOT_OVERWRITING)
+        self._claimed = held_free
+        self._fill_from = held_free + 1
+        return True
 
     def _reclaim_dead_readers(self) -> None:
         now = N.now_ns()
@@ -757,6 +882,9 @@ class Writer(_Endpoint):
             if (N.state_of(word) != L.READER_FREE and not self._liveness.is_alive(*N.unpack_owner(word))
                     and N.cas_u64(owner, word, holding) == word):
                 self._data.forget_dead_sleeper(entry + L.READER_SLEEPING_OFFSET)
+                # Its hold goes with it: a crashed latest reader does not pin a slot.
+                N.store_u64(entry + L.READER_HOLD_OFFSET, 0)
+                N.and_u64(self._base + L.LATEST_READERS_OFFSET, ~(1 << i))
                 N.exchange_u64(owner, L.READER_FREE)
                 N.add_i64(self.stream.base + L.RECLAIMED_READERS_OFFSET, 1)
 
@@ -766,9 +894,11 @@ class Writer(_Endpoint):
         Waits for space while a lossless reader lags; raises :class:`FrameTimeout` when the timeout elapses.
         """
         self._check_usable()
-        if self._next - self._cached_min >= self.stream.capacity:
+        if self._look:
+            return self.stream.payload_at(self._claimed, True)
+        if self._next - self._cached_min >= self.stream.capacity or not self._claim_slot():
             self._cached_min = self._min_lossless()
-            if self._next - self._cached_min >= self.stream.capacity:
+            if self._next - self._cached_min >= self.stream.capacity or (self._claimed < 0 and not self._claim_slot()):
                 waits = self.stream.base + L.SPACE_WAITS_OFFSET
                 N.store_u64(waits, N.load_i64(waits) + 1)
                 started = N.now_ns()
@@ -779,7 +909,7 @@ class Writer(_Endpoint):
                     raise FrameTimeout(f"no space on stream '{self.stream.namespace}/{self.stream.name}' within {timeout} s: "
                                        "a lossless reader lags")
         self._look = True
-        return self.stream.payload(self._next, True)
+        return self.stream.payload_at(self._claimed, True)
 
     def increment(self, frame_id: Optional[int] = None, origin_ns: int = 0) -> FrameHeader:
         """Publishes the slot given by :meth:`look`; the frame id defaults to the sequence, the origin to now."""
@@ -787,14 +917,18 @@ class Writer(_Endpoint):
             self._check_usable()
             raise RuntimeError("increment() needs a slot from look() first")
         sequence = self._next
-        slot = self.stream.slot_address(sequence)
+        slot = self.stream.slot_at(self._claimed)
         now = N.now_ns()
         fid = sequence if frame_id is None else frame_id
         origin = origin_ns if origin_ns != 0 else now
-        ctypes.c_int64.from_address(slot + L.SLOT_SEQUENCE_OFFSET).value = sequence
         ctypes.c_uint64.from_address(slot + L.SLOT_FRAME_ID_OFFSET).value = fid & 0xFFFFFFFFFFFFFFFF
         ctypes.c_int64.from_address(slot + L.SLOT_PUBLISH_OFFSET).value = now
         ctypes.c_int64.from_address(slot + L.SLOT_ORIGIN_OFFSET).value = origin
+        N.store_u64(slot + L.SLOT_SEQUENCE_OFFSET, sequence)
+        # The map entry after the slot: a reader that finds the slot in the map finds the frame in it.
+        N.store_i32(self.stream.slot_map + (sequence & (self.stream.capacity - 1)) * 4, self._claimed)
+        self._newest = self._claimed
+        self._claimed = -1
         self._look = False
         self._next = sequence + 1
         N.exchange_u64(self._cursor, self._next)

@@ -10,6 +10,7 @@ import pytest
 
 import flowline
 from flowline import _layout as L
+from flowline import _native as N
 from conftest import ROOT, payload, uniform
 
 
@@ -71,8 +72,55 @@ def test_csharp_writer_python_latest_reader_and_zero_copy_looks(peers, ns):
             np.testing.assert_array_equal(frame, uniform(header.sequence, 64))
     assert last == 19999
     assert intact >= 1
-    assert reader.frames_read + reader.frames_skipped + reader.torn_copies >= 20000 - 1
+    assert reader.torn_copies == 0  # looks and copies hold their slot (decision 100)
+    assert reader.frames_read + reader.frames_skipped >= 20000 - 1
     assert writer.wait() == 0
+
+
+def test_a_python_latest_look_holds_its_slot_while_a_csharp_writer_laps_the_ring(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=64, hang=True).expect("created")
+    stream = flowline.attach(ns, "s")
+    reader = stream.reader("latest")
+    writer = peers.csharp("write", "s", capacity=4, elements=64, count=20000, close=True, pattern="uniform")
+    frame, header = reader.look(timeout=30)
+    writer.expect("written 20000")  # the C# writer never waits for the held slot
+    assert stream.cursor == 20000 and stream.cursor - header.sequence > 4 * 100
+    np.testing.assert_array_equal(frame, uniform(header.sequence, 64))
+    assert reader.is_still_intact(header.sequence)
+    assert reader.increment() is True
+    assert reader.torn_copies == 0
+    assert writer.wait() == 0
+    reader.close()
+    stream.close()
+
+
+def test_a_python_writer_skips_a_csharp_readers_held_slot_and_reuses_it_once_the_reader_is_killed(peers, ns):
+    peers.csharp("create", "s", capacity=4, elements=8, hang=True).expect("created")
+    with flowline.attach(ns, "s") as stream, stream.writer() as writer:
+        holder = peers.csharp("hold-latest", "s", capacity=4, elements=8)
+        holder.expect("ready")
+        writer.write(payload(0, 8))
+        assert holder.expect("held") == "held 0"
+        entries = [stream.reader_entry(i) for i in range(stream.max_readers)]
+        held = [N.load_i64(e + L.READER_HOLD_OFFSET) - 1 for e in entries if N.load_i64(e + L.READER_HOLD_OFFSET) > 0]
+        assert len(held) == 1
+        for sequence in range(1, 41):
+            writer.write(payload(sequence, 8), timeout=0)  # never waits
+            assert stream.slot_index(sequence) != held[0]
+        holder.kill()
+        deadline = time.monotonic() + 30
+        sequence = 41
+        while stream.reclaimed_readers == 0:
+            assert time.monotonic() < deadline, "the killed reader's hold was not released"
+            writer.write(payload(sequence, 8), timeout=0)
+            sequence += 1
+            time.sleep(0.001)
+        used = set()
+        for _ in range(4):
+            writer.write(payload(sequence, 8), timeout=0)
+            used.add(stream.slot_index(sequence))
+            sequence += 1
+        assert held[0] in used
 
 
 def test_python_writer_csharp_lossless_reader(peers, ns):

@@ -79,6 +79,12 @@ public record WorkerFigures
     /// <summary>Latest-delivery copies discarded because the writer overwrote them.</summary>
     public long TornFrames { get; init; }
 
+    /// <summary>
+    /// Computations of a kernel whose outputs were thrown away because a latest input was overwritten
+    /// while it computed (kernels only; 0 since latest readers hold the slot they read, decision 100).
+    /// </summary>
+    public long DiscardedComputes { get; init; }
+
     /// <summary>Auxiliary-input copies discarded because the writer overwrote them.</summary>
     public long AuxiliaryTornCopies { get; init; }
 

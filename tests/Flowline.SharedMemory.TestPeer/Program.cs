@@ -139,6 +139,18 @@ switch (role)
         return errors == 0 ? 0 : 5;
     }
 
+    case "hold-latest":
+    {
+        // Looks at the newest frame with latest delivery and holds it until killed.
+        using var stream = SharedStream.Open(ns, name, format, mode, streamOptions);
+        using var reader = stream.OpenReader<ulong>(new ReaderOptions { Delivery = Delivery.Latest });
+        Console.WriteLine("ready");
+        var status = reader.Look(out _, out var header, TimeSpan.FromSeconds(30));
+        Console.WriteLine(status == ReadStatus.Ok ? $"held {header.Sequence}" : $"status {status}");
+        Thread.Sleep(Timeout.Infinite);
+        return 0;
+    }
+
     case "create":
     {
         using var stream = SharedStream.Open(ns, name, format, RegionMode.Create, streamOptions);

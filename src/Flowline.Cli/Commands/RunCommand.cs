@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Globalization;
 using System.Runtime.InteropServices;
 using Flowline.ControlPlane;
 using Flowline.Documents;
@@ -19,24 +20,44 @@ internal static class RunCommand
         var jsonStatus = new Option<bool>("--json-status") { Description = "Print the final runtime snapshot as JSON on standard output instead of tables." };
         var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
         placement.AcceptOnlyFromAmong("none", "round-robin");
+        var target = new Option<string?>("--latency-target")
+        {
+            Description = "P50,P99: the frame-in to command-out latency to compare with, in µs (e.g. 60,200); the summary prints each sink's end-to-end latency beside it.",
+        };
         var command = new Command("run", "Build and start a pipeline, show its workers live, and shut it down on Ctrl-C, SIGTERM or after --duration.")
         {
             file, duration, jsonStatus, placement,
         };
+        command.Options.Add(target);
         command.SetAction(parse => Run(
             parse.GetValue(file)!.ToString(),
             parse.GetValue(duration),
             parse.GetValue(jsonStatus),
-            parse.GetValue(placement) == "round-robin" ? PlacementPolicy.RoundRobin : PlacementPolicy.None));
+            parse.GetValue(placement) == "round-robin" ? PlacementPolicy.RoundRobin : PlacementPolicy.None,
+            parse.GetValue(target)));
         return command;
     }
 
-    private static int Run(string path, double? duration, bool json, PlacementPolicy placement)
+    private static int Run(string path, double? duration, bool json, PlacementPolicy placement, string? latencyTarget)
     {
         if (duration is <= 0 or double.NaN)
         {
             Console.Error.WriteLine($"--duration must be a positive number of seconds, not {duration}");
             return ExitCodes.Failed;
+        }
+
+        (double P50, double P99)? target = null;
+        if (latencyTarget is not null)
+        {
+            var parts = latencyTarget.Split(',');
+            if (parts.Length != 2 || !double.TryParse(parts[0], NumberStyles.Float, CultureInfo.InvariantCulture, out var p50) ||
+                !double.TryParse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture, out var p99) || p50 <= 0 || p99 < p50)
+            {
+                Console.Error.WriteLine($"--latency-target must be P50,P99 in µs with 0 < P50 <= P99 (e.g. 60,200), not '{latencyTarget}'");
+                return ExitCodes.Failed;
+            }
+
+            target = (p50, p99);
         }
 
         var check = PipelineDocument.CheckFile(path);
@@ -110,6 +131,7 @@ internal static class RunCommand
         else
         {
             AnsiConsole.Write(Summary(snapshot));
+            WriteEndToEnd(snapshot, target);
         }
 
         return exit;
@@ -130,6 +152,29 @@ internal static class RunCommand
 
     private static Table Table(PipelineStatus status, string path, string? title = null) =>
         WorkerTable.Of(status, title ?? $"{Markup.Escape(path)}: [bold]{status.State}[/] (namespace {Markup.Escape(status.Namespace)})");
+
+    /// <summary>
+    /// Each sink's end-to-end latency (from the frame's origin at its source to the sink: frame in to
+    /// command out), beside the target if one was given, and the computations kernels threw away.
+    /// </summary>
+    private static void WriteEndToEnd(PipelineStatus snapshot, (double P50, double P99)? target)
+    {
+        foreach (var sink in snapshot.Sinks.Values.Where(s => s.HasFigures && s.LatencyUs is not null))
+        {
+            var l = sink.LatencyUs!;
+            var line = $"frame in to command out (sink '{Markup.Escape(sink.Name)}'): p50 {Numbers.Format(l.P50)} µs, p99 {Numbers.Format(l.P99)} µs";
+            if (target is { } t)
+            {
+                var met = l.P50 <= t.P50 && l.P99 <= t.P99;
+                line += $"; target p50 <= {Numbers.Format(t.P50)} µs, p99 <= {Numbers.Format(t.P99)} µs: {(met ? "[green]met[/]" : "[red]missed[/]")}";
+            }
+
+            AnsiConsole.MarkupLine(line);
+        }
+
+        var discarded = snapshot.Workers.Values.Sum(w => w.DiscardedComputes);
+        AnsiConsole.MarkupLine($"discarded computes (a latest input overwritten while a kernel computed): {discarded:N0}");
+    }
 
     private static Table Summary(PipelineStatus snapshot)
     {

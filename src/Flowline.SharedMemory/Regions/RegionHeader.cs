@@ -27,7 +27,7 @@ namespace Flowline.SharedMemory.Regions;
 internal static class RegionHeader
 {
     public const ulong Magic = 0x454E494C574F4C46; // "FLOWLINE" in little-endian bytes
-    public const uint LayoutVersion = 1;
+    public const uint LayoutVersion = 2;
     public const int Size = 128;
 
     public const int MagicOffset = 0;

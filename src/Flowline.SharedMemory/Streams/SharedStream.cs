@@ -27,7 +27,8 @@ public sealed unsafe class SharedStream : IDisposable
         Format = format;
         Options = options;
         Base = region.Base;
-        SlotsOffset = StreamLayout.SlotsOffset(options.MaxReaders);
+        SlotMapOffset = StreamLayout.SlotMapOffset(options.MaxReaders);
+        SlotsOffset = StreamLayout.SlotsOffset(options.MaxReaders, options.CapacityFrames);
         SlotBytes = StreamLayout.SlotBytes(format.FrameBytes);
     }
 
@@ -53,6 +54,8 @@ public sealed unsafe class SharedStream : IDisposable
     public string Path => region.Path;
 
     internal byte* Base { get; }
+
+    internal long SlotMapOffset { get; }
 
     internal long SlotsOffset { get; }
 
@@ -159,6 +162,7 @@ public sealed unsafe class SharedStream : IDisposable
             {
                 WaitNs = Volatile.Read(ref StreamLayout.Long(entry, StreamLayout.ReaderWaitNsOffset)),
                 FrameBytes = Format.FrameBytes,
+                HeldSlot = delivery == Delivery.Latest ? (int)Volatile.Read(ref StreamLayout.Long(entry, StreamLayout.ReaderHoldOffset)) - 1 : -1,
             });
         }
 
@@ -318,4 +322,7 @@ public sealed record ReaderStatistics(int Index, Delivery Delivery, int Pid, lon
 
     /// <summary>Bytes it has read.</summary>
     public long BytesRead => FramesRead * FrameBytes;
+
+    /// <summary>The slot a latest reader holds now (the writer does not fill it until released), or -1.</summary>
+    public int HeldSlot { get; init; } = -1;
 }

@@ -17,6 +17,7 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
     private readonly MappingHandle mapping;
     private protected readonly byte* baseAddress;
     private protected readonly byte* slots;
+    private protected readonly byte* slotMap;
     private protected readonly long slotBytes;
     private protected readonly long mask;
     private protected readonly int capacity;
@@ -50,6 +51,7 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
 
         baseAddress = stream.Base;
         slots = stream.Base + stream.SlotsOffset;
+        slotMap = stream.Base + stream.SlotMapOffset;
         slotBytes = stream.SlotBytes;
         capacity = stream.Options.CapacityFrames;
         mask = capacity - 1;
@@ -100,8 +102,19 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
 
     private protected ref ulong WriterOwner => ref StreamLayout.ULong(baseAddress, StreamLayout.WriterOwnerOffset);
 
+    /// <summary>The slot that holds (or held) frame <paramref name="sequence"/>, from the slot map.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private protected byte* SlotOf(long sequence) => slots + ((sequence & mask) * slotBytes);
+    private protected int MapOf(long sequence) => Ordered.GetIntVolatile(slotMap + ((sequence & mask) * sizeof(int)));
+
+    /// <summary>Slot <paramref name="index"/> of the ring (its header; the payload follows).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private protected byte* SlotAt(int index) => slots + (index * slotBytes);
+
+    /// <summary>The sequence word of slot <paramref name="index"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private protected long SequenceAt(int index) => Ordered.GetLongVolatile(SlotAt(index) + StreamLayout.SlotSequenceOffset);
+
+    private protected ref ulong LatestReaders => ref StreamLayout.ULong(baseAddress, StreamLayout.LatestReadersOffset);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private protected static FrameHeader ReadHeader(byte* slot) => new(
@@ -110,11 +123,11 @@ public abstract unsafe class StreamEndpoint<T> : IDisposable
         Ordered.GetLong(slot + StreamLayout.SlotPublishOffset),
         Ordered.GetLong(slot + StreamLayout.SlotOriginOffset));
 
-    /// <summary>The payload of the slot that holds <paramref name="sequence"/>, as memory; one manager per slot, made once.</summary>
-    private protected Memory<byte> SlotMemory(long sequence)
+    /// <summary>The payload of slot <paramref name="index"/>, as memory; one manager per slot, made once.</summary>
+    private protected Memory<byte> SlotMemory(int index)
     {
         slotMemories ??= CreateSlotMemories();
-        return slotMemories[sequence & mask].Memory;
+        return slotMemories[index].Memory;
     }
 
     private SlotMemoryManager[] CreateSlotMemories()

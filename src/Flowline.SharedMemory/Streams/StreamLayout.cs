@@ -28,6 +28,7 @@ namespace Flowline.SharedMemory.Streams;
 ///                            +16 i64  waits for space
 ///                            +24 i64  dead readers reclaimed
 ///                            +32 i64  time blocked waiting for space (ns, profiling counter)
+///                            +40 u64  latest readers: bit i set while entry i reads with latest delivery
 ///  512     128             data signal line                      writer, readers   readers
 ///                            +0  i32  futex word: bumped to wake readers
 ///                            +4  i32  sleeping readers
@@ -36,14 +37,20 @@ namespace Flowline.SharedMemory.Streams;
 ///                            +4  i32  writer sleeping (0 or 1)
 ///  768     128 x readers   reader table, one entry per reader
 ///                            +0  i64  position = next sequence to read     (reader; writer reads)
+///                            +8  i64  hold: 1 + the slot a latest reader is reading, 0 for none
+///                                     (reader; writer reads; the writer never fills a held slot)
 ///                            +64 u64  owner word (state | pid | start time)
 ///                            +72 i64  frames skipped (latest delivery)
 ///                            +80 i64  frames read
 ///                            +88 i64  torn copies discarded (latest delivery)
 ///                            +96 i32  sleeping: 1 while counted in the data signal's sleepers
 ///                            +104 i64 time waiting for input (ns, profiling counter)
-///  S       slot x capacity slots; slot i holds the frames whose sequence is i mod capacity
-///                            +0  i64  sequence
+///  M       4 x capacity    slot map: entry s mod capacity = the slot that holds frame s,
+///          (to a multiple       written by the writer before it publishes s   (writer; readers read)
+///          of 128)
+///  S       slot x capacity slots; the writer fills a slot that is not held, not the newest frame's,
+///                          and holds no frame a lossless reader still needs
+///                            +0  i64  sequence (-1 while the writer claims or fills the slot)
 ///                            +8  u64  frame id
 ///                            +16 i64  publish timestamp (ns)
 ///                            +24 i64  origin timestamp (ns)
@@ -74,6 +81,7 @@ internal static class StreamLayout
     public const int SpaceWaitsOffset = WriterLineOffset + 16;
     public const int ReclaimedReadersOffset = WriterLineOffset + 24;
     public const int WriterBlockedNsOffset = WriterLineOffset + 32;
+    public const int LatestReadersOffset = WriterLineOffset + 40;
     public const int DataSignalOffset = WriterLineOffset + LineBytes;
     public const int DataSleepersOffset = DataSignalOffset + 4;
     public const int SpaceSignalOffset = DataSignalOffset + LineBytes;
@@ -82,6 +90,7 @@ internal static class StreamLayout
 
     public const int ReaderEntryBytes = 128;
     public const int ReaderPositionOffset = 0;
+    public const int ReaderHoldOffset = 8;
     public const int ReaderOwnerOffset = 64;
     public const int ReaderSkippedOffset = 72;
     public const int ReaderFramesReadOffset = 80;
@@ -93,6 +102,12 @@ internal static class StreamLayout
     public const int SlotFrameIdOffset = 8;
     public const int SlotPublishOffset = 16;
     public const int SlotOriginOffset = 24;
+
+    /// <summary>The sequence word of a slot the writer is claiming or filling: no frame is there (or, if a reader holds it, the writer is about to put the sequence back).</summary>
+    public const long SlotWriting = -1;
+
+    /// <summary>The sequence word of a held slot the writer fills anyway (a ring smaller than latest readers + 2).</summary>
+    public const long SlotOverwriting = -2;
 
     /// <summary>Writer states in the writer owner word.</summary>
     public const int WriterNone = 0;
@@ -112,10 +127,10 @@ internal static class StreamLayout
         RegionHeader.Signature +
         $";stream:line={LineBytes},desc@{DescriptorOffset}(type@{ElementTypeOffset},rank@{RankOffset},cap@{CapacityOffset},readers@{MaxReadersOffset}," +
         $"frame@{FrameBytesOffset},slot@{SlotBytesOffset},shape@{ShapeOffset}),cursor@{CursorOffset},writer@{WriterLineOffset}(owner@{WriterOwnerOffset}," +
-        $"epoch@{WriterEpochOffset},waits@{SpaceWaitsOffset},reclaimed@{ReclaimedReadersOffset},blocked@{WriterBlockedNsOffset}),data@{DataSignalOffset}+{DataSleepersOffset}," +
-        $"space@{SpaceSignalOffset}+{SpaceSleepersOffset},readers@{ReaderTableOffset}x{ReaderEntryBytes}(pos@{ReaderPositionOffset},owner@{ReaderOwnerOffset}," +
-        $"skipped@{ReaderSkippedOffset},read@{ReaderFramesReadOffset},torn@{ReaderTornOffset},sleeping@{ReaderSleepingOffset},wait@{ReaderWaitNsOffset}),slot(header={SlotHeaderBytes},seq@{SlotSequenceOffset}," +
-        $"id@{SlotFrameIdOffset},pub@{SlotPublishOffset},origin@{SlotOriginOffset},align={SlotAlignment});owner-word:state3,pid22,start39";
+        $"epoch@{WriterEpochOffset},waits@{SpaceWaitsOffset},reclaimed@{ReclaimedReadersOffset},blocked@{WriterBlockedNsOffset},latest@{LatestReadersOffset}),data@{DataSignalOffset}+{DataSleepersOffset}," +
+        $"space@{SpaceSignalOffset}+{SpaceSleepersOffset},readers@{ReaderTableOffset}x{ReaderEntryBytes}(pos@{ReaderPositionOffset},hold@{ReaderHoldOffset},owner@{ReaderOwnerOffset}," +
+        $"skipped@{ReaderSkippedOffset},read@{ReaderFramesReadOffset},torn@{ReaderTornOffset},sleeping@{ReaderSleepingOffset},wait@{ReaderWaitNsOffset}),map=i32xcap/{LineBytes},slot(header={SlotHeaderBytes},seq@{SlotSequenceOffset}," +
+        $"id@{SlotFrameIdOffset},pub@{SlotPublishOffset},origin@{SlotOriginOffset},writing={SlotWriting},overwriting={SlotOverwriting},align={SlotAlignment});owner-word:state3,pid22,start39";
 
     /// <summary>The layout hash recorded in every stream region's header.</summary>
     public static readonly ulong Hash = RegionHeader.Hash(Signature);
@@ -123,11 +138,15 @@ internal static class StreamLayout
     /// <summary>The bytes of one slot: the header, then the payload, rounded up to 64.</summary>
     public static long SlotBytes(int frameBytes) => (SlotHeaderBytes + (long)frameBytes + SlotAlignment - 1) / SlotAlignment * SlotAlignment;
 
-    /// <summary>Where the slots start.</summary>
-    public static long SlotsOffset(int maxReaders) => ReaderTableOffset + ((long)maxReaders * ReaderEntryBytes);
+    /// <summary>Where the slot map starts.</summary>
+    public static long SlotMapOffset(int maxReaders) => ReaderTableOffset + ((long)maxReaders * ReaderEntryBytes);
+
+    /// <summary>Where the slots start: after the slot map, rounded up to a line pair.</summary>
+    public static long SlotsOffset(int maxReaders, int capacity) =>
+        SlotMapOffset(maxReaders) + (((long)capacity * sizeof(int)) + LineBytes - 1) / LineBytes * LineBytes;
 
     /// <summary>The size of a whole stream region.</summary>
-    public static long TotalBytes(int frameBytes, int capacity, int maxReaders) => SlotsOffset(maxReaders) + (SlotBytes(frameBytes) * capacity);
+    public static long TotalBytes(int frameBytes, int capacity, int maxReaders) => SlotsOffset(maxReaders, capacity) + (SlotBytes(frameBytes) * capacity);
 
     public static unsafe ref long Long(byte* region, long offset) => ref Unsafe.AsRef<long>(region + offset);
 

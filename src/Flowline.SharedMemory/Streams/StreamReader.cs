@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
-using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Liveness;
 using Flowline.SharedMemory.Streams;
 using Flowline.SharedMemory.Waiting;
@@ -17,10 +16,11 @@ namespace Flowline.SharedMemory;
 /// <para><b>Lossless</b>: the reader sees every frame in order; the writer waits for it when the ring is
 /// full. Releasing a frame stores the position with an atomic exchange (release and full fence) and
 /// wakes the writer only if it sleeps.</para>
-/// <para><b>Latest</b>: the reader takes the newest published frame and never holds the writer back. A
-/// copy is checked after the fact (a seqlock on the cursor, D2): the writer can only have started to
-/// overwrite frame <c>n</c>'s slot once it published frame <c>n + capacity - 1</c>, so a copy followed by
-/// a full fence and a cursor below <c>n + capacity</c> is intact. A torn copy is discarded and retried.</para>
+/// <para><b>Latest</b>: the reader takes the newest published frame and never holds the writer back. It
+/// holds the slot while it copies or looks (D100): it stores the slot in its hold word (a full fence),
+/// then checks that the slot still holds the frame; the writer, which claims a slot before it reads the
+/// holds, then skips it until the reader lets go, as triple buffering does. A held frame is never
+/// overwritten, so a look stays intact however many times the writer laps the ring.</para>
 /// <para>Not thread-safe: one thread reads.</para>
 /// </remarks>
 public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
@@ -34,6 +34,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     private long next;
     private long cachedCursor;
     private long lookSequence = -1;
+    private int heldSlot = -1;
     private long framesRead;
     private long framesSkipped;
     private long tornCopies;
@@ -134,10 +135,10 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
 
     /// <summary>
     /// Gives the next frame in place (zero-copy), without consuming it; call <see cref="Increment"/> when
-    /// done with it. A lossless look stays valid until then. A latest look can be overwritten if the writer
-    /// laps the ring meanwhile: <see cref="Increment"/> says whether it stayed intact, and
-    /// <see cref="IsStillIntact"/>(<c>header.Sequence</c>) whether it still is. Until then the header's
-    /// frame id and timestamps, like the data, may be a later frame's; its sequence is always the one looked at.
+    /// done with it. A lossless look stays valid until then; so does a latest look, whose slot this reader
+    /// holds (the writer skips it, decision 100). Only in a ring smaller than latest readers + 2 can the
+    /// writer overwrite a held slot: <see cref="Increment"/> says whether the look stayed intact, and
+    /// <see cref="IsStillIntact"/>(<c>header.Sequence</c>) whether it still is.
     /// </summary>
     public ReadStatus Look(out ReadOnlySpan<T> frame, out FrameHeader header, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
@@ -155,8 +156,8 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
             return status;
         }
 
-        var sequence = Delivery == Delivery.Lossless ? next : Volatile.Read(ref Cursor) - 1;
-        var slot = SlotOf(sequence);
+        var sequence = Delivery == Delivery.Lossless ? next : Hold();
+        var slot = Delivery == Delivery.Lossless ? SlotAt(MapOf(sequence)) : SlotAt(heldSlot);
         header = ReadHeader(slot);
         if (Delivery == Delivery.Lossless)
         {
@@ -167,8 +168,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         }
         else
         {
-            // The writer may be overwriting the slot already: the header names the frame looked at, so that
-            // IsStillIntact(header.Sequence) checks that frame, whatever the other fields hold.
+            // Held: the writer leaves the slot alone until Increment.
             header = header with { Sequence = sequence };
         }
 
@@ -202,7 +202,8 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
             return true;
         }
 
-        var intact = IsIntact(sequence);
+        var intact = IsHeldIntact(sequence);
+        ReleaseHold();
         Consume(sequence, intact);
         return intact;
     }
@@ -214,7 +215,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     public ReadStatus LookMemory(out ReadOnlyMemory<byte> frame, out FrameHeader header, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         var status = Look(out _, out header, timeout, cancellationToken);
-        frame = status == ReadStatus.Ok ? SlotMemory(lookSequence) : default;
+        frame = status == ReadStatus.Ok ? SlotMemory(Delivery == Delivery.Lossless ? MapOf(lookSequence) : heldSlot) : default;
         return status;
     }
 
@@ -236,14 +237,16 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         }
 
         var sequence = cursor - 1;
-        header = ReadHeader(SlotOf(sequence)) with { Sequence = sequence };
-        frame = SlotMemory(sequence);
+        var index = MapOf(sequence);
+        header = ReadHeader(SlotAt(index)) with { Sequence = sequence };
+        frame = SlotMemory(index);
         return true;
     }
 
     /// <summary>True if the frame of <paramref name="sequence"/> has not been overwritten since it was looked at or peeked.</summary>
     /// <remarks>A lossless look held by this reader is always intact: the writer waits for it.</remarks>
-    public bool IsStillIntact(long sequence) => (Delivery == Delivery.Lossless && sequence == lookSequence) || IsIntact(sequence);
+    public bool IsStillIntact(long sequence) =>
+        sequence == lookSequence && lookSequence >= 0 ? Delivery == Delivery.Lossless || IsHeldIntact(sequence) : IsIntact(sequence);
 
     /// <summary>
     /// Waits until one of <paramref name="readers"/> can read without waiting (a frame, or its writer
@@ -360,7 +363,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
 
             if (Delivery == Delivery.Lossless)
             {
-                var slot = SlotOf(next);
+                var slot = SlotAt(MapOf(next));
                 header = ReadHeader(slot);
                 if (header.Sequence != next)
                 {
@@ -372,18 +375,21 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
                 return ReadStatus.Ok;
             }
 
-            var sequence = Volatile.Read(ref Cursor) - 1;
-            var latest = SlotOf(sequence);
+            var sequence = Hold();
+            var latest = SlotAt(heldSlot);
             header = ReadHeader(latest);
             new ReadOnlySpan<T>(latest + StreamLayout.SlotHeaderBytes, FrameLength).CopyTo(destination);
-            if (IsIntact(sequence) && header.Sequence == sequence)
+            var intact = IsHeldIntact(sequence) && header.Sequence == sequence;
+            ReleaseHold();
+            if (intact)
             {
                 Consume(sequence, intact: true);
                 return ReadStatus.Ok;
             }
 
-            // The writer lapped the ring during the copy: count it and take the newest frame again,
-            // unless the time is up (a writer that keeps lapping a slow reader must not hold it forever).
+            // Held frames stay intact; this is only reached if the region was changed outside the
+            // protocol (or a writer died while claiming). Count it and take the newest frame again,
+            // unless the time is up.
             tornCopies++;
             Volatile.Write(ref Counter(StreamLayout.ReaderTornOffset), tornCopies);
             cancellationToken.ThrowIfCancellationRequested();
@@ -421,6 +427,12 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         if (entry == null)
         {
             return;
+        }
+
+        ReleaseHold();
+        if (Delivery == Delivery.Latest)
+        {
+            Interlocked.And(ref LatestReaders, ~LatestBit);
         }
 
         // Leave the table; the writer may be waiting on this reader's position.
@@ -533,12 +545,81 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         spaceSignal.NotifyIfSleeping();
     }
 
+    /// <summary>True if the frame of <paramref name="sequence"/> (not held) is still in its slot: a seqlock on the slot's sequence word.</summary>
     private bool IsIntact(long sequence)
     {
-        // The copy's loads complete before the cursor is read again.
+        // The copy's loads complete before the sequence word is read again; the writer sets it to -1
+        // (with a full fence) before it fills a slot, and a slot's sequence only ever grows after that.
         Interlocked.MemoryBarrier();
-        var cursor = Volatile.Read(ref Cursor);
-        return cursor - sequence < capacity && Ordered.GetLong(SlotOf(sequence) + StreamLayout.SlotSequenceOffset) == sequence;
+        var index = MapOf(sequence);
+        return (uint)index < (uint)capacity && SequenceAt(index) == sequence;
+    }
+
+    /// <summary>
+    /// True if the slot this reader holds still holds <paramref name="sequence"/>: always, unless the ring
+    /// has fewer than latest readers + 2 slots. A -1 there is a writer's claim that saw the hold and is
+    /// about to put the sequence back (it touched nothing else): wait for that, a bounded time.
+    /// </summary>
+    private bool IsHeldIntact(long sequence)
+    {
+        Interlocked.MemoryBarrier();
+        if (heldSlot < 0)
+        {
+            return false;
+        }
+
+        var found = SequenceAt(heldSlot);
+        if (found == StreamLayout.SlotWriting)
+        {
+            var spin = default(SpinWait);
+            var deadline = Stopwatch.GetTimestamp() + (Stopwatch.Frequency / 20);
+            while ((found = SequenceAt(heldSlot)) == StreamLayout.SlotWriting && Stopwatch.GetTimestamp() < deadline)
+            {
+                spin.SpinOnce();
+            }
+        }
+
+        return found == sequence;
+    }
+
+    private ulong LatestBit => 1UL << Index;
+
+    private ref long HoldWord => ref StreamLayout.Long(entry, StreamLayout.ReaderHoldOffset);
+
+    /// <summary>
+    /// Holds the slot of the newest frame and returns its sequence (D100): the hold is stored with a full
+    /// fence, then the slot's sequence word is checked. A writer that claimed the slot before it could
+    /// see the hold has set that word to -1 (or published a later frame there): take the newest again.
+    /// </summary>
+    private long Hold()
+    {
+        ref var hold = ref HoldWord;
+        while (true)
+        {
+            var sequence = Volatile.Read(ref Cursor) - 1;
+            var index = MapOf(sequence);
+            if ((uint)index >= (uint)capacity)
+            {
+                ThrowCorrupt(sequence, index);
+            }
+
+            Interlocked.Exchange(ref hold, index + 1);
+            if (SequenceAt(index) == sequence)
+            {
+                heldSlot = index;
+                return sequence;
+            }
+        }
+    }
+
+    /// <summary>Lets the writer have the held slot again; the loads from it are done before (a release store).</summary>
+    private void ReleaseHold()
+    {
+        if (heldSlot >= 0 || (entry != null && Volatile.Read(ref HoldWord) != 0))
+        {
+            heldSlot = -1;
+            Volatile.Write(ref HoldWord, 0);
+        }
     }
 
     private void Consume(long sequence, bool intact)
@@ -598,6 +679,10 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
                     }
 
                     ownerWord = joining;
+
+                    // A dead reader's hold goes with it (the writer skips only the slots of latest readers' bits).
+                    Volatile.Write(ref StreamLayout.Long(candidate, StreamLayout.ReaderHoldOffset), 0);
+                    Interlocked.And(ref LatestReaders, ~(1UL << i));
                     StreamLayout.Long(candidate, StreamLayout.ReaderSkippedOffset) = 0;
                     StreamLayout.Long(candidate, StreamLayout.ReaderFramesReadOffset) = 0;
                     StreamLayout.Long(candidate, StreamLayout.ReaderTornOffset) = 0;
@@ -626,6 +711,13 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     /// </remarks>
     private void Join(Delivery delivery)
     {
+        // A latest reader's bit is set (a full fence) before it reads the cursor to hold a frame: a writer
+        // that claims a slot after this looks at its hold (D100).
+        if (delivery == Delivery.Latest)
+        {
+            Interlocked.Or(ref LatestReaders, LatestBit);
+        }
+
         next = Volatile.Read(ref Cursor);
         Volatile.Write(ref PositionWord, next);
         var word = identity | (uint)(delivery == Delivery.Lossless ? StreamLayout.ReaderLossless : StreamLayout.ReaderLatest);
@@ -638,6 +730,12 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         next = Volatile.Read(ref Cursor);
         cachedCursor = next;
         Interlocked.Exchange(ref PositionWord, next);
+        if (delivery == Delivery.Lossless && Delivery == Delivery.Latest)
+        {
+            ReleaseHold();
+            Interlocked.And(ref LatestReaders, ~LatestBit);
+        }
+
         Delivery = delivery;
         spaceSignal.NotifyIfSleeping();
     }

@@ -18,6 +18,12 @@ namespace Flowline.SharedMemory;
 /// the reader table only when that cached position says the ring is full. A reader that joins later
 /// joins at the cursor, which is never behind the cached position, so the cache never over-reports
 /// space.</para>
+/// <para>Slots (D100): the writer fills a slot that no latest reader holds, that does not hold the newest
+/// frame and that holds no frame a lossless reader still needs, and records in the slot map which slot
+/// holds each frame. It claims the slot (its sequence word to -1, with a full fence) before it reads the
+/// holds, so a reader that holds the slot either is seen here or sees the claim and lets go. It never
+/// waits for a latest reader: with at least latest readers + 2 slots a free slot always exists; in a
+/// smaller ring it fills a held slot when nothing else is free, and that reader finds its look torn.</para>
 /// <para>Not thread-safe: one thread writes.</para>
 /// </remarks>
 public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
@@ -28,6 +34,9 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
     private readonly FutexSignal spaceSignal;
     private long next;
     private long cachedMinReader;
+    private int claimed = -1;
+    private int newestSlot = -1;
+    private int fillFrom;
     private bool lookPending;
     private bool closed;
     private bool ownerWordInstalled;
@@ -91,17 +100,26 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
     public WriteStatus Look(out Span<T> slot, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         ThrowIfUnusable();
-        if (next - cachedMinReader >= capacity)
+        if (!lookPending)
         {
-            cachedMinReader = MinLosslessPosition();
-            if (next - cachedMinReader >= capacity && !WaitForSpace(timeout, cancellationToken))
+            if (next - cachedMinReader >= capacity)
+            {
+                cachedMinReader = MinLosslessPosition();
+                if (next - cachedMinReader >= capacity && !WaitForSpace(timeout, cancellationToken))
+                {
+                    slot = default;
+                    return WriteStatus.Timeout;
+                }
+            }
+
+            if (claimed < 0 && !ClaimSlot() && !ClaimAfterRescan() && !WaitForSpace(timeout, cancellationToken))
             {
                 slot = default;
                 return WriteStatus.Timeout;
             }
         }
 
-        slot = new Span<T>(SlotOf(next) + StreamLayout.SlotHeaderBytes, FrameLength);
+        slot = new Span<T>(SlotAt(claimed) + StreamLayout.SlotHeaderBytes, FrameLength);
         lookPending = true;
         return WriteStatus.Ok;
     }
@@ -110,7 +128,7 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
     public WriteStatus LookMemory(out Memory<byte> slot, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
     {
         var status = Look(out _, timeout, cancellationToken);
-        slot = status == WriteStatus.Ok ? SlotMemory(next) : default;
+        slot = status == WriteStatus.Ok ? SlotMemory(claimed) : default;
         return status;
     }
 
@@ -127,12 +145,17 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
             ThrowNoLook();
         }
 
-        var slot = SlotOf(next);
+        var slot = SlotAt(claimed);
         var now = MonotonicClock.NowNs();
-        Ordered.PutLong(slot + StreamLayout.SlotSequenceOffset, next);
         Ordered.PutULong(slot + StreamLayout.SlotFrameIdOffset, stamp.FrameId);
         Ordered.PutLong(slot + StreamLayout.SlotPublishOffset, now);
         Ordered.PutLong(slot + StreamLayout.SlotOriginOffset, stamp.OriginTimestampNs != 0 ? stamp.OriginTimestampNs : now);
+        Ordered.PutLongOrdered(slot + StreamLayout.SlotSequenceOffset, next);
+
+        // The map entry is a release store: a reader that finds the slot in the map finds the frame in it.
+        Ordered.PutIntOrdered(slotMap + ((next & mask) * sizeof(int)), claimed);
+        newestSlot = claimed;
+        claimed = -1;
         lookPending = false;
         next++;
 
@@ -201,6 +224,8 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
         Interlocked.Increment(ref StreamLayout.Long(baseAddress, StreamLayout.WriterEpochOffset));
         next = Volatile.Read(ref Cursor);
         cachedMinReader = MinLosslessPosition();
+        newestSlot = next > 0 ? MapOf(next - 1) : -1;
+        fillFrom = newestSlot + 1;
 
         // Readers that saw the previous writer go learn that a writer is back.
         dataSignal.Wake();
@@ -213,6 +238,93 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
         var final = (ownerWord & ~7UL) | (uint)state;
         Interlocked.CompareExchange(ref WriterOwner, final, ownerWord);
         dataSignal.Wake();
+    }
+
+    /// <summary>Claims a slot to fill (see the remarks); false if every slot is held or still needed by a lossless reader.</summary>
+    private bool ClaimSlot()
+    {
+        var sawHold = false;
+        var sawNeeded = false;
+        var heldFree = -1;
+        for (var k = 0; k <= capacity; k++)
+        {
+            // The newest frame's slot is the last resort (k == capacity): a ring smaller than latest
+            // readers + 2 overwrites the newest frame rather than wait for a reader.
+            var index = k < capacity ? (int)((fillFrom + k) & mask) : newestSlot;
+            if (index < 0 || (k < capacity && index == newestSlot))
+            {
+                continue;
+            }
+
+            var header = SlotAt(index);
+            var held = Ordered.GetLongVolatile(header + StreamLayout.SlotSequenceOffset);
+            if (held >= cachedMinReader && held < next && MapOf(held) == index)
+            {
+                sawNeeded = true;
+                continue; // A lossless reader has yet to read that frame.
+            }
+
+            // Claim first, then look for holds: a full fence between them (D100).
+            Ordered.PutLongVolatile(header + StreamLayout.SlotSequenceOffset, StreamLayout.SlotWriting);
+            var holders = Volatile.Read(ref LatestReaders);
+            if (holders != 0 && IsHeld(index, holders))
+            {
+                Ordered.PutLongOrdered(header + StreamLayout.SlotSequenceOffset, held);
+                sawHold = true;
+                heldFree = heldFree < 0 ? index : heldFree;
+                continue;
+            }
+
+            claimed = index;
+            fillFrom = index + 1;
+            if (sawHold)
+            {
+                ReclaimDeadReaders();
+            }
+
+            return true;
+        }
+
+        if (sawHold)
+        {
+            ReclaimDeadReaders();
+        }
+
+        if (!sawHold || sawNeeded)
+        {
+            return false; // A lossless reader has yet to read a frame: backpressure, it frees a slot.
+        }
+
+        // Only held slots are left (a ring smaller than latest readers + 2): never wait for a latest
+        // reader; fill a held slot, whose reader finds its look torn.
+        Ordered.PutLongVolatile(SlotAt(heldFree) + StreamLayout.SlotSequenceOffset, StreamLayout.SlotOverwriting);
+        claimed = heldFree;
+        fillFrom = heldFree + 1;
+        return true;
+    }
+
+    /// <summary>Claims a slot after reading the lossless readers' positions again.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private bool ClaimAfterRescan()
+    {
+        cachedMinReader = MinLosslessPosition();
+        return ClaimSlot();
+    }
+
+    /// <summary>True if a latest reader among <paramref name="holders"/> (a bit per reader entry) holds slot <paramref name="index"/>.</summary>
+    private bool IsHeld(int index, ulong holders)
+    {
+        while (holders != 0)
+        {
+            var reader = System.Numerics.BitOperations.TrailingZeroCount(holders);
+            holders &= holders - 1;
+            if (Volatile.Read(ref StreamLayout.Long(Stream.ReaderEntry(reader), StreamLayout.ReaderHoldOffset)) == index + 1)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private long MinLosslessPosition()
@@ -276,6 +388,10 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
                 && Interlocked.CompareExchange(ref owner, holding, word) == word)
             {
                 dataSignal.ForgetDeadSleeper((int*)(entry + StreamLayout.ReaderSleepingOffset));
+
+                // Its hold goes with it: a crashed latest reader does not pin a slot.
+                Volatile.Write(ref StreamLayout.Long(entry, StreamLayout.ReaderHoldOffset), 0);
+                Interlocked.And(ref LatestReaders, ~(1UL << i));
                 Interlocked.Exchange(ref owner, StreamLayout.ReaderFree);
                 Interlocked.Increment(ref StreamLayout.Long(baseAddress, StreamLayout.ReclaimedReadersOffset));
             }
@@ -302,7 +418,7 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
         public bool IsSatisfied()
         {
             writer.cachedMinReader = writer.MinLosslessPosition();
-            return writer.next - writer.cachedMinReader < writer.capacity;
+            return writer.next - writer.cachedMinReader < writer.capacity && (writer.lookPending || writer.claimed >= 0 || writer.ClaimSlot());
         }
 
         public void CheckPeers() => writer.ReclaimDeadReaders();

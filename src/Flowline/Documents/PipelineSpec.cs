@@ -44,6 +44,23 @@ public sealed record PipelineSpec
     /// <summary>The stream of that name, or null.</summary>
     public StreamSpec? FindStream(string name) => Streams.FirstOrDefault(s => s.Name == name);
 
+    /// <summary>
+    /// The nodes that read <paramref name="stream"/> as a trigger input with latest delivery (as
+    /// "kernel 'name'" or "sink 'name'"): each holds the slot it reads (decision 100), so the stream needs
+    /// at least that many slots + 2.
+    /// </summary>
+    internal IReadOnlyList<string> LatestReadersOf(string stream)
+    {
+        var fallback = FindStream(stream)?.Delivery ?? Runtime.PipelinePlan.DefaultDelivery;
+        return [
+            .. Kernels.Where(k => k.Inputs.Contains(stream) && (k.Delivery?.For(stream) ?? fallback) == Delivery.Latest).Select(k => $"kernel '{k.Name}'"),
+            .. Sinks.Where(s => s.Stream == stream && (s.Delivery ?? fallback) == Delivery.Latest).Select(s => $"sink '{s.Name}'"),
+        ];
+    }
+
+    /// <summary>The fewest slots a stream read by <paramref name="latestReaders"/> latest readers needs: one held by each, one to fill, one for the newest frame, as a power of two.</summary>
+    internal static int LeastLatestDepth(int latestReaders) => latestReaders == 0 ? 2 : (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)(latestReaders + 2));
+
     /// <summary>Two specs are equal when they make the same document (file and base directory aside).</summary>
     public bool Equals(PipelineSpec? other) =>
         other is not null && System.Text.Json.Nodes.JsonNode.DeepEquals(DocumentWriter.ToJson(this), DocumentWriter.ToJson(other))

@@ -68,6 +68,7 @@ internal sealed class PipelineValidator
         }
 
         var graph = new PipelineGraph(spec);
+        LatestDepths(graph);
         if (graph.FindTriggerCycle() is { } cycle)
         {
             var first = spec.Kernels.FirstOrDefault(k => k.Name == cycle[0]) as NodeSpec ?? spec.Sinks.First(s => s.Name == cycle[0]);
@@ -92,6 +93,33 @@ internal sealed class PipelineValidator
 
             first[stream.Name] = path;
             streams[stream.Name] = stream;
+        }
+    }
+
+    /// <summary>
+    /// A stream with a writer and latest readers needs a slot held by each of them (decision 100), one to
+    /// fill and one for the newest frame: a <c>depth</c> below that is refused (a stream without depth
+    /// gets enough).
+    /// </summary>
+    private void LatestDepths(PipelineGraph graph)
+    {
+        for (var i = 0; i < spec.Streams.Length; i++)
+        {
+            var stream = spec.Streams[i];
+            if (stream.Depth is not { } depth || graph.ProducersOf(stream.Name).Count == 0)
+            {
+                continue;
+            }
+
+            var latest = spec.LatestReadersOf(stream.Name);
+            if (latest.Count > 0 && depth < latest.Count + 2)
+            {
+                var readers = latest.Count == 1 ? $"its latest reader ({latest[0]}) holds" : $"its {latest.Count} latest readers ({string.Join(", ", latest)}) each hold";
+                Error(
+                    $"{PathOf(stream, $"shared_memory[{i}]")}.depth",
+                    $"depth {depth} is too small for stream '{stream.Name}': {readers} the slot it reads, and the writer needs one slot to fill and one for the newest frame; " +
+                    $"give depth: {PipelineSpec.LeastLatestDepth(latest.Count)} or more (latest readers + 2, a power of two), or read it with delivery: lossless");
+            }
         }
     }
 

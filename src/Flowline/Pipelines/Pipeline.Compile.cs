@@ -84,6 +84,15 @@ public sealed partial class Pipeline
             {
                 throw new ArgumentException($"stream '{s.Name}' has no reader task; add one, or a terminator (AddTerminator) if nothing should hold its writer back");
             }
+
+            // A latest reader holds the slot it reads (decision 100): the writer needs one more to fill and one for the newest frame.
+            var latest = tasks.Where(t => t.Spec.Control == TaskControl.Terminator && t.Spec.Reads.ContainsValue(s.Name)).Select(t => $"'{t.Spec.Name}'").ToList();
+            if (latest.Count > 0 && s.Frames < latest.Count + 2)
+            {
+                throw new ArgumentException(
+                    $"stream '{s.Name}': frames {s.Frames} is too small for its latest reader{(latest.Count == 1 ? "" : "s")} (terminator {string.Join(", ", latest)}): " +
+                    $"a latest reader holds the slot it reads, and the writer needs one slot to fill and one for the newest frame; declare it with frames: {PipelineSpec.LeastLatestDepth(latest.Count)} or more");
+            }
         }
 
         foreach (var (e, users) in eventUsers.Where(p => p.Value.Count > 2))

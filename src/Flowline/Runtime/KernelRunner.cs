@@ -11,9 +11,10 @@ namespace Flowline.Runtime;
 /// figures the manager reads.
 /// </summary>
 /// <remarks>
-/// Inputs read with latest delivery can be overwritten while the kernel computes if their writer laps
-/// the ring (depth frames ahead); such a frame is detected after the computation and its outputs are
-/// not published (counted as torn). Auxiliary inputs are private copies refreshed when they change.
+/// Inputs read with latest delivery are held while the kernel computes: their writer skips the held slot
+/// (decision 100). Only in a ring smaller than latest readers + 2 can one be overwritten; that is detected
+/// after the computation and its outputs are not published (counted as torn, reported as discarded
+/// computes). Auxiliary inputs are private copies refreshed when they change.
 /// </remarks>
 internal sealed class KernelRunner : WorkerRunner
 {

@@ -351,6 +351,7 @@ public sealed partial class PipelineManager
             LatencyUs = new LatencyFigures { P50 = Us(m.LatencyP50Ns), P90 = Us(m.LatencyP90Ns), P99 = Us(m.LatencyP99Ns), Max = Us(m.LatencyMaxNs) },
             SkippedPerInput = skipped,
             TornFrames = m.TornFrames,
+            DiscardedComputes = plan.Role == WorkerRole.Kernel ? m.TornFrames : 0,
             AuxiliaryTornCopies = m.AuxiliaryTornCopies,
             CpuPercent = slot.CpuPercent,
             RssBytes = rss,

@@ -86,7 +86,9 @@ public sealed class PipelinePlan
             var readers = pipeline.Graph.ConsumersOf(stream.Name).Count;
             streamOptions[stream.Name] = new StreamOptions
             {
-                CapacityFrames = stream.Depth ?? (stream.Initial is not null && pipeline.Graph.ProducersOf(stream.Name).Count == 0 ? ConstantDepth : DefaultDepth),
+                CapacityFrames = stream.Depth ?? (stream.Initial is not null && pipeline.Graph.ProducersOf(stream.Name).Count == 0
+                    ? ConstantDepth
+                    : Math.Max(DefaultDepth, PipelineSpec.LeastLatestDepth(pipeline.Spec.LatestReadersOf(stream.Name).Count))),
                 MaxReaders = Math.Clamp(readers + 4, StreamOptions.DefaultMaxReaders, StreamOptions.MaxReadersLimit),
             };
         }

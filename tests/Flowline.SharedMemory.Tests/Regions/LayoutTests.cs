@@ -16,7 +16,7 @@ public sealed class LayoutTests
         Assert.Equal(
             [0, 8, 12, 16, 24, 32, 40, 48],
             [RegionHeader.MagicOffset, RegionHeader.VersionOffset, RegionHeader.KindOffset, RegionHeader.HashOffset, RegionHeader.TotalBytesOffset, RegionHeader.OwnerOffset, RegionHeader.RegionIdOffset, RegionHeader.CreatedOffset]);
-        Assert.Equal(1u, RegionHeader.LayoutVersion);
+        Assert.Equal(2u, RegionHeader.LayoutVersion);
         Assert.Equal("FLOWLINE"u8.ToArray(), BitConverter.GetBytes(RegionHeader.Magic));
     }
 
@@ -31,6 +31,9 @@ public sealed class LayoutTests
         Assert.Equal(768, StreamLayout.ReaderTableOffset);
         Assert.Equal(128, StreamLayout.ReaderEntryBytes);
         Assert.Equal(64, StreamLayout.ReaderOwnerOffset - StreamLayout.ReaderPositionOffset);
+        Assert.Equal(8, StreamLayout.ReaderHoldOffset);
+        Assert.Equal(384 + 40, StreamLayout.LatestReadersOffset);
+        Assert.Equal(-1, StreamLayout.SlotWriting);
         Assert.Equal(64, StreamLayout.SlotHeaderBytes);
         Assert.Equal([0, 8, 16, 24], [StreamLayout.SlotSequenceOffset, StreamLayout.SlotFrameIdOffset, StreamLayout.SlotPublishOffset, StreamLayout.SlotOriginOffset]);
 
@@ -48,10 +51,13 @@ public sealed class LayoutTests
         Assert.Equal(slotBytes, StreamLayout.SlotBytes(frameBytes));
 
     [Fact]
-    public void TotalBytes_AddTheReaderTableAndTheSlots()
+    public void TotalBytes_AddTheReaderTableTheSlotMapAndTheSlots()
     {
-        Assert.Equal(768 + (8 * 128) + (32 * 128), StreamLayout.TotalBytes(64, 32, 8));
-        Assert.Equal(768 + (64 * 128), StreamLayout.SlotsOffset(64));
+        Assert.Equal(768 + (8 * 128) + 128 + (32 * 128), StreamLayout.TotalBytes(64, 32, 8));
+        Assert.Equal(768 + (64 * 128), StreamLayout.SlotMapOffset(64));
+        Assert.Equal(768 + (64 * 128) + 128, StreamLayout.SlotsOffset(64, 32));
+        Assert.Equal(768 + (64 * 128) + 256, StreamLayout.SlotsOffset(64, 64));
+        Assert.Equal(768 + (8 * 128) + 128, StreamLayout.SlotsOffset(8, 2));
     }
 
     [Fact]
@@ -59,8 +65,8 @@ public sealed class LayoutTests
     {
         // These change whenever an offset or size above changes: update them together with LayoutVersion.
         Assert.Equal(RegionHeader.Hash(StreamLayout.Signature), StreamLayout.Hash);
-        Assert.Equal(0x34B60630AB15CFF5UL, StreamLayout.Hash);
-        Assert.Equal(0xC12287BA8FCD3C5BUL, SharedEvent.LayoutHash);
+        Assert.Equal(0xC38F48466B81AB82UL, StreamLayout.Hash);
+        Assert.Equal(0x3D231929962ADB08UL, SharedEvent.LayoutHash);
         Assert.NotEqual(StreamLayout.Hash, SharedEvent.LayoutHash);
     }
 

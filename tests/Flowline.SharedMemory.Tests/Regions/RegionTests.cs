@@ -121,7 +121,7 @@ public sealed class RegionTests : ShmTest
         using var evt = SharedEvent.Open(Ns, "evt", RegionMode.Create);
         var error = Assert.Throws<RegionLayoutException>(() => SharedStream.Open(Ns, "evt", Format, RegionMode.Attach));
         Assert.Contains("kind event", error.Message, StringComparison.Ordinal);
-        Assert.Contains("expected layout version 1, kind stream", error.Message, StringComparison.Ordinal);
+        Assert.Contains("expected layout version 2, kind stream", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -139,7 +139,7 @@ public sealed class RegionTests : ShmTest
 
         var error = Assert.Throws<RegionLayoutException>(() => SharedStream.Open(Ns, "old", Format, RegionMode.Attach));
         Assert.Contains("has layout version 2, kind stream, layout hash 0x0000000000001234", error.Message, StringComparison.Ordinal);
-        Assert.Contains($"expected layout version 1, kind stream, layout hash 0x{StreamLayout.Hash:X16}", error.Message, StringComparison.Ordinal);
+        Assert.Contains($"expected layout version 2, kind stream, layout hash 0x{StreamLayout.Hash:X16}", error.Message, StringComparison.Ordinal);
 
         // The owner (this process) is alive, so create_or_attach must not destroy it either.
         Assert.Throws<RegionLayoutException>(() => SharedStream.Open(Ns, "old", Format, RegionMode.CreateOrAttach));
@@ -253,11 +253,11 @@ public sealed class RegionTests : ShmTest
         using var stream = SharedStream.Open(Ns, "hdr", Format, RegionMode.Create, new StreamOptions { CapacityFrames = 2, MaxReaders = 1 });
         var bytes = File.ReadAllBytes(stream.Path);
         Assert.Equal("FLOWLINE", System.Text.Encoding.ASCII.GetString(bytes, 0, 8));
-        Assert.Equal(1u, BitConverter.ToUInt32(bytes, RegionHeader.VersionOffset));
+        Assert.Equal(2u, BitConverter.ToUInt32(bytes, RegionHeader.VersionOffset));
         Assert.Equal((uint)RegionKind.Stream, BitConverter.ToUInt32(bytes, RegionHeader.KindOffset));
         Assert.Equal(StreamLayout.Hash, BitConverter.ToUInt64(bytes, RegionHeader.HashOffset));
         Assert.Equal(bytes.Length, BitConverter.ToInt64(bytes, RegionHeader.TotalBytesOffset));
-        Assert.Equal(768 + 128 + (2 * 128), bytes.Length);
+        Assert.Equal(768 + 128 + 128 + (2 * 128), bytes.Length);
         Assert.Equal(stream.Owner, ProcessIdentity.Current with { });
     }
 }

@@ -20,7 +20,7 @@ public sealed class PipelineNumbersTests : RuntimeTest
             // camera paced, and a capturing sink (a thread of this process) on every stream.
             var yaml = "plugins: [plugins/Flowline.Tests.Plugin.dll]\n" + example
                 .Replace("    dtype: float32\n", "    dtype: float32\n    delivery: lossless\n", StringComparison.Ordinal)
-                .Replace("parameters: {pattern: random, seed: 3, amplitude: 100, offset: 1000}", "parameters: {pattern: random, seed: 3, amplitude: 100, offset: 1000, rate_hz: 200}", StringComparison.Ordinal)
+                .Replace("rate_hz: 1000}", "rate_hz: 200}", StringComparison.Ordinal)
                 .TrimEnd() + "\n" + string.Concat(Stages.Select(s => $"  - {{name: cap_{s}, kind: test.capture, stream: {s}, placement: thread, parameters: {{path: \"{Path.Combine(dir, s)}\"}}}}\n"));
             Assert.Contains("rate_hz: 200", yaml, StringComparison.Ordinal);
             var manager = Manager(yaml);
