@@ -190,7 +190,7 @@ def test_layout_mismatch_is_refused(peers, ns):
     data = bytearray((ROOT / ns / "s").read_bytes())
     data[L.HASH_OFFSET] ^= 0xFF
     (ROOT / ns / "other").write_bytes(data)
-    with pytest.raises(flowline.LayoutMismatchError, match=r"layout hash 0x[0-9A-F]{16}.*expected layout version 1, kind stream, layout hash"):
+    with pytest.raises(flowline.LayoutMismatchError, match=r"layout hash 0x[0-9A-F]{16}.*expected layout version 2, kind stream, layout hash"):
         flowline.attach(ns, "other")
     with pytest.raises(flowline.LayoutMismatchError, match="kind event"):
         flowline.attach(ns, "s.evt")

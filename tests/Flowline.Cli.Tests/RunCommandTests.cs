@@ -139,6 +139,31 @@ public sealed class RunCommandTests : IDisposable
     }
 
     [Fact]
+    public void Run_WithALatencyTarget_PrintsEachSinksFrameInToCommandOutLatencyBesideIt_AndTheDiscardedComputes()
+    {
+        var result = Run(Copy64, "--duration", "1.5", "--latency-target", "60,200");
+
+        AssertExit(0, result);
+        var line = Assert.Single(result.Output.Split('\n'), l => l.StartsWith("frame in to command out (sink 'sink'): p50 ", StringComparison.Ordinal));
+        Assert.Matches(@"p50 [0-9.]+ µs, p99 [0-9.]+ µs; target p50 <= 60\.0 µs, p99 <= 200\.0 µs: (met|missed)$", line.TrimEnd());
+        Assert.Contains("discarded computes (a latest input overwritten while a kernel computed): 0", result.Output, StringComparison.Ordinal);
+        AssertNothingLeft("copy-64");
+    }
+
+    [Theory]
+    [InlineData("60")]
+    [InlineData("200,60")]
+    [InlineData("fast,slow")]
+    public void Run_AnInvalidLatencyTarget_SaysWhatItMustBe_AndExitsOne(string target)
+    {
+        var result = Run(Copy64, "--duration", "1", "--latency-target", target);
+
+        AssertExit(1, result);
+        Assert.Contains($"--latency-target must be P50,P99 in µs with 0 < P50 <= P99 (e.g. 60,200), not '{target}'", result.Error, StringComparison.Ordinal);
+        Assert.Equal("", result.Output);
+    }
+
+    [Fact]
     public void Run_AnInvalidDocument_NamesTheFieldAndLine_AndExitsOne()
     {
         var ns = OwnNamespace();
