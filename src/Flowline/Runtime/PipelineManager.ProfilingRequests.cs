@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Flowline.Documents;
 using Flowline.SharedMemory;
 
 namespace Flowline.Runtime;
