@@ -31,11 +31,15 @@ ERROR_OFFSET = METRICS_OFFSET + METRICS_BYTES
 ERROR_CAPACITY = 16_384 - 4
 REPORT_OFFSET = ERROR_OFFSET + 4 + ERROR_CAPACITY
 REPORT_CAPACITY = 16_384 - 16
-# The request mailbox (RequestMailbox.cs) the manager routes requests through; a Python worker does not
-# serve it yet, so its slots are only part of the layout here.
+# The request mailbox (RequestMailbox.cs) the manager routes requests through (served by flowline.requests).
 MAILBOX_OFFSET = REPORT_OFFSET + 16 + REPORT_CAPACITY
 MAILBOX_SLOT_COUNT = 8
 MAILBOX_SLOT_BYTES = 8192
+MAILBOX_SLOT_HEADER = 64
+MAILBOX_PAYLOAD_CAPACITY = MAILBOX_SLOT_BYTES - MAILBOX_SLOT_HEADER
+# Slot states (MailboxSlotState) and answer statuses (MailboxStatus).
+SLOT_FREE, SLOT_WRITING, SLOT_POSTED, SLOT_TAKEN, SLOT_ANSWERED, SLOT_ABANDONED = 0, 1, 2, 3, 4, 5
+STATUS_OK, STATUS_NO_HANDLER, STATUS_INVALID_REQUEST, STATUS_HANDLER_ERROR, STATUS_TIMEOUT = 0, 1, 2, 3, 4
 TOTAL_BYTES = MAILBOX_OFFSET + 64 + MAILBOX_SLOT_COUNT * MAILBOX_SLOT_BYTES
 MAX_INPUTS = 8
 
@@ -124,6 +128,60 @@ class ControlBlock(Attached):
             return current
         N.futex_wait(self.base + COMMAND_OFFSET, observed, int(timeout * 1e9))
         return self.command
+
+    def wake_command_waiters(self) -> None:
+        """Wakes whoever sleeps on the command word (this worker's loop, to run a request between frames now)."""
+        N.futex_wake(self.base + COMMAND_OFFSET)
+
+    # --- the request mailbox (the worker's side of RequestMailbox.cs) ---------------------------------
+
+    @property
+    def request_doorbell(self) -> int:
+        """Changes whenever a client posts a request."""
+        return N.load_i32(self.base + MAILBOX_OFFSET)
+
+    def wait_for_requests(self, observed: int, timeout: float) -> None:
+        """Sleeps while the request doorbell holds ``observed``, for at most ``timeout`` seconds."""
+        if self.request_doorbell == observed:
+            N.futex_wait(self.base + MAILBOX_OFFSET, observed, int(timeout * 1e9))
+
+    def wake_request_waiters(self) -> None:
+        N.futex_wake(self.base + MAILBOX_OFFSET)
+
+    def _slot(self, slot: int) -> int:
+        if not 0 <= slot < MAILBOX_SLOT_COUNT:
+            raise IndexError(f"mailbox slot {slot} is not in 0..{MAILBOX_SLOT_COUNT - 1}")
+        return MAILBOX_OFFSET + 64 + slot * MAILBOX_SLOT_BYTES
+
+    def take_request(self) -> Optional[tuple[int, int, int, bytes]]:
+        """Takes the next posted request: (slot, correlation id, deadline ns, payload), or None."""
+        for i in range(MAILBOX_SLOT_COUNT):
+            offset = self._slot(i)
+            if N.cas_u32(self.base + offset, SLOT_POSTED, SLOT_TAKEN) != SLOT_POSTED:
+                continue
+            length = min(max(N.load_i32(self.base + offset + 4), 0), MAILBOX_PAYLOAD_CAPACITY)
+            correlation = N.load_i64(self.base + offset + 16)
+            deadline = N.load_i64(self.base + offset + 24)
+            start = offset + MAILBOX_SLOT_HEADER
+            return i, correlation, deadline, bytes(self._region.mm[start:start + length])
+        return None
+
+    def answer_request(self, slot: int, correlation: int, status: int, answer: bytes) -> None:
+        """Answers the request in ``slot`` (a slot its client abandoned is freed instead), and rings the answer doorbell."""
+        if len(answer) > MAILBOX_PAYLOAD_CAPACITY:
+            raise ValueError(f"an answer is at most {MAILBOX_PAYLOAD_CAPACITY} bytes, not {len(answer)}")
+        offset = self._slot(slot)
+        p = self.base + offset
+        if N.load_i64(p + 16) != correlation:
+            return
+        start = offset + MAILBOX_SLOT_HEADER
+        self._region.mm[start:start + len(answer)] = answer
+        N.store_i32(p + 8, len(answer))
+        N.store_i32(p + 12, status)
+        if N.cas_u32(p, SLOT_TAKEN, SLOT_ANSWERED) != SLOT_TAKEN:
+            N.cas_u32(p, SLOT_ABANDONED, SLOT_FREE)  # its client gave up: nobody takes the answer
+        N.add_i32(self.base + MAILBOX_OFFSET + 4, 1)
+        N.futex_wake(self.base + MAILBOX_OFFSET + 4)
 
     def write_metrics(self, values: dict[str, float]) -> None:
         """Publishes metrics (fields of :data:`METRICS_FIELDS`, 0 where absent) under the seqlock."""

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import _native as N
+from .requests import RequestServer, declaration_of
 from .control import FAILED, HOLD, PAUSE, PAUSED, READY, RUN, RUNNING, STARTING, STOP, STOPPED, ControlBlock, MAX_INPUTS
 from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, Writer, WriterGone, wait_any
 
@@ -136,6 +137,15 @@ class Runner:
         self.role: str = manifest["role"]
         self.parameters: dict[str, Any] = dict(manifest.get("parameters") or {})
         self.function = _load_function(manifest)
+        self.declaration = declaration_of(self.function)
+        for name, setting in self.declaration.settings.items():
+            if name in self.parameters:
+                problem = setting.check(self.parameters[name])
+                if problem:
+                    raise ValueError(f"parameter '{name}' of node '{manifest.get('node', '?')}' {problem}, not {self.parameters[name]!r}")
+            elif setting.default is not None:
+                self.parameters[name] = setting.default
+        self.requests: Optional[RequestServer] = None
         spin = float(manifest.get("spin_time_s", 20e-6))
         self.streams: list[Stream] = []
         self.readers: list[Reader] = []
@@ -193,9 +203,20 @@ class Runner:
                 else:
                     self._consume()
                 self.reporter.tick()
+                self.drain()
         finally:
             self._release()
             self.reporter.tick(force=True)
+
+    def serve_requests(self) -> None:
+        """Starts answering the request mailbox (before the worker reports ready: the manager then sends it
+        the settings changed since the document and asks for its settings' schema)."""
+        self.requests = RequestServer(self.control, self.manifest.get("node", "?"), self.parameters, self.declaration)
+
+    def drain(self) -> None:
+        """Runs the requests waiting for a frame boundary (settings changes): called between two frames only."""
+        if self.requests is not None:
+            self.requests.drain()
 
     def _take(self, i: int, timeout: float) -> bool:
         try:
@@ -345,6 +366,9 @@ class Runner:
                 writer.close_stream()
 
     def close(self) -> None:
+        if self.requests is not None:
+            self.requests.close()
+            self.requests = None
         for endpoint in [*self.readers, *self.writers]:
             endpoint.close()
         for stream in self.streams:
@@ -364,6 +388,7 @@ def _fail(control: ControlBlock, error: BaseException) -> int:
 
 
 def _serve(runner: Runner, control: ControlBlock) -> int:
+    runner.serve_requests()
     control.state = READY
     runner.reporter.tick(force=True)
     command = control.command
@@ -378,6 +403,7 @@ def _serve(runner: Runner, control: ControlBlock) -> int:
             control.state = PAUSED if command == PAUSE else READY
             control.wait_for_command_change(command, WAIT_SLICE)
             runner.reporter.tick()
+            runner.drain()
         command = control.command
 
 

@@ -55,6 +55,7 @@ public sealed class ControlService : IDisposable
     private readonly SemaphoreSlim commands = new(1, 1);
     private readonly ControlServiceOptions options;
     private readonly bool ownsManager;
+    private readonly ObservabilityLogs logs;
     private volatile Current current;
     private bool disposed;
     private string? serverUrl;
@@ -69,6 +70,7 @@ public sealed class ControlService : IDisposable
         LoadRoots = [Path.GetDirectoryName(full)!, .. this.options.LoadRoots.Select(Path.GetFullPath)];
         var pipeline = PipelineDocument.Load(full);
         ownsManager = true;
+        logs = this.options.Manager.Logs ?? new ObservabilityLogs();
         current = Create(pipeline, full, revision: 1);
         Metrics = new PipelineMetrics(StatusForMetrics, profiling: ProfilingForMetrics);
     }
@@ -81,7 +83,8 @@ public sealed class ControlService : IDisposable
     public ControlService(PipelineManager manager, ControlServiceOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(manager);
-        this.options = (options ?? new ControlServiceOptions()) with { Manager = manager.Options };
+        logs = manager.Options.Logs ?? new ObservabilityLogs(manager.SettingsLog, manager.TopologyLog);
+        this.options = (options ?? new ControlServiceOptions()) with { Manager = manager.Options with { Logs = logs } };
         Events = new EventHub(Math.Max(1, this.options.EventHistory), Math.Max(1, this.options.SubscriberQueue));
         manager.EventRaised += OnManagerEvent;
         var spec = manager.Pipeline.Spec;
@@ -364,6 +367,7 @@ public sealed class ControlService : IDisposable
 
         var next = Create(pipeline, configPath, c.Revision + 1, basePath);
         Retire(c.Manager, next);
+        logs.DocumentReplaced(next.Revision, [.. next.Manager.Plan.Workers.Select(w => w.Name)], [.. pipeline.Spec.Streams.Select(s => s.Name)]);
         var body = DocumentResult(next, check);
         Events.Publish("document_updated", ((JsonObject)body.DeepClone()).With("reason", reason));
         return body;
@@ -539,6 +543,7 @@ public sealed class ControlService : IDisposable
         }
 
         var next = Create(c.Pipeline, c.ConfigPath, c.Revision, c.ConfigBasePath);
+        next.Manager.AdoptSettings(c.Manager); // the same document: live changes survive a stop and start
         Retire(c.Manager, next);
         return next.Manager;
     }
@@ -587,7 +592,8 @@ public sealed class ControlService : IDisposable
     private Current Create(ValidatedPipeline pipeline, string? configPath, long revision, string? basePath = null)
     {
         // The service publishes the figures of whichever manager it serves (Metrics); its managers do not.
-        var manager = new PipelineManager(pipeline, options.Manager with { PublishMetrics = false }) { ServerUrl = serverUrl };
+        // Every manager appends to the service's logs: their sequence numbers go on across replacements.
+        var manager = new PipelineManager(pipeline, options.Manager with { PublishMetrics = false, Logs = logs }) { ServerUrl = serverUrl };
         try
         {
             var document = DocumentOf(pipeline.Spec);

@@ -31,11 +31,11 @@ internal static class ObservabilityApi
 
         read.MapGet("/settings", () => Json(200, service.Manager.Settings()));
         read.MapGet("/settings/schema", () => Json(200, service.Manager.SettingsSchema()));
-        read.MapGet("/settings/events", (Delegate)((HttpContext http) => EventsAsync(http, service.Manager.SettingsLog, "setting", options, log => new SettingsEventList { Events = [.. log.Events.Select(e => e.Event)], Lost = log.Lost })));
+        read.MapGet("/settings/events", (Delegate)((HttpContext http) => EventsAsync(http, service.Manager.SettingsLog, e => e.Type == "document_replaced" ? e.Type : "setting", options, log => new SettingsEventList { Events = [.. log.Events.Select(e => e.Event)], Lost = log.Lost })));
         control.MapPatch("/settings/{node}", (string node, HttpContext http) => PatchAsync(http, service, tokens, node));
 
         read.MapGet("/topology", () => Json(200, service.Manager.Topology()));
-        read.MapGet("/topology/events", (Delegate)((HttpContext http) => EventsAsync(http, service.Manager.TopologyLog, "topology", options, log => new TopologyEventList { Events = [.. log.Events.Select(e => e.Event)], Lost = log.Lost })));
+        read.MapGet("/topology/events", (Delegate)((HttpContext http) => EventsAsync(http, service.Manager.TopologyLog, e => e.Type == "document_replaced" ? e.Type : "topology", options, log => new TopologyEventList { Events = [.. log.Events.Select(e => e.Event)], Lost = log.Lost })));
     }
 
     private static async Task<IResult> RouteAsync(HttpContext http, ControlService service, AccessTokens tokens, Func<string, JsonObject?, TimeSpan, CancellationToken, Task<RequestReply>> send)
@@ -136,7 +136,7 @@ internal static class ObservabilityApi
     /// <c>Accept: text/event-stream</c>, as SSE (<c>id:</c> the sequence number) followed by live events.
     /// A subscriber that falls behind gets <c>event: lost</c> with how many events it missed, and the stream ends.
     /// </summary>
-    private static async Task EventsAsync<T, TList>(HttpContext http, SequencedLog<T> log, string type, ControlApiOptions options, Func<(IReadOnlyList<(long Seq, T Event)> Events, bool Lost, long Missed), TList> list)
+    private static async Task EventsAsync<T, TList>(HttpContext http, SequencedLog<T> log, Func<T, string> type, ControlApiOptions options, Func<(IReadOnlyList<(long Seq, T Event)> Events, bool Lost, long Missed), TList> list)
         where T : class
     {
         long after = 0;
@@ -172,7 +172,7 @@ internal static class ObservabilityApi
             var last = after;
             foreach (var (seq, e) in replay)
             {
-                await WriteAsync(response.Body, type, StatusJson.Serialize(e), seq, cancel).ConfigureAwait(false);
+                await WriteAsync(response.Body, type(e), StatusJson.Serialize(e), seq, cancel).ConfigureAwait(false);
                 last = seq;
             }
 
@@ -205,7 +205,7 @@ internal static class ObservabilityApi
                 {
                     if (item.Seq > last)
                     {
-                        await WriteAsync(response.Body, type, StatusJson.Serialize(item.Event!), item.Seq, cancel).ConfigureAwait(false);
+                        await WriteAsync(response.Body, type(item.Event!), StatusJson.Serialize(item.Event!), item.Seq, cancel).ConfigureAwait(false);
                         last = item.Seq;
                     }
                 }

@@ -146,11 +146,21 @@ public sealed record SettingsPatchResult
     public string AppliedBy { get; init; } = "";
 }
 
-/// <summary>A change of one field (the settings event log).</summary>
+/// <summary>A change of one field (the settings event log), or the document's replacement.</summary>
 public sealed record SettingsEvent
 {
-    /// <summary>Its sequence number (monotonic, from 1).</summary>
+    /// <summary>Its sequence number (monotonic, from 1; it goes on across document replacements).</summary>
     public long Seq { get; init; }
+
+    /// <summary>
+    /// <c>changed</c> (a field's change), or <c>document_replaced</c> (<c>PUT /document</c> or a load: every
+    /// node's settings are now the new document's; take <c>GET /settings</c> again).
+    /// </summary>
+    public string Type { get; init; } = "changed";
+
+    /// <summary>The document's revision after a <c>document_replaced</c>; null otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? Revision { get; init; }
 
     /// <summary>When, ISO 8601 UTC.</summary>
     public string Time { get; init; } = "";
@@ -285,6 +295,10 @@ public sealed record TopologyEvent
 
     /// <summary>The streams concerned.</summary>
     public IReadOnlyList<string> Streams { get; init; } = [];
+
+    /// <summary>The document's revision after a <c>document_replaced</c>; null otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public long? Revision { get; init; }
 }
 
 /// <summary>The answer of <c>GET /topology/events</c>.</summary>

@@ -73,25 +73,26 @@ public sealed class ObservabilityApiTests : ServerTest
         Assert.Equal(("constant", "number", true), ((string?)field["name"], (string?)field["type"], (bool)field["live"]!));
 
         var before = await GetOkAsync("/settings");
-        Assert.Equal(0, (long)before["seq"]!);
+        var start = (long)before["seq"]!; // the document_replaced of the PUT /document above
+        Assert.Equal(1, start);
         Assert.Equal(2.0, (double)before["nodes"]!["add"]!["constant"]!);
 
         var bad = await SendAsync(Http, HttpMethod.Patch, "/settings/add", """{"constant": "high"}""");
         Assert.Equal(HttpStatusCode.UnprocessableEntity, bad.Status);
         Assert.Equal("constant", (string?)bad.Body!["field"]);
-        Assert.Equal(0, (long)(await GetOkAsync("/settings"))["seq"]!);
+        Assert.Equal(start, (long)(await GetOkAsync("/settings"))["seq"]!);
         Assert.Equal(HttpStatusCode.NotFound, (await SendAsync(Http, HttpMethod.Patch, "/settings/nope", """{"constant": 1}""")).Status);
 
         var ok = await SendAsync(Http, HttpMethod.Patch, "/settings/add", """{"constant": 4.5}""");
         Assert.True(ok.Status == HttpStatusCode.OK, ok.Text);
         Assert.True((bool)ok.Body!["applied"]!);
-        Assert.Equal(1, (long)ok.Body!["seq"]!);
+        Assert.Equal(start + 1, (long)ok.Body!["seq"]!);
         Assert.Equal(4.5, (double)ok.Body!["values"]!["constant"]!);
 
-        var events = (await GetOkAsync("/settings/events?after_seq=0"))["events"]!.AsArray();
+        var events = (await GetOkAsync($"/settings/events?after_seq={start}"))["events"]!.AsArray();
         var e = Assert.Single(events)!;
-        Assert.Equal(("add", "constant", 2.0, 4.5), ((string?)e["node"], (string?)e["field"], (double)e["old"]!, (double)e["new"]!));
-        Assert.Empty((await GetOkAsync("/settings/events?after_seq=1"))["events"]!.AsArray());
+        Assert.Equal(("changed", "add", "constant", 2.0, 4.5), ((string?)e["type"], (string?)e["node"], (string?)e["field"], (double)e["old"]!, (double)e["new"]!));
+        Assert.Empty((await GetOkAsync($"/settings/events?after_seq={start + 1}"))["events"]!.AsArray());
 
         var document = (await GetOkAsync("/document"))["document"]!;
         Assert.Equal(4.5, (double)document["kernels"]![0]!["parameters"]!["constant"]!);
@@ -135,6 +136,162 @@ public sealed class ObservabilityApiTests : ServerTest
         Assert.All(topology["nodes"]!.AsArray(), n => Assert.NotNull((string?)n!["process_id"]));
         var events = (await GetOkAsync("/topology/events?after_seq=0"))["events"]!.AsArray();
         Assert.Contains(events, e => (string?)e!["type"] == "process_registered");
+    }
+
+    /// <summary>
+    /// The settings and topology logs belong to the service, not to one manager: a document replaced goes on
+    /// numbering them, a subscriber connected before stays on them and gets <c>event: document_replaced</c>, and
+    /// live changes survive a stop and start of the same document.
+    /// </summary>
+    [Fact]
+    public async Task DocumentReplaced_LogsGoOn_SubscribersGetTheEvent_AndAStopStartKeepsLiveChanges()
+    {
+        await StartAddPipelineAsync();
+        var changed = await SendAsync(Http, HttpMethod.Patch, "/settings/add", """{"constant": 4.5}""");
+        Assert.True(changed.Status == HttpStatusCode.OK, changed.Text);
+        var seq = (long)changed.Body!["seq"]!;
+
+        // A stop and a start renew the manager of the same document: the change is kept.
+        await PostOkAsync("/commands/stop");
+        await PostOkAsync("/commands/start");
+        Assert.Equal(4.5, (double)(await GetOkAsync("/settings"))["nodes"]!["add"]!["constant"]!);
+        Assert.Equal(4.5, (double)(await GetOkAsync("/document"))["document"]!["kernels"]![0]!["parameters"]!["constant"]!);
+        Assert.Equal(seq, (long)(await GetOkAsync("/settings"))["seq"]!);
+        var topologySeq = (long)(await GetOkAsync("/topology"))["seq"]!;
+
+        using var cancel = new CancellationTokenSource(RequestTimeout * 2);
+        using var settings = await SubscribeAsync("/settings/events", seq, cancel.Token);
+        using var topology = await SubscribeAsync("/topology/events", topologySeq, cancel.Token);
+
+        await PostOkAsync("/commands/stop");
+        var replaced = AddDocument();
+        replaced["kernels"]![0]!["parameters"]!["constant"] = 3.0;
+        var put = await PutAsync("/document", replaced);
+        Assert.True(put.Status == HttpStatusCode.OK, put.Text);
+        var revision = (long)put.Body!["revision"]!;
+
+        var (type, id, data) = await NextEventAsync(settings, cancel.Token);
+        Assert.Equal(("document_replaced", seq + 1), (type, id));
+        Assert.Equal(("document_replaced", revision), ((string?)data["type"], (long)data["revision"]!));
+        var snapshot = await GetOkAsync("/settings");
+        Assert.Equal(seq + 1, (long)snapshot["seq"]!);
+        Assert.Equal(3.0, (double)snapshot["nodes"]!["add"]!["constant"]!);
+        var log = (await GetOkAsync("/settings/events?after_seq=0"))["events"]!.AsArray();
+        Assert.Equal(["document_replaced", "changed", "document_replaced"], log.Select(e => (string?)e!["type"]));
+
+        // The topology subscriber's next document_replaced is this one (process events of the stop come before it).
+        while (true)
+        {
+            var (t, tid, tdata) = await NextEventAsync(topology, cancel.Token);
+            Assert.True(tid > topologySeq);
+            if (t == "document_replaced")
+            {
+                Assert.Equal(revision, (long)tdata["revision"]!);
+                Assert.Contains("add", tdata["nodes"]!.AsArray().Select(n => (string?)n));
+                break;
+            }
+        }
+
+        // The same subscriber gets the changes made under the new document's manager.
+        await PostOkAsync("/commands/start");
+        Assert.Equal(HttpStatusCode.OK, (await SendAsync(Http, HttpMethod.Patch, "/settings/add", """{"constant": 5.0}""")).Status);
+        var (next, nextId, nextData) = await NextEventAsync(settings, cancel.Token);
+        Assert.Equal(("setting", seq + 2, 5.0), (next, nextId, (double)nextData["new"]!));
+    }
+
+    /// <summary>
+    /// A topology subscriber that never reads does not hold the log or another subscriber: every event is
+    /// appended and reaches the reading subscriber in order, and the idle one is told it lost events.
+    /// </summary>
+    [Fact]
+    public async Task TopologyEvents_ASlowSubscriberHoldsNoOne_AndIsToldItLostEvents()
+    {
+        await StartAddPipelineAsync();
+        var manager = Server.Service.Manager;
+        var start = manager.TopologyLog.Seq;
+        using var cancel = new CancellationTokenSource(TimeSpan.FromSeconds(120));
+        using var slow = await SubscribeAsync("/topology/events", start, cancel.Token); // never read until the end
+        using var fast = await SubscribeAsync("/topology/events", start, cancel.Token);
+        var seen = 0L;
+        var reading = Task.Run(async () =>
+        {
+            var expected = start + 1;
+            while (true)
+            {
+                var (type, id, _) = await NextEventAsync(fast, cancel.Token);
+                Assert.Equal("topology", type);
+                Assert.Equal(expected++, id); // in order, none missing
+                Volatile.Write(ref seen, id);
+            }
+        });
+
+        // 4,000 events (about 1 MB of SSE: more than the idle client's socket and the server's response buffer
+        // hold, so its queue of 256 fills), in steps the reading subscriber keeps up with.
+        const int Rounds = 40;
+        for (var round = 0; round < Rounds; round++)
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                manager.UnregisterExternalProcess(manager.RegisterExternalProcess(Environment.ProcessId, [], [], ["input", "output"]));
+            }
+
+            var target = manager.TopologyLog.Seq;
+            while (Volatile.Read(ref seen) < target)
+            {
+                Assert.False(reading.IsFaulted, reading.Exception?.ToString());
+                await Task.Delay(10, cancel.Token);
+            }
+        }
+
+        Assert.True(manager.TopologyLog.Seq >= start + (Rounds * 100));
+
+        // The idle subscriber: what its queue held, then event: lost, and its stream ends.
+        string? type;
+        do
+        {
+            (type, _, _) = await NextEventAsync(slow, cancel.Token);
+        }
+        while (type == "topology");
+        Assert.Equal("lost", type);
+    }
+
+    private async Task<StreamReader> SubscribeAsync(string path, long after, CancellationToken cancel)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, path);
+        request.Headers.Accept.ParseAdd("text/event-stream");
+        request.Headers.Add("Last-Event-ID", after.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        var response = await Http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancel);
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        return new StreamReader(await response.Content.ReadAsStreamAsync(cancel));
+    }
+
+    /// <summary>The next SSE event (its name, id and data); keepalives are skipped.</summary>
+    private static async Task<(string Type, long Id, JsonObject Data)> NextEventAsync(StreamReader reader, CancellationToken cancel)
+    {
+        string? type = null, data = null;
+        long id = 0;
+        while (await reader.ReadLineAsync(cancel) is { } line)
+        {
+            if (line.Length == 0 && data is not null)
+            {
+                return (type ?? "message", id, JsonNode.Parse(data)!.AsObject());
+            }
+
+            if (line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                type = line[7..];
+            }
+            else if (line.StartsWith("id: ", StringComparison.Ordinal))
+            {
+                id = long.Parse(line[4..], System.Globalization.CultureInfo.InvariantCulture);
+            }
+            else if (line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                data = line[6..];
+            }
+        }
+
+        throw new Xunit.Sdk.XunitException("the event stream ended");
     }
 
     private static string? Code(Reply reply, HttpStatusCode status)

@@ -125,7 +125,9 @@ public sealed class ProfilingRequestTests : ServerTest
         var badBatch = await PostAsync("/nodes/copy/requests", new JsonObject { ["op"] = "profiling_trace_batch", ["args"] = new JsonObject { ["cursor"] = -1 } });
         Assert.Equal("invalid_request", Code(badBatch, HttpStatusCode.BadRequest));
         Assert.Equal("cursor", (string?)badBatch.Json["field"]);
-        Assert.Equal("no_handler", Code(await PostAsync("/nodes/sink/requests", new JsonObject { ["op"] = "profiling_trace_batch" }), HttpStatusCode.NotFound));
+        Assert.Equal("no_handler", Code(await PostAsync("/nodes/camera/requests", new JsonObject { ["op"] = "profiling_trace_batch" }), HttpStatusCode.NotFound)); // a source reads nothing to trace
+        var sinkBatch = (await PostOkAsync("/nodes/sink/requests", new JsonObject { ["op"] = "profiling_trace_batch" }))["result"]!; // sinks trace their input (decision 110)
+        Assert.NotNull(sinkBatch["cursor"]);
         await PostOkAsync("/commands/stop");
     }
 

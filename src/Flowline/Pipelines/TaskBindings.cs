@@ -44,10 +44,18 @@ internal sealed class TaskGate(ControlBlock control, WorkerReporter reporter, Ca
         Stopping.ThrowIfCancellationRequested();
     }
 
-    public void Received(in FrameHeader header)
+    /// <summary>The task's compute-time histogram (decision 110): the time from a frame in to the frame out; null without profiling.</summary>
+    public HdrHistogram.LongHistogram? Compute { get; set; }
+
+    /// <summary>Notes a frame read; <paramref name="latency"/> (the reader's histogram, if profiled) gets its age from the origin.</summary>
+    public void Received(in FrameHeader header, HdrHistogram.LongHistogram? latency = null)
     {
         LastStamp = FrameStamp.From(header);
         lastFrameNs = MonotonicClock.NowNs();
+        if (header.OriginTimestampNs > 0)
+        {
+            ProfileHistograms.Record(latency, lastFrameNs - header.OriginTimestampNs);
+        }
     }
 
     /// <summary>Counts one frame out: its time since the last frame in, and its latency from the origin.</summary>
@@ -55,6 +63,7 @@ internal sealed class TaskGate(ControlBlock control, WorkerReporter reporter, Ca
     {
         var now = MonotonicClock.NowNs();
         reporter.Window.Record(now - lastFrameNs, now, LastStamp.OriginTimestampNs == 0 ? now : LastStamp.OriginTimestampNs);
+        ProfileHistograms.Record(Compute, now - lastFrameNs);
         lastFrameNs = now;
     }
 
@@ -136,6 +145,9 @@ public sealed class TaskReader<T> : TaskStream<T>
     /// <summary>The underlying ring reader (PYTHUSA's <c>.raw</c>): every operation of <see cref="StreamReader{T}"/>.</summary>
     public StreamReader<T> Raw { get; }
 
+    /// <summary>The latency histogram of this reader's frames (profiling, decision 110); null without profiling.</summary>
+    internal HdrHistogram.LongHistogram? Latency { get; set; }
+
     /// <summary>The header (sequence, frame id, timestamps) of the last frame read or looked at.</summary>
     public FrameHeader LastHeader { get; private set; }
 
@@ -189,7 +201,7 @@ public sealed class TaskReader<T> : TaskStream<T>
         }
 
         LastHeader = header;
-        gate.Received(header);
+        gate.Received(header, Latency);
         looking = true;
         return true;
     }
@@ -242,7 +254,7 @@ public sealed class TaskReader<T> : TaskStream<T>
         }
 
         LastHeader = header;
-        gate.Received(header);
+        gate.Received(header, Latency);
         if (gate.CountsReads)
         {
             gate.Produced();

@@ -18,6 +18,7 @@ internal sealed class SourceRunner : WorkerRunner
     private readonly StreamWriter<byte>[] outputs;
     private readonly AuxiliaryInput[] auxiliary;
     private readonly TimeSpan pollInterval;
+    private readonly HdrHistogram.LongHistogram? compute;
     private Pacer? pacer;
     private long generation;
 
@@ -38,6 +39,11 @@ internal sealed class SourceRunner : WorkerRunner
         }
 
         pollInterval = TimeSpan.FromSeconds(spec.PollInterval ?? 0.01);
+
+        // Profiling (decision 90; sources since decision 110): the time Produce takes, published with the figures.
+        var profiler = WorkerProfiler.Open(plan.ControlNamespace, control.Name, d => Own(d));
+        compute = profiler?.AddCompute(spec.Name);
+        Reporter.Profiler = profiler;
     }
 
     protected override void Loop(CancellationToken stop)
@@ -79,6 +85,7 @@ internal sealed class SourceRunner : WorkerRunner
             generation++;
             var end = MonotonicClock.NowNs();
             Reporter.Window.Record(end - start, end, 0);
+            ProfileHistograms.Record(compute, end - start);
             Reporter.Counters.OutputFrames += written;
             Reporter.Tick(Collect);
         }
@@ -104,6 +111,9 @@ internal sealed class SinkRunner : WorkerRunner
     private readonly StreamReader<byte> input;
     private readonly StreamWriter<byte>[] outputs;
     private readonly AuxiliaryInput[] auxiliary;
+    private readonly WorkerProfiler? profiler;
+    private readonly HdrHistogram.LongHistogram? latency;
+    private readonly HdrHistogram.LongHistogram? compute;
     private long tornFrames;
 
     public SinkRunner(PipelinePlan plan, SinkSpec spec, ControlBlock control)
@@ -121,6 +131,12 @@ internal sealed class SinkRunner : WorkerRunner
             Dispose();
             throw;
         }
+
+        // Profiling (decision 90; sinks since decision 110): its input's latency from the frame's origin and the time Consume takes.
+        profiler = WorkerProfiler.Open(plan.ControlNamespace, control.Name, d => Own(d));
+        latency = profiler?.AddInputLatency(spec.Stream, input.Index);
+        compute = profiler?.AddCompute(spec.Name);
+        Reporter.Profiler = profiler;
     }
 
     protected override void Loop(CancellationToken stop)
@@ -182,6 +198,17 @@ internal sealed class SinkRunner : WorkerRunner
 
             var end = MonotonicClock.NowNs();
             Reporter.Window.Record(end - start, end, header.OriginTimestampNs);
+            if (header.OriginTimestampNs > 0)
+            {
+                ProfileHistograms.Record(latency, start - header.OriginTimestampNs);
+            }
+
+            ProfileHistograms.Record(compute, end - start);
+            if (profiler is not null && profiler.TraceDue(out var now))
+            {
+                profiler.Trace(0, header, start, now - start);
+            }
+
             Reporter.Tick(Collect);
         }
     }

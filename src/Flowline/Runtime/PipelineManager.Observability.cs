@@ -34,11 +34,14 @@ public sealed partial class PipelineManager
     /// <summary>The UUID of the manager's own process in the registry.</summary>
     public Guid ProcessId { get; } = Guid.NewGuid();
 
-    /// <summary>The settings event log (<c>GET /settings/events</c>).</summary>
-    public SequencedLog<SettingsEvent> SettingsLog { get; } = new();
+    private readonly HashSet<(string Node, string Field)> changedFields = [];
+    private readonly ObservabilityLogs logs;
 
-    /// <summary>The topology event log (<c>GET /topology/events</c>).</summary>
-    public SequencedLog<TopologyEvent> TopologyLog { get; } = new();
+    /// <summary>The settings event log (<c>GET /settings/events</c>): the manager's own, or the one its options gave (a control service's).</summary>
+    public SequencedLog<SettingsEvent> SettingsLog => logs.Settings;
+
+    /// <summary>The topology event log (<c>GET /topology/events</c>): the manager's own, or the one its options gave.</summary>
+    public SequencedLog<TopologyEvent> TopologyLog => logs.Topology;
 
     /// <summary>Every process of the pipeline: the manager, each worker's current launch, and external processes.</summary>
     public IReadOnlyList<ProcessRecord> Processes()
@@ -155,7 +158,10 @@ public sealed partial class PipelineManager
     public SettingsSchema SettingsSchema()
     {
         EnsureSettings();
-        return new SettingsSchema { Nodes = settingSchemas! };
+        lock (settingsGate)
+        {
+            return new SettingsSchema { Nodes = new Dictionary<string, NodeSettingsSchema>(settingSchemas!, StringComparer.Ordinal) };
+        }
     }
 
     /// <summary>Every node's current settings (the server's truth).</summary>
@@ -184,7 +190,13 @@ public sealed partial class PipelineManager
         ArgumentNullException.ThrowIfNull(patch);
         EnsureSettings();
         source ??= ChangeSource.Local;
-        if (!settingSchemas!.TryGetValue(node, out var schema))
+        NodeSettingsSchema? schema;
+        lock (settingsGate)
+        {
+            settingSchemas!.TryGetValue(node, out schema);
+        }
+
+        if (schema is null)
         {
             throw new KeyNotFoundException($"the pipeline has no node '{node}' with settings");
         }
@@ -243,6 +255,7 @@ public sealed partial class PipelineManager
                 foreach (var (field, _, value) in fields)
                 {
                     stored[field] = value?.DeepClone();
+                    changedFields.Add((node, field));
                 }
 
                 seq = fields.Count == 0 ? SettingsLog.Seq : SettingsLog.Append(fields.Count, (s, i) => new SettingsEvent
@@ -287,7 +300,9 @@ public sealed partial class PipelineManager
             var changed = new JsonObject();
             foreach (var (field, value) in values)
             {
-                if (!JsonNode.DeepEquals(spec.Parameters.Get(field), value) && IsLive(node, field))
+                // Against the document's value, or the field's default where the document gives none.
+                var original = spec.Parameters.Contains(field) ? spec.Parameters.Get(field) : settingSchemas?.GetValueOrDefault(node)?.Fields.FirstOrDefault(f => f.Name == field)?.Default;
+                if (!JsonNode.DeepEquals(original, value) && IsLive(node, field))
                 {
                     changed[field] = value?.DeepClone();
                 }
@@ -298,8 +313,41 @@ public sealed partial class PipelineManager
     }
 
     /// <summary>True if field <paramref name="field"/> of <paramref name="node"/> was changed since the manager was made.</summary>
-    public bool SettingChanged(string node, string field) =>
-        SettingsLog.After(0).Events.Any(e => e.Event.Node == node && e.Event.Field == field);
+    public bool SettingChanged(string node, string field)
+    {
+        lock (settingsGate)
+        {
+            return changedFields.Contains((node, field));
+        }
+    }
+
+    /// <summary>
+    /// Takes over the settings <paramref name="previous"/> changed (a control service renewing the manager of
+    /// the same document after a stop), so that the next start runs with them rather than the document's.
+    /// </summary>
+    public void AdoptSettings(PipelineManager previous)
+    {
+        ArgumentNullException.ThrowIfNull(previous);
+        var snapshot = previous.Settings().Nodes;
+        List<(string Node, string Field)> changed;
+        lock (previous.settingsGate)
+        {
+            changed = [.. previous.changedFields];
+        }
+
+        EnsureSettings();
+        lock (settingsGate)
+        {
+            foreach (var (node, field) in changed)
+            {
+                if (settingValues!.TryGetValue(node, out var values) && snapshot.TryGetValue(node, out var old) && old.ContainsKey(field))
+                {
+                    values[field] = old[field]?.DeepClone();
+                    changedFields.Add((node, field));
+                }
+            }
+        }
+    }
 
     /// <summary>The topology now.</summary>
     public TopologySnapshot Topology()
@@ -391,6 +439,11 @@ public sealed partial class PipelineManager
     {
         foreach (var i in indices)
         {
+            if (slots[i] is { } python && Python.PythonSettings.IsPythonKind(python.Plan.Node.Kind))
+            {
+                LearnPythonSettings(python);
+            }
+
             if (slots[i] is not { } slot || ChangedSettings(slot.Plan.Name) is not { } changed)
             {
                 continue;
@@ -403,6 +456,56 @@ public sealed partial class PipelineManager
             catch (RequestException e)
             {
                 throw new InvalidOperationException($"{Describe(slot.Plan)} could not take its current settings: {e.Message}", e);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Asks a freshly launched Python worker for the settings its function declared (<c>settings_schema</c>)
+    /// and adds them to its node's schema: a Python node's own settings come from its function's code, known
+    /// once its worker started (under the lock, once it is ready). A field not in the snapshot yet gets the
+    /// document's value or its default.
+    /// </summary>
+    private void LearnPythonSettings(WorkerSlot slot)
+    {
+        EnsureSettings();
+        RequestReply reply;
+        try
+        {
+            reply = SendAsync(slot, "settings_schema", null, SettingsTimeout, CancellationToken.None).GetAwaiter().GetResult();
+        }
+        catch (RequestException e)
+        {
+            throw new InvalidOperationException($"{Describe(slot.Plan)} did not say which settings it declares: {e.Message}", e);
+        }
+
+        var declared = new List<SettingField>();
+        foreach (var item in (reply.Result?["fields"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            declared.Add(new SettingField
+            {
+                Name = (string?)item["name"] ?? "",
+                Type = (string?)item["type"] ?? "string",
+                Default = item["default"]?.DeepClone(),
+                Minimum = (double?)item["minimum"],
+                Maximum = (double?)item["maximum"],
+                Choices = item["choices"] is JsonArray choices ? [.. choices.Select(c => (string?)c ?? "")] : null,
+                Unit = (string?)item["unit"],
+                Description = (string?)item["description"] ?? "",
+                Live = (bool?)item["live"] ?? false,
+            });
+        }
+
+        var node = slot.Plan.Node;
+        lock (settingsGate)
+        {
+            var schema = settingSchemas![node.Name];
+            var names = declared.Select(f => f.Name).ToHashSet(StringComparer.Ordinal);
+            settingSchemas[node.Name] = schema with { Fields = [.. schema.Fields.Where(f => !names.Contains(f.Name)), .. declared] };
+            var values = settingValues![node.Name];
+            foreach (var field in declared.Where(f => !values.ContainsKey(f.Name) || values[f.Name] is null))
+            {
+                values[field.Name] = node.Parameters.Contains(field.Name) ? node.Parameters.Get(field.Name) : field.Default?.DeepClone();
             }
         }
     }
@@ -523,11 +626,19 @@ public sealed partial class PipelineManager
                     _ => null,
                 };
                 var fields = (kind?.Parameters ?? []).Select(Field).ToList();
+                JsonObject? taskDefaults = null;
+                if (node is TaskSpec task && TaskSettingsRecord(task) is { } record)
+                {
+                    // A code-first task's settings: the properties of the record its function takes (decision 113).
+                    (var declared, taskDefaults) = Pipelines.TaskSettingsSchema.Of(record);
+                    fields = [.. declared];
+                }
+
                 schemas[node.Name] = new NodeSettingsSchema { Kind = node.Kind, Fields = fields };
                 var current = new JsonObject();
                 foreach (var field in fields)
                 {
-                    current[field.Name] = node.Parameters.Contains(field.Name) ? node.Parameters.Get(field.Name) : field.Default?.DeepClone();
+                    current[field.Name] = node.Parameters.Contains(field.Name) ? node.Parameters.Get(field.Name) : (taskDefaults?[field.Name] ?? field.Default)?.DeepClone();
                 }
 
                 foreach (var name in node.Parameters.Names.Where(n => !current.ContainsKey(n)))
@@ -540,6 +651,24 @@ public sealed partial class PipelineManager
 
             settingValues = values;
             Volatile.Write(ref settingSchemas, schemas);
+        }
+    }
+
+    /// <summary>The settings record type of a task's function (<c>TaskSettings&lt;T&gt;</c>), or null.</summary>
+    private Type? TaskSettingsRecord(TaskSpec task)
+    {
+        if (task.Control == TaskControl.Terminator)
+        {
+            return null;
+        }
+
+        try
+        {
+            return Pipelines.TaskSettingsSchema.RecordTypeOf(TaskRunner.Resolve(Plan, task).Method);
+        }
+        catch (InvalidOperationException)
+        {
+            return null; // the function cannot be found here: its worker reports that when it starts
         }
     }
 

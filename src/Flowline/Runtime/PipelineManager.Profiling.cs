@@ -58,10 +58,8 @@ public sealed partial class PipelineManager
                 }
             }
 
-            if (worker.Node is KernelSpec)
-            {
-                nodes.Add(new NodeProfile(worker.Name, computeSummary) { Pid = pid, ProcessId = slots[i]?.ProcessId.ToString() });
-            }
+            // Every node: a kernel's, source's, sink's or task's compute time (decision 110); null where nothing was recorded (a Python worker).
+            nodes.Add(new NodeProfile(worker.Name, computeSummary) { Pid = pid, ProcessId = slots[i]?.ProcessId.ToString() });
         }
 
         var externals = registry.Externals();
@@ -200,14 +198,14 @@ public sealed partial class PipelineManager
             throw new ArgumentException($"seconds must be more than 0 and at most 3600, not {request.Seconds}", nameof(request));
         }
 
-        var kernels = Plan.Workers.Where(w => w.Node is KernelSpec).ToList();
+        var kernels = Plan.Workers.Where(w => TracedInputs(w.Node) is not null).ToList();
         var nodes = request.Nodes is { Count: > 0 } n ? n.ToHashSet(StringComparer.Ordinal) : null;
         var streamFilter = request.Streams is { Count: > 0 } s ? s.ToHashSet(StringComparer.Ordinal) : null;
         foreach (var name in nodes ?? [])
         {
             if (!kernels.Any(k => k.Name == name))
             {
-                throw new ArgumentException($"node '{name}' is not a kernel of the pipeline (traces record kernels: {string.Join(", ", kernels.Select(k => k.Name))})", nameof(request));
+                throw new ArgumentException($"node '{name}' is not a kernel or sink of the pipeline (traces record kernels and sinks: {string.Join(", ", kernels.Select(k => k.Name))})", nameof(request));
             }
         }
 
@@ -225,9 +223,9 @@ public sealed partial class PipelineManager
             var traced = new List<string>();
             foreach (var worker in kernels)
             {
-                var inputs = ((KernelSpec)worker.Node).Inputs;
+                var inputs = TracedInputs(worker.Node)!;
                 uint mask = 0;
-                for (var i = 0; i < Math.Min(inputs.Length, 32); i++)
+                for (var i = 0; i < Math.Min(inputs.Count, 32); i++)
                 {
                     if (streamFilter is null || streamFilter.Contains(inputs[i]))
                     {
@@ -281,7 +279,7 @@ public sealed partial class PipelineManager
         {
             for (var i = 0; i < profiles.Length; i++)
             {
-                if (profiles[i] is not { } block || Plan.Workers[i].Node is not KernelSpec kernel)
+                if (profiles[i] is not { } block || TracedInputs(Plan.Workers[i].Node) is not { } inputs)
                 {
                     continue;
                 }
@@ -291,14 +289,22 @@ public sealed partial class PipelineManager
                 lost += missed;
                 foreach (var r in records)
                 {
-                    var stream = r.Input >= 0 && r.Input < kernel.Inputs.Length ? kernel.Inputs[r.Input] : "?";
-                    into.Add(new TraceSample(stream, r.Sequence, r.FrameId, r.PublishNs, r.ReadNs, kernel.Name, r.ComputeNs));
+                    var stream = r.Input >= 0 && r.Input < inputs.Count ? inputs[r.Input] : "?";
+                    into.Add(new TraceSample(stream, r.Sequence, r.FrameId, r.PublishNs, r.ReadNs, Plan.Workers[i].Name, r.ComputeNs));
                 }
             }
         }
 
         return lost;
     }
+
+    /// <summary>The inputs whose frames a node traces (a kernel's trigger inputs, a sink's stream), or null for a node that traces none.</summary>
+    private static IReadOnlyList<string>? TracedInputs(NodeSpec node) => node switch
+    {
+        KernelSpec k => k.Inputs,
+        SinkSpec s => [s.Stream],
+        _ => null,
+    };
 
     /// <summary>The number of workers (the length of the cursor array <see cref="ReadTraces"/> takes).</summary>
     public int WorkerCount => profiles.Length;

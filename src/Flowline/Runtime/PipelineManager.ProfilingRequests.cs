@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using Flowline.Documents;
 using Flowline.SharedMemory;
 
 namespace Flowline.Runtime;
@@ -113,7 +112,7 @@ public sealed partial class PipelineManager
             }
 
             uint mask = 0;
-            for (var i = 0; i < Math.Min(kernel.Inputs.Length, 32); i++)
+            for (var i = 0; i < Math.Min(kernel.Inputs.Count, 32); i++)
             {
                 if (streams is null || streams.Contains(kernel.Inputs[i]))
                 {
@@ -164,7 +163,7 @@ public sealed partial class PipelineManager
         }
 
         var samples = records.Select(r => new TraceSample(
-            r.Input >= 0 && r.Input < kernel.Inputs.Length ? kernel.Inputs[r.Input] : "?", r.Sequence, r.FrameId, r.PublishNs, r.ReadNs, kernel.Name, r.ComputeNs)).ToList();
+            r.Input >= 0 && r.Input < kernel.Inputs.Count ? kernel.Inputs[r.Input] : "?", r.Sequence, r.FrameId, r.PublishNs, r.ReadNs, kernel.Name, r.ComputeNs)).ToList();
         return new JsonObject
         {
             ["cursor"] = next,
@@ -173,11 +172,11 @@ public sealed partial class PipelineManager
         };
     }
 
-    /// <summary>The kernel a trace operation is for: traces record kernels, so any other process has no handler.</summary>
-    private static KernelSpec TracedKernel(WorkerSlot? slot, string op) =>
-        slot?.Plan.Node as KernelSpec ?? throw new RequestException(
+    /// <summary>The node a trace operation is for and the inputs it traces: traces record kernels and sinks, so any other process has no handler.</summary>
+    private static (string Name, IReadOnlyList<string> Inputs) TracedKernel(WorkerSlot? slot, string op) =>
+        slot is not null && TracedInputs(slot.Plan.Node) is { } inputs ? (slot.Plan.Name, inputs) : throw new RequestException(
             RequestErrorCode.NoHandler,
-            slot is null ? $"the manager has no handler for '{op}': traces record kernels, send it to a kernel's process" : $"{Describe(slot.Plan)} has no handler for '{op}': traces record kernels");
+            slot is null ? $"the manager has no handler for '{op}': traces record kernels and sinks, send it to one's process" : $"{Describe(slot.Plan)} has no handler for '{op}': traces record kernels and sinks");
 
     private static void Known(JsonObject args, string op, params string[] names)
     {

@@ -61,6 +61,7 @@ public sealed partial class PipelineManager : IDisposable
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         this.options = options ?? new PipelineManagerOptions();
+        logs = this.options.Logs ?? new ObservabilityLogs();
         Pipeline = pipeline;
         Plan = new PipelinePlan(pipeline, this.options.Placement, this.options.Namespace) { TaskDelegates = this.options.TaskDelegates };
         SharedMemoryNamespace.Validate(Plan.Namespace, "namespace");

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Reflection;
 using Flowline.Documents;
 using Flowline.Pipelines;
@@ -24,6 +25,9 @@ internal sealed class TaskRunner : WorkerRunner
     private readonly Dictionary<string, TaskEvent> events = new(StringComparer.Ordinal);
     private readonly CancellationTokenSource stopping = new();
     private readonly TaskGate gate;
+    private WorkerProfiler? profiler;
+    private object? settings;
+    private bool profilerOpened;
 
     public TaskRunner(PipelinePlan plan, TaskSpec spec, ControlBlock control)
         : base(control)
@@ -57,6 +61,9 @@ internal sealed class TaskRunner : WorkerRunner
             {
                 arguments[i] = Bind(plan, parameters[i]);
             }
+
+            // Profiling (decision 110): each reader's latency (added as it was bound) and the time from a frame in to a frame out.
+            gate.Compute = Profiler(plan)?.AddCompute(spec.Name);
         }
         catch
         {
@@ -64,6 +71,8 @@ internal sealed class TaskRunner : WorkerRunner
             throw;
         }
     }
+
+    internal override object? NodeObject => settings;
 
     protected override void Loop(CancellationToken stop)
     {
@@ -178,6 +187,13 @@ internal sealed class TaskRunner : WorkerRunner
             return stopping.Token;
         }
 
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(TaskSettings<>))
+        {
+            // The task's live settings (decision 113): the request service applies changes to it.
+            settings ??= Activator.CreateInstance(type, BindingFlags.NonPublic | BindingFlags.Instance, null, [null], CultureInfo.InvariantCulture);
+            return settings;
+        }
+
         if (type == typeof(TaskContext))
         {
             return new TaskContext(spec.Name, plan.Namespace, stopping.Token);
@@ -210,7 +226,21 @@ internal sealed class TaskRunner : WorkerRunner
         where T : unmanaged
     {
         var options = plan.TriggerReader(spec, stream.Name) with { Delivery = Delivery.Lossless };
-        return new TaskReader<T>(stream.Name, stream.Format, Own(stream.OpenReader<T>(options)), gate);
+        var raw = Own(stream.OpenReader<T>(options));
+        return new TaskReader<T>(stream.Name, stream.Format, raw, gate) { Latency = Profiler(plan)?.AddInputLatency(stream.Name, raw.Index) };
+    }
+
+    /// <summary>The task's profiler (opened once, when the first histogram is added), or null without profiling.</summary>
+    private WorkerProfiler? Profiler(PipelinePlan plan)
+    {
+        if (!profilerOpened)
+        {
+            profilerOpened = true;
+            profiler = WorkerProfiler.Open(plan.ControlNamespace, Control.Name, d => Own(d));
+            Reporter.Profiler = profiler;
+        }
+
+        return profiler;
     }
 
     private TaskWriter<T> OpenWriterBinding<T>(PipelinePlan plan, SharedStream stream)

@@ -44,8 +44,10 @@ public sealed class ProfilingTests : RuntimeTest
         WaitUntil(() => Frames(manager, "sink") > 30, "frames reach the sink");
         WaitUntil(
             () => manager.Profiling().Nodes.SingleOrDefault(n => n.Name == "copy")?.Compute?.Count > 0
-                && manager.Profiling().Streams.Single(s => s.Name == "input").Readers.Any(r => r.Node == "copy" && r.Latency?.Count > 0),
-            "the copy worker published its histograms");
+                && manager.Profiling().Streams.Single(s => s.Name == "input").Readers.Any(r => r.Node == "copy" && r.Latency?.Count > 0)
+                && manager.Profiling().Streams.Single(s => s.Name == "output").Readers.Any(r => r.Node == "sink" && r.Latency?.Count > 0)
+                && manager.Profiling().Nodes.All(n => n.Compute?.Count > 0),
+            "every worker (source, kernel, sink) published its histograms");
 
         var running = manager.Profiling();
         Assert.False(running.Stale);
@@ -59,7 +61,12 @@ public sealed class ProfilingTests : RuntimeTest
         Assert.Equal(copy.Pid, reader.Pid);
         Assert.True(reader.Latency!.P50Us > 0);
         Assert.Equal(reader.Frames * 256, reader.Bytes);
-        Assert.Contains(running.Streams.Single(s => s.Name == "output").Readers, r => r.Node is null); // the sink has no histograms
+        // Sources and sinks keep histograms too (decision 110): the sink's reader is matched to its node, with its latency.
+        var sinkReader = Assert.Single(running.Streams.Single(s => s.Name == "output").Readers);
+        Assert.Equal("sink", sinkReader.Node);
+        Assert.True(sinkReader.Latency!.P50Us > 0);
+        Assert.Equal(["camera", "copy", "sink"], running.Nodes.Select(n => n.Name).Order(StringComparer.Ordinal));
+        Assert.Equal(running.Nodes.Single(n => n.Name == "sink").Pid, sinkReader.Pid);
 
         manager.Stop();
         var stopped = manager.Profiling();

@@ -1,4 +1,7 @@
+using System.Runtime.InteropServices;
+using System.Text.Json.Nodes;
 using Flowline.Runtime;
+using Flowline.SharedMemory;
 
 namespace Flowline.Tests.Runtime;
 
@@ -23,6 +26,36 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
                 if os.path.exists(parameters["fail_flag"]):
                     raise ValueError("deliberate python failure")
                 np.multiply(inputs[0], 2.0, out=outputs[0])
+            """);
+        File.WriteAllText(Path.Combine(directory, "pysettings.py"), """
+            import os
+            import time
+
+            import flowline
+
+
+            def hold(args):
+                deadline = time.monotonic() + 60
+                while not os.path.exists(args["flag"]) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                return {"released": os.path.exists(args["flag"])}
+
+
+            def boom(args):
+                raise RuntimeError("deliberate handler failure")
+
+
+            @flowline.declare(
+                settings=[
+                    flowline.Setting("gain", "number", default=1.0, minimum=0, maximum=10, unit="V/V", description="the value written"),
+                    flowline.Setting("label", "string", default="a", live=False, description="applies at the next start"),
+                ],
+                requests={"echo": lambda args: args, "boom": boom, "hold": hold})
+            def fill_gain(inputs, outputs, parameters):
+                out = outputs[0]
+                out[:8] = parameters["gain"]
+                time.sleep(0.0005)  # a change applied in the middle of a frame would show as two halves
+                out[8:] = parameters["gain"]
             """);
     }
 
@@ -111,6 +144,154 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
         Assert.Contains(manager.Events(), e => e.Type == "worker_stopped" && (string?)e.Data["kernel"] == "py");
         Assert.DoesNotContain(manager.Events(), e => e.Type == "worker_failed");
     }
+
+    /// <summary>
+    /// A Python worker serves the request mailbox as a C# worker does: ping, process_stats, the function's own
+    /// handlers, every typed error, and the settings its function declared (schema learned from the worker,
+    /// validated by the manager, applied between two frames, kept across a restart).
+    /// </summary>
+    [Fact]
+    public async Task PythonWorker_AnswersRoutedRequests_AndAppliesItsDeclaredLiveSettings()
+    {
+        Assert.SkipUnless(File.Exists(Python), $"needs {Python} with numpy (CI installs python3-numpy)");
+        var timeout = TimeSpan.FromSeconds(10);
+        var manager = Manager($$$"""
+            shared_memory:
+              - {name: input, shape: [16], dtype: float32}
+              - {name: a, shape: [16], dtype: float32}
+            sources:
+              - {name: camera, kind: synthetic.array, stream: input, parameters: {pattern: sine, rate_hz: 300}}
+            kernels:
+              - name: py
+                kind: python.kernel
+                input: input
+                output: a
+                parameters: {module: pysettings, function: fill_gain, path: '{{{directory}}}', interpreter: {{{Python}}}, gain: 2.0}
+            sinks:
+              - {name: sink_a, kind: null.sink, stream: a}
+            """);
+        Assert.DoesNotContain(manager.SettingsSchema().Nodes["py"].Fields, f => f.Name == "gain"); // known once the worker started
+        manager.Build();
+        manager.Start();
+        WaitUntil(() => Output(manager, "a") is 2f, "the Python kernel computes with the document's gain");
+
+        var fields = manager.SettingsSchema().Nodes["py"].Fields;
+        var gain = Assert.Single(fields, f => f.Name == "gain");
+        Assert.Equal(("number", true, 0.0, 10.0, "V/V"), (gain.Type, gain.Live, gain.Minimum, gain.Maximum, gain.Unit));
+        Assert.False(Assert.Single(fields, f => f.Name == "label").Live);
+        Assert.Equal("a", (string?)manager.Settings().Nodes["py"]["label"]);
+
+        var workerPid = manager.Status().Workers["py"].Pid!.Value;
+        var ping = await manager.RequestNodeAsync("py", "ping", null, timeout);
+        Assert.Equal(("py", workerPid), ((string?)ping.Result!["node"], (int)ping.Result!["pid"]!));
+        var stats = await manager.RequestNodeAsync("py", "process_stats", null, timeout);
+        Assert.Equal(workerPid, (int)stats.Result!["pid"]!);
+        Assert.True((long)stats.Result!["rss_bytes"]! > 0);
+        Assert.True((int)stats.Result!["threads"]! >= 2); // the loop and the request thread
+        Assert.StartsWith("python ", (string?)stats.Result!["runtime"], StringComparison.Ordinal);
+        var echo = await manager.RequestNodeAsync("py", "echo", new JsonObject { ["x"] = 42 }, timeout);
+        Assert.Equal(42, (int)echo.Result!["x"]!);
+
+        async Task<RequestException> Refused(string op, JsonObject? args) =>
+            await Assert.ThrowsAsync<RequestException>(() => manager.RequestNodeAsync("py", op, args, timeout));
+        Assert.Equal(RequestErrorCode.NoHandler, (await Refused("no_such_op", null)).Code);
+        var boom = await Refused("boom", null);
+        Assert.Equal(RequestErrorCode.HandlerError, boom.Code);
+        Assert.Contains("deliberate handler failure", boom.Message, StringComparison.Ordinal);
+        Assert.Equal(RequestErrorCode.InvalidRequest, (await Refused("update_setting", new JsonObject())).Code);
+        var notLive = await Refused("update_setting", new JsonObject { ["values"] = new JsonObject { ["label"] = "b" } });
+        Assert.Equal((RequestErrorCode.InvalidRequest, "label"), (notLive.Code, notLive.Field));
+        var outOfBounds = await Refused("update_setting", new JsonObject { ["values"] = new JsonObject { ["gain"] = 99.0 } });
+        Assert.Equal((RequestErrorCode.InvalidRequest, "gain"), (outOfBounds.Code, outOfBounds.Field));
+
+        // Through the settings service: validated by the manager against the declared schema, applied between frames.
+        var tooBig = await Assert.ThrowsAsync<SettingsValidationException>(() => manager.PatchSettingsAsync("py", new JsonObject { ["gain"] = 11.0 }));
+        Assert.Equal("gain", tooBig.Field);
+        var result = await manager.PatchSettingsAsync("py", new JsonObject { ["gain"] = 3.0 });
+        Assert.Equal("live", result.AppliedBy);
+        WaitUntil(() => Output(manager, "a") is 3f, "the Python kernel computes with the new gain");
+        for (var i = 0; i < 20; i++)
+        {
+            Assert.Equal(3f, Output(manager, "a")); // after the acknowledgement every frame has the new gain, whole
+        }
+
+        // Restarted, the worker gets the current gain, not the document's.
+        _ = kill(workerPid, 9);
+        WaitUntil(() => manager.State == PipelineState.Failed, "the pipeline notices the kill");
+        manager.Restart();
+        var restarted = manager.Status().Workers["py"].Pid!.Value;
+        Assert.NotEqual(workerPid, restarted);
+        WaitUntil(() => Output(manager, "a") is 3f, "the restarted Python kernel computes with gain 3");
+
+        // A stopped worker: a request times out; one in flight when it dies fails at once as process_exited.
+        manager.Pause();
+        _ = kill(restarted, 19); // SIGSTOP
+        WaitUntil(() => File.ReadAllText($"/proc/{restarted}/stat").Split(' ')[2] == "T", "the worker's process is stopped");
+        Assert.Equal(RequestErrorCode.Timeout, (await Assert.ThrowsAsync<RequestException>(() => manager.RequestNodeAsync("py", "ping", null, TimeSpan.FromMilliseconds(300)))).Code);
+        var pending = manager.RequestNodeAsync("py", "ping", null, TimeSpan.FromSeconds(60));
+        _ = kill(restarted, 9);
+        Assert.Equal(RequestErrorCode.ProcessExited, (await Assert.ThrowsAsync<RequestException>(() => pending.WaitAsync(TimeSpan.FromSeconds(30)))).Code);
+    }
+
+    /// <summary>
+    /// No head-of-line blocking between workers: a request held in one worker's handler (until the test
+    /// releases it) does not delay requests to the other workers, which are answered meanwhile.
+    /// </summary>
+    [Fact]
+    public async Task ASlowRequestToOneWorker_DoesNotDelayRequestsToOthers()
+    {
+        Assert.SkipUnless(File.Exists(Python), $"needs {Python} with numpy (CI installs python3-numpy)");
+        var flag = Path.Combine(directory, "release");
+        var manager = Manager($$$"""
+            shared_memory:
+              - {name: input, shape: [16], dtype: float32}
+              - {name: a, shape: [16], dtype: float32}
+              - {name: b, shape: [16], dtype: float32}
+            sources:
+              - {name: camera, kind: synthetic.array, stream: input, parameters: {pattern: sine, rate_hz: 300}}
+            kernels:
+              - name: py
+                kind: python.kernel
+                input: input
+                output: a
+                parameters: {module: pysettings, function: fill_gain, path: '{{{directory}}}', interpreter: {{{Python}}}}
+              - {name: copy, kind: cpu.copy, input: input, output: b}
+            sinks:
+              - {name: sink_a, kind: null.sink, stream: a}
+              - {name: sink_b, kind: null.sink, stream: b}
+            """);
+        manager.Build();
+        manager.Start();
+        var held = manager.RequestNodeAsync("py", "hold", new JsonObject { ["flag"] = flag }, TimeSpan.FromSeconds(90));
+        var others = new[] { "camera", "copy", "sink_a", "sink_b" };
+        for (var round = 0; round < 5; round++)
+        {
+            var replies = await Task.WhenAll(others.Select(n => manager.RequestNodeAsync(n, "ping", null, TimeSpan.FromSeconds(30)))).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(others, replies.Select(r => (string?)r.Result!["node"]));
+            Assert.False(held.IsCompleted, "the held request is still in its handler while the others are answered");
+        }
+
+        File.WriteAllText(flag, "");
+        var released = await held.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True((bool)released.Result!["released"]!);
+    }
+
+    /// <summary>The first element of the newest frame of <paramref name="name"/> (NaN if its elements differ), or null before one.</summary>
+    private static float? Output(PipelineManager manager, string name)
+    {
+        using var stream = SharedStream.Attach(manager.Namespace, name);
+        using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest });
+        if (!reader.PeekNewest(out var frame, out _))
+        {
+            return null;
+        }
+
+        var values = MemoryMarshal.Cast<byte, float>(frame.Span);
+        return values.ToArray().Distinct().Count() == 1 ? values[0] : float.NaN;
+    }
+
+    [DllImport("libc", SetLastError = true)]
+    private static extern int kill(int pid, int signal);
 
     void IDisposable.Dispose()
     {
