@@ -257,6 +257,8 @@ internal sealed class Agent(AgentSettings s)
     /// <summary>One claimed execution, from start to its final report.</summary>
     private sealed class Run(CoordinatorClient client, string workerBase, JsonObject claim, string document, CancellationToken agentStop)
     {
+        private const string GateKind = "flowline.gate";
+
         private readonly string id = (string)claim["executionId"]!;
         private readonly long epoch = (long)claim["leaseEpoch"]!;
         private readonly Stopwatch sinceRenewal = Stopwatch.StartNew();
@@ -301,7 +303,7 @@ internal sealed class Agent(AgentSettings s)
             try
             {
                 await ReportAsync("RUNNING").ConfigureAwait(false);
-                outcome = await GatesAsync(manager, gates, answers).ConfigureAwait(false) ?? await WaitAsync(manager, duration, frames, started).ConfigureAwait(false);
+                outcome = await GatesAsync(manager, Gates(pipeline.Spec, gates), answers).ConfigureAwait(false) ?? await WaitAsync(manager, duration, frames, started).ConfigureAwait(false);
             }
             catch (CoordinatorProblemException e) when (e.Code is "STALE_EPOCH" or "EXECUTION_TERMINAL")
             {
@@ -323,6 +325,7 @@ internal sealed class Agent(AgentSettings s)
                 "failed" => ("FAILED", "WORKER_FAILED", string.Join("; ", snapshot.Failures.Select(x => $"{x.ComponentType} '{x.Kernel}' failed: {x.Error}"))),
                 "cancelled" => ("CANCELLED", null, "cancelled on request"),
                 "gate-rejected" => ("CANCELLED", "GATE_REJECTED", "a gate's answer did not approve the run"),
+                "gate-failed" => ("FAILED", "GATE_FAILED", "an approved gate of the document could not be opened (its worker did not take the change)"),
                 "agent-stopped" => ("FAILED", "AGENT_STOPPED", "the agent was stopped (SIGTERM) during the run"),
                 _ => ("SUCCEEDED", (string?)null, (string?)null),
             };
@@ -330,17 +333,44 @@ internal sealed class Agent(AgentSettings s)
             return null;
         }
 
-        /// <summary>Asks each gate in turn and waits for its answer; null when every gate approved, else why the run ends.</summary>
-        private async Task<string?> GatesAsync(PipelineManager manager, JsonArray gates, JsonArray answers)
+        /// <summary>
+        /// The gates to ask, in order: the run request's (<c>run.gates</c>), then the document's closed
+        /// <c>flowline.gate</c> kernels (gate id = the node's name), which hold their frames until opened.
+        /// </summary>
+        private static List<Gate> Gates(PipelineSpec spec, JsonArray requested)
         {
-            foreach (var gate in gates.OfType<JsonObject>())
+            var gates = requested.OfType<JsonObject>().Select(g => new Gate((string?)g["gateId"] ?? "gate", (JsonObject)g.DeepClone(), null)).ToList();
+            foreach (var kernel in spec.Kernels.Where(k => k.Kind == GateKind))
             {
-                var gateId = (string?)gate["gateId"] ?? "gate";
+                if (kernel.Parameters.TryGetBool("open", out var open) && open)
+                {
+                    continue;
+                }
+
+                var question = kernel.Parameters.TryGetString("question", out var q) ? q : $"open gate '{kernel.Name}'?";
+                gates.Add(new Gate(kernel.Name, new JsonObject
+                {
+                    ["gateId"] = kernel.Name,
+                    ["question"] = question,
+                    ["node"] = kernel.Name,
+                    ["source"] = "document",
+                }, kernel.Name));
+            }
+
+            return gates;
+        }
+
+        /// <summary>Asks each gate in turn and waits for its answer (a document's gate is then opened); null when every gate approved, else why the run ends.</summary>
+        private async Task<string?> GatesAsync(PipelineManager manager, List<Gate> gates, JsonArray answers)
+        {
+            foreach (var gate in gates)
+            {
+                var gateId = gate.GateId;
                 var interaction = (await client.PostAsync($"{ExecutionBase}/interactions", new JsonObject
                 {
                     ["epoch"] = epoch,
                     ["gateId"] = gateId,
-                    ["request"] = gate.DeepClone(),
+                    ["request"] = gate.Request.DeepClone(),
                 }, agentStop).ConfigureAwait(false))!;
                 var interactionId = (string)interaction["interactionId"]!;
                 Log($"execution {id}: gate '{gateId}' waits for interaction {interactionId}");
@@ -366,11 +396,17 @@ internal sealed class Agent(AgentSettings s)
                     if (status == "COMPLETED")
                     {
                         var answer = now["responsePayload"];
-                        answers.Add(new JsonObject { ["gateId"] = gateId, ["interactionId"] = interactionId, ["answer"] = answer?.DeepClone() });
+                        var record = new JsonObject { ["gateId"] = gateId, ["interactionId"] = interactionId, ["answer"] = answer?.DeepClone() };
+                        answers.Add(record);
                         Log($"execution {id}: gate '{gateId}' answered {answer?.ToJsonString()}");
                         if (answer is JsonObject o && (o["approved"] ?? o["approve"]) is JsonValue v && v.TryGetValue<bool>(out var approved) && !approved)
                         {
                             return "gate-rejected";
+                        }
+
+                        if (gate.Node is { } node && await OpenAsync(manager, node, interactionId, record).ConfigureAwait(false) is { } failed)
+                        {
+                            return failed;
                         }
 
                         break;
@@ -386,6 +422,30 @@ internal sealed class Agent(AgentSettings s)
             }
 
             return null;
+        }
+
+        /// <summary>
+        /// Opens a document's gate: reads what it held while closed (<c>gate_status</c>), then changes its live
+        /// setting <c>open</c> to true, which its worker applies between two frames; null, or "failed".
+        /// </summary>
+        private async Task<string?> OpenAsync(PipelineManager manager, string node, string interactionId, JsonObject record)
+        {
+            try
+            {
+                var status = (await manager.RequestNodeAsync(node, "gate_status", null, PipelineManager.SettingsTimeout).ConfigureAwait(false)).Result as JsonObject;
+                record["node"] = node;
+                record["heldFrames"] = status?["held"]?.DeepClone();
+                record["passedBeforeOpen"] = status?["passed"]?.DeepClone();
+                await manager.PatchSettingsAsync(node, new JsonObject { ["open"] = true }, new ChangeSource("coordinator", interactionId)).ConfigureAwait(false);
+                Log($"execution {id}: gate '{node}' opened (it held {record["heldFrames"]} frames)");
+                return null;
+            }
+            catch (Exception e) when (e is RequestException or KeyNotFoundException or SettingsValidationException or InvalidOperationException)
+            {
+                Log($"execution {id}: gate '{node}' cannot be opened: {e.Message}");
+                record["openError"] = e.Message;
+                return manager.State == PipelineState.Failed ? "failed" : "gate-failed";
+            }
         }
 
         private async Task<string> WaitAsync(PipelineManager manager, TimeSpan? duration, long? frames, Stopwatch started)
@@ -502,3 +562,6 @@ internal sealed class Agent(AgentSettings s)
         }
     }
 }
+
+/// <summary>A gate an execution waits on: from the run request (<see cref="Node"/> null) or a document's <c>flowline.gate</c> node.</summary>
+internal sealed record Gate(string GateId, JsonObject Request, string? Node);
