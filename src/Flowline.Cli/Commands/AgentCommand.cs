@@ -30,9 +30,10 @@ internal static partial class AgentCommand
         var workDir = new Option<string?>("--work-dir") { Description = "Where the release's artifacts are fetched (default: a directory under the temporary directory, removed at exit)." };
         var heartbeat = new Option<double>("--heartbeat") { Description = "Seconds between heartbeats (keep it well under the coordinator's --stale-after).", DefaultValueFactory = _ => 10 };
         var poll = new Option<double>("--poll") { Description = "Seconds between claims while idle.", DefaultValueFactory = _ => 1 };
+        var maxExecutions = new Option<int>("--max-executions") { Description = "How many executions this agent runs at once (each its own pipeline and namespace); the coordinator refuses claims beyond.", DefaultValueFactory = _ => 1 };
         var command = new Command("agent", "Run a host agent: register with a coordinator, heartbeat, claim executions of a release and run them with Flowline's runtime, until SIGTERM or Ctrl-C.")
         {
-            coordinator, tokenFile, tenant, pipeline, id, release, workDir, heartbeat, poll,
+            coordinator, tokenFile, tenant, pipeline, id, release, workDir, heartbeat, poll, maxExecutions,
         };
         command.SetAction(parse =>
         {
@@ -47,7 +48,8 @@ internal static partial class AgentCommand
                     parse.GetValue(release) is { } r ? Id(r, "--release") : null,
                     parse.GetValue(workDir),
                     Seconds(parse.GetValue(heartbeat), "--heartbeat"),
-                    Seconds(parse.GetValue(poll), "--poll"));
+                    Seconds(parse.GetValue(poll), "--poll"),
+                    MaxExecutions(parse.GetValue(maxExecutions)));
                 return new Agent(settings).RunAsync().GetAwaiter().GetResult();
             }
             catch (ArgumentException e)
@@ -71,14 +73,17 @@ internal static partial class AgentCommand
         return name.Length == 0 ? "agent" : name;
     }
 
+    private static int MaxExecutions(int value) =>
+        value is >= 1 and <= 256 ? value : throw new ArgumentException($"--max-executions must be from 1 to 256, not {value}");
+
     private static TimeSpan Seconds(double value, string option) =>
         double.IsFinite(value) && value > 0 ? TimeSpan.FromSeconds(value) : throw new ArgumentException($"{option} must be a positive number of seconds, not {value}");
 }
 
 /// <summary>The agent's settings.</summary>
-internal sealed record AgentSettings(Uri Coordinator, string Token, string Tenant, string Pipeline, string WorkerId, string? Release, string? WorkDirectory, TimeSpan Heartbeat, TimeSpan Poll);
+internal sealed record AgentSettings(Uri Coordinator, string Token, string Tenant, string Pipeline, string WorkerId, string? Release, string? WorkDirectory, TimeSpan Heartbeat, TimeSpan Poll, int MaxExecutions = 1);
 
-/// <summary>The agent's loop: one execution at a time.</summary>
+/// <summary>The agent's loop: up to <see cref="AgentSettings.MaxExecutions"/> executions at a time.</summary>
 internal sealed class Agent(AgentSettings s)
 {
     private static readonly TimeSpan Renewal = TimeSpan.FromSeconds(1);
@@ -122,6 +127,7 @@ internal sealed class Agent(AgentSettings s)
                 ["releaseVersion"] = version,
                 ["artifactId"] = (string)documentArtifact["artifactId"]!,
                 ["artifactDigest"] = (string)documentArtifact["digest"]!,
+                ["maxExecutions"] = s.MaxExecutions,
             }, stop.Token).ConfigureAwait(false);
             Log($"registered as '{s.WorkerId}' for release {version} of {s.Tenant}/{s.Pipeline} at {s.Coordinator}");
             if (check.Pipeline is null)
@@ -132,8 +138,29 @@ internal sealed class Agent(AgentSettings s)
             }
 
             var heartbeats = HeartbeatAsync(client, stop.Token);
+            var runs = new List<Task<string?>>();
             while (!stop.IsCancellationRequested)
             {
+                // Runs that ended: one whose pipeline cannot start on this host makes the agent UNAVAILABLE (the others stop).
+                foreach (var ended in runs.Where(r => r.IsCompleted).ToList())
+                {
+                    runs.Remove(ended);
+                    if (await ended.ConfigureAwait(false) is { } cannotStart)
+                    {
+                        await UnavailableAsync(client, cannotStart).ConfigureAwait(false);
+                        await stop.CancelAsync().ConfigureAwait(false);
+                        await Task.WhenAll(runs).ConfigureAwait(false);
+                        await heartbeats.ConfigureAwait(false);
+                        return ExitCodes.StartFailed;
+                    }
+                }
+
+                if (runs.Count >= s.MaxExecutions)
+                {
+                    await Task.WhenAny([.. runs, Task.Delay(s.Poll, stop.Token)]).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                    continue;
+                }
+
                 JsonObject? claim = null;
                 try
                 {
@@ -150,15 +177,11 @@ internal sealed class Agent(AgentSettings s)
                     continue;
                 }
 
-                if (await new Run(client, WorkerBase, claim, document, stop.Token).ExecuteAsync().ConfigureAwait(false) is { } cannotStart)
-                {
-                    await UnavailableAsync(client, cannotStart).ConfigureAwait(false);
-                    await stop.CancelAsync().ConfigureAwait(false);
-                    await heartbeats.ConfigureAwait(false);
-                    return ExitCodes.StartFailed;
-                }
+                var run = new Run(client, WorkerBase, claim, document, stop.Token);
+                runs.Add(Task.Run(run.ExecuteAsync));
             }
 
+            await Task.WhenAll(runs).ConfigureAwait(false);
             await heartbeats.ConfigureAwait(false);
             Log("stopped");
             return ExitCodes.Ok;
