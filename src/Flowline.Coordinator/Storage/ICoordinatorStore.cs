@@ -293,6 +293,9 @@ public partial interface ICoordinatorStore : IAsyncDisposable
     /// </summary>
     Task<(IReadOnlyList<WorkerRecord> Items, string? NextAfter)> ListWorkersAsync(string tenantId, string pipelineId, string afterWorkerId, int limit, TimeSpan staleAfter, string? contractVersion = null, string? releaseVersion = null, CancellationToken cancellationToken = default);
 
+    /// <summary>How many dispatch entries there are, claimed or not (only executions that have not ended have any).</summary>
+    Task<long> DispatchEntryCountAsync(CancellationToken cancellationToken = default);
+
     /// <summary>How many dispatch entries are waiting for an agent to claim them.</summary>
     Task<long> PendingDispatchCountAsync(CancellationToken cancellationToken = default);
 }

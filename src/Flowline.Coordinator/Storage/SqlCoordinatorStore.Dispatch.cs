@@ -31,7 +31,7 @@ public abstract partial class SqlCoordinatorStore
         }
     }
 
-    private sealed record ClaimWorker(string ContractVersion, string ReleaseVersion, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason, int MaxExecutions, long Now);
+    private sealed record ClaimWorker(string ContractVersion, string ReleaseVersion, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason, long MaxExecutions, long Now);
 
     private sealed record Candidate(long DispatchId, string ExecutionId);
 
@@ -57,7 +57,7 @@ public abstract partial class SqlCoordinatorStore
         InTransactionAsync<ExecutionRecord?>(async (connection, tx) =>
         {
             var worker = await connection.QuerySingleOrDefaultAsync<ClaimWorker>(new CommandDefinition(
-                $"SELECT contract_version AS ContractVersion, release_version AS ReleaseVersion, last_heartbeat_at AS LastHeartbeatAt, draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, max_executions AS MaxExecutions, {NowMs} AS Now " +
+                $"SELECT contract_version AS ContractVersion, release_version AS ReleaseVersion, last_heartbeat_at AS LastHeartbeatAt, draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, CAST(max_executions AS BIGINT) AS MaxExecutions, {NowMs} AS Now " +
                 $"FROM workers WHERE tenant_id = @tenantId AND pipeline_id = @pipelineId AND worker_id = @workerId{ForUpdate}",
                 new { tenantId, pipelineId, workerId }, tx, cancellationToken: cancellationToken)).ConfigureAwait(false)
                 ?? throw new WorkerNotAdmittedException(workerId, null);
@@ -73,7 +73,7 @@ public abstract partial class SqlCoordinatorStore
                 new { tenantId, pipelineId, workerId }, tx, cancellationToken: cancellationToken)).ConfigureAwait(false);
             if (held >= worker.MaxExecutions)
             {
-                throw new WorkerAtCapacityException(workerId, held, worker.MaxExecutions);
+                throw new WorkerAtCapacityException(workerId, held, (int)worker.MaxExecutions);
             }
 
             for (var attempt = 0; attempt < 16; attempt++)

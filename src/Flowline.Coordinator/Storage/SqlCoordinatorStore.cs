@@ -303,6 +303,16 @@ public abstract partial class SqlCoordinatorStore : ICoordinatorStore
     }
 
     /// <inheritdoc/>
+    public async Task<long> DispatchEntryCountAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            return await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM dispatch_queue", cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc/>
     public async Task<long> PendingDispatchCountAsync(CancellationToken cancellationToken = default)
     {
         var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -316,10 +326,10 @@ public abstract partial class SqlCoordinatorStore : ICoordinatorStore
     private const string WorkerSelect =
         "SELECT tenant_id AS TenantId, pipeline_id AS PipelineId, worker_id AS WorkerId, protocol AS Protocol, endpoint AS Endpoint, contract_version AS ContractVersion, " +
         "release_version AS ReleaseVersion, artifact_id AS ArtifactId, artifact_digest AS ArtifactDigest, registered_at AS RegisteredAt, last_heartbeat_at AS LastHeartbeatAt, " +
-        "draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, max_executions AS MaxExecutions FROM workers WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId";
+        "draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, CAST(max_executions AS BIGINT) AS MaxExecutions FROM workers WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId";
 
     private sealed record WorkerRow(string TenantId, string PipelineId, string WorkerId, string Protocol, string? Endpoint, string ContractVersion,
-        string ReleaseVersion, string? ArtifactId, string? ArtifactDigest, long RegisteredAt, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason, int MaxExecutions);
+        string ReleaseVersion, string? ArtifactId, string? ArtifactDigest, long RegisteredAt, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason, long MaxExecutions);
 
     /// <summary>The rows with their state, computed with the database's clock (read in the same connection).</summary>
     private async Task<List<WorkerRecord>> WithStateAsync(DbConnection connection, IEnumerable<WorkerRow> rows, TimeSpan staleAfter, CancellationToken cancellationToken)
@@ -329,7 +339,7 @@ public abstract partial class SqlCoordinatorStore : ICoordinatorStore
         return [.. rows.Select(r => new WorkerRecord(r.TenantId, r.PipelineId, r.WorkerId, r.Protocol, r.Endpoint, r.ContractVersion, r.ReleaseVersion,
             r.ArtifactId, r.ArtifactDigest, r.RegisteredAt, r.LastHeartbeatAt, r.DrainingSince,
             r.DrainingSince is not null ? "DRAINING" : r.UnavailableReason is not null ? "UNAVAILABLE" : stale > 0 && now - r.LastHeartbeatAt > stale ? "STALE" : "HEALTHY",
-            r.UnavailableReason, r.MaxExecutions))];
+            r.UnavailableReason, (int)r.MaxExecutions))];
     }
 
     /// <inheritdoc/>
