@@ -96,6 +96,9 @@ public static partial class CoordinatorApi
             }
 
             var expected = IfMatch(context.Request);
+
+            // The stored artifacts are hashed again: a release whose copy changed on disk is not made active.
+            await registrar.VerifyStoredAsync(await store.GetReleaseAsync(tenantId, pipelineId, releaseVersion, ct).ConfigureAwait(false) ?? throw NotFound(pipelineId, releaseVersion), ct).ConfigureAwait(false);
             var activation = await store.ActivateAsync(tenantId, pipelineId, releaseVersion, expected, Principal(context).Name, reason, ct).ConfigureAwait(false)
                 ?? throw NotFound(pipelineId, releaseVersion);
             context.Response.Headers.ETag = ETag(activation.Id);
