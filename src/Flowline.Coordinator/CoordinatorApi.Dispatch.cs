@@ -34,6 +34,10 @@ public static partial class CoordinatorApi
             {
                 throw new ProblemException(409, ProblemCodes.WorkerNotHealthy, e.Message);
             }
+            catch (WorkerAtCapacityException e)
+            {
+                throw new ProblemException(409, ProblemCodes.WorkerAtCapacity, e.Message, new JsonObject { ["held"] = e.Held, ["maxExecutions"] = e.MaxExecutions });
+            }
 
             if (claimed is null)
             {
@@ -142,8 +146,23 @@ public static partial class CoordinatorApi
         {
             var limit = Limit(request, DefaultLimit, MaxLimit);
             string? pipelineId = request.Query["pipelineId"], status = request.Query["status"];
-            var items = await store.ListExecutionsAsync(tenantId, pipelineId, status, limit, ct).ConfigureAwait(false);
-            return Results.Json(new JsonObject { ["items"] = new JsonArray([.. items.Select(e => (JsonNode)ExecutionDto(e))]) });
+            if (status is not null && !ExecutionStatuses.Contains(status))
+            {
+                throw new ProblemException(400, ProblemCodes.InvalidRequest, $"status must be one of {string.Join(", ", ExecutionStatuses)}, not '{status}'");
+            }
+
+            ExecutionKey? after = null;
+            if (request.Query.TryGetValue("cursor", out var c))
+            {
+                after = DecodeExecutionCursor(c.ToString()) ?? throw new ProblemException(400, ProblemCodes.InvalidRequest, "cursor is not one the executions listing returned (pass nextCursor unchanged)");
+            }
+
+            var (items, next) = await store.ListExecutionsAsync(tenantId, pipelineId, status, after, limit, ct).ConfigureAwait(false);
+            return Results.Json(new JsonObject
+            {
+                ["items"] = new JsonArray([.. items.Select(e => (JsonNode)ExecutionDto(e))]),
+                ["nextCursor"] = next is null ? null : EncodeCursor("x", $"{next.SubmittedAt.ToString(CultureInfo.InvariantCulture)}:{next.ExecutionId}"),
+            });
         });
 
         tenant.MapGet("/interactions/pending", async (string tenantId, HttpRequest request, CancellationToken ct) =>
@@ -197,6 +216,17 @@ public static partial class CoordinatorApi
         body["epoch"] is JsonValue v && v.TryGetValue<long>(out var epoch) && epoch > 0
             ? epoch
             : throw new ProblemException(400, ProblemCodes.InvalidRequest, "epoch is required: the leaseEpoch the claim returned (a positive integer)");
+
+    private static readonly string[] ExecutionStatuses =
+        [ExecutionStatus.Queued, ExecutionStatus.Dispatched, ExecutionStatus.Running, ExecutionStatus.AwaitingInteraction, ExecutionStatus.Succeeded, ExecutionStatus.Failed, ExecutionStatus.Cancelled];
+
+    /// <summary>The key in an executions cursor (<c>x:</c> submission time <c>:</c> id), or null when it is not one.</summary>
+    private static ExecutionKey? DecodeExecutionCursor(string cursor) =>
+        DecodeCursor(cursor, "x") is { } text && text.IndexOf(':', StringComparison.Ordinal) is > 0 and var colon
+            && long.TryParse(text.AsSpan(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out var at)
+            && text[(colon + 1)..] is { Length: > 0 and <= 64 } id
+            ? new ExecutionKey(at, id)
+            : null;
 
     private static int Limit(HttpRequest request, int fallback, int max)
     {

@@ -96,6 +96,9 @@ public static partial class CoordinatorApi
             }
 
             var expected = IfMatch(context.Request);
+
+            // The stored artifacts are hashed again: a release whose copy changed on disk is not made active.
+            await registrar.VerifyStoredAsync(await store.GetReleaseAsync(tenantId, pipelineId, releaseVersion, ct).ConfigureAwait(false) ?? throw NotFound(pipelineId, releaseVersion), ct).ConfigureAwait(false);
             var activation = await store.ActivateAsync(tenantId, pipelineId, releaseVersion, expected, Principal(context).Name, reason, ct).ConfigureAwait(false)
                 ?? throw NotFound(pipelineId, releaseVersion);
             context.Response.Headers.ETag = ETag(activation.Id);
@@ -197,7 +200,10 @@ public static partial class CoordinatorApi
         });
     }
 
-    private static readonly string[] WorkerMembers = ["workerId", "protocol", "endpoint", "contractVersion", "releaseVersion", "artifactId", "artifactDigest"];
+    private static readonly string[] WorkerMembers = ["workerId", "protocol", "endpoint", "contractVersion", "releaseVersion", "artifactId", "artifactDigest", "maxExecutions"];
+
+    /// <summary>The most executions one worker may say it runs at once.</summary>
+    private const int MaxExecutionsPerWorker = 256;
 
     private static void MapWorkerEndpoints(RouteGroupBuilder pipelines, RouteGroupBuilder agentPipelines, ICoordinatorStore store, TimeSpan staleAfter)
     {
@@ -231,6 +237,12 @@ public static partial class CoordinatorApi
                 return text;
             }
 
+            var maxExecutions = 1;
+            if (body["maxExecutions"] is { } m && (m is not JsonValue mv || !mv.TryGetValue(out maxExecutions) || maxExecutions < 1 || maxExecutions > MaxExecutionsPerWorker))
+            {
+                errors.Add($"maxExecutions: must be an integer from 1 to {MaxExecutionsPerWorker}, not {m.ToJsonString()}");
+            }
+
             var registration = new WorkerRegistration(
                 tenantId, pipelineId,
                 Field("workerId", true, true)!,
@@ -239,7 +251,8 @@ public static partial class CoordinatorApi
                 Field("contractVersion", true, true)!,
                 Field("releaseVersion", true, true)!,
                 Field("artifactId", false, true),
-                Field("artifactDigest", false, false));
+                Field("artifactDigest", false, false),
+                maxExecutions);
             if (errors.Count > 0)
             {
                 throw new ProblemException(400, ProblemCodes.InvalidRequest, "the worker registration is not valid: " + string.Join("; ", errors), new JsonObject { ["errors"] = new JsonArray([.. errors.Select(e => (JsonNode)e)]) });
@@ -309,6 +322,7 @@ public static partial class CoordinatorApi
         ["lastHeartbeatAt"] = Time(w.LastHeartbeatAt),
         ["drainingSince"] = w.DrainingSince is { } d ? Time(d) : null,
         ["unavailableReason"] = w.UnavailableReason,
+        ["maxExecutions"] = w.MaxExecutions,
     };
 
     /// <summary>503 NO_HEALTHY_WORKER (with Retry-After) unless a HEALTHY worker runs the release's contract and version.</summary>

@@ -78,6 +78,9 @@ public static class ProblemCodes
     /// <summary>409: a DRAINING or STALE agent asked for work.</summary>
     public const string WorkerNotHealthy = "WORKER_NOT_HEALTHY";
 
+    /// <summary>409: an agent that holds as many executions as its maxExecutions asked for another.</summary>
+    public const string WorkerAtCapacity = "WORKER_AT_CAPACITY";
+
     /// <summary>409: an interaction already completed with another answer, or whose execution ended.</summary>
     public const string InteractionTerminal = "INTERACTION_TERMINAL";
 

@@ -99,13 +99,94 @@ public sealed class ReleaseRegistrar(ICoordinatorStore store, ArtifactStore arti
     /// </summary>
     public IReadOnlyList<string> ReleaseRoots { get; init; } = [];
 
-    /// <summary>403 PATH_NOT_ALLOWED unless <paramref name="path"/> is inside one of <paramref name="roots"/>.</summary>
+    /// <summary>
+    /// 403 PATH_NOT_ALLOWED unless <paramref name="path"/> is inside one of <paramref name="roots"/>, both
+    /// compared with every symbolic link resolved: a link inside a root that points outside it is outside.
+    /// </summary>
     private static void RequireInside(string path, IEnumerable<string> roots, string what)
     {
-        var full = Path.GetFullPath(path);
-        if (!roots.Any(r => full.StartsWith(Path.TrimEndingDirectorySeparator(Path.GetFullPath(r)) + Path.DirectorySeparatorChar, StringComparison.Ordinal)))
+        var full = RealPath(path);
+        if (!roots.Any(r => full.StartsWith(Path.TrimEndingDirectorySeparator(RealPath(r)) + Path.DirectorySeparatorChar, StringComparison.Ordinal)))
         {
             throw new ProblemException(403, ProblemCodes.PathNotAllowed, $"{what} '{path}' is outside the directories this coordinator registers releases from (--release-root); upload the descriptor and artifacts in the body instead");
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="path"/> made absolute with every symbolic link of every component resolved (as
+    /// realpath(3)); components that do not exist are kept as written. A loop of links is an error.
+    /// </summary>
+    internal static string RealPath(string path, int depth = 0)
+    {
+        if (depth > 40)
+        {
+            throw new ProblemException(403, ProblemCodes.PathNotAllowed, $"'{path}': too many levels of symbolic links");
+        }
+
+        var current = Path.GetPathRoot(Path.GetFullPath(path))!;
+        foreach (var part in Path.GetFullPath(path)[current.Length..].Split(Path.DirectorySeparatorChar, StringSplitOptions.RemoveEmptyEntries))
+        {
+            var next = Path.Combine(current, part);
+            FileSystemInfo? target;
+            try
+            {
+                target = new FileInfo(next).LinkTarget is null ? null : new FileInfo(next).ResolveLinkTarget(returnFinalTarget: true);
+            }
+            catch (IOException e)
+            {
+                throw new ProblemException(403, ProblemCodes.PathNotAllowed, $"'{path}': {e.Message}");
+            }
+
+            current = target is null ? next : RealPath(target.FullName, depth + 1);
+        }
+
+        return current;
+    }
+
+    /// <summary>
+    /// Hashes every stored artifact of <paramref name="release"/> in the artifact store again: 422
+    /// DIGEST_MISMATCH naming each one whose content changed, ARTIFACT_UNAVAILABLE for one that is gone.
+    /// </summary>
+    public async Task VerifyStoredAsync(ReleaseRecord release, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(release);
+        var problems = new List<string>();
+        var missing = new List<string>();
+        foreach (var artifact in (JsonNode.Parse(release.ArtifactsJson) as JsonArray ?? []).OfType<JsonObject>())
+        {
+            if (!ArtifactKinds.IsStored((string?)artifact["kind"] ?? ""))
+            {
+                continue;
+            }
+
+            var (id, digest) = ((string?)artifact["artifactId"], (string)artifact["digest"]!);
+            var path = artifacts.PathOf(digest);
+            try
+            {
+                var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, useAsync: true);
+                await using (stream.ConfigureAwait(false))
+                {
+                    var actual = "sha256:" + Convert.ToHexStringLower(await SHA256.HashDataAsync(stream, cancellationToken).ConfigureAwait(false));
+                    if (actual != digest)
+                    {
+                        problems.Add($"artifact '{id}': the stored copy has digest {actual}, not the {digest} the release pins (it was changed on the coordinator's disk)");
+                    }
+                }
+            }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+            {
+                missing.Add($"artifact '{id}': its stored copy {path} is gone");
+            }
+        }
+
+        if (problems.Count > 0)
+        {
+            throw new ProblemException(422, ProblemCodes.DigestMismatch, $"release '{release.ReleaseVersion}' cannot be activated: " + string.Join("; ", problems), new JsonObject { ["errors"] = new JsonArray([.. problems.Select(p => (JsonNode)p)]) });
+        }
+
+        if (missing.Count > 0)
+        {
+            throw new ProblemException(422, ProblemCodes.ArtifactUnavailable, $"release '{release.ReleaseVersion}' cannot be activated: " + string.Join("; ", missing));
         }
     }
 

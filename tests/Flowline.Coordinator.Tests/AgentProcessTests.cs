@@ -129,7 +129,7 @@ public sealed class AgentProcessTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/tpf/admin/tenants/acme/pipelines/ao-basic/releases/1.0.0/activate", null, Ct)).StatusCode);
     }
 
-    private (Process Process, StringBuilder Output) StartAgent(string id)
+    private (Process Process, StringBuilder Output) StartAgent(string id, string pipeline = "ao-basic", params string[] extra)
     {
         var info = new ProcessStartInfo(Flowline.SharedMemory.Diagnostics.DotnetHost.Path)
         {
@@ -141,8 +141,8 @@ public sealed class AgentProcessTests : IAsyncLifetime
         foreach (var a in new[]
         {
             Path.Combine(AppContext.BaseDirectory, "Flowline.Cli.dll"), "agent", "--coordinator", $"http://127.0.0.1:{port}", "--token-file", Path.Combine(directory, "agent.token"),
-            "--tenant", "acme", "--pipeline", "ao-basic", "--id", id, "--heartbeat", "0.5", "--poll", "0.2", "--work-dir", Path.Combine(directory, "work-" + id),
-        })
+            "--tenant", "acme", "--pipeline", pipeline, "--id", id, "--heartbeat", "0.5", "--poll", "0.2", "--work-dir", Path.Combine(directory, "work-" + id),
+        }.Concat(extra))
         {
             info.ArgumentList.Add(a);
         }
@@ -167,18 +167,18 @@ public sealed class AgentProcessTests : IAsyncLifetime
     }
 
     /// <summary>Waits (bounded) until the agent is registered and HEALTHY.</summary>
-    private async Task WaitRegisteredAsync((Process Process, StringBuilder Output) agent, string id) =>
+    private async Task WaitRegisteredAsync((Process Process, StringBuilder Output) agent, string id, string pipeline = "ao-basic") =>
         await WaitAsync(async () =>
         {
             Assert.False(agent.Process.HasExited, "the agent exited: " + Text(agent.Output));
-            var response = await Client(AdminToken).GetAsync("/tpf/admin/tenants/acme/pipelines/ao-basic/workers", Ct);
+            var response = await Client(AdminToken).GetAsync($"/tpf/admin/tenants/acme/pipelines/{pipeline}/workers", Ct);
             var items = JsonNode.Parse(await response.Content.ReadAsStringAsync(Ct))!["items"]!.AsArray();
             return items.Any(w => (string?)w!["workerId"] == id && (string?)w["state"] == "HEALTHY");
         }, () => "the agent did not register: " + Text(agent.Output));
 
-    private async Task<string> SubmitAsync(object run)
+    private async Task<string> SubmitAsync(object run, string pipeline = "ao-basic")
     {
-        var response = await Client(ControlToken).PostAsJsonAsync($"{Tenant}/executions", new { pipelineId = "ao-basic", run }, Ct);
+        var response = await Client(ControlToken).PostAsJsonAsync($"{Tenant}/executions", new { pipelineId = pipeline, run }, Ct);
         var text = await response.Content.ReadAsStringAsync(Ct);
         Assert.True(response.StatusCode == HttpStatusCode.Accepted, text);
         var id = (string)JsonNode.Parse(text)!["executionId"]!;
@@ -300,6 +300,90 @@ public sealed class AgentProcessTests : IAsyncLifetime
         await Client(ControlToken).PostAsJsonAsync($"{Tenant}/interactions/complete", new { interactionId, responsePayload = new { approved = false } }, Ct);
         var rejected = await WaitStatusAsync(gated, "CANCELLED", agent);
         Assert.Equal("GATE_REJECTED", (string)rejected["errorCode"]!);
+    }
+
+    /// <summary>A pipeline whose stage behind a <c>flowline.gate</c> gets nothing until the gate's interaction is approved.</summary>
+    private const string GatedPipeline = """
+        shared_memory:
+          - {name: raw, shape: [16], dtype: float32}
+          - {name: gated, shape: [16], dtype: float32}
+          - {name: doubled, shape: [16], dtype: float32}
+        sources:
+          - name: camera
+            kind: synthetic.array
+            stream: raw
+            parameters: {pattern: constant, constant: 1.0, rate_hz: 200}
+        kernels:
+          - name: close-loop
+            kind: flowline.gate
+            input: raw
+            output: gated
+            parameters: {question: approve the new reconstructor before closing the loop?}
+          - {name: double, kind: cpu.scale, input: gated, output: doubled, parameters: {factor: 2.0}}
+        sinks:
+          - {name: sink, kind: null.sink, stream: doubled}
+        """;
+
+    [Fact]
+    public async Task A_gate_in_the_document_holds_the_pipeline_until_the_operators_answer_reaches_the_agent()
+    {
+        var admin = Client(AdminToken);
+        Assert.Equal(HttpStatusCode.Created, (await admin.PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/gated/releases/register", InlineRelease.Body("gated", "1.0.0", GatedPipeline), Ct)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync("/tpf/admin/tenants/acme/pipelines/gated/releases/1.0.0/activate", null, Ct)).StatusCode);
+        var agent = StartAgent("host-g", "gated");
+        await WaitRegisteredAsync(agent, "host-g", "gated");
+        var id = await SubmitAsync(new { frames = 40 }, "gated"); // no gate in the request: the document's gate asks
+
+        await WaitStatusAsync(id, "AWAITING_INTERACTION", agent);
+        var pending = Assert.Single(JsonNode.Parse(await Client(ControlToken).GetStringAsync($"{Tenant}/interactions/pending?executionId={id}", Ct))!["items"]!.AsArray())!;
+        Assert.Equal("close-loop", (string)pending["stepId"]!);
+        Assert.Equal("approve the new reconstructor before closing the loop?", (string)pending["requestPayload"]!["question"]!);
+        Assert.Equal("document", (string)pending["requestPayload"]!["source"]!);
+        var interactionId = (string)pending["interactionId"]!;
+        var completed = await Client(ControlToken).PostAsJsonAsync($"{Tenant}/interactions/complete", new { interactionId, responsePayload = new { approved = true }, actor = "ops on call" }, Ct);
+        Assert.Equal(HttpStatusCode.OK, completed.StatusCode);
+
+        await WaitStatusAsync(id, "SUCCEEDED", agent);
+        var result = await ResultAsync(id);
+        Assert.Equal("frames", (string)result["stopReason"]!);
+        var gate = Assert.Single(result["interactions"]!.AsArray())!;
+        Assert.Equal(("close-loop", "close-loop", interactionId), ((string)gate["gateId"]!, (string)gate["node"]!, (string)gate["interactionId"]!));
+        Assert.Equal(0L, (long)gate["passedBeforeOpen"]!); // closed, it let nothing through
+        Assert.True((long)result["workers"]!["double"]!["frames_processed"]! >= 40, result.ToJsonString());
+        Assert.Contains("gate 'close-loop' opened", Text(agent.Output), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task An_agent_with_max_executions_runs_two_at_once_and_claims_no_third()
+    {
+        var agent = StartAgent("host-2", "ao-basic", "--max-executions", "2");
+        await WaitRegisteredAsync(agent, "host-2");
+        var worker = JsonNode.Parse(await Client(AdminToken).GetStringAsync("/tpf/admin/tenants/acme/pipelines/ao-basic/workers", Ct))!["items"]![0]!;
+        Assert.Equal(2, (int)worker["maxExecutions"]!);
+        var first = await SubmitAsync(new { });
+        var second = await SubmitAsync(new { });
+        var third = await SubmitAsync(new { });
+        await WaitStatusAsync(first, "RUNNING", agent);
+        await WaitStatusAsync(second, "RUNNING", agent); // both at once, each its own pipeline
+        Assert.Equal("QUEUED", (string)(await StatusAsync(third))["status"]!);
+
+        // One ends: the agent takes the third.
+        Assert.Equal(HttpStatusCode.OK, (await Client(ControlToken).PostAsync($"{Tenant}/executions/{first}/cancel", null, Ct)).StatusCode);
+        await WaitStatusAsync(first, "CANCELLED", agent);
+        await WaitStatusAsync(third, "RUNNING", agent);
+        Assert.Equal("RUNNING", (string)(await StatusAsync(second))["status"]!);
+        Assert.Equal("host-2", (string)(await StatusAsync(third))["workerId"]!);
+
+        // SIGTERM stops both runs, each reported, and leaves nothing.
+        Signal(agent.Process, 15);
+        Assert.True(agent.Process.WaitForExit(TimeSpan.FromSeconds(60)), Text(agent.Output));
+        Assert.Equal(0, agent.Process.ExitCode);
+        foreach (var id in new[] { second, third })
+        {
+            Assert.Equal("AGENT_STOPPED", (string)(await StatusAsync(id))["errorCode"]!);
+            Assert.False(Directory.Exists(Path.Combine(ShmRoot, Namespace(id))));
+            Assert.Empty(WorkerProcesses(Namespace(id)));
+        }
     }
 
     private static void Signal(Process process, int signal) => Signal(process.Id, signal);

@@ -281,3 +281,103 @@ public abstract partial class StoreContractTests
         Assert.NotEqual(first.ExecutionId, second.ExecutionId);
     }
 }
+
+/// <summary>Capacity (several executions per agent) and the dispatch queue's bound, on both providers.</summary>
+public abstract partial class StoreContractTests
+{
+    [Fact]
+    public async Task A_worker_claims_up_to_its_max_executions_and_ended_executions_leave_the_dispatch_queue()
+    {
+        await RegisterForExecutionsAsync();
+        var worker = await Store.RegisterWorkerAsync(new WorkerRegistration("acme", "ao", "w1", "flowline", null, "1", "1.0.0", null, null, MaxExecutions: 2), TwoMinutes, Ct);
+        Assert.Equal(2, worker.MaxExecutions);
+        for (var i = 0; i < 3; i++)
+        {
+            await Store.SubmitExecutionAsync(Execution(null), Ct);
+        }
+
+        var a = (await Store.ClaimAsync("acme", "ao", "w1", TwoMinutes, Ct))!;
+        var b = (await Store.ClaimAsync("acme", "ao", "w1", TwoMinutes, Ct))!;
+        Assert.NotEqual(a.ExecutionId, b.ExecutionId);
+        var full = await Assert.ThrowsAsync<WorkerAtCapacityException>(() => Store.ClaimAsync("acme", "ao", "w1", TwoMinutes, Ct));
+        Assert.Equal((2L, 2), (full.Held, full.MaxExecutions));
+        Assert.Equal((3L, 1L), (await Store.DispatchEntryCountAsync(Ct), await Store.PendingDispatchCountAsync(Ct)));
+
+        // One ends: its entry is deleted and the worker has room for the third.
+        await Store.ReportAsync(Report(a, "RUNNING"), Ct);
+        await Store.ReportAsync(Report(a, "SUCCEEDED"), Ct);
+        Assert.Equal(2L, await Store.DispatchEntryCountAsync(Ct));
+        var c = (await Store.ClaimAsync("acme", "ao", "w1", TwoMinutes, Ct))!;
+        Assert.DoesNotContain(c.ExecutionId, new[] { a.ExecutionId, b.ExecutionId });
+
+        await Store.ReportAsync(Report(b, "FAILED"), Ct);
+        await Store.CancelAsync("acme", c.ExecutionId, Ct);
+        await Store.ReportAsync(Report(c, "CANCELLED"), Ct);
+        Assert.Equal(0L, await Store.DispatchEntryCountAsync(Ct)); // nothing of ended executions is kept
+
+        // Registering again with the default capacity: one at a time.
+        Assert.Equal(1, (await Store.RegisterWorkerAsync(Worker("w1"), TwoMinutes, Ct)).MaxExecutions);
+    }
+
+    [Fact]
+    public async Task Claims_of_one_worker_racing_through_two_coordinators_never_exceed_its_capacity()
+    {
+        await RegisterForExecutionsAsync();
+        await Store.RegisterWorkerAsync(new WorkerRegistration("acme", "ao", "w1", "flowline", null, "1", "1.0.0", null, null, MaxExecutions: 3), TwoMinutes, Ct);
+        for (var i = 0; i < 10; i++)
+        {
+            await Store.SubmitExecutionAsync(Execution(null), Ct);
+        }
+
+        var stores = await Task.WhenAll(Enumerable.Range(0, 2).Select(_ => TrackAsync()));
+        var outcomes = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => Task.Run(async () =>
+        {
+            try
+            {
+                return (await stores[i % 2].ClaimAsync("acme", "ao", "w1", TwoMinutes, Ct))?.ExecutionId;
+            }
+            catch (WorkerAtCapacityException)
+            {
+                return "(full)";
+            }
+        }, Ct)));
+
+        Assert.Equal(3, outcomes.Count(o => o is not null and not "(full)"));
+        Assert.Equal(5, outcomes.Count(o => o == "(full)"));
+        Assert.Equal(7L, await Store.PendingDispatchCountAsync(Ct));
+    }
+
+    [Fact]
+    public async Task The_executions_listing_pages_newest_first_with_a_keyset_that_skips_and_repeats_nothing()
+    {
+        await RegisterForExecutionsAsync();
+        var submitted = new List<string>();
+        for (var i = 0; i < 7; i++)
+        {
+            submitted.Add((await Store.SubmitExecutionAsync(Execution(null), Ct)).Execution.ExecutionId);
+        }
+
+        var seen = new List<ExecutionRecord>();
+        ExecutionKey? after = null;
+        var pages = 0;
+        do
+        {
+            var (items, next) = await Store.ListExecutionsAsync("acme", "ao", null, after, 3, Ct);
+            seen.AddRange(items);
+            after = next;
+            pages++;
+            if (pages == 1)
+            {
+                // Submitted while paging: newer than the first page, so on no later page; nothing is skipped for it.
+                await Store.SubmitExecutionAsync(Execution(null), Ct);
+            }
+        }
+        while (after is not null && pages < 10);
+
+        Assert.Equal(3, pages);
+        Assert.Equal(submitted.Order(), seen.Select(e => e.ExecutionId).Order());
+        Assert.Equal(seen.OrderByDescending(e => e.SubmittedAt).ThenBy(e => e.ExecutionId, StringComparer.Ordinal).Select(e => e.ExecutionId), seen.Select(e => e.ExecutionId));
+        Assert.Empty((await Store.ListExecutionsAsync("globex", null, null, null, 50, Ct)).Items);
+        Assert.Single((await Store.ListExecutionsAsync("acme", null, null, null, 1, Ct)).Items);
+    }
+}

@@ -154,4 +154,61 @@ public sealed class ExecutionApiTests : IAsyncLifetime
         await Problem(await client.SendAsync(Submit(new { pipelineId = "copy", colour = "red" }), Ct), HttpStatusCode.BadRequest, ProblemCodes.InvalidRequest);
         await Problem(await client.SendAsync(Submit(new { releaseVersion = "1.0.0" }), Ct), HttpStatusCode.BadRequest, ProblemCodes.InvalidRequest);
     }
+
+    [Fact]
+    public async Task The_executions_listing_pages_with_a_cursor_and_refuses_bad_ones()
+    {
+        await ReleaseAsync(activate: true);
+        await WorkerAsync();
+        var control = Client(ControlToken);
+        var ids = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            var submitted = await control.PostAsJsonAsync(Executions, new { pipelineId = "copy" }, Ct);
+            ids.Add((string)JsonNode.Parse(await submitted.Content.ReadAsStringAsync(Ct))!["executionId"]!);
+        }
+
+        var seen = new List<string>();
+        string? cursor = null;
+        var pages = 0;
+        do
+        {
+            var page = JsonNode.Parse(await control.GetStringAsync($"{Executions}?limit=2&pipelineId=copy" + (cursor is null ? "" : $"&cursor={cursor}"), Ct))!;
+            seen.AddRange(page["items"]!.AsArray().Select(e => (string)e!["executionId"]!));
+            cursor = (string?)page["nextCursor"];
+            pages++;
+        }
+        while (cursor is not null && pages < 10);
+
+        Assert.Equal(3, pages);
+        Assert.Equal(ids.Order(), seen.Order());
+        Assert.Equal(5, seen.Distinct().Count());
+
+        // A cursor of another listing, a forged one, garbage: 400 naming the cursor; a bad status or limit: 400 too.
+        var workersCursor = Convert.ToBase64String(Encoding.UTF8.GetBytes("w:host-1")).TrimEnd('=');
+        foreach (var bad in new[] { workersCursor, "not-a-cursor", Convert.ToBase64String(Encoding.UTF8.GetBytes("x:abc:id")).TrimEnd('=') })
+        {
+            var refused = await Problem(await control.GetAsync($"{Executions}?cursor={bad}", Ct), HttpStatusCode.BadRequest, "INVALID_REQUEST");
+            Assert.Contains("cursor", (string)refused["detail"]!, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("status", (string)(await Problem(await control.GetAsync($"{Executions}?status=DONE", Ct), HttpStatusCode.BadRequest, "INVALID_REQUEST"))["detail"]!, StringComparison.Ordinal);
+        await Problem(await control.GetAsync($"{Executions}?limit=0", Ct), HttpStatusCode.BadRequest, "INVALID_REQUEST");
+    }
+
+    [Fact]
+    public async Task A_worker_registers_its_capacity_and_a_bad_one_is_refused()
+    {
+        await ReleaseAsync(activate: true);
+        var admin = Client(AdminToken);
+        var ok = await admin.PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/copy/workers/register",
+            new { workerId = "host-2", protocol = "flowline", contractVersion = "1", releaseVersion = "1.0.0", maxExecutions = 4 }, Ct);
+        Assert.Equal(4, (int)JsonNode.Parse(await ok.Content.ReadAsStringAsync(Ct))!["maxExecutions"]!);
+        foreach (var bad in new JsonNode[] { 0, 257, 1.5, "2" })
+        {
+            var body = new JsonObject { ["workerId"] = "host-3", ["protocol"] = "flowline", ["contractVersion"] = "1", ["releaseVersion"] = "1.0.0", ["maxExecutions"] = bad };
+            var refused = await Problem(await admin.PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/copy/workers/register", body, Ct), HttpStatusCode.BadRequest, "INVALID_REQUEST");
+            Assert.Contains("maxExecutions", refused.ToJsonString(), StringComparison.Ordinal);
+        }
+    }
 }

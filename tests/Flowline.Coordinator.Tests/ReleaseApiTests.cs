@@ -125,6 +125,63 @@ public abstract class ReleaseApiTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_symbolic_link_inside_the_release_root_that_points_outside_it_is_refused()
+    {
+        var admin = Client();
+        var outside = Path.Combine(Path.GetTempPath(), "flowline-coord-outside-" + Guid.NewGuid().ToString("N")[..10]);
+        Directory.CreateDirectory(outside);
+        try
+        {
+            // The document is a link to a file outside the root.
+            File.WriteAllText(Path.Combine(outside, "pipeline.yaml"), ExampleYaml);
+            var path = WriteRelease("1.0.0", ExampleYaml);
+            var document = Path.Combine(Path.GetDirectoryName(path)!, "pipeline.yaml");
+            File.Delete(document);
+            File.CreateSymbolicLink(document, Path.Combine(outside, "pipeline.yaml"));
+            var refused = await AssertProblem(await Register(admin, path), HttpStatusCode.Forbidden, ProblemCodes.PathNotAllowed);
+            Assert.Contains("artifacts.document", (string)refused["detail"]!, StringComparison.Ordinal);
+
+            // The descriptor is reached through a directory link inside the root.
+            File.WriteAllText(Path.Combine(outside, "pipeline-release.json"), Descriptor("1.0.1", Sha(ExampleYaml)).ToJsonString());
+            var linked = Path.Combine(TestDirectory, "releases", "linked-" + Guid.NewGuid().ToString("N")[..6]);
+            Directory.CreateSymbolicLink(linked, outside);
+            var viaDirectory = await AssertProblem(await Register(admin, Path.Combine(linked, "pipeline-release.json")), HttpStatusCode.Forbidden, ProblemCodes.PathNotAllowed);
+            Assert.Contains("releaseDescriptorPath", (string)viaDirectory["detail"]!, StringComparison.Ordinal);
+
+            // A link that stays inside the root is followed.
+            var inside = WriteRelease("1.0.2", ExampleYaml);
+            var insideDocument = Path.Combine(Path.GetDirectoryName(inside)!, "pipeline.yaml");
+            File.Move(insideDocument, Path.Combine(Path.GetDirectoryName(inside)!, "real.yaml"));
+            File.CreateSymbolicLink(insideDocument, "real.yaml");
+            Assert.Equal(HttpStatusCode.Created, (await Register(admin, inside)).StatusCode);
+            Assert.Equal(HttpStatusCode.NotFound, (await admin.GetAsync($"{Releases()}/1.0.0", Ct)).StatusCode);
+        }
+        finally
+        {
+            Directory.Delete(outside, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task Activation_hashes_the_stored_artifacts_again_and_refuses_a_tampered_one()
+    {
+        var admin = Client();
+        var created = await Register(admin, WriteRelease("1.0.0", ExampleYaml));
+        var stored = new Uri((string)(await created.Content.ReadFromJsonAsync<JsonObject>(Ct))!["artifacts"]![0]!["uri"]!).LocalPath;
+        File.AppendAllText(stored, "\n# changed behind the coordinator's back\n");
+
+        var refused = await AssertProblem(await admin.PostAsync($"{Releases()}/1.0.0/activate", null, Ct), HttpStatusCode.UnprocessableEntity, ProblemCodes.DigestMismatch);
+        Assert.Contains("artifact 'document'", (string)refused["detail"]!, StringComparison.Ordinal);
+        await AssertProblem(await admin.GetAsync($"{Releases()}/active", Ct), HttpStatusCode.NotFound, ProblemCodes.NoActiveRelease);
+
+        File.Delete(stored);
+        await AssertProblem(await admin.PostAsync($"{Releases()}/1.0.0/activate", null, Ct), HttpStatusCode.UnprocessableEntity, ProblemCodes.ArtifactUnavailable);
+
+        File.WriteAllText(stored, ExampleYaml); // the registered bytes again: it activates
+        Assert.Equal(HttpStatusCode.OK, (await admin.PostAsync($"{Releases()}/1.0.0/activate", null, Ct)).StatusCode);
+    }
+
+    [Fact]
     public async Task Requests_without_a_valid_token_are_401_and_the_token_never_comes_back()
     {
         var none = await Client(null).GetAsync(Releases(), Ct);

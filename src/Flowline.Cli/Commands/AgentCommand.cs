@@ -30,9 +30,10 @@ internal static partial class AgentCommand
         var workDir = new Option<string?>("--work-dir") { Description = "Where the release's artifacts are fetched (default: a directory under the temporary directory, removed at exit)." };
         var heartbeat = new Option<double>("--heartbeat") { Description = "Seconds between heartbeats (keep it well under the coordinator's --stale-after).", DefaultValueFactory = _ => 10 };
         var poll = new Option<double>("--poll") { Description = "Seconds between claims while idle.", DefaultValueFactory = _ => 1 };
+        var maxExecutions = new Option<int>("--max-executions") { Description = "How many executions this agent runs at once (each its own pipeline and namespace); the coordinator refuses claims beyond.", DefaultValueFactory = _ => 1 };
         var command = new Command("agent", "Run a host agent: register with a coordinator, heartbeat, claim executions of a release and run them with Flowline's runtime, until SIGTERM or Ctrl-C.")
         {
-            coordinator, tokenFile, tenant, pipeline, id, release, workDir, heartbeat, poll,
+            coordinator, tokenFile, tenant, pipeline, id, release, workDir, heartbeat, poll, maxExecutions,
         };
         command.SetAction(parse =>
         {
@@ -47,7 +48,8 @@ internal static partial class AgentCommand
                     parse.GetValue(release) is { } r ? Id(r, "--release") : null,
                     parse.GetValue(workDir),
                     Seconds(parse.GetValue(heartbeat), "--heartbeat"),
-                    Seconds(parse.GetValue(poll), "--poll"));
+                    Seconds(parse.GetValue(poll), "--poll"),
+                    MaxExecutions(parse.GetValue(maxExecutions)));
                 return new Agent(settings).RunAsync().GetAwaiter().GetResult();
             }
             catch (ArgumentException e)
@@ -71,14 +73,17 @@ internal static partial class AgentCommand
         return name.Length == 0 ? "agent" : name;
     }
 
+    private static int MaxExecutions(int value) =>
+        value is >= 1 and <= 256 ? value : throw new ArgumentException($"--max-executions must be from 1 to 256, not {value}");
+
     private static TimeSpan Seconds(double value, string option) =>
         double.IsFinite(value) && value > 0 ? TimeSpan.FromSeconds(value) : throw new ArgumentException($"{option} must be a positive number of seconds, not {value}");
 }
 
 /// <summary>The agent's settings.</summary>
-internal sealed record AgentSettings(Uri Coordinator, string Token, string Tenant, string Pipeline, string WorkerId, string? Release, string? WorkDirectory, TimeSpan Heartbeat, TimeSpan Poll);
+internal sealed record AgentSettings(Uri Coordinator, string Token, string Tenant, string Pipeline, string WorkerId, string? Release, string? WorkDirectory, TimeSpan Heartbeat, TimeSpan Poll, int MaxExecutions = 1);
 
-/// <summary>The agent's loop: one execution at a time.</summary>
+/// <summary>The agent's loop: up to <see cref="AgentSettings.MaxExecutions"/> executions at a time.</summary>
 internal sealed class Agent(AgentSettings s)
 {
     private static readonly TimeSpan Renewal = TimeSpan.FromSeconds(1);
@@ -122,6 +127,7 @@ internal sealed class Agent(AgentSettings s)
                 ["releaseVersion"] = version,
                 ["artifactId"] = (string)documentArtifact["artifactId"]!,
                 ["artifactDigest"] = (string)documentArtifact["digest"]!,
+                ["maxExecutions"] = s.MaxExecutions,
             }, stop.Token).ConfigureAwait(false);
             Log($"registered as '{s.WorkerId}' for release {version} of {s.Tenant}/{s.Pipeline} at {s.Coordinator}");
             if (check.Pipeline is null)
@@ -132,8 +138,29 @@ internal sealed class Agent(AgentSettings s)
             }
 
             var heartbeats = HeartbeatAsync(client, stop.Token);
+            var runs = new List<Task<string?>>();
             while (!stop.IsCancellationRequested)
             {
+                // Runs that ended: one whose pipeline cannot start on this host makes the agent UNAVAILABLE (the others stop).
+                foreach (var ended in runs.Where(r => r.IsCompleted).ToList())
+                {
+                    runs.Remove(ended);
+                    if (await ended.ConfigureAwait(false) is { } cannotStart)
+                    {
+                        await UnavailableAsync(client, cannotStart).ConfigureAwait(false);
+                        await stop.CancelAsync().ConfigureAwait(false);
+                        await Task.WhenAll(runs).ConfigureAwait(false);
+                        await heartbeats.ConfigureAwait(false);
+                        return ExitCodes.StartFailed;
+                    }
+                }
+
+                if (runs.Count >= s.MaxExecutions)
+                {
+                    await Task.WhenAny([.. runs, Task.Delay(s.Poll, stop.Token)]).ContinueWith(_ => { }, TaskScheduler.Default).ConfigureAwait(false);
+                    continue;
+                }
+
                 JsonObject? claim = null;
                 try
                 {
@@ -150,15 +177,11 @@ internal sealed class Agent(AgentSettings s)
                     continue;
                 }
 
-                if (await new Run(client, WorkerBase, claim, document, stop.Token).ExecuteAsync().ConfigureAwait(false) is { } cannotStart)
-                {
-                    await UnavailableAsync(client, cannotStart).ConfigureAwait(false);
-                    await stop.CancelAsync().ConfigureAwait(false);
-                    await heartbeats.ConfigureAwait(false);
-                    return ExitCodes.StartFailed;
-                }
+                var run = new Run(client, WorkerBase, claim, document, stop.Token);
+                runs.Add(Task.Run(run.ExecuteAsync));
             }
 
+            await Task.WhenAll(runs).ConfigureAwait(false);
             await heartbeats.ConfigureAwait(false);
             Log("stopped");
             return ExitCodes.Ok;
@@ -257,6 +280,8 @@ internal sealed class Agent(AgentSettings s)
     /// <summary>One claimed execution, from start to its final report.</summary>
     private sealed class Run(CoordinatorClient client, string workerBase, JsonObject claim, string document, CancellationToken agentStop)
     {
+        private const string GateKind = "flowline.gate";
+
         private readonly string id = (string)claim["executionId"]!;
         private readonly long epoch = (long)claim["leaseEpoch"]!;
         private readonly Stopwatch sinceRenewal = Stopwatch.StartNew();
@@ -301,7 +326,7 @@ internal sealed class Agent(AgentSettings s)
             try
             {
                 await ReportAsync("RUNNING").ConfigureAwait(false);
-                outcome = await GatesAsync(manager, gates, answers).ConfigureAwait(false) ?? await WaitAsync(manager, duration, frames, started).ConfigureAwait(false);
+                outcome = await GatesAsync(manager, Gates(pipeline.Spec, gates), answers).ConfigureAwait(false) ?? await WaitAsync(manager, duration, frames, started).ConfigureAwait(false);
             }
             catch (CoordinatorProblemException e) when (e.Code is "STALE_EPOCH" or "EXECUTION_TERMINAL")
             {
@@ -323,6 +348,7 @@ internal sealed class Agent(AgentSettings s)
                 "failed" => ("FAILED", "WORKER_FAILED", string.Join("; ", snapshot.Failures.Select(x => $"{x.ComponentType} '{x.Kernel}' failed: {x.Error}"))),
                 "cancelled" => ("CANCELLED", null, "cancelled on request"),
                 "gate-rejected" => ("CANCELLED", "GATE_REJECTED", "a gate's answer did not approve the run"),
+                "gate-failed" => ("FAILED", "GATE_FAILED", "an approved gate of the document could not be opened (its worker did not take the change)"),
                 "agent-stopped" => ("FAILED", "AGENT_STOPPED", "the agent was stopped (SIGTERM) during the run"),
                 _ => ("SUCCEEDED", (string?)null, (string?)null),
             };
@@ -330,17 +356,44 @@ internal sealed class Agent(AgentSettings s)
             return null;
         }
 
-        /// <summary>Asks each gate in turn and waits for its answer; null when every gate approved, else why the run ends.</summary>
-        private async Task<string?> GatesAsync(PipelineManager manager, JsonArray gates, JsonArray answers)
+        /// <summary>
+        /// The gates to ask, in order: the run request's (<c>run.gates</c>), then the document's closed
+        /// <c>flowline.gate</c> kernels (gate id = the node's name), which hold their frames until opened.
+        /// </summary>
+        private static List<Gate> Gates(PipelineSpec spec, JsonArray requested)
         {
-            foreach (var gate in gates.OfType<JsonObject>())
+            var gates = requested.OfType<JsonObject>().Select(g => new Gate((string?)g["gateId"] ?? "gate", (JsonObject)g.DeepClone(), null)).ToList();
+            foreach (var kernel in spec.Kernels.Where(k => k.Kind == GateKind))
             {
-                var gateId = (string?)gate["gateId"] ?? "gate";
+                if (kernel.Parameters.TryGetBool("open", out var open) && open)
+                {
+                    continue;
+                }
+
+                var question = kernel.Parameters.TryGetString("question", out var q) ? q : $"open gate '{kernel.Name}'?";
+                gates.Add(new Gate(kernel.Name, new JsonObject
+                {
+                    ["gateId"] = kernel.Name,
+                    ["question"] = question,
+                    ["node"] = kernel.Name,
+                    ["source"] = "document",
+                }, kernel.Name));
+            }
+
+            return gates;
+        }
+
+        /// <summary>Asks each gate in turn and waits for its answer (a document's gate is then opened); null when every gate approved, else why the run ends.</summary>
+        private async Task<string?> GatesAsync(PipelineManager manager, List<Gate> gates, JsonArray answers)
+        {
+            foreach (var gate in gates)
+            {
+                var gateId = gate.GateId;
                 var interaction = (await client.PostAsync($"{ExecutionBase}/interactions", new JsonObject
                 {
                     ["epoch"] = epoch,
                     ["gateId"] = gateId,
-                    ["request"] = gate.DeepClone(),
+                    ["request"] = gate.Request.DeepClone(),
                 }, agentStop).ConfigureAwait(false))!;
                 var interactionId = (string)interaction["interactionId"]!;
                 Log($"execution {id}: gate '{gateId}' waits for interaction {interactionId}");
@@ -366,11 +419,17 @@ internal sealed class Agent(AgentSettings s)
                     if (status == "COMPLETED")
                     {
                         var answer = now["responsePayload"];
-                        answers.Add(new JsonObject { ["gateId"] = gateId, ["interactionId"] = interactionId, ["answer"] = answer?.DeepClone() });
+                        var record = new JsonObject { ["gateId"] = gateId, ["interactionId"] = interactionId, ["answer"] = answer?.DeepClone() };
+                        answers.Add(record);
                         Log($"execution {id}: gate '{gateId}' answered {answer?.ToJsonString()}");
                         if (answer is JsonObject o && (o["approved"] ?? o["approve"]) is JsonValue v && v.TryGetValue<bool>(out var approved) && !approved)
                         {
                             return "gate-rejected";
+                        }
+
+                        if (gate.Node is { } node && await OpenAsync(manager, node, interactionId, record).ConfigureAwait(false) is { } failed)
+                        {
+                            return failed;
                         }
 
                         break;
@@ -386,6 +445,30 @@ internal sealed class Agent(AgentSettings s)
             }
 
             return null;
+        }
+
+        /// <summary>
+        /// Opens a document's gate: reads what it held while closed (<c>gate_status</c>), then changes its live
+        /// setting <c>open</c> to true, which its worker applies between two frames; null, or "failed".
+        /// </summary>
+        private async Task<string?> OpenAsync(PipelineManager manager, string node, string interactionId, JsonObject record)
+        {
+            try
+            {
+                var status = (await manager.RequestNodeAsync(node, "gate_status", null, PipelineManager.SettingsTimeout).ConfigureAwait(false)).Result as JsonObject;
+                record["node"] = node;
+                record["heldFrames"] = status?["held"]?.DeepClone();
+                record["passedBeforeOpen"] = status?["passed"]?.DeepClone();
+                await manager.PatchSettingsAsync(node, new JsonObject { ["open"] = true }, new ChangeSource("coordinator", interactionId)).ConfigureAwait(false);
+                Log($"execution {id}: gate '{node}' opened (it held {record["heldFrames"]} frames)");
+                return null;
+            }
+            catch (Exception e) when (e is RequestException or KeyNotFoundException or SettingsValidationException or InvalidOperationException)
+            {
+                Log($"execution {id}: gate '{node}' cannot be opened: {e.Message}");
+                record["openError"] = e.Message;
+                return manager.State == PipelineState.Failed ? "failed" : "gate-failed";
+            }
         }
 
         private async Task<string> WaitAsync(PipelineManager manager, TimeSpan? duration, long? frames, Stopwatch started)
@@ -502,3 +585,6 @@ internal sealed class Agent(AgentSettings s)
         }
     }
 }
+
+/// <summary>A gate an execution waits on: from the run request (<see cref="Node"/> null) or a document's <c>flowline.gate</c> node.</summary>
+internal sealed record Gate(string GateId, JsonObject Request, string? Node);

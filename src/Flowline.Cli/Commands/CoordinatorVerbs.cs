@@ -81,7 +81,8 @@ internal static class CoordinatorVerbs
     private static string Control(string tenant) => $"tpf/control-plane/tenants/{tenant}";
 
     private static string Items(JsonNode? answer, Func<JsonNode, string> line) =>
-        answer?["items"] is JsonArray items && items.Count > 0 ? string.Join(Environment.NewLine, items.Select(i => line(i!))) : "(none)";
+        (answer?["items"] is JsonArray items && items.Count > 0 ? string.Join(Environment.NewLine, items.Select(i => line(i!))) : "(none)") +
+        (answer?["nextCursor"] is JsonValue next ? $"{Environment.NewLine}(more: --cursor {next})" : "");
 
     private static string Release(JsonNode? r) => $"{r?["releaseVersion"]}  {r?["status"]}  contract {r?["contractVersion"]}  {r?["contentDigest"]}  registered {r?["registeredAt"]} by {r?["registeredBy"]}";
 
@@ -91,7 +92,7 @@ internal static class CoordinatorVerbs
 
     private static string Interaction(JsonNode? i) => $"{i?["interactionId"]}  {i?["status"]}  execution {i?["executionId"]}  gate {i?["stepId"]}  {i?["requestPayload"]?.ToJsonString()}";
 
-    private static string Worker(JsonNode? w) => $"{w?["workerId"]}  {w?["state"]}  release {w?["releaseVersion"]} (contract {w?["contractVersion"]})  last heartbeat {w?["lastHeartbeatAt"]}" +
+    private static string Worker(JsonNode? w) => $"{w?["workerId"]}  {w?["state"]}  release {w?["releaseVersion"]} (contract {w?["contractVersion"]})  at most {w?["maxExecutions"]} at once  last heartbeat {w?["lastHeartbeatAt"]}" +
         (w?["unavailableReason"] is { } why ? $"  ({why})" : "");
 
     private static Command Releases()
@@ -219,11 +220,13 @@ internal static class CoordinatorVerbs
         var listStatus = new Option<string?>("--status") { Description = "Only executions in this status." };
         var listPipeline = new Option<string?>("--pipeline") { Description = "Only this pipeline's executions." };
         var limit = new Option<int>("--limit") { Description = "At most this many (newest first).", DefaultValueFactory = _ => 50 };
+        var cursor = new Option<string?>("--cursor") { Description = "Continue after the page that printed it (its nextCursor)." };
         var list = Verb("list", "List the tenant's latest executions.", false, (parse, c, tenant) =>
         {
-            var query = $"limit={parse.GetValue(limit)}" + (parse.GetValue(listStatus) is { } s ? $"&status={Uri.EscapeDataString(s)}" : "") + (parse.GetValue(listPipeline) is { } p ? $"&pipelineId={Uri.EscapeDataString(p)}" : "");
+            var query = $"limit={parse.GetValue(limit)}" + (parse.GetValue(listStatus) is { } s ? $"&status={Uri.EscapeDataString(s)}" : "") + (parse.GetValue(listPipeline) is { } p ? $"&pipelineId={Uri.EscapeDataString(p)}" : "")
+                + (parse.GetValue(cursor) is { } k ? $"&cursor={Uri.EscapeDataString(k)}" : "");
             return c.GetAsync($"{Control(tenant)}/executions?{query}", CancellationToken.None);
-        }, a => Items(a, Execution), listStatus, listPipeline, limit);
+        }, a => Items(a, Execution), listStatus, listPipeline, limit, cursor);
 
         var id4 = new Argument<string>("execution") { Description = "The execution id." };
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait at most.", DefaultValueFactory = _ => 300 };

@@ -125,6 +125,22 @@ public sealed class WorkerNotAdmittedException(string workerId, string? state)
     public string? State { get; } = state;
 }
 
+/// <summary>A worker that already holds as many executions as it registered it runs at once asked for another.</summary>
+public sealed class WorkerAtCapacityException(string workerId, long held, int maxExecutions)
+    : Exception($"worker '{workerId}' holds {held} execution(s) and runs at most {maxExecutions} at once (its maxExecutions): it takes another once one ends")
+{
+    /// <summary>How many it holds.</summary>
+    public long Held { get; } = held;
+
+    /// <summary>Its capacity.</summary>
+    public int MaxExecutions { get; } = maxExecutions;
+}
+
+/// <summary>Where a page of the executions listing ends: the last row's submission time and id (newest first, ties by id).</summary>
+/// <param name="SubmittedAt">Its submission time (database clock, Unix ms).</param>
+/// <param name="ExecutionId">Its id.</param>
+public sealed record ExecutionKey(long SubmittedAt, string ExecutionId);
+
 /// <summary>An interaction completed with another answer, or whose execution ended.</summary>
 public sealed class InteractionTerminalException(string interactionId, string reason)
     : Exception($"interaction {interactionId}: {reason}")
@@ -186,6 +202,9 @@ public partial interface ICoordinatorStore
     /// </summary>
     Task<(InteractionRecord Interaction, bool Duplicate)?> CompleteInteractionAsync(string tenantId, string interactionId, string responseJson, string actor, CancellationToken cancellationToken = default);
 
-    /// <summary>The tenant's latest executions (of one pipeline and status when given), newest first, at most <paramref name="limit"/>.</summary>
-    Task<IReadOnlyList<ExecutionRecord>> ListExecutionsAsync(string tenantId, string? pipelineId, string? status, int limit, CancellationToken cancellationToken = default);
+    /// <summary>
+    /// The tenant's executions (of one pipeline and status when given), newest first (ties by id), at most
+    /// <paramref name="limit"/>, after <paramref name="after"/> (null: from the newest); the key to continue after, or null at the end.
+    /// </summary>
+    Task<(IReadOnlyList<ExecutionRecord> Items, ExecutionKey? Next)> ListExecutionsAsync(string tenantId, string? pipelineId, string? status, ExecutionKey? after, int limit, CancellationToken cancellationToken = default);
 }

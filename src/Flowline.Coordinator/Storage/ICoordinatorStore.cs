@@ -150,6 +150,7 @@ public sealed class IdempotencyConflictException(string key, string executionId)
 /// <param name="DrainingSince">When it was drained, null when not draining.</param>
 /// <param name="State">DRAINING, else UNAVAILABLE, else STALE, else HEALTHY (computed with the database's clock).</param>
 /// <param name="UnavailableReason">Why the agent said it cannot run the release (UNAVAILABLE), or null.</param>
+/// <param name="MaxExecutions">How many executions it runs at once at most (its claims beyond are refused).</param>
 public sealed record WorkerRecord(
     string TenantId,
     string PipelineId,
@@ -164,7 +165,8 @@ public sealed record WorkerRecord(
     long LastHeartbeatAt,
     long? DrainingSince,
     string State,
-    string? UnavailableReason = null);
+    string? UnavailableReason = null,
+    int MaxExecutions = 1);
 
 /// <summary>A worker's registration.</summary>
 /// <param name="TenantId">The tenant.</param>
@@ -176,6 +178,7 @@ public sealed record WorkerRecord(
 /// <param name="ReleaseVersion">The release it runs.</param>
 /// <param name="ArtifactId">The artifact it runs, or null.</param>
 /// <param name="ArtifactDigest">That artifact's digest, or null.</param>
+/// <param name="MaxExecutions">How many executions it runs at once at most (1 and up).</param>
 public sealed record WorkerRegistration(
     string TenantId,
     string PipelineId,
@@ -185,7 +188,8 @@ public sealed record WorkerRegistration(
     string ContractVersion,
     string ReleaseVersion,
     string? ArtifactId,
-    string? ArtifactDigest);
+    string? ArtifactDigest,
+    int MaxExecutions = 1);
 
 /// <summary>One page of a listing, in store order.</summary>
 /// <typeparam name="T">The item type.</typeparam>
@@ -288,6 +292,9 @@ public partial interface ICoordinatorStore : IAsyncDisposable
     /// <paramref name="contractVersion"/> and <paramref name="releaseVersion"/> when given.
     /// </summary>
     Task<(IReadOnlyList<WorkerRecord> Items, string? NextAfter)> ListWorkersAsync(string tenantId, string pipelineId, string afterWorkerId, int limit, TimeSpan staleAfter, string? contractVersion = null, string? releaseVersion = null, CancellationToken cancellationToken = default);
+
+    /// <summary>How many dispatch entries there are, claimed or not (only executions that have not ended have any).</summary>
+    Task<long> DispatchEntryCountAsync(CancellationToken cancellationToken = default);
 
     /// <summary>How many dispatch entries are waiting for an agent to claim them.</summary>
     Task<long> PendingDispatchCountAsync(CancellationToken cancellationToken = default);

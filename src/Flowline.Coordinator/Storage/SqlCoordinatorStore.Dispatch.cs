@@ -31,7 +31,7 @@ public abstract partial class SqlCoordinatorStore
         }
     }
 
-    private sealed record ClaimWorker(string ContractVersion, string ReleaseVersion, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason, long Now);
+    private sealed record ClaimWorker(string ContractVersion, string ReleaseVersion, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason, long MaxExecutions, long Now);
 
     private sealed record Candidate(long DispatchId, string ExecutionId);
 
@@ -57,14 +57,23 @@ public abstract partial class SqlCoordinatorStore
         InTransactionAsync<ExecutionRecord?>(async (connection, tx) =>
         {
             var worker = await connection.QuerySingleOrDefaultAsync<ClaimWorker>(new CommandDefinition(
-                $"SELECT contract_version AS ContractVersion, release_version AS ReleaseVersion, last_heartbeat_at AS LastHeartbeatAt, draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, {NowMs} AS Now " +
-                "FROM workers WHERE tenant_id = @tenantId AND pipeline_id = @pipelineId AND worker_id = @workerId",
+                $"SELECT contract_version AS ContractVersion, release_version AS ReleaseVersion, last_heartbeat_at AS LastHeartbeatAt, draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, CAST(max_executions AS BIGINT) AS MaxExecutions, {NowMs} AS Now " +
+                $"FROM workers WHERE tenant_id = @tenantId AND pipeline_id = @pipelineId AND worker_id = @workerId{ForUpdate}",
                 new { tenantId, pipelineId, workerId }, tx, cancellationToken: cancellationToken)).ConfigureAwait(false)
                 ?? throw new WorkerNotAdmittedException(workerId, null);
             var stale = (long)staleAfter.TotalMilliseconds;
             if (worker.DrainingSince is not null || worker.UnavailableReason is not null || (stale > 0 && worker.Now - worker.LastHeartbeatAt > stale))
             {
                 throw new WorkerNotAdmittedException(workerId, worker.DrainingSince is not null ? "DRAINING" : worker.UnavailableReason is not null ? "UNAVAILABLE" : "STALE");
+            }
+
+            // Its capacity: the worker's row is locked (PostgreSQL) or the transaction is the only writer (SQLite), so two claims of one worker cannot both pass.
+            var held = await connection.ExecuteScalarAsync<long>(new CommandDefinition(
+                "SELECT COUNT(*) FROM executions WHERE tenant_id = @tenantId AND pipeline_id = @pipelineId AND lease_owner = @workerId AND status IN ('DISPATCHED', 'RUNNING', 'AWAITING_INTERACTION')",
+                new { tenantId, pipelineId, workerId }, tx, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            if (held >= worker.MaxExecutions)
+            {
+                throw new WorkerAtCapacityException(workerId, held, (int)worker.MaxExecutions);
             }
 
             for (var attempt = 0; attempt < 16; attempt++)
@@ -157,8 +166,9 @@ public abstract partial class SqlCoordinatorStore
             await connection.ExecuteAsync(new CommandDefinition(
                 $"UPDATE interactions SET status = 'CANCELLED', completed_at = {NowMs} WHERE execution_id = @ExecutionId AND status = 'WAITING'",
                 new { e.ExecutionId }, tx, cancellationToken: cancellationToken)).ConfigureAwait(false);
+            // Its dispatch entries (claimed or not) are of no more use: the queue holds live executions only.
             await connection.ExecuteAsync(new CommandDefinition(
-                $"UPDATE dispatch_queue SET claimed_by = '(ended)', claimed_at = {NowMs} WHERE execution_id = @ExecutionId AND claimed_by IS NULL",
+                "DELETE FROM dispatch_queue WHERE execution_id = @ExecutionId",
                 new { e.ExecutionId }, tx, cancellationToken: cancellationToken)).ConfigureAwait(false);
         }
         else if (status == ExecutionStatus.Queued)
@@ -353,15 +363,29 @@ public abstract partial class SqlCoordinatorStore
     }
 
     /// <inheritdoc/>
-    public async Task<IReadOnlyList<ExecutionRecord>> ListExecutionsAsync(string tenantId, string? pipelineId, string? status, int limit, CancellationToken cancellationToken = default)
+    public async Task<(IReadOnlyList<ExecutionRecord> Items, ExecutionKey? Next)> ListExecutionsAsync(string tenantId, string? pipelineId, string? status, ExecutionKey? after, int limit, CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(limit, 1);
         var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
         await using (connection.ConfigureAwait(false))
         {
-            return [.. await connection.QueryAsync<ExecutionRecord>(new CommandDefinition(
-                $"SELECT {ExecutionColumns} FROM executions WHERE tenant_id = @tenantId AND (@pipelineId IS NULL OR pipeline_id = @pipelineId) AND (@status IS NULL OR status = @status) ORDER BY submitted_at DESC, execution_id LIMIT @limit",
-                new { tenantId, pipelineId, status, limit }, cancellationToken: cancellationToken)).ConfigureAwait(false)];
+            // Keyset: newest first, ties by id; the next page starts strictly after the last row's key, so rows
+            // submitted meanwhile (newer, on no later page) are neither repeated nor make a row be skipped.
+            var rows = (await connection.QueryAsync<ExecutionRecord>(new CommandDefinition(
+                $"""
+                SELECT {ExecutionColumns} FROM executions
+                WHERE tenant_id = @tenantId AND (@pipelineId IS NULL OR pipeline_id = @pipelineId) AND (@status IS NULL OR status = @status)
+                  AND (@afterAt IS NULL OR submitted_at < @afterAt OR (submitted_at = @afterAt AND execution_id > @afterId))
+                ORDER BY submitted_at DESC, execution_id LIMIT @take
+                """,
+                new { tenantId, pipelineId, status, afterAt = after?.SubmittedAt, afterId = after?.ExecutionId ?? "", take = limit + 1 }, cancellationToken: cancellationToken)).ConfigureAwait(false)).ToList();
+            if (rows.Count <= limit)
+            {
+                return (rows, null);
+            }
+
+            rows.RemoveAt(limit);
+            return (rows, new ExecutionKey(rows[^1].SubmittedAt, rows[^1].ExecutionId));
         }
     }
 }

@@ -303,6 +303,16 @@ public abstract partial class SqlCoordinatorStore : ICoordinatorStore
     }
 
     /// <inheritdoc/>
+    public async Task<long> DispatchEntryCountAsync(CancellationToken cancellationToken = default)
+    {
+        var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
+        await using (connection.ConfigureAwait(false))
+        {
+            return await connection.ExecuteScalarAsync<long>(new CommandDefinition("SELECT COUNT(*) FROM dispatch_queue", cancellationToken: cancellationToken)).ConfigureAwait(false);
+        }
+    }
+
+    /// <inheritdoc/>
     public async Task<long> PendingDispatchCountAsync(CancellationToken cancellationToken = default)
     {
         var connection = await OpenAsync(cancellationToken).ConfigureAwait(false);
@@ -316,10 +326,10 @@ public abstract partial class SqlCoordinatorStore : ICoordinatorStore
     private const string WorkerSelect =
         "SELECT tenant_id AS TenantId, pipeline_id AS PipelineId, worker_id AS WorkerId, protocol AS Protocol, endpoint AS Endpoint, contract_version AS ContractVersion, " +
         "release_version AS ReleaseVersion, artifact_id AS ArtifactId, artifact_digest AS ArtifactDigest, registered_at AS RegisteredAt, last_heartbeat_at AS LastHeartbeatAt, " +
-        "draining_since AS DrainingSince, unavailable_reason AS UnavailableReason FROM workers WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId";
+        "draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, CAST(max_executions AS BIGINT) AS MaxExecutions FROM workers WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId";
 
     private sealed record WorkerRow(string TenantId, string PipelineId, string WorkerId, string Protocol, string? Endpoint, string ContractVersion,
-        string ReleaseVersion, string? ArtifactId, string? ArtifactDigest, long RegisteredAt, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason);
+        string ReleaseVersion, string? ArtifactId, string? ArtifactDigest, long RegisteredAt, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason, long MaxExecutions);
 
     /// <summary>The rows with their state, computed with the database's clock (read in the same connection).</summary>
     private async Task<List<WorkerRecord>> WithStateAsync(DbConnection connection, IEnumerable<WorkerRow> rows, TimeSpan staleAfter, CancellationToken cancellationToken)
@@ -329,7 +339,7 @@ public abstract partial class SqlCoordinatorStore : ICoordinatorStore
         return [.. rows.Select(r => new WorkerRecord(r.TenantId, r.PipelineId, r.WorkerId, r.Protocol, r.Endpoint, r.ContractVersion, r.ReleaseVersion,
             r.ArtifactId, r.ArtifactDigest, r.RegisteredAt, r.LastHeartbeatAt, r.DrainingSince,
             r.DrainingSince is not null ? "DRAINING" : r.UnavailableReason is not null ? "UNAVAILABLE" : stale > 0 && now - r.LastHeartbeatAt > stale ? "STALE" : "HEALTHY",
-            r.UnavailableReason))];
+            r.UnavailableReason, (int)r.MaxExecutions))];
     }
 
     /// <inheritdoc/>
@@ -341,12 +351,12 @@ public abstract partial class SqlCoordinatorStore : ICoordinatorStore
         {
             await connection.ExecuteAsync(new CommandDefinition(
                 $"""
-                INSERT INTO workers (tenant_id, pipeline_id, worker_id, protocol, endpoint, contract_version, release_version, artifact_id, artifact_digest, registered_at, last_heartbeat_at)
-                VALUES (@TenantId, @PipelineId, @WorkerId, @Protocol, @Endpoint, @ContractVersion, @ReleaseVersion, @ArtifactId, @ArtifactDigest, {NowMs}, {NowMs})
+                INSERT INTO workers (tenant_id, pipeline_id, worker_id, protocol, endpoint, contract_version, release_version, artifact_id, artifact_digest, registered_at, last_heartbeat_at, max_executions)
+                VALUES (@TenantId, @PipelineId, @WorkerId, @Protocol, @Endpoint, @ContractVersion, @ReleaseVersion, @ArtifactId, @ArtifactDigest, {NowMs}, {NowMs}, @MaxExecutions)
                 ON CONFLICT (tenant_id, pipeline_id, worker_id) DO UPDATE SET protocol = excluded.protocol, endpoint = excluded.endpoint,
                     contract_version = excluded.contract_version, release_version = excluded.release_version, artifact_id = excluded.artifact_id,
                     artifact_digest = excluded.artifact_digest, registered_at = excluded.registered_at, last_heartbeat_at = excluded.last_heartbeat_at,
-                    unavailable_reason = NULL
+                    max_executions = excluded.max_executions, unavailable_reason = NULL
                 """, registration, cancellationToken: cancellationToken)).ConfigureAwait(false);
             return (await ReadWorkerAsync(connection, registration.TenantId, registration.PipelineId, registration.WorkerId, staleAfter, cancellationToken).ConfigureAwait(false))!;
         }

@@ -134,11 +134,21 @@ public sealed class KernelIo
         }
     }
 
+    /// <summary>True if this computation called <see cref="HoldOutputs"/>: the worker publishes nothing for it.</summary>
+    public bool OutputsHeld { get; private set; }
+
+    /// <summary>
+    /// Tells the worker to publish no output for this computation (the input frame is taken and held
+    /// back, as a closed <c>flowline.gate</c> does); it counts as neither processed nor torn.
+    /// </summary>
+    public void HoldOutputs() => OutputsHeld = true;
+
     /// <summary>The worker's side of <see cref="InputsConsumed"/>: the check to run, set before each computation.</summary>
     internal void ExpectInputsConsumed(Func<bool> check)
     {
         checkInputs = check;
         InputsIntactWhenConsumed = null;
+        OutputsHeld = false;
     }
 }
 

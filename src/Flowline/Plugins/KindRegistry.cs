@@ -91,6 +91,7 @@ public sealed class KindRegistry
         KindDefinition[] builtIn =
         [
             new CopyDefinition(),
+            new GateDefinition(),
             new ScalarOperationDefinition("cpu.scale", '*', "factor", "the factor"),
             new ScalarOperationDefinition("cpu.add_constant", '+', "constant", "the value added"),
             new ScaleOffsetDefinition(),

@@ -108,6 +108,13 @@ internal sealed class KernelRunner : WorkerRunner
             io.ExpectInputsConsumed(inputsIntact);
             kernel.Compute(io);
             var intact = io.InputsIntactWhenConsumed ?? InputsIntact();
+            if (io.OutputsHeld)
+            {
+                // A closed gate took the frame and publishes nothing (neither processed nor torn).
+                ReleaseInputs();
+                Reporter.Tick(Collect);
+                continue;
+            }
 
             var origin = 0L;
             for (var i = 0; i < inputs.Length; i++)
