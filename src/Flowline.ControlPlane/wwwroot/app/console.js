@@ -567,6 +567,7 @@
     if (Array.isArray(status.failures)) { state.failures = {}; for (const f of status.failures) state.failures[f.kernel] = f; }
     for (const group of ['workers', 'sources', 'sinks']) for (const [name, w] of Object.entries(status[group] || {})) {
       if (w.frames_processed !== undefined || w.throughput_hz !== undefined) state.metrics[name] = Object.assign(state.metrics[name] || {}, w);
+      else if (state.metrics[name]) state.metrics[name].health = w.health; // a snapshot's health is newer than the last event's
     }
     renderWorkers();
     renderStreams();
@@ -642,14 +643,21 @@
     if (row) updateWorkerRow(row, name);
     throttledGraph();
   }
-  // worker_metrics events carry rates, times and latencies; health, CPU, memory and the streams' fill are in
-  // the status only, read once a second while a view that shows them is open.
-  async function refreshStatusWhileShown() {
-    if (!$('#tab-runtime').hidden || !$('#tab-graph').hidden) {
-      const r = await api('GET', '/status');
-      if (r.ok) applyStatus(r.json);
-    }
-    setTimeout(refreshStatusWhileShown, 1000);
+  // Nothing is polled: worker_metrics events carry each worker's health, rate, times, latencies, CPU and memory
+  // (sent when it made progress or its health changed), stream_metrics events the streams' figures (once a
+  // second while they change), and snapshot events the whole status after each command.
+  function onStreamMetrics(data) {
+    if (!state.status || !data || !data.streams) return;
+    state.status.streams = data.streams;
+    renderStreams();
+  }
+  function onWorkerStopped(data) {
+    const name = data.kernel || data.name;
+    if (!name || !state.metrics[name]) return;
+    state.metrics[name].health = 'stopped';
+    const row = $(`#workers tr[data-worker="${CSS.escape(name)}"]`);
+    if (row) updateWorkerRow(row, name);
+    throttledGraph();
   }
   let graphTimer = null;
   function throttledGraph() { if (!graphTimer) graphTimer = setTimeout(() => { graphTimer = null; drawGraph(); }, 1000); }
@@ -829,7 +837,7 @@
   // ---- events log -------------------------------------------------------------------------------
   const FAILURE = /fail|error|hung|lost/;
   function logEvent(data, type, id) {
-    if (type === 'worker_metrics') return; // many per second: the runtime table shows them
+    if (type === 'worker_metrics' || type === 'stream_metrics') return; // many per second: the runtime tables show them
     const list = $('#events');
     const text = typeof data === 'string' ? data : JSON.stringify(data);
     const item = el('li', { class: FAILURE.test(type) ? 'failure' : null, 'data-type': type }, `${new Date().toLocaleTimeString()} ${id ? '#' + id + ' ' : ''}${type} ${text.length > 400 ? text.slice(0, 400) + '…' : text}`);
@@ -1063,6 +1071,8 @@
     on('snapshot', d => { if (d && d.snapshot) applyStatus(d.snapshot); });
     on('state_changed', () => refreshHealth());
     on('worker_metrics', onWorkerMetrics);
+    on('stream_metrics', onStreamMetrics);
+    on('worker_stopped', onWorkerStopped);
     for (const t of ['worker_failed', 'source_failed', 'sink_failed']) on(t, d => { const name = d.kernel || d.name; if (name) state.failures[name] = d; renderFailures(); const row = $(`#workers tr[data-worker="${CSS.escape(name)}"]`); if (row) updateWorkerRow(row, name); drawGraph(); });
     on('worker_started', d => { const name = d.kernel || d.name; if (name && state.failures[name]) { delete state.failures[name]; renderFailures(); } });
     on('document_updated', () => { refreshInfo(); refreshGraph(); refreshYaml(false); refreshTables(); refreshHealth(); });
@@ -1071,7 +1081,6 @@
     on('*', logEvent);
     await Promise.all([refreshHealth(), refreshInfo(), refreshGraph(), refreshServers(), refreshYaml(true), refreshTables()]);
     runEvents();
-    refreshStatusWhileShown();
     showTab((location.hash || '#control').slice(1) || 'control');
     document.body.dataset.ready = 'true';
   }
