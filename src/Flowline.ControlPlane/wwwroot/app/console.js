@@ -526,8 +526,9 @@
 
   function healthOf(name) {
     if (state.failures[name]) return 'failed';
-    const w = workerStatus(name);
-    if (!w) return '';
+    const status = workerStatus(name);
+    if (!status) return '';
+    const w = Object.assign({}, status, state.metrics[name]); // the events' health is newer than the last snapshot's
     if (w.health === 'failed' || w.alive === false && state.health && state.health.state === 'running') return 'failed';
     return w.health === 'active' ? 'healthy' : '';
   }
@@ -864,7 +865,8 @@
     const canChange = f.live && hasScope('control');
     const why = !f.live ? 'not live: change it in the document (Document tab, PUT /document) and rebuild'
       : !hasScope('control') ? 'needs a token with the control scope' : null;
-    let inputs = [], read, set;
+    let inputs = [], read, set, revert = () => set(current);
+    let current = value; // the server's value, shown again when a change is refused
     if (f.type === 'boolean') {
       const box = el('input', { type: 'checkbox', name: f.name, checked: !!value });
       inputs = [box]; read = () => box.checked; set = v => { box.checked = !!v; };
@@ -893,6 +895,7 @@
       text.addEventListener('input', () => { typing = true; });
       text.addEventListener('change', () => { typing = false; });
       set = v => { if (!typing) { text.value = shownValue(v); if (inputs.length > 1) inputs[0].value = v; } };
+      revert = () => { typing = false; set(current); };
     }
     for (const i of inputs) { i.disabled = !canChange; if (why) i.title = why; }
     // This tab's own change comes back on the feed too, possibly before the reply: while a change is in
@@ -904,17 +907,19 @@
       const r = await api('PATCH', '/settings/' + encodeURIComponent(node), { [f.name]: read() }).finally(() => { pending = false; });
       if (r.ok) {
         ackedSeq = r.json.seq;
-        set(r.json.values[f.name]);
+        setValue(r.json.values[f.name]);
         setResult(ack, `applied: ${shownValue(r.json.values[f.name])} (seq ${r.json.seq}${r.json.applied_by ? ', by ' + r.json.applied_by : ''})`, false);
       } else {
         const at = r.json && r.json.field ? r.json.field : null;
         const target = at && at !== f.name && settingWidgets[node + '\u0000' + at] ? settingWidgets[node + '\u0000' + at] : null;
         (target ? target.ack : m => setResult(ack, m, true))(`${detailOf(r)}`, true);
         ack.dataset.error = 'true';
+        revert(); // the server kept its value: show it again (the error names what was refused)
       }
     };
+    const setValue = v => { current = v; set(v); };
     inputs[inputs.length - 1].addEventListener('change', () => { delete ack.dataset.error; change(); });
-    settingWidgets[node + '\u0000' + f.name] = { set, ack: (m, e) => setResult(ack, m, e), own: seq => pending || seq <= ackedSeq };
+    settingWidgets[node + '\u0000' + f.name] = { set: setValue, ack: (m, e) => setResult(ack, m, e), own: seq => pending || seq <= ackedSeq };
     const unit = f.unit ? ` ${f.unit}` : '';
     const bounds = isNumeric(f) && (f.minimum !== null || f.maximum !== null) ? ` [${f.minimum ?? '−∞'}, ${f.maximum ?? '∞'}]` : '';
     return el('tr', { 'data-node': node, 'data-field': f.name, class: f.live ? 'live' : 'not-live' },
@@ -1011,6 +1016,39 @@
   // ---- traces: POST /profiling/traces switches them on for a node, GET /profiling/traces (SSE) ----
   let traceFeed = null;
   function stopTraceFeed() { if (traceFeed) { traceFeed.abort(); traceFeed = null; } }
+
+  // The samples of the current trace as a uPlot scatter: publish-to-read latency and compute time (µs) against
+  // the frame's publish time (s since the first sample), the last TRACE_POINTS samples, redrawn once per frame.
+  const TRACE_POINTS = 5000;
+  const tracePlot = { plot: null, t0: null, samples: [], pending: false };
+  function resetTracePlot() {
+    tracePlot.t0 = null;
+    tracePlot.samples = [];
+    if (!tracePlot.plot) {
+      tracePlot.plot = new uPlot({
+        width: 560, height: 300, scales: { x: { time: false } },
+        axes: [{ label: 's since the first sample' }, { label: 'µs' }],
+        series: [{ label: 's' },
+          { label: 'latency µs', stroke: '#2456a6', paths: () => null, points: { show: true, size: 3, fill: '#2456a6' } },
+          { label: 'compute µs', stroke: '#d9822b', paths: () => null, points: { show: true, size: 3, fill: '#d9822b' } }],
+      }, [[], [], []], $('#trace-plot'));
+    }
+    drawTracePlot();
+  }
+  function addTraceSamples(batch) {
+    for (const t of batch) {
+      if (tracePlot.t0 === null) tracePlot.t0 = t.publish_ns;
+      tracePlot.samples.push([(t.publish_ns - tracePlot.t0) / 1e9, (t.read_ns - t.publish_ns) / 1000, t.compute_ns / 1000]);
+    }
+    if (tracePlot.samples.length > TRACE_POINTS) tracePlot.samples.splice(0, tracePlot.samples.length - TRACE_POINTS);
+    if (!tracePlot.pending) { tracePlot.pending = true; requestAnimationFrame(drawTracePlot); }
+  }
+  function drawTracePlot() {
+    tracePlot.pending = false;
+    const s = tracePlot.samples.slice().sort((a, b) => a[0] - b[0]); // uPlot needs x in order; streams interleave
+    tracePlot.plot.setData([s.map(x => x[0]), s.map(x => x[1]), s.map(x => x[2])]);
+    $('#trace-plot').dataset.samples = String(s.length);
+  }
   async function startTraces(ev) {
     ev.preventDefault();
     const node = $('#trace-node').value;
@@ -1021,11 +1059,13 @@
     const abort = traceFeed = new AbortController();
     const rows = $('#traces tbody');
     rows.replaceChildren();
+    resetTracePlot();
     try {
       const response = await fetch('/profiling/traces', { headers: headers({ Accept: 'text/event-stream' }), cache: 'no-store', signal: abort.signal });
       if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
       await readSse(response, (type, data) => {
         if (type !== 'trace' || !Array.isArray(data)) return;
+        addTraceSamples(data);
         for (const t of data) {
           rows.prepend(el('tr', { 'data-node': t.node }, el('td', { text: t.node }), el('td', { text: t.stream }), el('td', { class: 'num', text: t.seq }),
             el('td', { class: 'num', text: fmt((t.read_ns - t.publish_ns) / 1000, 1) }), el('td', { class: 'num', text: fmt(t.compute_ns / 1000, 1) })));
