@@ -97,6 +97,7 @@ public sealed class SettingsAndProfilingTests(BrowserFixture browser) : IClassFi
                 async () => int.TryParse(await page.Locator("#trace-plot").GetAttributeAsync("data-samples"), CultureInfo.InvariantCulture, out var n) && n > 0,
                 "the trace plot has samples");
             await Expect(page.Locator("#trace-plot canvas").First).ToBeVisibleAsync();
+            await page.Locator("#trace-plot").ScrollIntoViewIfNeededAsync();
             await PipelineConsoleTests.Screenshot(page, "profiling");
             await page.ClickAsync("#trace-stop");
             await Expect(page.Locator("#trace-result")).ToHaveTextAsync("tracing off");
