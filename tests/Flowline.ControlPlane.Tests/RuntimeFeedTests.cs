@@ -1,3 +1,4 @@
+using Flowline.Client;
 using Flowline.Status;
 
 namespace Flowline.ControlPlane.Tests;
@@ -34,5 +35,33 @@ public sealed class RuntimeFeedTests : ServerTest
         await PostOkAsync("/commands/pause");
         await events.WaitForEventAsync("worker_metrics", d => (string?)d["kernel"] == "copy" && (string?)d["health"] == "paused", 30);
         await PostOkAsync("/commands/stop");
+    }
+
+    [Fact]
+    public async Task Client_ReadsTheStreamMetricsEvent_Typed()
+    {
+        using var client = new RemoteManagerClient(Server.Address);
+        Assert.Equal("built", (await client.BuildAsync()).State);
+        Assert.Equal("running", (await client.StartAsync()).State);
+        using var follow = new CancellationTokenSource(TimeSpan.FromSeconds(60)); // a bound: no event in time fails the test
+        StreamStatus? output = null;
+        await foreach (var e in client.EventsAsync(cancellationToken: follow.Token))
+        {
+            if (e.Type != RemoteEvent.StreamMetricsType)
+            {
+                Assert.Null(e.AsStreamMetrics());
+                continue;
+            }
+
+            if (e.AsStreamMetrics()!.Streams.TryGetValue("output_vector", out var s) && s.FramesPublished > 0)
+            {
+                output = s;
+                break;
+            }
+        }
+
+        Assert.NotNull(output);
+        Assert.True(output.Capacity > 0);
+        Assert.Equal("attached", output.WriterState);
     }
 }
