@@ -61,7 +61,7 @@ public static partial class ControlApi
         // As a Delegate, not a RequestDelegate, so that the route is described in the OpenAPI document too.
         read.MapGet("/events", (Delegate)((HttpContext context) => StreamEventsAsync(context, service, options)))
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
-        read.MapGet("/streams/{name}/latest", (string name) => Reply(service, () => preview.Latest(name)));
+        read.MapGet("/streams/{name}/latest", (string name) => Guard(service, () => Results.Bytes(preview.Latest(name), "application/json; charset=utf-8")));
         MapProfiling(read, control, service, options);
         ObservabilityApi.Map(read, control, service, tokens, options); // issue 12: processes, requests, settings, topology
 

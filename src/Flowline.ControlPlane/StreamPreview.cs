@@ -16,9 +16,10 @@ namespace Flowline.ControlPlane;
 internal sealed class StreamPreview(ControlService service, ControlApiOptions options)
 {
     private readonly Lock gate = new();
-    private readonly Dictionary<string, (long At, PipelineManager Manager, JsonObject Body)> cache = [];
+    private readonly Dictionary<string, (long At, PipelineManager Manager, byte[] Body)> cache = [];
 
-    public JsonObject Latest(string name)
+    /// <summary>The answer's JSON text (UTF-8), serialized once per read of the stream: requests in between get the same bytes.</summary>
+    public byte[] Latest(string name)
     {
         var manager = service.Manager;
         _ = manager.Pipeline.Spec.FindStream(name) ?? throw new KeyNotFoundException(
@@ -33,7 +34,7 @@ internal sealed class StreamPreview(ControlService service, ControlApiOptions op
             var now = Environment.TickCount64;
             if (cache.TryGetValue(name, out var hit) && hit.Manager == manager && now - hit.At < options.PreviewInterval.TotalMilliseconds)
             {
-                return (JsonObject)hit.Body.DeepClone();
+                return hit.Body;
             }
 
             JsonObject body;
@@ -51,8 +52,9 @@ internal sealed class StreamPreview(ControlService service, ControlApiOptions op
                 throw new ControlException(409, $"the document was replaced while stream '{name}' was read; ask again");
             }
 
-            cache[name] = (now, manager, body);
-            return (JsonObject)body.DeepClone();
+            var bytes = System.Text.Encoding.UTF8.GetBytes(body.ToJsonString(ControlJson.Options));
+            cache[name] = (now, manager, bytes);
+            return bytes;
         }
     }
 

@@ -304,6 +304,17 @@ public sealed record SnapshotEvent
     public PipelineStatus Snapshot { get; init; } = new();
 }
 
+/// <summary>
+/// The payload of a <c>stream_metrics</c> event (Flowline): every stream's figures as <c>/status</c> has them
+/// (frames, ring fill, readers, writer), pushed once a second while they change, so that a client following
+/// <c>/events</c> needs no polling for them.
+/// </summary>
+public sealed record StreamMetricsEvent
+{
+    /// <summary>The streams by name.</summary>
+    public IReadOnlyDictionary<string, StreamStatus> Streams { get; init; } = new Dictionary<string, StreamStatus>();
+}
+
 /// <summary>The answer of <c>POST /synthetic/start</c>.</summary>
 public sealed record SyntheticStartResult
 {

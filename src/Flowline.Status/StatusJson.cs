@@ -16,6 +16,7 @@ namespace Flowline.Status;
 [JsonSerializable(typeof(SyntheticInputStatus))]
 [JsonSerializable(typeof(IReadOnlyDictionary<string, SyntheticInputStatus>))]
 [JsonSerializable(typeof(SnapshotEvent))]
+[JsonSerializable(typeof(StreamMetricsEvent))]
 [JsonSerializable(typeof(SyntheticInputRequest))]
 [JsonSerializable(typeof(SyntheticStartResult))]
 [JsonSerializable(typeof(SyntheticStopResult))]

@@ -21,6 +21,14 @@ public sealed class PipelineConsoleTests(BrowserFixture browser) : IClassFixture
     {
         await using var served = await ConsoleServer.StartAsync();
         var page = await browser.NewPageAsync();
+        var statusRequests = 0;
+        page.Request += (_, r) =>
+        {
+            if (new Uri(r.Url).AbsolutePath == "/status")
+            {
+                Interlocked.Increment(ref statusRequests);
+            }
+        };
         try
         {
             await page.GotoAsync(served.Url);
@@ -45,6 +53,14 @@ public sealed class PipelineConsoleTests(BrowserFixture browser) : IClassFixture
             var rate = page.Locator("#workers tr[data-worker=reconstruct] td.rate");
             await WaitUntilAsync(async () => double.TryParse(await rate.TextContentAsync(), System.Globalization.CultureInfo.InvariantCulture, out var hz) && hz > 0, "the reconstructor's rate is above zero");
             await Expect(page.Locator("#workers tr[data-worker=reconstruct] .spark canvas")).ToBeAttachedAsync(new() { Timeout = 30_000 });
+            // Health, CPU and memory come with the workers' events, the streams' frames and fill with stream_metrics:
+            // the table moves on without the page asking /status.
+            await Expect(page.Locator("#workers tr[data-worker=reconstruct] td:nth-child(3)")).ToHaveTextAsync("active", Slow);
+            await WaitUntilAsync(async () => (await page.Locator("#workers tr[data-worker=reconstruct] td:nth-child(11)").TextContentAsync() ?? "").EndsWith(" %", StringComparison.Ordinal), "the reconstructor's CPU is shown");
+            const string SlopesFrames = "() => [...document.querySelectorAll('#streams tbody tr')].find(r => r.cells[0].textContent === 'slopes')?.cells[1].textContent ?? ''";
+            var framesBefore = await page.EvaluateAsync<string>(SlopesFrames);
+            await WaitUntilAsync(async () => await page.EvaluateAsync<string>(SlopesFrames) is { Length: > 0 } now && now != framesBefore, "the slopes stream's frame count moves on");
+            Assert.Equal(0, Volatile.Read(ref statusRequests));
             await Screenshot(page, "runtime");
 
             // A viewer of the wavefront-sensor image draws non-blank pixels that change between frames; a 1D viewer beside it.

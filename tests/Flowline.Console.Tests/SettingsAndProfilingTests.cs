@@ -17,7 +17,7 @@ public sealed class SettingsAndProfilingTests(BrowserFixture browser) : IClassFi
     private static readonly LocatorAssertionsToContainTextOptions SlowContains = new() { Timeout = 30_000 };
 
     [Fact]
-    public async Task LiveSetting_IsChangedThroughItsWidget_AndABadValueIsRefusedAtItsField_AndProfilingShowsLatency()
+    public async Task LiveSetting_IsChangedThroughItsWidget_AndABadOrOutOfBoundsValueIsRefusedAtItsField_AndProfilingShowsLatencyAndTraces()
     {
         await using var served = await ConsoleServer.StartAsync();
         var page = await browser.NewPageAsync();
@@ -66,6 +66,17 @@ public sealed class SettingsAndProfilingTests(BrowserFixture browser) : IClassFi
             await Expect(ack).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("error"), new() { Timeout = 30_000 });
             await Expect(ack).ToContainTextAsync("'gain' must be a number, not \"lots\"");
             Assert.Equal(0.2, await GainAsync(http));
+            await Expect(gain).ToHaveValueAsync("0.2");
+
+            // A number outside the declared bounds (gain: 0 to 2, a slider up to 2) is refused by the server: its error
+            // is shown at the field, the widget shows the value the server kept, and the server's value is unchanged.
+            await Expect(gainRow.Locator("input[type=range]")).ToHaveAttributeAsync("max", "2");
+            await gain.FillAsync("5");
+            await gain.PressAsync("Enter");
+            await Expect(ack).ToContainTextAsync("'gain' must be a finite number at least 0 at most 2, not 5", SlowContains);
+            await Expect(ack).ToHaveClassAsync(new System.Text.RegularExpressions.Regex("error"));
+            await Expect(gain).ToHaveValueAsync("0.2");
+            Assert.Equal(0.2, await GainAsync(http));
 
             // Profiling: a stream's reader shows non-empty latency percentiles once the pipeline runs.
             await page.ClickAsync("#tabs button[data-tab=profiling]");
@@ -81,6 +92,12 @@ public sealed class SettingsAndProfilingTests(BrowserFixture browser) : IClassFi
             await page.ClickAsync("#trace-form button[type=submit]");
             await Expect(page.Locator("#trace-result")).ToHaveTextAsync("tracing reconstruct for 10 s");
             await Expect(page.Locator("#traces tbody tr[data-node=reconstruct]").First).ToBeVisibleAsync(new() { Timeout = 30_000 });
+            // Beside the table, a plot of the samples' latency and compute time.
+            await PipelineConsoleTests.WaitUntilAsync(
+                async () => int.TryParse(await page.Locator("#trace-plot").GetAttributeAsync("data-samples"), CultureInfo.InvariantCulture, out var n) && n > 0,
+                "the trace plot has samples");
+            await Expect(page.Locator("#trace-plot canvas").First).ToBeVisibleAsync();
+            await page.Locator("#trace-plot").ScrollIntoViewIfNeededAsync();
             await PipelineConsoleTests.Screenshot(page, "profiling");
             await page.ClickAsync("#trace-stop");
             await Expect(page.Locator("#trace-result")).ToHaveTextAsync("tracing off");
@@ -88,9 +105,9 @@ public sealed class SettingsAndProfilingTests(BrowserFixture browser) : IClassFi
             await page.ClickAsync("#tabs button[data-tab=control]");
             await page.ClickAsync("button[data-command=shutdown]");
             await Expect(page.Locator("#state")).ToHaveTextAsync("stopped", Slow);
-            // The one refused change above is the only failed request.
+            // The two refused changes above are the only failed requests.
             var unexpected = browser.PageErrors[page].Where(e => !(e.StartsWith("422 PATCH ", StringComparison.Ordinal) && e.EndsWith("/settings/integrate", StringComparison.Ordinal))).ToList();
-            Assert.Single(browser.PageErrors[page], e => e.StartsWith("422 PATCH ", StringComparison.Ordinal));
+            Assert.Equal(2, browser.PageErrors[page].Count(e => e.StartsWith("422 PATCH ", StringComparison.Ordinal)));
             Assert.True(unexpected.Count == 0, string.Join("\n", unexpected));
         }
         finally

@@ -54,6 +54,7 @@ public sealed partial class PipelineManager : IDisposable
     private long nextEventId = 1;
     private long lastMetricsNs;
     private long lastCpuNs;
+    private string? lastStreamMetrics;
     private bool pausedBeforeFailure;
 
     /// <summary>Creates a manager for <paramref name="pipeline"/>; nothing is built until <see cref="Build"/>.</summary>
@@ -923,17 +924,39 @@ public sealed partial class PipelineManager : IDisposable
                 SampleCpu(slot, now);
             }
 
-            if (metricsDue && slot.Control.TryReadMetrics(out var metrics) && metrics.FramesProcessed != slot.ReportedFrames)
+            // Sent when the worker made progress or its health changed (active to idle, paused, ...), with its
+            // health, so that a client following the events needs no polling for either.
+            if (metricsDue && slot.Control.TryReadMetrics(out var metrics)
+                && Health(slot.Plan, slot, now, out _) is var health && (metrics.FramesProcessed != slot.ReportedFrames || health != slot.ReportedHealth))
             {
                 slot.ReportedFrames = metrics.FramesProcessed;
+                slot.ReportedHealth = health;
                 var data = WorkerEventData(slot, "worker_metrics");
                 foreach (var (key, value) in StatusJson.ToJsonObject(Figures(slot.Plan, slot, metrics, now)).ToList())
                 {
                     data[key] = value?.DeepClone();
                 }
 
+                data["health"] = health;
                 Emit("worker_metrics", data);
             }
+        }
+
+        if (cpuDue)
+        {
+            EmitStreamMetrics();
+        }
+    }
+
+    /// <summary>The streams' figures as a <c>stream_metrics</c> event, once a second while they change.</summary>
+    private void EmitStreamMetrics()
+    {
+        var data = StatusJson.ToJsonObject(new StreamMetricsEvent { Streams = StreamFigures() });
+        var text = data.ToJsonString();
+        if (text != lastStreamMetrics)
+        {
+            lastStreamMetrics = text;
+            Emit("stream_metrics", data);
         }
     }
 

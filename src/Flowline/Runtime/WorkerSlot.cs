@@ -59,6 +59,9 @@ internal sealed class WorkerSlot : IDisposable
     /// <summary>The frames count last reported in a worker_metrics event.</summary>
     public long ReportedFrames { get; set; } = -1;
 
+    /// <summary>The health last reported in a worker_metrics event.</summary>
+    public string? ReportedHealth { get; set; }
+
     /// <summary>CPU time and time of the last sample, for the CPU use figure.</summary>
     public (TimeSpan Cpu, long AtNs) LastCpuSample { get; set; }
 

@@ -526,8 +526,9 @@
 
   function healthOf(name) {
     if (state.failures[name]) return 'failed';
-    const w = workerStatus(name);
-    if (!w) return '';
+    const status = workerStatus(name);
+    if (!status) return '';
+    const w = Object.assign({}, status, state.metrics[name]); // the events' health is newer than the last snapshot's
     if (w.health === 'failed' || w.alive === false && state.health && state.health.state === 'running') return 'failed';
     return w.health === 'active' ? 'healthy' : '';
   }
@@ -567,6 +568,7 @@
     if (Array.isArray(status.failures)) { state.failures = {}; for (const f of status.failures) state.failures[f.kernel] = f; }
     for (const group of ['workers', 'sources', 'sinks']) for (const [name, w] of Object.entries(status[group] || {})) {
       if (w.frames_processed !== undefined || w.throughput_hz !== undefined) state.metrics[name] = Object.assign(state.metrics[name] || {}, w);
+      else if (state.metrics[name]) state.metrics[name].health = w.health; // a snapshot's health is newer than the last event's
     }
     renderWorkers();
     renderStreams();
@@ -642,14 +644,21 @@
     if (row) updateWorkerRow(row, name);
     throttledGraph();
   }
-  // worker_metrics events carry rates, times and latencies; health, CPU, memory and the streams' fill are in
-  // the status only, read once a second while a view that shows them is open.
-  async function refreshStatusWhileShown() {
-    if (!$('#tab-runtime').hidden || !$('#tab-graph').hidden) {
-      const r = await api('GET', '/status');
-      if (r.ok) applyStatus(r.json);
-    }
-    setTimeout(refreshStatusWhileShown, 1000);
+  // Nothing is polled: worker_metrics events carry each worker's health, rate, times, latencies, CPU and memory
+  // (sent when it made progress or its health changed), stream_metrics events the streams' figures (once a
+  // second while they change), and snapshot events the whole status after each command.
+  function onStreamMetrics(data) {
+    if (!state.status || !data || !data.streams) return;
+    state.status.streams = data.streams;
+    renderStreams();
+  }
+  function onWorkerStopped(data) {
+    const name = data.kernel || data.name;
+    if (!name || !state.metrics[name]) return;
+    state.metrics[name].health = 'stopped';
+    const row = $(`#workers tr[data-worker="${CSS.escape(name)}"]`);
+    if (row) updateWorkerRow(row, name);
+    throttledGraph();
   }
   let graphTimer = null;
   function throttledGraph() { if (!graphTimer) graphTimer = setTimeout(() => { graphTimer = null; drawGraph(); }, 1000); }
@@ -829,7 +838,7 @@
   // ---- events log -------------------------------------------------------------------------------
   const FAILURE = /fail|error|hung|lost/;
   function logEvent(data, type, id) {
-    if (type === 'worker_metrics') return; // many per second: the runtime table shows them
+    if (type === 'worker_metrics' || type === 'stream_metrics') return; // many per second: the runtime tables show them
     const list = $('#events');
     const text = typeof data === 'string' ? data : JSON.stringify(data);
     const item = el('li', { class: FAILURE.test(type) ? 'failure' : null, 'data-type': type }, `${new Date().toLocaleTimeString()} ${id ? '#' + id + ' ' : ''}${type} ${text.length > 400 ? text.slice(0, 400) + '…' : text}`);
@@ -856,7 +865,8 @@
     const canChange = f.live && hasScope('control');
     const why = !f.live ? 'not live: change it in the document (Document tab, PUT /document) and rebuild'
       : !hasScope('control') ? 'needs a token with the control scope' : null;
-    let inputs = [], read, set;
+    let inputs = [], read, set, revert = () => set(current);
+    let current = value; // the server's value, shown again when a change is refused
     if (f.type === 'boolean') {
       const box = el('input', { type: 'checkbox', name: f.name, checked: !!value });
       inputs = [box]; read = () => box.checked; set = v => { box.checked = !!v; };
@@ -885,6 +895,7 @@
       text.addEventListener('input', () => { typing = true; });
       text.addEventListener('change', () => { typing = false; });
       set = v => { if (!typing) { text.value = shownValue(v); if (inputs.length > 1) inputs[0].value = v; } };
+      revert = () => { typing = false; set(current); };
     }
     for (const i of inputs) { i.disabled = !canChange; if (why) i.title = why; }
     // This tab's own change comes back on the feed too, possibly before the reply: while a change is in
@@ -896,17 +907,19 @@
       const r = await api('PATCH', '/settings/' + encodeURIComponent(node), { [f.name]: read() }).finally(() => { pending = false; });
       if (r.ok) {
         ackedSeq = r.json.seq;
-        set(r.json.values[f.name]);
+        setValue(r.json.values[f.name]);
         setResult(ack, `applied: ${shownValue(r.json.values[f.name])} (seq ${r.json.seq}${r.json.applied_by ? ', by ' + r.json.applied_by : ''})`, false);
       } else {
         const at = r.json && r.json.field ? r.json.field : null;
         const target = at && at !== f.name && settingWidgets[node + '\u0000' + at] ? settingWidgets[node + '\u0000' + at] : null;
         (target ? target.ack : m => setResult(ack, m, true))(`${detailOf(r)}`, true);
         ack.dataset.error = 'true';
+        revert(); // the server kept its value: show it again (the error names what was refused)
       }
     };
+    const setValue = v => { current = v; set(v); };
     inputs[inputs.length - 1].addEventListener('change', () => { delete ack.dataset.error; change(); });
-    settingWidgets[node + '\u0000' + f.name] = { set, ack: (m, e) => setResult(ack, m, e), own: seq => pending || seq <= ackedSeq };
+    settingWidgets[node + '\u0000' + f.name] = { set: setValue, ack: (m, e) => setResult(ack, m, e), own: seq => pending || seq <= ackedSeq };
     const unit = f.unit ? ` ${f.unit}` : '';
     const bounds = isNumeric(f) && (f.minimum !== null || f.maximum !== null) ? ` [${f.minimum ?? '−∞'}, ${f.maximum ?? '∞'}]` : '';
     return el('tr', { 'data-node': node, 'data-field': f.name, class: f.live ? 'live' : 'not-live' },
@@ -1003,6 +1016,39 @@
   // ---- traces: POST /profiling/traces switches them on for a node, GET /profiling/traces (SSE) ----
   let traceFeed = null;
   function stopTraceFeed() { if (traceFeed) { traceFeed.abort(); traceFeed = null; } }
+
+  // The samples of the current trace as a uPlot scatter: publish-to-read latency and compute time (µs) against
+  // the frame's publish time (s since the first sample), the last TRACE_POINTS samples, redrawn once per frame.
+  const TRACE_POINTS = 5000;
+  const tracePlot = { plot: null, t0: null, samples: [], pending: false };
+  function resetTracePlot() {
+    tracePlot.t0 = null;
+    tracePlot.samples = [];
+    if (!tracePlot.plot) {
+      tracePlot.plot = new uPlot({
+        width: 560, height: 300, scales: { x: { time: false } },
+        axes: [{ label: 's since the first sample' }, { label: 'µs' }],
+        series: [{ label: 's' },
+          { label: 'latency µs', stroke: '#2456a6', paths: () => null, points: { show: true, size: 3, fill: '#2456a6' } },
+          { label: 'compute µs', stroke: '#d9822b', paths: () => null, points: { show: true, size: 3, fill: '#d9822b' } }],
+      }, [[], [], []], $('#trace-plot'));
+    }
+    drawTracePlot();
+  }
+  function addTraceSamples(batch) {
+    for (const t of batch) {
+      if (tracePlot.t0 === null) tracePlot.t0 = t.publish_ns;
+      tracePlot.samples.push([(t.publish_ns - tracePlot.t0) / 1e9, (t.read_ns - t.publish_ns) / 1000, t.compute_ns / 1000]);
+    }
+    if (tracePlot.samples.length > TRACE_POINTS) tracePlot.samples.splice(0, tracePlot.samples.length - TRACE_POINTS);
+    if (!tracePlot.pending) { tracePlot.pending = true; requestAnimationFrame(drawTracePlot); }
+  }
+  function drawTracePlot() {
+    tracePlot.pending = false;
+    const s = tracePlot.samples.slice().sort((a, b) => a[0] - b[0]); // uPlot needs x in order; streams interleave
+    tracePlot.plot.setData([s.map(x => x[0]), s.map(x => x[1]), s.map(x => x[2])]);
+    $('#trace-plot').dataset.samples = String(s.length);
+  }
   async function startTraces(ev) {
     ev.preventDefault();
     const node = $('#trace-node').value;
@@ -1013,11 +1059,13 @@
     const abort = traceFeed = new AbortController();
     const rows = $('#traces tbody');
     rows.replaceChildren();
+    resetTracePlot();
     try {
       const response = await fetch('/profiling/traces', { headers: headers({ Accept: 'text/event-stream' }), cache: 'no-store', signal: abort.signal });
       if (!response.ok || !response.body) throw new Error(`HTTP ${response.status}`);
       await readSse(response, (type, data) => {
         if (type !== 'trace' || !Array.isArray(data)) return;
+        addTraceSamples(data);
         for (const t of data) {
           rows.prepend(el('tr', { 'data-node': t.node }, el('td', { text: t.node }), el('td', { text: t.stream }), el('td', { class: 'num', text: t.seq }),
             el('td', { class: 'num', text: fmt((t.read_ns - t.publish_ns) / 1000, 1) }), el('td', { class: 'num', text: fmt(t.compute_ns / 1000, 1) })));
@@ -1063,6 +1111,8 @@
     on('snapshot', d => { if (d && d.snapshot) applyStatus(d.snapshot); });
     on('state_changed', () => refreshHealth());
     on('worker_metrics', onWorkerMetrics);
+    on('stream_metrics', onStreamMetrics);
+    on('worker_stopped', onWorkerStopped);
     for (const t of ['worker_failed', 'source_failed', 'sink_failed']) on(t, d => { const name = d.kernel || d.name; if (name) state.failures[name] = d; renderFailures(); const row = $(`#workers tr[data-worker="${CSS.escape(name)}"]`); if (row) updateWorkerRow(row, name); drawGraph(); });
     on('worker_started', d => { const name = d.kernel || d.name; if (name && state.failures[name]) { delete state.failures[name]; renderFailures(); } });
     on('document_updated', () => { refreshInfo(); refreshGraph(); refreshYaml(false); refreshTables(); refreshHealth(); });
@@ -1071,7 +1121,6 @@
     on('*', logEvent);
     await Promise.all([refreshHealth(), refreshInfo(), refreshGraph(), refreshServers(), refreshYaml(true), refreshTables()]);
     runEvents();
-    refreshStatusWhileShown();
     showTab((location.hash || '#control').slice(1) || 'control');
     document.body.dataset.ready = 'true';
   }

@@ -130,9 +130,12 @@ internal sealed class LeakyIntegratorDefinition : KernelDefinition
 
     public override IReadOnlyList<ParameterInfo> Parameters { get; } =
     [
-        new("leak", "number", false, null, "the leak (required unless an auxiliary input 'leak' gives it)") { Live = true },
-        new("gain", "number", false, null, "the gain (required unless an auxiliary input 'gain' gives it)") { Live = true },
+        new("leak", "number", false, null, "the leak, from 0 (no memory) to 1 (a pure integrator) (required unless an auxiliary input 'leak' gives it)") { Live = true, Minimum = LeakRange.Min, Maximum = LeakRange.Max },
+        new("gain", "number", false, null, "the loop gain, from 0 to 2 (the stability limit of an integrator without delay) (required unless an auxiliary input 'gain' gives it)") { Live = true, Minimum = GainRange.Min, Maximum = GainRange.Max },
     ];
+
+    private static readonly (double Min, double Max) LeakRange = (0, 1);
+    private static readonly (double Min, double Max) GainRange = (0, 2);
 
     public override void Validate(KernelContext context)
     {
@@ -164,7 +167,8 @@ internal sealed class LeakyIntegratorDefinition : KernelDefinition
         foreach (var name in new[] { "leak", "gain" })
         {
             var fromAux = context.AuxiliaryIndex(name) >= 0;
-            context.Number(name, required: !fromAux || gated);
+            var (min, max) = name == "leak" ? LeakRange : GainRange;
+            context.Number(name, required: !fromAux || gated, min: min, max: max);
         }
     }
 
