@@ -19,6 +19,7 @@ internal static class DocumentWriter
     {
         var o = new JsonObject();
         Put(o, "namespace", spec.Namespace);
+        PutNumber(o, "spin_budget", spec.SpinBudget);
         if (spec.Plugins.Length > 0)
         {
             o["plugins"] = new JsonArray([.. spec.Plugins.Select(p => (JsonNode)JsonValue.Create(p))]);
@@ -75,6 +76,7 @@ internal static class DocumentWriter
         Put(o, "depth", s.Depth);
         Put(o, "delivery", s.Delivery is { } d ? Name(d) : null);
         Put(o, "wait", s.Wait is { } w ? Name(w) : null);
+        PutNumber(o, "spin_budget", s.SpinBudget);
         if (s.Remote is { } r)
         {
             var remote = new JsonObject { ["nats"] = r.Nats, ["subject"] = r.Subject };
@@ -272,6 +274,7 @@ internal static class DocumentWriter
     {
         WaitPolicy.Spin => "spin",
         WaitPolicy.Block => "block",
+        WaitPolicy.Predictive => "predictive",
         _ => "hybrid",
     };
 
