@@ -37,17 +37,27 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
                 MeasureLatency(WaitPolicy.Block, rateHz: 1_000, samples: 5_000 / scale),
                 MeasureLatency(WaitPolicy.Predictive, rateHz: 1_000, samples: 5_000 / scale),
             };
-            var throughput = !options.Runs("throughput") ? [] : new List<ThroughputCase>
+            var throughput = new List<ThroughputCase>();
+            if (options.Runs("throughput"))
             {
+                throughput.AddRange(
+                [
                 MeasureThroughput("64 B, copy in, copy out", SmallFrameBytes, writerLook: false, readerLook: false, frames: 20_000_000 / scale, capacity: 1024),
                 MeasureThroughput("64 B, zero-copy", SmallFrameBytes, writerLook: true, readerLook: true, frames: 20_000_000 / scale, capacity: 1024),
                 MeasureThroughput("64 B, batches of 64, copy in, copy out", SmallFrameBytes, writerLook: false, readerLook: false, frames: 40_000_000 / scale, capacity: 1024, batch: 64),
                 MeasureThroughput("64 B, zero-copy, 8 slots", SmallFrameBytes, writerLook: true, readerLook: true, frames: 2_000_000 / scale, capacity: 8),
                 MeasureThroughput("1 MiB, copy in, zero-copy read", LargeFrameBytes, writerLook: false, readerLook: true, frames: 10_000 / scale, capacity: 8),
-                MeasureThroughput("1 MiB, copy in, copy out", LargeFrameBytes, writerLook: false, readerLook: false, frames: 5_000 / scale, capacity: 8),
-                MeasureThroughput("1 MiB, copy in, copy out, predictive reader", LargeFrameBytes, writerLook: false, readerLook: false, frames: 5_000 / scale, capacity: 8, policy: WaitPolicy.Predictive),
                 MeasureThroughput("1 MiB, zero-copy, 8 slots", LargeFrameBytes, writerLook: true, readerLook: true, frames: 2_000_000 / scale, capacity: 8),
-            };
+                ]);
+            }
+
+            if (options.Runs("large"))
+            {
+                // One copy in and one copy out of 1 MiB frames, with each wait policy of the reader (the sleeps per frame tell them apart).
+                throughput.Add(MeasureThroughput("1 MiB, copy in, copy out", LargeFrameBytes, writerLook: false, readerLook: false, frames: 5_000 / scale, capacity: 8));
+                throughput.Add(MeasureThroughput("1 MiB, copy in, copy out, predictive reader", LargeFrameBytes, writerLook: false, readerLook: false, frames: 5_000 / scale, capacity: 8, policy: WaitPolicy.Predictive));
+            }
+
             var idle = !options.Runs("idle") ? [] : new List<IdleCase>
             {
                 MeasureIdle(WaitPolicy.Hybrid, seconds: options.Quick ? 1 : 5),

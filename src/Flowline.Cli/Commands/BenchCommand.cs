@@ -14,7 +14,7 @@ internal static class BenchCommand
         var pin = new Option<bool>("--pin") { Description = "Pin the writer to CPU 0 and the reader to CPU 1." };
         var only = new Option<string[]>("--only")
         {
-            Description = "Run only these sections: limits, latency, throughput, idle (targets that compare with a limit need limits).",
+            Description = "Run only these sections: limits, latency, throughput, large (1 MiB frames copied in and out, per reader wait policy), idle (targets that compare with a limit need limits).",
             AllowMultipleArgumentsPerToken = true,
         };
         only.AcceptOnlyFromAmong(StreamBenchOptions.Sections);

@@ -19,11 +19,12 @@ internal static class DocumentWriter
     {
         var o = new JsonObject();
         Put(o, "namespace", spec.Namespace);
-        PutNumber(o, "spin_budget", spec.SpinBudget);
         if (spec.Plugins.Length > 0)
         {
             o["plugins"] = new JsonArray([.. spec.Plugins.Select(p => (JsonNode)JsonValue.Create(p))]);
         }
+
+        PutNumber(o, "spin_budget", spec.SpinBudget);
 
         o["shared_memory"] = new JsonArray([.. spec.Streams.Select(Stream)]);
         if (spec.Kernels.Length > 0)

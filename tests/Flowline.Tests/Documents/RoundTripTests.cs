@@ -404,7 +404,7 @@ public sealed class RoundTripTests
     {
         var json = PipelineDocument.ToJson(LoadFull().Spec);
 
-        Assert.Equal(["namespace", "plugins", "shared_memory", "kernels", "sources", "sinks"], json.Select(p => p.Key));
+        Assert.Equal(["namespace", "plugins", "spin_budget", "shared_memory", "kernels", "sources", "sinks"], json.Select(p => p.Key));
         Assert.Equal("float32", (string?)json["shared_memory"]![1]!["dtype"]);
         Assert.Equal("timeout", json["kernels"]![2]!["synchronization"]!.AsObject().Select(p => p.Key).Last());
         Assert.Equal("g", ((JsonObject)json["kernels"]![0]!["auxiliary"]!).Single().Key);
