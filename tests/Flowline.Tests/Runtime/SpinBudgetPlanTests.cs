@@ -78,6 +78,23 @@ public sealed class SpinBudgetPlanTests
     }
 
     [Fact]
+    public void WorkerProcess_GetsTheBudgetItsManagerResolved_ThoughItSeesItsNodeAlone()
+    {
+        var outputs = string.Concat(Enumerable.Range(0, 8).Select(i => $"  - {{name: o{i}, shape: [4], dtype: float32}}\n"));
+        var kernels = string.Concat(Enumerable.Range(0, 8).Select(i => $"  - {{name: copy{i}, kind: cpu.copy, input: a, output: o{i}}}\n"));
+        var yaml = "spin_budget: 0.4\nshared_memory:\n  - {name: a, shape: [4], dtype: float32, wait: predictive}\n" + outputs + "kernels:\n" + kernels;
+        var plan = Plan(yaml);
+        var worker = plan.Workers[3];
+        var manifest = WorkerManifest.Parse(WorkerManifest.For(plan, worker).ToJson());
+        var alone = PipelineDocument.BindNode(manifest.Document, manifest.BaseDirectory, plan.Pipeline.Kinds, [], []);
+        var workerPlan = new PipelinePlan(alone, PlacementPolicy.None, manifest.Namespace);
+
+        var expected = plan.TriggerReader(worker.Node, "a").SpinBudget;
+        Assert.Equal(expected, workerPlan.TriggerReader(workerPlan.Workers.Single().Node, "a").SpinBudget, 9);
+        Assert.Equal(WaitPolicy.Predictive, workerPlan.TriggerReader(workerPlan.Workers.Single().Node, "a").WaitPolicy);
+    }
+
+    [Fact]
     public void CodeFirstPipeline_SetsWaitAndBudgetPerStream_AndChecksThem()
     {
         using var pipe = new Pipeline("spin-budget-test", new PipelineOptions { Wait = WaitPolicy.Hybrid, SpinBudget = 0.05 });
