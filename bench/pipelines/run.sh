@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
 # The pipeline benchmarks of docs/performance.md: each run is `flowline benchmark` on an example, and its
 # JSON goes to bench/pipelines/results/<name>.json (tables on the terminal with --tables).
-# Usage: bench/pipelines/run.sh [--tables] [--quick]
+# Usage: bench/pipelines/run.sh [--tables] [--quick] [--paced [--runs N]]
+#   --paced  only the paced cases (copy-64 at 1 kHz with a null sink and without sinks, ao-basic at 1 kHz
+#            with its seven workers, 1 MiB frames copied in and out), each with the hybrid and the
+#            predictive wait in the same round, with the limits (spin one way, futex wake-up, memcpy)
+#            measured in that round; then a table of every figure beside its target and limit
+#            (bench/pipelines/paced_summary.py). The load of the machine is recorded with each round.
+# On a shared machine run it under the build lock: flock /tmp/flowline-build.lock bench/pipelines/run.sh --paced
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=bench/pipelines/results
 mkdir -p "$out"
 duration=10
 mode=(--json)
-for arg in "$@"; do
-  case "$arg" in
+paced=0
+runs=3
+while [ $# -gt 0 ]; do
+  case "$1" in
     --tables) mode=() ;;
     --quick) duration=2 ;;
-    *) echo "unknown option $arg" >&2; exit 1 ;;
+    --paced) paced=1 ;;
+    --runs) shift; runs=${1:?--runs needs a number} ;;
+    *) echo "unknown option $1" >&2; exit 1 ;;
   esac
+  shift
 done
 
 dotnet build -c Release src/Flowline.Cli >/dev/null
@@ -36,6 +47,25 @@ run() {
 copy=examples/copy-64/pipeline.yaml
 basic=examples/ao-basic/pipeline.yaml
 unpaced=examples/ao-basic-unpaced/pipeline.yaml
+basic_1khz=bench/pipelines/ao-basic-1khz.yaml
+
+if [ "$paced" = 1 ]; then
+  mode=(--json)
+  for round in $(seq 1 "$runs"); do
+    cat /proc/loadavg > "$out/paced-$round-load.txt"
+    echo "== round $round, load $(cat /proc/loadavg)" >&2
+    flowline bench streams --only limits large --json > "$out/paced-$round-streams.json"
+    for wait in hybrid predictive; do
+      run "paced-$round-copy-1khz-$wait"        "$copy" --wait "$wait"
+      run "paced-$round-copy-1khz-nosink-$wait" "$copy" --without-sinks --wait "$wait"
+      run "paced-$round-basic-1khz-$wait"       "$basic_1khz" --wait "$wait"
+    done
+    cat /proc/loadavg >> "$out/paced-$round-load.txt"
+  done
+  /usr/bin/python3 bench/pipelines/paced_summary.py "$out" "$runs"
+  exit 0
+fi
+
 observatory=examples/ao-observatory/pipeline.yaml
 run copy-1khz        "$copy"
 run copy-1khz-nosink "$copy" --without-sinks

@@ -37,8 +37,31 @@ switch (role)
         var count = GetLong("count", long.MaxValue);
         var uniform = Get("pattern", "checksum") == "uniform";
         var frame = new ulong[format.ElementCount];
+        var rate = GetLong("rate", 0);
+        var pacer = rate > 0 ? new Flowline.SharedMemory.Diagnostics.Pacer(rate) : null;
+        var batch = (int)GetLong("batch", 0);
+        var frames = new ulong[format.ElementCount * Math.Max(1, batch)];
         for (long s = 0; s < count; s++)
         {
+            pacer?.WaitNext();
+            if (batch > 0)
+            {
+                // Lossless batches (WriteBatch): frames s .. s + n - 1, one cursor store per batch.
+                var n = (int)Math.Min(batch, count - s);
+                for (var k = 0; k < n; k++)
+                {
+                    TestPayload.Fill(writer.Position + k, frames.AsSpan(k * format.ElementCount, format.ElementCount));
+                }
+
+                if (writer.WriteBatch(frames.AsSpan(0, n * format.ElementCount), out _) != WriteStatus.Ok)
+                {
+                    return 3;
+                }
+
+                s += n - 1;
+                continue;
+            }
+
             if (writer.Look(out var slot) != WriteStatus.Ok)
             {
                 return 3;

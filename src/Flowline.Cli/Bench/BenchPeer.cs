@@ -17,7 +17,8 @@ internal sealed record BenchPeerArgs(
     bool Look,
     bool Futex,
     double Seconds,
-    int Parent);
+    int Parent,
+    int Batch = 0);
 
 /// <summary>
 /// The reading side of the stream benchmarks (and the answering side of the probe), run in a second
@@ -80,7 +81,7 @@ internal static class BenchPeer
     {
         using var stream = SharedStream.Attach(args.Namespace, args.Name);
         using var reader = stream.OpenReader<byte>(new ReaderOptions { WaitPolicy = args.Policy });
-        var frame = new byte[reader.FrameLength];
+        var frame = new byte[reader.FrameLength * Math.Max(1, args.Batch)];
         Console.Out.WriteLine("ready");
 
         // The clock starts after the warm-up frames, once both sides run optimised code.
@@ -91,6 +92,26 @@ internal static class BenchPeer
         while (true)
         {
             ReadStatus status;
+            if (args.Batch > 0)
+            {
+                status = reader.ReadBatch(frame, out var got, Patience);
+                if (status == ReadStatus.Ok)
+                {
+                    var before0 = frames;
+                    frames += got;
+                    if (before0 < args.Warmup && frames >= args.Warmup)
+                    {
+                        before = CpuUsage.Thread();
+                        start = Stopwatch.GetTimestamp();
+                    }
+
+                    end = Stopwatch.GetTimestamp();
+                    continue;
+                }
+
+                break;
+            }
+
             if (args.Look)
             {
                 status = reader.Look(out _, Patience);

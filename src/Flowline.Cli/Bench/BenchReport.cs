@@ -10,7 +10,7 @@ namespace Flowline.Cli.Bench;
 internal sealed record StreamBenchOptions(bool Quick, bool Pin, IReadOnlyList<string> Only)
 {
     /// <summary>The sections there are.</summary>
-    public static readonly string[] Sections = ["limits", "latency", "throughput", "idle"];
+    public static readonly string[] Sections = ["limits", "latency", "throughput", "large", "idle"];
 
     public bool Runs(string section) => Only.Count == 0 || Only.Contains(section, StringComparer.Ordinal);
 }

@@ -52,6 +52,7 @@ internal sealed record BenchSource(string Stream, string Pattern, double? RateHz
 /// <param name="Lockstep">A stream the benchmark writes itself, one frame at a time, waiting for each to come out before the next.</param>
 /// <param name="Lossless">Make every stream lossless, so that an unthrottled source runs at the pace of the slowest stage instead of overwriting frames.</param>
 /// <param name="WithoutSinks">Leave the document's sinks out: the benchmark's reader is then the pipeline's only sink, not one more process competing for the CPUs.</param>
+/// <param name="Wait">Make every stream wait with this policy (the benchmark's own reader too), to compare policies on one document.</param>
 internal sealed record PipelineBenchOptions(
     TimeSpan Duration,
     TimeSpan Warmup,
@@ -61,7 +62,8 @@ internal sealed record PipelineBenchOptions(
     bool WithoutSources = false,
     string? Lockstep = null,
     bool Lossless = false,
-    bool WithoutSinks = false);
+    bool WithoutSinks = false,
+    WaitPolicy? Wait = null);
 
 /// <summary>
 /// Runs a pipeline and measures it at an output stream from a reader of the benchmark's own:
@@ -75,7 +77,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
     {
         var pipeline = PipelineDocument.Load(path);
         var defaultOutput = DefaultOutput(pipeline);
-        if (options.WithoutSources || options.Lossless || options.WithoutSinks)
+        if (options.WithoutSources || options.Lossless || options.WithoutSinks || options.Wait is not null)
         {
             var spec = pipeline.Spec;
             if (options.WithoutSources)
@@ -91,6 +93,11 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             if (options.Lossless)
             {
                 spec = Lossless(spec);
+            }
+
+            if (options.Wait is { } wait)
+            {
+                spec = spec with { Streams = [.. spec.Streams.Select(s => s with { Wait = wait })] };
             }
 
             pipeline = PipelineDocument.Validate(spec, pipeline.Kinds);
@@ -177,6 +184,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             ["frames_skipped"] = reader.FramesSkipped - skippedBefore,
             ["lockstep_stream"] = options.Lockstep,
             ["lossless"] = options.Lossless,
+            ["wait"] = options.Wait is { } w ? DocumentWriter.Name(w) : null,
             ["lockstep_lost"] = lockstep?.Lost ?? 0,
             ["throughput_hz"] = samples.Count > 1 ? Math.Round((samples.Count - 1) / ((samples.LastArrival - samples.FirstArrival) / 1e9), 2) : 0,
             ["inter_arrival_us"] = Summary(samples.InterArrivals()),

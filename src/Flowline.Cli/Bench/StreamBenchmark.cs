@@ -35,16 +35,29 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
                 MeasureLatency(WaitPolicy.Hybrid, rateHz: 20_000, samples: 100_000 / scale),
                 MeasureLatency(WaitPolicy.Hybrid, rateHz: 1_000, samples: 5_000 / scale),
                 MeasureLatency(WaitPolicy.Block, rateHz: 1_000, samples: 5_000 / scale),
+                MeasureLatency(WaitPolicy.Predictive, rateHz: 1_000, samples: 5_000 / scale),
             };
-            var throughput = !options.Runs("throughput") ? [] : new List<ThroughputCase>
+            var throughput = new List<ThroughputCase>();
+            if (options.Runs("throughput"))
             {
+                throughput.AddRange(
+                [
                 MeasureThroughput("64 B, copy in, copy out", SmallFrameBytes, writerLook: false, readerLook: false, frames: 20_000_000 / scale, capacity: 1024),
                 MeasureThroughput("64 B, zero-copy", SmallFrameBytes, writerLook: true, readerLook: true, frames: 20_000_000 / scale, capacity: 1024),
+                MeasureThroughput("64 B, batches of 64, copy in, copy out", SmallFrameBytes, writerLook: false, readerLook: false, frames: 40_000_000 / scale, capacity: 1024, batch: 64),
                 MeasureThroughput("64 B, zero-copy, 8 slots", SmallFrameBytes, writerLook: true, readerLook: true, frames: 2_000_000 / scale, capacity: 8),
                 MeasureThroughput("1 MiB, copy in, zero-copy read", LargeFrameBytes, writerLook: false, readerLook: true, frames: 10_000 / scale, capacity: 8),
-                MeasureThroughput("1 MiB, copy in, copy out", LargeFrameBytes, writerLook: false, readerLook: false, frames: 5_000 / scale, capacity: 8),
                 MeasureThroughput("1 MiB, zero-copy, 8 slots", LargeFrameBytes, writerLook: true, readerLook: true, frames: 2_000_000 / scale, capacity: 8),
-            };
+                ]);
+            }
+
+            if (options.Runs("large"))
+            {
+                // One copy in and one copy out of 1 MiB frames, with each wait policy of the reader (the sleeps per frame tell them apart).
+                throughput.Add(MeasureThroughput("1 MiB, copy in, copy out", LargeFrameBytes, writerLook: false, readerLook: false, frames: 5_000 / scale, capacity: 8));
+                throughput.Add(MeasureThroughput("1 MiB, copy in, copy out, predictive reader", LargeFrameBytes, writerLook: false, readerLook: false, frames: 5_000 / scale, capacity: 8, policy: WaitPolicy.Predictive));
+            }
+
             var idle = !options.Runs("idle") ? [] : new List<IdleCase>
             {
                 MeasureIdle(WaitPolicy.Hybrid, seconds: options.Quick ? 1 : 5),
@@ -164,23 +177,27 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
         }
     }
 
-    private ThroughputCase MeasureThroughput(string title, int frameBytes, bool writerLook, bool readerLook, int frames, int capacity)
+    private ThroughputCase MeasureThroughput(string title, int frameBytes, bool writerLook, bool readerLook, int frames, int capacity, int batch = 0, WaitPolicy policy = WaitPolicy.Hybrid)
     {
         Say($"throughput: {title}, {frames:N0} frames");
-        var name = $"throughput-{frameBytes}-{capacity}-{writerLook}-{readerLook}";
+        var name = $"throughput-{frameBytes}-{capacity}-{writerLook}-{readerLook}-{batch}-{Name(policy)}";
         using var stream = SharedStream.Open(ns, name, new FrameFormat(ElementType.UInt8, frameBytes), RegionMode.Replace, new StreamOptions { CapacityFrames = capacity });
         try
         {
             var warmup = frames / 4;
-            using var child = StartChild("throughput", name, "--policy", nameof(WaitPolicy.Hybrid), "--look", readerLook ? "true" : "false", "--warmup", Invariant(warmup));
+            using var child = StartChild("throughput", name, "--policy", policy.ToString(), "--look", readerLook ? "true" : "false", "--warmup", Invariant(warmup), "--batch", Invariant(batch));
             child.Expect("ready", Patience);
             using (var writer = stream.OpenWriter<byte>())
             {
-                var frame = new byte[frameBytes];
+                var frame = new byte[frameBytes * Math.Max(1, batch)];
                 frame.AsSpan().Fill(7);
-                for (var i = 0; i < warmup + frames; i++)
+                for (var i = 0; i < warmup + frames; i += Math.Max(1, batch))
                 {
-                    if (writerLook)
+                    if (batch > 0)
+                    {
+                        writer.WriteBatch(frame.AsSpan(0, frameBytes * Math.Min(batch, warmup + frames - i)), out _, Patience);
+                    }
+                    else if (writerLook)
                     {
                         writer.Look(out _, Patience);
                         writer.Publish();
@@ -204,8 +221,8 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
             return new ThroughputCase(
                 title,
                 frameBytes,
-                writerLook ? "look + publish" : "write (copy in)",
-                readerLook ? "look + increment" : "read into (copy out)",
+                batch > 0 ? $"write batch of {batch}" : writerLook ? "look + publish" : "write (copy in)",
+                batch > 0 ? "read batch (copy out)" : readerLook ? "look + increment" : "read into (copy out)",
                 capacity,
                 frames,
                 perSecond,

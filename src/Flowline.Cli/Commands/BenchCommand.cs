@@ -14,7 +14,7 @@ internal static class BenchCommand
         var pin = new Option<bool>("--pin") { Description = "Pin the writer to CPU 0 and the reader to CPU 1." };
         var only = new Option<string[]>("--only")
         {
-            Description = "Run only these sections: limits, latency, throughput, idle (targets that compare with a limit need limits).",
+            Description = "Run only these sections: limits, latency, throughput, large (1 MiB frames copied in and out, per reader wait policy), idle (targets that compare with a limit need limits).",
             AllowMultipleArgumentsPerToken = true,
         };
         only.AcceptOnlyFromAmong(StreamBenchOptions.Sections);
@@ -184,9 +184,10 @@ internal static class BenchPeerCommand
         var futex = new Option<bool>("--futex") { Description = "Probe through futexes instead of spinning." };
         var seconds = new Option<double>("--seconds") { Description = "How long to stay idle." };
         var parent = new Option<int>("--parent") { Description = "Exit when this process dies." };
+        var batch = new Option<int>("--batch") { Description = "Read lossless frames in batches of this many (ReadBatch) instead of one at a time." };
         var command = new Command("bench-peer", "Runs one side of a benchmark (started by flowline bench).")
         {
-            role, ns, name, policy, count, warmup, look, futex, seconds, parent,
+            role, ns, name, policy, count, warmup, look, futex, seconds, parent, batch,
         };
         command.Hidden = true;
         command.SetAction(parse =>
@@ -201,7 +202,8 @@ internal static class BenchPeerCommand
                 parse.GetValue(look),
                 parse.GetValue(futex),
                 parse.GetValue(seconds),
-                parse.GetValue(parent));
+                parse.GetValue(parent),
+                parse.GetValue(batch));
             return BenchPeer.Run(args);
         });
         return command;

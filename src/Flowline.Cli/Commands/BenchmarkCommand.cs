@@ -34,9 +34,11 @@ internal static class BenchmarkCommand
         var json = new Option<bool>("--json") { Description = "Print one JSON object (progress goes to standard error)." };
         var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
         placement.AcceptOnlyFromAmong("none", "round-robin");
+        var wait = new Option<string?>("--wait") { Description = "Make every stream wait with this policy: hybrid, spin, block or predictive (default: what the document says)." };
+        wait.AcceptOnlyFromAmong("hybrid", "spin", "block", "predictive");
         var command = new Command("benchmark", "Run a pipeline and measure throughput, inter-arrival times and true end-to-end latency at an output stream, with every worker's figures.")
         {
-            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement,
+            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement, wait,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -59,7 +61,8 @@ internal static class BenchmarkCommand
                     parse.GetValue(without),
                     parse.GetValue(lockstep),
                     parse.GetValue(lossless),
-                    parse.GetValue(withoutSinks));
+                    parse.GetValue(withoutSinks),
+                    parse.GetValue(wait) is { } w ? Enum.Parse<WaitPolicy>(w, ignoreCase: true) : null);
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
                 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
                 {

@@ -63,6 +63,14 @@ public enum WaitPolicy
 
     /// <summary>Sleep on a futex at once: the least CPU, at the cost of a wake-up per frame when idle.</summary>
     Block,
+
+    /// <summary>
+    /// Learn the stream's inter-arrival time, sleep on a timer until just before the next frame is due, spin
+    /// across its arrival within a bounded budget (<see cref="ReaderOptions.SpinBudget"/>), then sleep on the
+    /// futex. A stream with no regular rate waits exactly as <see cref="Hybrid"/> does; a writer waiting for
+    /// space waits as <see cref="Hybrid"/> does.
+    /// </summary>
+    Predictive,
 }
 
 /// <summary>Options of a stream reader.</summary>
@@ -79,6 +87,16 @@ public sealed record ReaderOptions
 
     /// <summary>How long a hybrid wait spins and yields before it sleeps. Default 50 µs.</summary>
     public TimeSpan SpinTime { get; init; } = WaitTuning.DefaultSpinTime;
+
+    /// <summary>
+    /// The most a <see cref="WaitPolicy.Predictive"/> wait spins per frame, as a fraction of the stream's
+    /// frame interval (so of a core): above 0, at most 1. Default <see cref="WaitTuning.DefaultSpinBudget"/>.
+    /// A stream whose timing jitter does not fit in the budget waits as <see cref="WaitPolicy.Hybrid"/> does.
+    /// </summary>
+    public double SpinBudget { get; init; } = WaitTuning.DefaultSpinBudget;
+
+    /// <summary>Throws <see cref="ArgumentException"/> if an option is out of range.</summary>
+    public void Validate() => WaitTuning.ValidateSpinBudget(SpinBudget, nameof(SpinBudget));
 
     /// <summary>
     /// When true, a writer that detached or died does not end a wait: the reader keeps waiting for a

@@ -43,18 +43,22 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     private PeerLiveness? liveness;
     private ReadStatus waitOutcome;
     private readonly bool waitThroughWriterChanges;
+    private ArrivalEstimator? arrivals;
+    private double spinBudget;
 
     internal StreamReader(SharedStream stream, ReaderOptions options)
         : base(stream)
     {
         WaitPolicy = options.WaitPolicy;
         SpinTime = options.SpinTime;
+        spinBudget = options.SpinBudget;
         Delivery = options.Delivery;
         waitThroughWriterChanges = options.WaitThroughWriterChanges;
         spaceSignal = new FutexSignal((int*)(baseAddress + StreamLayout.SpaceSignalOffset), (int*)(baseAddress + StreamLayout.SpaceSleepersOffset));
         identity = ProcessIdentity.Current.Pack(0);
         try
         {
+            options.Validate();
             (Index, var address) = ClaimEntry();
             entry = (byte*)address;
             dataSignal = DataSignal((int*)(entry + StreamLayout.ReaderSleepingOffset));
@@ -81,6 +85,20 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
 
     /// <summary>How long a hybrid wait stays awake before it sleeps.</summary>
     public TimeSpan SpinTime { get; set; }
+
+    /// <summary>The most a predictive wait spins per frame, as a fraction of the frame interval (above 0, at most 1).</summary>
+    public double SpinBudget
+    {
+        get => spinBudget;
+        set
+        {
+            WaitTuning.ValidateSpinBudget(value, nameof(SpinBudget));
+            spinBudget = value;
+        }
+    }
+
+    /// <summary>What a predictive wait has learnt of the stream's rate (null until its first predictive wait).</summary>
+    internal ArrivalEstimator? Arrivals => arrivals;
 
     /// <summary>The sequence of the next frame this reader will read.</summary>
     public long Position => next;
@@ -286,6 +304,15 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int WaitOn(ReadOnlySpan<StreamReader<T>> readers, WaitPolicy policy, TimeSpan spinTime, TimeSpan? timeout, CancellationToken cancellationToken)
     {
+        var plan = default(WaitPlan);
+        if (policy == WaitPolicy.Predictive)
+        {
+            foreach (var reader in readers)
+            {
+                plan = WaitPlan.Earliest(plan, reader.PlanWait());
+            }
+        }
+
         scoped var condition = new AnyCondition(readers);
         var signals = new DataSignals(
             readers,
@@ -294,7 +321,7 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         var started = MonotonicClock.NowNs();
         try
         {
-            return Waiter.Wait(ref condition, ref signals, policy, spinTime, timeout, cancellationToken) ? condition.Ready : -1;
+            return Waiter.Wait(ref condition, ref signals, policy, spinTime, plan, timeout, cancellationToken) ? condition.Ready : -1;
         }
         finally
         {
@@ -407,6 +434,76 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         }
     }
 
+    /// <summary>
+    /// Copies the frames available now, up to as many as <paramref name="destination"/> holds (a whole
+    /// number of frames, back to back), waiting for the first one as <see cref="ReadInto(Span{T}, TimeSpan?, CancellationToken)"/>
+    /// does, and releases them with one position store per <see cref="BatchFrames"/> frames rather than
+    /// one per frame. Lossless delivery only: every frame, in order. <paramref name="frames"/> counts the
+    /// frames copied (0 unless the status is <see cref="ReadStatus.Ok"/>).
+    /// </summary>
+    public ReadStatus ReadBatch(Span<T> destination, out int frames, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
+    {
+        ThrowIfDisposed();
+        frames = 0;
+        if (Delivery != Delivery.Lossless)
+        {
+            throw new InvalidOperationException($"ReadBatch reads every frame in order: it needs lossless delivery (stream '{Stream.DisplayName}').");
+        }
+
+        if (FrameLength == 0 || destination.Length < FrameLength || destination.Length % FrameLength != 0)
+        {
+            ThrowLengthMismatch(destination.Length, "the destination (a whole number of frames, at least one)");
+        }
+
+        if (lookSequence >= 0)
+        {
+            ThrowLookPending();
+        }
+
+        var status = EnsureFrame(timeout, cancellationToken);
+        if (status != ReadStatus.Ok)
+        {
+            return status;
+        }
+
+        var room = destination.Length / FrameLength;
+        var chunk = BatchFrames;
+        while (frames < room)
+        {
+            if (next >= cachedCursor)
+            {
+                cachedCursor = Volatile.Read(ref Cursor);
+                if (next >= cachedCursor)
+                {
+                    break;
+                }
+            }
+
+            var n = (int)Math.Min(Math.Min(cachedCursor - next, chunk), room - frames);
+            for (var i = 0; i < n; i++)
+            {
+                var sequence = next + i;
+                var slot = SlotAt(MapOf(sequence));
+                var found = Ordered.GetLong(slot + StreamLayout.SlotSequenceOffset);
+                if (found != sequence)
+                {
+                    ThrowCorrupt(sequence, found);
+                }
+
+                new ReadOnlySpan<T>(slot + StreamLayout.SlotHeaderBytes, FrameLength).CopyTo(destination.Slice((frames + i) * FrameLength, FrameLength));
+            }
+
+            frames += n;
+            framesRead += n - 1;
+            Release(next + n - 1);
+        }
+
+        return ReadStatus.Ok;
+    }
+
+    /// <summary>The most frames <see cref="ReadBatch"/> releases with one position store: a quarter of the ring, at most 64.</summary>
+    public int BatchFrames => (int)Math.Clamp(capacity / 4, 1, 64);
+
     /// <summary>Copies the next frame into <paramref name="destination"/> and consumes it.</summary>
     public ReadStatus ReadInto(Span<T> destination, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
         ReadInto(destination, out _, timeout, cancellationToken);
@@ -480,6 +577,37 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
         }
 
         return next < cachedCursor ? ReadStatus.Ok : waitOutcome;
+    }
+
+    /// <summary>
+    /// The plan of a predictive wait for this reader's next frame: the estimator learns from the newest
+    /// frame published (its sequence and publish time, nothing per frame read), then plans from the
+    /// process's timer lateness. No plan (a hybrid wait) unless this reader is predictive and its stream regular.
+    /// </summary>
+    private WaitPlan PlanWait()
+    {
+        if (WaitPolicy != WaitPolicy.Predictive)
+        {
+            return default;
+        }
+
+        arrivals ??= new ArrivalEstimator();
+        var cursor = Volatile.Read(ref Cursor);
+        if (cursor > 0)
+        {
+            var sequence = cursor - 1;
+            var index = MapOf(sequence);
+            var slot = SlotAt(index);
+            if ((uint)index < (uint)capacity && Ordered.GetLongVolatile(slot + StreamLayout.SlotSequenceOffset) == sequence
+                && Ordered.GetLong(slot + StreamLayout.SlotPublishOffset) is var published
+                && Ordered.GetLongVolatile(slot + StreamLayout.SlotSequenceOffset) == sequence)
+            {
+                arrivals.Observe(sequence, published);
+            }
+        }
+
+        var lateness = TimerLateness.Shared;
+        return arrivals.TryPlan(Math.Max(next, cursor), spinBudget, lateness.MarginNs, lateness.CushionNs, out var plan) ? plan : default;
     }
 
     /// <summary>True if a frame can be read, or the writer closed or left: sets <see cref="waitOutcome"/>.</summary>

@@ -86,6 +86,24 @@ internal static class Waiter
         TimeSpan? timeout,
         CancellationToken cancellationToken)
         where TCondition : struct, IWaitCondition, allows ref struct
+        where TSignal : struct, ISleepSignal, allows ref struct =>
+        Wait(ref condition, ref signal, policy, spinTime, default, timeout, cancellationToken);
+
+    /// <summary>
+    /// Waits as <see cref="Wait{TCondition, TSignal}(ref TCondition, ref TSignal, WaitPolicy, TimeSpan, TimeSpan?, CancellationToken)"/>
+    /// does; a <see cref="WaitPolicy.Predictive"/> wait follows <paramref name="plan"/> (sleep on the futex
+    /// until its wake time, so that an early frame still ends the sleep; spin across the expected arrival
+    /// within its budget; then sleep until woken), and without a valid plan waits as a hybrid one.
+    /// </summary>
+    public static bool Wait<TCondition, TSignal>(
+        ref TCondition condition,
+        ref TSignal signal,
+        WaitPolicy policy,
+        TimeSpan spinTime,
+        WaitPlan plan,
+        TimeSpan? timeout,
+        CancellationToken cancellationToken)
+        where TCondition : struct, IWaitCondition, allows ref struct
         where TSignal : struct, ISleepSignal, allows ref struct
     {
         if (condition.IsSatisfied())
@@ -103,6 +121,16 @@ internal static class Waiter
         }
 
         var nextPeerCheck = start + LivenessTicks;
+        if (policy == WaitPolicy.Predictive)
+        {
+            if (plan.IsValid)
+            {
+                return WaitPredicted(ref condition, ref signal, plan, deadline, nextPeerCheck, cancellationToken);
+            }
+
+            policy = WaitPolicy.Hybrid;
+        }
+
         if (policy != WaitPolicy.Block)
         {
             var maxPausesPerPoll = policy == WaitPolicy.Spin ? 1 : 4;
@@ -150,27 +178,102 @@ internal static class Waiter
             }
         }
 
-        return Sleep(ref condition, ref signal, deadline, nextPeerCheck, cancellationToken);
+        return Sleep(ref condition, ref signal, deadline, ref nextPeerCheck, long.MaxValue, cancellationToken, out _) == Verdict.Satisfied;
+    }
+
+    /// <summary>Times a predictive wait spun across an expected arrival, and times the frame came within the window (process-wide, for benchmarks).</summary>
+    public static long PredictedSpins => Volatile.Read(ref predictedSpins);
+
+    /// <summary>Times a predictive wait found its frame while spinning in the window.</summary>
+    public static long PredictedHits => Volatile.Read(ref predictedHits);
+
+    private static long predictedSpins;
+    private static long predictedHits;
+
+    [ThreadStatic]
+    private static bool fineTimerSlack;
+
+    private static bool WaitPredicted<TCondition, TSignal>(ref TCondition condition, ref TSignal signal, WaitPlan plan, long deadline, long nextPeerCheck, CancellationToken cancellationToken)
+        where TCondition : struct, IWaitCondition, allows ref struct
+        where TSignal : struct, ISleepSignal, allows ref struct
+    {
+        if (!fineTimerSlack)
+        {
+            // The default slack (50 µs) would make every timed sleep that much late.
+            fineTimerSlack = true;
+            _ = Interop.LibC.Prctl(Interop.LibC.PrSetTimerSlack, 1, 0, 0, 0);
+        }
+
+        var wakeAt = FromNs(plan.WakeAtNs);
+        if (Stopwatch.GetTimestamp() < wakeAt)
+        {
+            // Asleep on the futex, not on clock_nanosleep: a frame that comes early still ends the sleep.
+            var verdict = Sleep(ref condition, ref signal, deadline, ref nextPeerCheck, wakeAt, cancellationToken, out var woke);
+            if (verdict != Verdict.KeepWaiting)
+            {
+                return verdict == Verdict.Satisfied;
+            }
+
+            TimerLateness.Shared.Record(ToNs(woke - wakeAt));
+        }
+
+        var spinEnd = Math.Min(FromNs(plan.CloseAtNs), Stopwatch.GetTimestamp() + FromNs(plan.BudgetNs));
+        Interlocked.Increment(ref predictedSpins);
+        while (true)
+        {
+            for (var i = 0; i < SpinsPerCheck; i++)
+            {
+                Pause();
+                if (condition.IsSatisfied())
+                {
+                    Interlocked.Increment(ref predictedHits);
+                    return true;
+                }
+            }
+
+            var verdict = CheckTimeAndPeers(ref condition, deadline, ref nextPeerCheck, cancellationToken, out var now);
+            if (verdict != Verdict.KeepWaiting)
+            {
+                return verdict == Verdict.Satisfied;
+            }
+
+            if (now >= spinEnd)
+            {
+                break;
+            }
+        }
+
+        // The frame is late: wait for it as a blocking wait does (the writer's wake-up ends the sleep).
+        return Sleep(ref condition, ref signal, deadline, ref nextPeerCheck, long.MaxValue, cancellationToken, out _) == Verdict.Satisfied;
     }
 
     /// <summary>
     /// The policy of a wait for any of several inputs, given the policy so far and one more input's: it
-    /// spins if any input spins; otherwise it is hybrid, awake for the longest spin time of the hybrid
-    /// inputs; otherwise (every input blocks) it blocks. Start from <see cref="WaitPolicy.Block"/> and zero.
+    /// spins if any input spins; otherwise it is predictive if any input is (following the plan of the
+    /// input due first, and hybrid without one) or hybrid if any input is, awake for the longest spin time
+    /// of those inputs; otherwise (every input blocks) it blocks. Start from <see cref="WaitPolicy.Block"/> and zero.
     /// </summary>
     public static (WaitPolicy Policy, TimeSpan SpinTime) Combine(WaitPolicy policy, TimeSpan spinTime, WaitPolicy inputPolicy, TimeSpan inputSpinTime) =>
         (policy, inputPolicy) switch
         {
             (WaitPolicy.Spin, _) or (_, WaitPolicy.Spin) => (WaitPolicy.Spin, spinTime),
+            (WaitPolicy.Predictive, WaitPolicy.Hybrid or WaitPolicy.Predictive) or (WaitPolicy.Hybrid, WaitPolicy.Predictive) =>
+                (WaitPolicy.Predictive, inputSpinTime > spinTime ? inputSpinTime : spinTime),
             (WaitPolicy.Hybrid, WaitPolicy.Hybrid) => (WaitPolicy.Hybrid, inputSpinTime > spinTime ? inputSpinTime : spinTime),
-            (_, WaitPolicy.Hybrid) => (WaitPolicy.Hybrid, inputSpinTime),
+            (_, WaitPolicy.Hybrid or WaitPolicy.Predictive) => (inputPolicy, inputSpinTime),
             _ => (policy, spinTime),
         };
 
-    private static bool Sleep<TCondition, TSignal>(ref TCondition condition, ref TSignal signal, long deadline, long nextPeerCheck, CancellationToken cancellationToken)
+    /// <summary>
+    /// Sleeps on the signal until the condition holds (<see cref="Verdict.Satisfied"/>), the deadline
+    /// passes (<see cref="Verdict.TimedOut"/>), or <paramref name="wakeAt"/> comes
+    /// (<see cref="Verdict.KeepWaiting"/>, with the time it woke in <paramref name="woke"/>).
+    /// </summary>
+    private static Verdict Sleep<TCondition, TSignal>(ref TCondition condition, ref TSignal signal, long deadline, ref long nextPeerCheck, long wakeAt, CancellationToken cancellationToken, out long woke)
         where TCondition : struct, IWaitCondition, allows ref struct
         where TSignal : struct, ISleepSignal, allows ref struct
     {
+        woke = 0;
         // A cancellation bumps the futex word, so a sleeper returns at once rather than at the end of its slice.
         using var registration = cancellationToken.CanBeCanceled
             ? cancellationToken.UnsafeRegister(static s => ((CancelWake)s!).Wake(), CancelWake.For(signal.CancelSignal))
@@ -182,16 +285,22 @@ internal static class Waiter
             {
                 if (condition.IsSatisfied())
                 {
-                    return true;
+                    return Verdict.Satisfied;
                 }
 
                 var verdict = CheckTimeAndPeers(ref condition, deadline, ref nextPeerCheck, cancellationToken, out var now);
                 if (verdict != Verdict.KeepWaiting)
                 {
-                    return verdict == Verdict.Satisfied;
+                    return verdict;
                 }
 
-                var slice = Math.Min(deadline, nextPeerCheck) - now;
+                if (now >= wakeAt)
+                {
+                    woke = now;
+                    return Verdict.KeepWaiting;
+                }
+
+                var slice = Math.Min(Math.Min(deadline, nextPeerCheck), wakeAt) - now;
                 signal.Sleep(TimeSpan.FromSeconds((double)slice / Stopwatch.Frequency));
             }
             finally
@@ -271,6 +380,11 @@ internal static class Waiter
     }
 
     private static long ToTicks(TimeSpan t) => (long)(t.TotalSeconds * Stopwatch.Frequency);
+
+    /// <summary><see cref="MonotonicClock"/> nanoseconds as <see cref="Stopwatch"/> ticks (the same on Linux, both <c>CLOCK_MONOTONIC</c>).</summary>
+    private static long FromNs(long ns) => Stopwatch.Frequency == 1_000_000_000 ? ns : (long)(ns * (Stopwatch.Frequency / 1e9));
+
+    private static long ToNs(long ticks) => Stopwatch.Frequency == 1_000_000_000 ? ticks : (long)(ticks * (1e9 / Stopwatch.Frequency));
 
     /// <summary>The state a cancellation callback needs to wake a sleeper; one per signal address, reused.</summary>
     internal sealed unsafe class CancelWake

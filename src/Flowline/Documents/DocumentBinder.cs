@@ -15,8 +15,9 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
     /// <summary>Accepts a document without kernels, sources or sinks (a code-first pipeline whose nodes are tasks).</summary>
     public bool AllowNoNodes { get; init; }
 
-    private static readonly string[] TopKeys = ["shared_memory", "kernels", "sources", "sinks", "namespace", "plugins"];
-    private static readonly string[] StreamKeys = ["name", "shape", "dtype", "storage", "gpu_device", "cpu_mirror", "notify", "mode", "namespace", "initial", "depth", "delivery", "wait", "remote"];
+    private static readonly string[] TopKeys = ["shared_memory", "kernels", "sources", "sinks", "namespace", "plugins", "spin_budget"];
+    private static readonly string[] StreamKeys =
+        ["name", "shape", "dtype", "storage", "gpu_device", "cpu_mirror", "notify", "mode", "namespace", "initial", "depth", "delivery", "wait", "spin_budget", "remote"];
     private static readonly string[] RemoteKeys =
         ["nats", "subject", "delivery", "durable", "token_file", "token_env", "user", "password_file", "password_env", "creds", "nkey", "tls_ca", "tls_cert", "tls_key", "tls_required"];
     private static readonly string[] KernelKeys =
@@ -93,9 +94,11 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
             }
         }
 
+        var spinBudget = SpinBudget(top, "");
         return new PipelineSpec
         {
             Namespace = ns,
+            SpinBudget = spinBudget,
             Streams = [.. streams.OfType<StreamSpec>()],
             Kernels = [.. kernels.OfType<KernelSpec>()],
             Sources = [.. sources.OfType<SourceSpec>()],
@@ -242,6 +245,7 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
 
         var delivery = OptionalEnum(map, path, "delivery", DeliveryNames);
         var wait = OptionalEnum(map, path, "wait", WaitNames);
+        var spinBudget = SpinBudget(map, path);
         RemoteSpec? remote = null;
         if (Field(map, path, "remote", required: false) is { } remoteNode)
         {
@@ -278,6 +282,7 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
             Depth = depth,
             Delivery = delivery is null ? null : (Delivery)delivery,
             Wait = wait is null ? null : (WaitPolicy)wait,
+            SpinBudget = spinBudget,
             Remote = remote,
         };
     }
@@ -895,7 +900,7 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
     }
 
     private static readonly string[] DeliveryNames = ["lossless", "latest"];
-    private static readonly string[] WaitNames = ["hybrid", "spin", "block"];
+    private static readonly string[] WaitNames = ["hybrid", "spin", "block", "predictive"];
     private static readonly string[] TriggerNames = ["any_new", "all_new"];
     private static readonly string[] SyncModeNames = ["count", "matching_frame_id"];
     private static readonly string[] PlacementNames = ["process", "thread"];
@@ -939,6 +944,24 @@ internal sealed class DocumentBinder(string? file, ErrorCollector errors)
 
     private double? OptionalNumber(DocMapping map, string path, string key) =>
         Field(map, path, key, required: false) is { } node ? Number(node, $"{path}.{key}", "a number") : null;
+
+    /// <summary><c>spin_budget</c>: a fraction of a core, above 0 and at most 1.</summary>
+    private double? SpinBudget(DocMapping map, string path)
+    {
+        var key = path.Length == 0 ? "spin_budget" : $"{path}.spin_budget";
+        if (Field(map, path, "spin_budget", required: false) is not { } node || Number(node, key, "a fraction of a core") is not { } value)
+        {
+            return null;
+        }
+
+        if (!(value > 0 && value <= 1))
+        {
+            Error(key, node, $"{Fmt(value)} is not valid; the spin budget is a fraction of a core (of the frame interval), above 0 and at most 1, such as 0.03");
+            return null;
+        }
+
+        return value;
+    }
 
     private double? OptionalPositive(DocMapping map, string path, string key, bool allowZero)
     {

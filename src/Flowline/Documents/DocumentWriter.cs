@@ -24,6 +24,8 @@ internal static class DocumentWriter
             o["plugins"] = new JsonArray([.. spec.Plugins.Select(p => (JsonNode)JsonValue.Create(p))]);
         }
 
+        PutNumber(o, "spin_budget", spec.SpinBudget);
+
         o["shared_memory"] = new JsonArray([.. spec.Streams.Select(Stream)]);
         if (spec.Kernels.Length > 0)
         {
@@ -75,6 +77,7 @@ internal static class DocumentWriter
         Put(o, "depth", s.Depth);
         Put(o, "delivery", s.Delivery is { } d ? Name(d) : null);
         Put(o, "wait", s.Wait is { } w ? Name(w) : null);
+        PutNumber(o, "spin_budget", s.SpinBudget);
         if (s.Remote is { } r)
         {
             var remote = new JsonObject { ["nats"] = r.Nats, ["subject"] = r.Subject };
@@ -272,6 +275,7 @@ internal static class DocumentWriter
     {
         WaitPolicy.Spin => "spin",
         WaitPolicy.Block => "block",
+        WaitPolicy.Predictive => "predictive",
         _ => "hybrid",
     };
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Flowline.Graph;
 using Flowline.Plugins;
+using Flowline.SharedMemory;
 
 namespace Flowline.Documents;
 
@@ -181,9 +182,22 @@ public static class PipelineDocument
         var streams = pipeline.Graph.Edges.Where(e => e.Source == node.Name || e.Target == node.Name).Select(e => e.Stream).ToHashSet(StringComparer.Ordinal);
         var task = node as TaskSpec;
         var events = task is null ? [] : spec.Events.Where(e => task.Events.ContainsValue(e.Name)).ToImmutableArray();
+
+        // The worker sees its node alone: the spin budget that the whole pipeline's workers share is resolved here.
+        var workers = spec.Kernels.Length + spec.Sources.Length + spec.Sinks.Length + spec.Tasks.Length;
+        var shared = workers > Environment.ProcessorCount;
         var alone = spec with
         {
-            Streams = [.. spec.Streams.Where(s => streams.Contains(s.Name)).Select(s => s with { Initial = null })],
+            Streams =
+            [
+                .. spec.Streams.Where(s => streams.Contains(s.Name)).Select(s => s with
+                {
+                    Initial = null,
+                    SpinBudget = shared
+                        ? WaitTuning.SharedSpinBudget(s.SpinBudget ?? spec.SpinBudget ?? WaitTuning.DefaultSpinBudget, workers, Environment.ProcessorCount)
+                        : s.SpinBudget,
+                }),
+            ],
             Kernels = [.. spec.Kernels.Where(k => k.Name == node.Name)],
             Sources = [.. spec.Sources.Where(s => s.Name == node.Name)],
             Sinks = [.. spec.Sinks.Where(s => s.Name == node.Name)],

@@ -14,6 +14,12 @@ public sealed record PipelineSpec
     /// <summary>The namespace of the pipeline's shared-memory regions; null derives one from the document.</summary>
     public string? Namespace { get; init; }
 
+    /// <summary>
+    /// <c>spin_budget</c> (Flowline): the most a predictive wait spins per frame, as a fraction of the frame
+    /// interval, for every stream that does not say; null means the default (0.03).
+    /// </summary>
+    public double? SpinBudget { get; init; }
+
     /// <summary>The streams (<c>shared_memory</c>).</summary>
     public ImmutableArray<StreamSpec> Streams { get; init; } = [];
 
@@ -108,6 +114,9 @@ public sealed record StreamSpec
 
     /// <summary><c>wait</c> (Flowline): how this stream's readers and writer wait unless they say otherwise.</summary>
     public WaitPolicy? Wait { get; init; }
+
+    /// <summary><c>spin_budget</c> (Flowline): the most a predictive reader of this stream spins per frame, as a fraction of the frame interval.</summary>
+    public double? SpinBudget { get; init; }
 
     /// <summary>
     /// <c>remote</c> (Flowline): the stream also lives on another host, joined over NATS; null for a stream of

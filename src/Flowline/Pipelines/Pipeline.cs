@@ -22,6 +22,16 @@ public sealed record PipelineOptions
 
     /// <summary>The worker program for tasks placed in processes (default: <c>Flowline.Worker.dll</c> beside the application).</summary>
     public string? WorkerPath { get; init; }
+
+    /// <summary>How the tasks' readers and writers wait, unless a stream says otherwise (<see cref="Pipeline.SetWait"/>); default hybrid.</summary>
+    public WaitPolicy? Wait { get; init; }
+
+    /// <summary>
+    /// The most a predictive wait spins per frame, as a fraction of the frame interval (above 0, at most 1),
+    /// unless a stream says otherwise; default <see cref="WaitTuning.DefaultSpinBudget"/>. Shrunk in proportion
+    /// when the pipeline has more workers than cores.
+    /// </summary>
+    public double? SpinBudget { get; init; }
 }
 
 /// <summary>
@@ -65,6 +75,11 @@ public sealed partial class Pipeline : IDisposable
         ArgumentException.ThrowIfNullOrWhiteSpace(name);
         this.options = options ?? new PipelineOptions();
         SharedMemoryNamespace.Validate(this.options.Namespace ?? name, "namespace");
+        if (this.options.SpinBudget is { } budget)
+        {
+            WaitTuning.ValidateSpinBudget(budget, "options.SpinBudget");
+        }
+
         Name = name;
     }
 
@@ -142,6 +157,34 @@ public sealed partial class Pipeline : IDisposable
     {
         ThrowIfClosed();
         return AddStream(name, shape, ElementTypes.Of<T>() ?? throw new ArgumentException($"{typeof(T).Name} is not an element type of a stream"), frames, cacheAlign: true, description);
+    }
+
+    /// <summary>
+    /// Sets how the readers and the writer of stream <paramref name="name"/> wait (the document's
+    /// <c>wait</c> and <c>spin_budget</c> of a stream): <paramref name="spinBudget"/> is the most a
+    /// predictive reader spins per frame, as a fraction of the frame interval (above 0, at most 1).
+    /// </summary>
+    public Pipeline SetWait(string name, WaitPolicy wait, double? spinBudget = null)
+    {
+        ThrowIfClosed();
+        var index = streams.FindIndex(s => s.Name == name);
+        if (index < 0)
+        {
+            throw new ArgumentException($"no stream named '{name}' is declared; declare it with AddStream first", nameof(name));
+        }
+
+        if (!Enum.IsDefined(wait))
+        {
+            throw new ArgumentOutOfRangeException(nameof(wait), wait, "not a wait policy");
+        }
+
+        if (spinBudget is { } budget)
+        {
+            WaitTuning.ValidateSpinBudget(budget, nameof(spinBudget));
+        }
+
+        streams[index] = streams[index] with { Wait = wait, SpinBudget = spinBudget };
+        return this;
     }
 
     /// <summary>Declares an event (set at build when <paramref name="initialState"/>).</summary>
@@ -254,7 +297,15 @@ public sealed partial class Pipeline : IDisposable
             var spec = new PipelineSpec
             {
                 Namespace = Namespace,
-                Streams = [.. streams.Select(s => new StreamSpec { Name = s.Name, Shape = s.Format.Shape, Dtype = s.Format.ElementType, Depth = s.Frames, Delivery = Delivery.Lossless })],
+                SpinBudget = options.SpinBudget,
+                Streams =
+                [
+                    .. streams.Select(s => new StreamSpec
+                    {
+                        Name = s.Name, Shape = s.Format.Shape, Dtype = s.Format.ElementType, Depth = s.Frames, Delivery = Delivery.Lossless,
+                        Wait = s.Wait ?? options.Wait, SpinBudget = s.SpinBudget,
+                    }),
+                ],
                 Events = [.. events],
                 Tasks = [.. order.Select(t => t.Spec)],
             };
@@ -559,7 +610,12 @@ public sealed partial class Pipeline : IDisposable
     }
 
     /// <summary>A stream as declared.</summary>
-    internal sealed record StreamDeclaration(string Name, FrameFormat Format, int Frames, string? Description);
+    internal sealed record StreamDeclaration(string Name, FrameFormat Format, int Frames, string? Description)
+    {
+        public WaitPolicy? Wait { get; init; }
+
+        public double? SpinBudget { get; init; }
+    }
 
     /// <summary>A task as declared: its spec, the delegate (null for terminators and reconstructed tasks) and its method.</summary>
     internal sealed record TaskDeclaration(TaskSpec Spec, Delegate? Function, MethodInfo? Method);

@@ -153,8 +153,17 @@ public sealed class PipelinePlan
             WaitPolicy = wait ?? spec.Wait ?? WaitPolicy.Hybrid,
             WaitThroughWriterChanges = true,
             SpinTime = SpinTime,
+            SpinBudget = SpinBudgetOf(spec),
         };
     }
+
+    /// <summary>
+    /// The spin budget of a predictive reader of <paramref name="stream"/>: the stream's, else the
+    /// pipeline's, else the default; shrunk in proportion when the pipeline has more workers than the
+    /// machine has cores (<see cref="WaitTuning.SharedSpinBudget"/>).
+    /// </summary>
+    public double SpinBudgetOf(StreamSpec stream) =>
+        WaitTuning.SharedSpinBudget(stream.SpinBudget ?? Pipeline.Spec.SpinBudget ?? WaitTuning.DefaultSpinBudget, Workers.Count, Environment.ProcessorCount);
 
     /// <summary>The options of a reader of an auxiliary input: latest delivery, never holding the writer back.</summary>
     public static ReaderOptions AuxiliaryReader { get; } = new() { Delivery = Delivery.Latest, WaitPolicy = WaitPolicy.Block, WaitThroughWriterChanges = true, SpinTime = SpinTime };

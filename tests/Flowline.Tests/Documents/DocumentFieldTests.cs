@@ -178,6 +178,9 @@ public sealed class DocumentFieldTests
     [InlineData("wait: hybrid")]
     [InlineData("wait: spin")]
     [InlineData("wait: block")]
+    [InlineData("wait: predictive")]
+    [InlineData("wait: predictive\nspin_budget: 0.05")]
+    [InlineData("spin_budget: 1")]
     [InlineData("initial: {pattern: constant, value: -1.5}")]
     [InlineData("initial: {pattern: normal}")]
     [InlineData("initial: {pattern: normal, seed: 7, mean: 1, std: 0}")]
@@ -305,8 +308,11 @@ public sealed class DocumentFieldTests
     [InlineData("depth: 2097152", "shared_memory[0].depth", "a power of two from 2 to 1,048,576", 5)]
     [InlineData("depth: many", "shared_memory[0].depth", "must be a power of two from 2 to 1,048,576, not 'many'", 5)]
     [InlineData("delivery: losless", "shared_memory[0].delivery", "valid values are lossless, latest (did you mean 'lossless'?)", 5)]
-    [InlineData("wait: sleep", "shared_memory[0].wait", "unknown value 'sleep'; valid values are hybrid, spin, block", 5)]
-    [InlineData("depht: 4", "shared_memory[0].depht", "unknown key 'depht' (did you mean 'depth'?); valid keys are name, shape, dtype, storage, gpu_device, cpu_mirror, notify, mode, namespace, initial, depth, delivery, wait, remote", 5)]
+    [InlineData("wait: sleep", "shared_memory[0].wait", "unknown value 'sleep'; valid values are hybrid, spin, block, predictive", 5)]
+    [InlineData("spin_budget: 0", "shared_memory[0].spin_budget", "0 is not valid; the spin budget is a fraction of a core (of the frame interval), above 0 and at most 1", 5)]
+    [InlineData("spin_budget: 1.5", "shared_memory[0].spin_budget", "1.5 is not valid; the spin budget is a fraction of a core", 5)]
+    [InlineData("spin_budget: lots", "shared_memory[0].spin_budget", "must be a fraction of a core, not 'lots'", 5)]
+    [InlineData("depht: 4", "shared_memory[0].depht", "unknown key 'depht' (did you mean 'depth'?); valid keys are name, shape, dtype, storage, gpu_device, cpu_mirror, notify, mode, namespace, initial, depth, delivery, wait, spin_budget, remote", 5)]
     [InlineData("mode: attach\nnamespace: ../camera", "shared_memory[0].namespace", "namespace '../camera' is not valid: it starts with '.'", 6)]
     [InlineData("namespace: camera", "shared_memory[0].namespace", "belongs to the pipeline that creates it: give it mode: attach", 5)]
     [InlineData("mode: attach\nnamespace: camera\ninitial: {pattern: constant, value: 1}", "shared_memory[0].namespace", "cannot write initial values into it", 6)]
@@ -715,7 +721,7 @@ public sealed class DocumentFieldTests
     [InlineData("pause_sleep: -1", "sinks[0].pause_sleep", "it must be a non-negative finite number of seconds", 11)]
     [InlineData("consume_timeout: 0", "sinks[0].consume_timeout", "it must be a positive finite number of seconds", 11)]
     [InlineData("delivery: all", "sinks[0].delivery", "unknown value 'all'; valid values are lossless, latest", 11)]
-    [InlineData("wait: {a: spin}", "sinks[0].wait", "must be hybrid, spin, block, not a mapping", 11)]
+    [InlineData("wait: {a: spin}", "sinks[0].wait", "must be hybrid, spin, block, predictive, not a mapping", 11)]
     [InlineData("wait: nap", "sinks[0].wait", "valid values are hybrid, spin, block", 11)]
     [InlineData("placement: gpu", "sinks[0].placement", "valid values are process, thread", 11)]
     [InlineData("cpu: -3", "sinks[0].cpu", "CPUs are numbered from 0", 11)]
@@ -766,6 +772,19 @@ public sealed class DocumentFieldTests
     [InlineData("plugins:\n  - plugins/Flowline.Tests.Plugin.dll\n  - plugins/absent.dll", "plugins[1]", "cannot find plugin assembly", 3)]
     public void Plugins_InvalidList_ReportsPathValidValuesAndLine(string lines, string path, string text, int line) =>
         Docs.Single(lines + "\n" + Docs.Minimal, path, text, line);
+
+    [Theory]
+    [InlineData("spin_budget: 0.05", 0.05)]
+    [InlineData("spin_budget: 1", 1.0)]
+    public void TopLevel_SpinBudget_IsBound(string line, double expected) =>
+        Assert.Equal(expected, PipelineDocument.Check(line + "\n" + Docs.Minimal).Pipeline!.Spec.SpinBudget);
+
+    [Theory]
+    [InlineData("spin_budget: 0", "the spin budget is a fraction of a core (of the frame interval), above 0 and at most 1")]
+    [InlineData("spin_budget: -0.5", "-0.5 is not valid")]
+    [InlineData("spin_budget: [0.1]", "must be a fraction of a core, not a list")]
+    public void TopLevel_SpinBudgetOutOfRange_ReportsFieldAndLine(string line, string text) =>
+        Docs.Single(line + "\n" + Docs.Minimal, "spin_budget", text, 1);
 
     [Theory]
     [InlineData("kernel: []", "kernel", "unknown key 'kernel' (did you mean 'kernels'?); valid keys are shared_memory, kernels, sources, sinks, namespace, plugins")]

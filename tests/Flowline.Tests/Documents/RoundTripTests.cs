@@ -41,6 +41,7 @@ public sealed class RoundTripTests
     /// <summary>Every optional field, both forms of input/inputs, output/outputs, stream/streams, auxiliary, delivery, wait and max_wait_s/timeout.</summary>
     private const string Full = """
         namespace: round-trip.full
+        spin_budget: 0.05
         plugins: [plugins/Flowline.Tests.Plugin.dll]
         shared_memory:
           - name: raw
@@ -53,6 +54,8 @@ public sealed class RoundTripTests
             delivery: latest
             wait: spin
           - name: other
+            wait: predictive
+            spin_budget: 0.1
             shape: [2, 2]
             dtype: '<f4'
             mode: create
@@ -401,7 +404,7 @@ public sealed class RoundTripTests
     {
         var json = PipelineDocument.ToJson(LoadFull().Spec);
 
-        Assert.Equal(["namespace", "plugins", "shared_memory", "kernels", "sources", "sinks"], json.Select(p => p.Key));
+        Assert.Equal(["namespace", "plugins", "spin_budget", "shared_memory", "kernels", "sources", "sinks"], json.Select(p => p.Key));
         Assert.Equal("float32", (string?)json["shared_memory"]![1]!["dtype"]);
         Assert.Equal("timeout", json["kernels"]![2]!["synchronization"]!.AsObject().Select(p => p.Key).Last());
         Assert.Equal("g", ((JsonObject)json["kernels"]![0]!["auxiliary"]!).Single().Key);
