@@ -44,7 +44,7 @@ public sealed class DispatchApiTests : IAsyncLifetime
 
         // The agent registers itself with its own token.
         Assert.Equal(HttpStatusCode.OK, (await Client(AgentToken).PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/copy/workers/register",
-            new { workerId = "host-1", protocol = "flowline-agent", contractVersion = "1", releaseVersion = "1.0.0" }, Ct)).StatusCode);
+            new { workerId = "host-1", protocol = "flowline-agent", contractVersion = "1", releaseVersion = "1.0.0", maxExecutions = 2 }, Ct)).StatusCode);
     }
 
     public async ValueTask DisposeAsync()

@@ -33,7 +33,8 @@ public abstract partial class StoreContractTests
         var workers = Enumerable.Range(0, 6).Select(i => $"w{i}").ToArray();
         foreach (var w in workers)
         {
-            await Store.RegisterWorkerAsync(Worker(w), TwoMinutes, Ct);
+            // Each agent may hold every execution: the race is over the queue, not over capacity.
+            await Store.RegisterWorkerAsync(Worker(w) with { MaxExecutions = Executions + 1 }, TwoMinutes, Ct);
         }
 
         var claims = new ConcurrentBag<ExecutionRecord>();
@@ -76,7 +77,7 @@ public abstract partial class StoreContractTests
         }
 
         await RegisterForExecutionsAsync();
-        await Store.RegisterWorkerAsync(Worker("w1"), TwoMinutes, Ct);
+        await Store.RegisterWorkerAsync(Worker("w1") with { MaxExecutions = Queued + 1 }, TwoMinutes, Ct);
         var submitted = new List<string>();
         for (var i = 0; i < Queued; i++)
         {

@@ -67,7 +67,7 @@ public sealed class TwoCoordinatorTests(PostgresServer postgres) : IAsyncLifetim
         for (var a = 0; a < Agents; a++)
         {
             Assert.Equal(HttpStatusCode.OK, (await Client(a, AgentToken).PostAsJsonAsync("/tpf/admin/tenants/acme/pipelines/copy/workers/register",
-                new { workerId = $"agent-{a}", protocol = "flowline-agent", contractVersion = "1", releaseVersion = "1.0.0" }, Ct)).StatusCode);
+                new { workerId = $"agent-{a}", protocol = "flowline-agent", contractVersion = "1", releaseVersion = "1.0.0", maxExecutions = Executions + 1 }, Ct)).StatusCode);
         }
 
         // Submissions through both coordinators while agents claim through both.

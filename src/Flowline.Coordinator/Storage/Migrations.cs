@@ -245,7 +245,7 @@ internal static class Migrations
             DELETE FROM dispatch_queue WHERE execution_id IN (SELECT execution_id FROM executions WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED'));
             """,
             """
-            ALTER TABLE workers ADD COLUMN max_executions INTEGER NOT NULL DEFAULT 1;
+            ALTER TABLE workers ADD COLUMN max_executions BIGINT NOT NULL DEFAULT 1;
             CREATE INDEX executions_leased_by ON executions (tenant_id, pipeline_id, lease_owner) WHERE status IN ('DISPATCHED', 'RUNNING', 'AWAITING_INTERACTION');
             CREATE INDEX executions_listing ON executions (tenant_id, submitted_at DESC, execution_id);
             DELETE FROM dispatch_queue WHERE execution_id IN (SELECT execution_id FROM executions WHERE status IN ('SUCCEEDED', 'FAILED', 'CANCELLED'));

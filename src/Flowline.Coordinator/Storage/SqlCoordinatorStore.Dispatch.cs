@@ -57,7 +57,7 @@ public abstract partial class SqlCoordinatorStore
         InTransactionAsync<ExecutionRecord?>(async (connection, tx) =>
         {
             var worker = await connection.QuerySingleOrDefaultAsync<ClaimWorker>(new CommandDefinition(
-                $"SELECT contract_version AS ContractVersion, release_version AS ReleaseVersion, last_heartbeat_at AS LastHeartbeatAt, draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, CAST(max_executions AS BIGINT) AS MaxExecutions, {NowMs} AS Now " +
+                $"SELECT contract_version AS ContractVersion, release_version AS ReleaseVersion, last_heartbeat_at AS LastHeartbeatAt, draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, max_executions AS MaxExecutions, {NowMs} AS Now " +
                 $"FROM workers WHERE tenant_id = @tenantId AND pipeline_id = @pipelineId AND worker_id = @workerId{ForUpdate}",
                 new { tenantId, pipelineId, workerId }, tx, cancellationToken: cancellationToken)).ConfigureAwait(false)
                 ?? throw new WorkerNotAdmittedException(workerId, null);

@@ -326,7 +326,7 @@ public abstract partial class SqlCoordinatorStore : ICoordinatorStore
     private const string WorkerSelect =
         "SELECT tenant_id AS TenantId, pipeline_id AS PipelineId, worker_id AS WorkerId, protocol AS Protocol, endpoint AS Endpoint, contract_version AS ContractVersion, " +
         "release_version AS ReleaseVersion, artifact_id AS ArtifactId, artifact_digest AS ArtifactDigest, registered_at AS RegisteredAt, last_heartbeat_at AS LastHeartbeatAt, " +
-        "draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, CAST(max_executions AS BIGINT) AS MaxExecutions FROM workers WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId";
+        "draining_since AS DrainingSince, unavailable_reason AS UnavailableReason, max_executions AS MaxExecutions FROM workers WHERE tenant_id = @TenantId AND pipeline_id = @PipelineId";
 
     private sealed record WorkerRow(string TenantId, string PipelineId, string WorkerId, string Protocol, string? Endpoint, string ContractVersion,
         string ReleaseVersion, string? ArtifactId, string? ArtifactDigest, long RegisteredAt, long LastHeartbeatAt, long? DrainingSince, string? UnavailableReason, long MaxExecutions);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.CompilerServices;
+using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Liveness;
 using Flowline.SharedMemory.Streams;
 using Flowline.SharedMemory.Waiting;
