@@ -381,6 +381,49 @@ public sealed class RunCommandTests : IDisposable
         AssertNothingLeft(ns, child.BenchNamespace);
     }
 
+    /// <summary>
+    /// <c>--first-frames N</c> reports the first N frames after the start apart from the steady state (the
+    /// warm-up's frames count), and every run reports each worker process's PSS and ready time.
+    /// </summary>
+    [Fact]
+    public void Benchmark_FirstFrames_ReportsTheFirstFramesApart_WithEachWorkersMemoryAndReadyTime()
+    {
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--warmup", "1", "--first-frames", "50", "--json");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(0, result);
+        var report = Json(result).AsObject();
+        var first = report["first_frames"]!.AsObject();
+        Assert.Equal(50, (int)first["requested"]!);
+        var frames = (int)first["frames"]!;
+        Assert.InRange(frames, 1, 50); // a loaded machine may deliver fewer in the run, never more than asked
+        Assert.Equal(frames, (int)first["latency_us"]!["samples"]!);
+        Assert.True((double)first["latency_us"]!["p50"]! <= (double)first["latency_us"]!["max"]!);
+        Assert.True((double)first["span_s"]! >= 0);
+
+        // copy-64's three workers (its camera source, the copy kernel, the sink) each run in a process of their own.
+        string[] workers = ["camera", "copy", "sink"];
+        var pss = report["worker_pss_mb"]!.AsObject();
+        var ready = report["worker_ready_s"]!.AsObject();
+        Assert.Equal(workers.Order(), pss.Select(p => p.Key).Order());
+        Assert.All(pss, p => Assert.True((double)p.Value! > 0, $"{p.Key}: PSS {p.Value}"));
+        Assert.Equal(workers.Order(), ready.Select(p => p.Key).Order());
+        Assert.All(ready, p => Assert.InRange((double)p.Value!, 0, (double)report["start_s"]! + 1));
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
+    [Fact]
+    public void Benchmark_FirstFrames_Negative_ExitsOne()
+    {
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--first-frames", "-1", "--json");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(1, result);
+        Assert.Contains("--first-frames must be at least 0", result.Error, StringComparison.Ordinal);
+        Assert.Equal("", result.Output);
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
     [Fact]
     public void Benchmark_AnUnknownSourcePattern_ExitsOne_NamingIt()
     {

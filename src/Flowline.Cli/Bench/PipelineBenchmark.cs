@@ -53,6 +53,7 @@ internal sealed record BenchSource(string Stream, string Pattern, double? RateHz
 /// <param name="Lossless">Make every stream lossless, so that an unthrottled source runs at the pace of the slowest stage instead of overwriting frames.</param>
 /// <param name="WithoutSinks">Leave the document's sinks out: the benchmark's reader is then the pipeline's only sink, not one more process competing for the CPUs.</param>
 /// <param name="Wait">Make every stream wait with this policy (the benchmark's own reader too), to compare policies on one document.</param>
+/// <param name="FirstFrames">Report the latency of the first this many frames after the start (read from the start on, warm-up included) apart from the steady state; 0 for none.</param>
 internal sealed record PipelineBenchOptions(
     TimeSpan Duration,
     TimeSpan Warmup,
@@ -63,7 +64,8 @@ internal sealed record PipelineBenchOptions(
     string? Lockstep = null,
     bool Lossless = false,
     bool WithoutSinks = false,
-    WaitPolicy? Wait = null);
+    WaitPolicy? Wait = null,
+    int FirstFrames = 0);
 
 /// <summary>
 /// Runs a pipeline and measures it at an output stream from a reader of the benchmark's own:
@@ -129,9 +131,23 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         }
 
         using var manager = new PipelineManager(pipeline, new PipelineManagerOptions { Placement = options.Placement });
+        // Each worker's start: from the start command to its worker_started event (attached, at the start barrier).
+        var ready = new JsonObject();
+        var startUnix = 0.0;
+        manager.EventRaised += (_, e) =>
+        {
+            if (e.Type == "worker_started" && (string?)e.Data["kernel"] is { } name)
+            {
+                lock (ready)
+                {
+                    ready[name] = Math.Round(e.Timestamp - startUnix, 4);
+                }
+            }
+        };
         var watch = Stopwatch.StartNew();
         manager.Build();
         var buildS = watch.Elapsed.TotalSeconds;
+        startUnix = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1e3;
         watch.Restart();
         manager.Start();
         var startS = watch.Elapsed.TotalSeconds;
@@ -145,7 +161,9 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest, WaitPolicy = pipeline.Spec.FindStream(output)!.Wait ?? WaitPolicy.Hybrid });
         using var lockstep = options.Lockstep is { } lockName ? new Lockstep(manager.Namespace, lockName, reader) : null;
         progress.WriteLine($"warming up for {options.Warmup.TotalSeconds:0.#} s, then measuring '{output}' for {options.Duration.TotalSeconds:0.#} s{(lockstep is null ? "" : $", one frame at a time into '{options.Lockstep}'")}");
-        Measure(reader, lockstep, MonotonicClock.NowNs() + Ns(options.Warmup), null, cancellation);
+        // The first frames are read from the start on: the warm-up's frames are kept when they are asked for.
+        var early = options.FirstFrames > 0 ? new Samples() : null;
+        Measure(reader, lockstep, MonotonicClock.NowNs() + Ns(options.Warmup), early, cancellation);
 
         var pids = Pids(manager.Status());
         var cpuAtStart = pids.ToDictionary(p => p.Key, p => ThisProcess.TryReadUsage(p.Value, out var cpu, out _) ? cpu : TimeSpan.Zero);
@@ -163,6 +181,15 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
                 var percent = (cpu - cpuAtStart[name]).TotalSeconds / measured * 100;
                 cpuPercent[name] = Math.Round(percent, 2);
                 cpuTotal += percent;
+            }
+        }
+
+        var pss = new JsonObject();
+        foreach (var (name, pid) in pids)
+        {
+            if (ProportionalSetSize(pid) is { } bytes)
+            {
+                pss[name] = Math.Round(bytes / 1048576.0, 1);
             }
         }
 
@@ -189,6 +216,9 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             ["throughput_hz"] = samples.Count > 1 ? Math.Round((samples.Count - 1) / ((samples.LastArrival - samples.FirstArrival) / 1e9), 2) : 0,
             ["inter_arrival_us"] = Summary(samples.InterArrivals()),
             ["latency_us"] = Summary(samples.Latencies()),
+            ["first_frames"] = early is null ? null : FirstFrames(early, samples, options.FirstFrames),
+            ["worker_ready_s"] = ready.DeepClone(),
+            ["worker_pss_mb"] = pss,
             ["worker_cpu_percent"] = cpuPercent,
             ["worker_cpu_percent_total"] = Math.Round(cpuTotal, 2),
             ["workers"] = snapshot["workers"]?.DeepClone(),
@@ -272,6 +302,44 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
                 return;
             }
         }
+    }
+
+    /// <summary>
+    /// The latency of the first <paramref name="count"/> frames read after the start (the warm-up's, then the
+    /// measurement's), and how long after the first of them the last arrived.
+    /// </summary>
+    private static JsonObject FirstFrames(Samples early, Samples measured, int count)
+    {
+        var latencies = early.Latencies().Concat(measured.Latencies()).Take(count).ToArray();
+        var arrivals = early.Arrivals().Concat(measured.Arrivals()).Take(count).ToArray();
+        return new JsonObject
+        {
+            ["frames"] = latencies.Length,
+            ["requested"] = count,
+            ["span_s"] = arrivals.Length > 1 ? Math.Round((arrivals[^1] - arrivals[0]) / 1e9, 4) : 0,
+            ["latency_us"] = Summary(latencies),
+        };
+    }
+
+    /// <summary>The proportional set size of process <paramref name="pid"/> in bytes (<c>/proc/PID/smaps_rollup</c>), or null if it cannot be read.</summary>
+    internal static long? ProportionalSetSize(int pid)
+    {
+        try
+        {
+            foreach (var line in File.ReadLines($"/proc/{pid}/smaps_rollup"))
+            {
+                if (line.StartsWith("Pss:", StringComparison.Ordinal))
+                {
+                    var kb = line["Pss:".Length..].Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries)[0];
+                    return long.Parse(kb, CultureInfo.InvariantCulture) * 1024;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException)
+        {
+        }
+
+        return null;
     }
 
     private static JsonObject Summary(long[] values)
@@ -377,6 +445,8 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             arrivals.Add(arrival);
             origins.Add(origin);
         }
+
+        public long[] Arrivals() => [.. arrivals];
 
         public long[] InterArrivals() => [.. arrivals.Zip(arrivals.Skip(1), (a, b) => b - a)];
 

@@ -32,18 +32,29 @@ internal static class BenchmarkCommand
         var lockstep = new Option<string?>("--lockstep") { Description = "Write this stream from the benchmark, one frame at a time, each after the previous came out (frame in to frame out, lock-step)." };
         var lossless = new Option<bool>("--lossless") { Description = "Make every stream lossless: an unthrottled source then runs at the pace of the slowest stage instead of overwriting frames." };
         var json = new Option<bool>("--json") { Description = "Print one JSON object (progress goes to standard error)." };
+        var firstFrames = new Option<int>("--first-frames")
+        {
+            Description = "Also report the latency of the first N frames after the start (warm-up included: JIT compilation and tiering), apart from the steady state (default 0: not reported).",
+            DefaultValueFactory = _ => 0,
+        };
         var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
         placement.AcceptOnlyFromAmong("none", "round-robin");
         var wait = new Option<string?>("--wait") { Description = "Make every stream wait with this policy: hybrid, spin, block or predictive (default: what the document says)." };
         wait.AcceptOnlyFromAmong("hybrid", "spin", "block", "predictive");
         var command = new Command("benchmark", "Run a pipeline and measure throughput, inter-arrival times and true end-to-end latency at an output stream, with every worker's figures.")
         {
-            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement, wait,
+            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement, wait, firstFrames,
         };
         command.SetAction((parse, cancellation) =>
         {
             var asJson = parse.GetValue(json);
             var progress = asJson ? Console.Error : Console.Out;
+            if (parse.GetValue(firstFrames) < 0)
+            {
+                Console.Error.WriteLine("flowline benchmark: --first-frames must be at least 0");
+                return Task.FromResult(ExitCodes.Failed);
+            }
+
             if (!(parse.GetValue(duration) > 0) || !(parse.GetValue(warmup) >= 0))
             {
                 Console.Error.WriteLine("flowline benchmark: --duration must be greater than 0 and --warmup at least 0");
@@ -62,7 +73,8 @@ internal static class BenchmarkCommand
                     parse.GetValue(lockstep),
                     parse.GetValue(lossless),
                     parse.GetValue(withoutSinks),
-                    parse.GetValue(wait) is { } w ? Enum.Parse<WaitPolicy>(w, ignoreCase: true) : null);
+                    parse.GetValue(wait) is { } w ? Enum.Parse<WaitPolicy>(w, ignoreCase: true) : null,
+                    parse.GetValue(firstFrames));
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
                 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
                 {
@@ -114,6 +126,24 @@ internal static class BenchmarkCommand
         {
             var s = report[key]!;
             summary.AddRow(label, $"p50 {F(s["p50"])}  p90 {F(s["p90"])}  p99 {F(s["p99"])}  p99.9 {F(s["p99_9"])}  max {F(s["max"])}  (std {F(s["std"])})");
+        }
+
+        if (report["first_frames"] is JsonObject first)
+        {
+            var s = first["latency_us"]!;
+            summary.AddRow($"first {first["frames"]} frames µs", $"p50 {F(s["p50"])}  p90 {F(s["p90"])}  p99 {F(s["p99"])}  p99.9 {F(s["p99_9"])}  max {F(s["max"])}  (over {F(Numbers.Value(first["span_s"]) * 1e3)} ms)");
+        }
+
+        if (report["worker_pss_mb"] is JsonObject { Count: > 0 } pss)
+        {
+            var values = pss.Select(p => Numbers.Value(p.Value)).ToArray();
+            summary.AddRow("worker PSS", $"{Numbers.Format(values.Min())} to {Numbers.Format(values.Max())} MB ({values.Length} workers)");
+        }
+
+        if (report["worker_ready_s"] is JsonObject { Count: > 0 } ready)
+        {
+            var values = ready.Select(p => Numbers.Value(p.Value)).ToArray();
+            summary.AddRow("worker ready after start", $"{Numbers.Format(values.Min() * 1e3, "0")} to {Numbers.Format(values.Max() * 1e3, "0")} ms");
         }
 
         summary.AddRow("worker CPU, total", $"{F(report["worker_cpu_percent_total"])} % of one core");
