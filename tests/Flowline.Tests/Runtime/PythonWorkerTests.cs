@@ -28,9 +28,17 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
                 np.multiply(inputs[0], 2.0, out=outputs[0])
             """);
         File.WriteAllText(Path.Combine(directory, "pysettings.py"), """
+            import os
             import time
 
             import flowline
+
+
+            def hold(args):
+                deadline = time.monotonic() + 60
+                while not os.path.exists(args["flag"]) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                return {"released": os.path.exists(args["flag"])}
 
 
             def boom(args):
@@ -42,7 +50,7 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
                     flowline.Setting("gain", "number", default=1.0, minimum=0, maximum=10, unit="V/V", description="the value written"),
                     flowline.Setting("label", "string", default="a", live=False, description="applies at the next start"),
                 ],
-                requests={"echo": lambda args: args, "boom": boom})
+                requests={"echo": lambda args: args, "boom": boom, "hold": hold})
             def fill_gain(inputs, outputs, parameters):
                 out = outputs[0]
                 out[:8] = parameters["gain"]
@@ -223,6 +231,49 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
         var pending = manager.RequestNodeAsync("py", "ping", null, TimeSpan.FromSeconds(60));
         _ = kill(restarted, 9);
         Assert.Equal(RequestErrorCode.ProcessExited, (await Assert.ThrowsAsync<RequestException>(() => pending.WaitAsync(TimeSpan.FromSeconds(30)))).Code);
+    }
+
+    /// <summary>
+    /// No head-of-line blocking between workers: a request held in one worker's handler (until the test
+    /// releases it) does not delay requests to the other workers, which are answered meanwhile.
+    /// </summary>
+    [Fact]
+    public async Task ASlowRequestToOneWorker_DoesNotDelayRequestsToOthers()
+    {
+        Assert.SkipUnless(File.Exists(Python), $"needs {Python} with numpy (CI installs python3-numpy)");
+        var flag = Path.Combine(directory, "release");
+        var manager = Manager($$$"""
+            shared_memory:
+              - {name: input, shape: [16], dtype: float32}
+              - {name: a, shape: [16], dtype: float32}
+              - {name: b, shape: [16], dtype: float32}
+            sources:
+              - {name: camera, kind: synthetic.array, stream: input, parameters: {pattern: sine, rate_hz: 300}}
+            kernels:
+              - name: py
+                kind: python.kernel
+                input: input
+                output: a
+                parameters: {module: pysettings, function: fill_gain, path: '{{{directory}}}', interpreter: {{{Python}}}}
+              - {name: copy, kind: cpu.copy, input: input, output: b}
+            sinks:
+              - {name: sink_a, kind: null.sink, stream: a}
+              - {name: sink_b, kind: null.sink, stream: b}
+            """);
+        manager.Build();
+        manager.Start();
+        var held = manager.RequestNodeAsync("py", "hold", new JsonObject { ["flag"] = flag }, TimeSpan.FromSeconds(90));
+        var others = new[] { "camera", "copy", "sink_a", "sink_b" };
+        for (var round = 0; round < 5; round++)
+        {
+            var replies = await Task.WhenAll(others.Select(n => manager.RequestNodeAsync(n, "ping", null, TimeSpan.FromSeconds(30)))).WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal(others, replies.Select(r => (string?)r.Result!["node"]));
+            Assert.False(held.IsCompleted, "the held request is still in its handler while the others are answered");
+        }
+
+        File.WriteAllText(flag, "");
+        var released = await held.WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.True((bool)released.Result!["released"]!);
     }
 
     /// <summary>The first element of the newest frame of <paramref name="name"/> (NaN if its elements differ), or null before one.</summary>
