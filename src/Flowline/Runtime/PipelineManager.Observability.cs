@@ -300,9 +300,7 @@ public sealed partial class PipelineManager
             var changed = new JsonObject();
             foreach (var (field, value) in values)
             {
-                // Against the document's value, or the field's default where the document gives none.
-                var original = spec.Parameters.Contains(field) ? spec.Parameters.Get(field) : settingSchemas?.GetValueOrDefault(node)?.Fields.FirstOrDefault(f => f.Name == field)?.Default;
-                if (!JsonNode.DeepEquals(original, value) && IsLive(node, field))
+                if (!JsonNode.DeepEquals(spec.Parameters.Get(field), value) && IsLive(node, field))
                 {
                     changed[field] = value?.DeepClone();
                 }
@@ -626,19 +624,11 @@ public sealed partial class PipelineManager
                     _ => null,
                 };
                 var fields = (kind?.Parameters ?? []).Select(Field).ToList();
-                JsonObject? taskDefaults = null;
-                if (node is TaskSpec task && TaskSettingsRecord(task) is { } record)
-                {
-                    // A code-first task's settings: the properties of the record its function takes (decision 113).
-                    (var declared, taskDefaults) = Pipelines.TaskSettingsSchema.Of(record);
-                    fields = [.. declared];
-                }
-
                 schemas[node.Name] = new NodeSettingsSchema { Kind = node.Kind, Fields = fields };
                 var current = new JsonObject();
                 foreach (var field in fields)
                 {
-                    current[field.Name] = node.Parameters.Contains(field.Name) ? node.Parameters.Get(field.Name) : (taskDefaults?[field.Name] ?? field.Default)?.DeepClone();
+                    current[field.Name] = node.Parameters.Contains(field.Name) ? node.Parameters.Get(field.Name) : field.Default?.DeepClone();
                 }
 
                 foreach (var name in node.Parameters.Names.Where(n => !current.ContainsKey(n)))
@@ -651,24 +641,6 @@ public sealed partial class PipelineManager
 
             settingValues = values;
             Volatile.Write(ref settingSchemas, schemas);
-        }
-    }
-
-    /// <summary>The settings record type of a task's function (<c>TaskSettings&lt;T&gt;</c>), or null.</summary>
-    private Type? TaskSettingsRecord(TaskSpec task)
-    {
-        if (task.Control == TaskControl.Terminator)
-        {
-            return null;
-        }
-
-        try
-        {
-            return Pipelines.TaskSettingsSchema.RecordTypeOf(TaskRunner.Resolve(Plan, task).Method);
-        }
-        catch (InvalidOperationException)
-        {
-            return null; // the function cannot be found here: its worker reports that when it starts
         }
     }
 

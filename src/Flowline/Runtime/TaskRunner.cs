@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Reflection;
 using Flowline.Documents;
 using Flowline.Pipelines;
@@ -26,7 +25,6 @@ internal sealed class TaskRunner : WorkerRunner
     private readonly CancellationTokenSource stopping = new();
     private readonly TaskGate gate;
     private WorkerProfiler? profiler;
-    private object? settings;
     private bool profilerOpened;
 
     public TaskRunner(PipelinePlan plan, TaskSpec spec, ControlBlock control)
@@ -71,8 +69,6 @@ internal sealed class TaskRunner : WorkerRunner
             throw;
         }
     }
-
-    internal override object? NodeObject => settings;
 
     protected override void Loop(CancellationToken stop)
     {
@@ -185,13 +181,6 @@ internal sealed class TaskRunner : WorkerRunner
         if (type == typeof(CancellationToken))
         {
             return stopping.Token;
-        }
-
-        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(TaskSettings<>))
-        {
-            // The task's live settings (decision 113): the request service applies changes to it.
-            settings ??= Activator.CreateInstance(type, BindingFlags.NonPublic | BindingFlags.Instance, null, [null], CultureInfo.InvariantCulture);
-            return settings;
         }
 
         if (type == typeof(TaskContext))
