@@ -11,15 +11,19 @@ internal static class Cli
     public static Result Run(params string[] arguments) => Run(null, arguments);
 
     /// <summary>Runs the command with extra environment variables.</summary>
-    public static Result Run(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
+    public static Result Run(IReadOnlyDictionary<string, string>? environment, params string[] arguments) =>
+        RunWithin(TimeSpan.FromSeconds(60), environment, arguments);
+
+    /// <summary>Runs the command, failing (and killing it with its children) if it takes longer than <paramref name="limit"/>.</summary>
+    public static Result RunWithin(TimeSpan limit, IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {
         using var process = Start(environment, arguments);
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(60)))
+        if (!process.WaitForExit(limit))
         {
-            process.Kill();
-            throw new TimeoutException($"flowline {string.Join(' ', arguments)} did not finish within 60 s");
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"flowline {string.Join(' ', arguments)} did not finish within {limit.TotalSeconds:0} s");
         }
 
         return new Result(process.ExitCode, output.Result, error.Result);

@@ -48,7 +48,7 @@ public sealed class PluginTests
         "cpu.add_constant", "cpu.affine_transform", "cpu.centroid", "cpu.concatenate", "cpu.copy", "cpu.custom_operation",
         "cpu.elementwise_add", "cpu.elementwise_divide", "cpu.elementwise_multiply", "cpu.elementwise_subtract", "cpu.flatten",
         "cpu.leaky_integrator", "cpu.raise_error", "cpu.reduce", "cpu.scale", "cpu.scale_offset", "cpu.shack_hartmann_centroid",
-        "cpu.spot_centroid", "cpu.tip_tilt_controller", "cpu.tomographic_controller", "null.sink", "python.kernel", "python.sink",
+        "cpu.spot_centroid", "cpu.tip_tilt_controller", "cpu.tomographic_controller", "flowline.gate", "null.sink", "python.kernel", "python.sink",
         "python.source", "synthetic.array", "synthetic.frame_set",
     ];
 
@@ -72,7 +72,7 @@ public sealed class PluginTests
         Assert.Equal(BuiltInKinds, kinds.AllKinds);
         Assert.Equal(["python.source", "synthetic.array", "synthetic.frame_set"], kinds.Sources.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(["null.sink", "python.sink"], kinds.Sinks.Keys.Order(StringComparer.Ordinal));
-        Assert.Equal(BuiltInKinds.Where(k => k.StartsWith("cpu.", StringComparison.Ordinal)).Append("python.kernel"), kinds.Kernels.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(BuiltInKinds.Where(k => k.StartsWith("cpu.", StringComparison.Ordinal)).Append("flowline.gate").Append("python.kernel"), kinds.Kernels.Keys.Order(StringComparer.Ordinal));
         Assert.All(kinds.Origins.Values, origin => Assert.Equal("built-in", origin));
         Assert.All(kinds.Kernels, p => Assert.Equal(p.Key, p.Value.Kind));
         Assert.All(kinds.Kernels.Values.Cast<KindDefinition>().Concat(kinds.Sources.Values).Concat(kinds.Sinks.Values), d => Assert.False(string.IsNullOrWhiteSpace(d.Description)));

@@ -138,13 +138,15 @@ public sealed class PipelineDataTests : RuntimeTest
     /// is not matched on; the frame is let go and the input's newest frame taken instead.
     /// </summary>
     [Fact]
-    public void MatchingFrameId_NeverMatchesOnALatestFrameOverwrittenWhileTheOtherInputWasAwaited()
+    public void MatchingFrameId_MatchesTheHeldLatestFrame_WhileTheOtherInputIsAwaited()
     {
+        // A latest reader holds the slot it reads (decision 100): frame 1 of 'left', held while the kernel
+        // waits for 'right', is not overwritten by frames 2 and 3, so it is matched, not torn.
         var manager = Manager("""
             plugins: [plugins/Flowline.Tests.Plugin.dll]
             shared_memory:
-              - {name: left, shape: [4], dtype: float32, depth: 2}
-              - {name: right, shape: [4], dtype: float32, depth: 2}
+              - {name: left, shape: [4], dtype: float32, depth: 4}
+              - {name: right, shape: [4], dtype: float32, depth: 4}
               - {name: ids, shape: [2], dtype: float32, delivery: lossless}
             kernels:
               - name: pair
@@ -168,19 +170,25 @@ public sealed class PipelineDataTests : RuntimeTest
         leftWriter.Write(new float[4], new FrameStamp(1, 0));
         WaitUntil(() => right.GetStatistics().SleepingReaders > 0, "the kernel holds left's frame 1 and sleeps on right");
         leftWriter.Write(new float[4], new FrameStamp(2, 0));
-        leftWriter.Write(new float[4], new FrameStamp(3, 0)); // overwrites the slot of the held frame 1 (depth 2)
+        leftWriter.Write(new float[4], new FrameStamp(3, 0)); // the writer skips the held slot of frame 1
         rightWriter.Write(new float[4], new FrameStamp(1, 0));
-        WaitUntil(() => right.GetStatistics().Readers.Single().Position == 1, "the kernel took right's frame 1");
-        rightWriter.Write(new float[4], new FrameStamp(3, 0));
 
         var frame = new float[2];
         Assert.Equal(ReadStatus.Ok, output.ReadInto(frame, out var header, TimeSpan.FromSeconds(20)));
+        Assert.Equal([1f, 1f], frame);
+        Assert.Equal(1UL, header.FrameId);
+
+        // Then the newest of each: left's 3 with right's 3.
+        WaitUntil(() => right.GetStatistics().Readers.Single().Position == 1, "the kernel took right's frame 1");
+        rightWriter.Write(new float[4], new FrameStamp(3, 0));
+        Assert.Equal(ReadStatus.Ok, output.ReadInto(frame, out header, TimeSpan.FromSeconds(20)));
         Assert.Equal([3f, 3f], frame);
         Assert.Equal(3UL, header.FrameId);
-        WaitUntil(() => Frames(manager, "pair") >= 1, "the kernel publishes its figures");
+        WaitUntil(() => Frames(manager, "pair") >= 2, "the kernel publishes its figures");
         var pair = manager.Status().Json()["workers"]!["pair"]!;
         Assert.Equal(0, (long)pair["torn_frames"]!);
-        Assert.Equal(1, left.GetStatistics().Readers.Single().TornCopies);
+        Assert.Equal(0, (long)pair["discarded_computes"]!);
+        Assert.Equal(0, left.GetStatistics().Readers.Single().TornCopies);
         Assert.Equal(ReadStatus.Timeout, output.ReadInto(frame, TimeSpan.Zero));
     }
 
