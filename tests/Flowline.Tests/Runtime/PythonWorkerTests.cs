@@ -62,7 +62,10 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
     private string FailFlag => Path.Combine(directory, "fail");
 
     /// <summary>A source feeding a Python kernel and a healthy C# copy, each to a sink.</summary>
-    private string Document() => $$$"""
+    private string Document() => Document("pykernels", "double_or_fail", $"fail_flag: '{FailFlag}'", "healthy");
+
+    /// <summary>A source feeding a Python kernel (<paramref name="function"/> of <paramref name="module"/>) and a C# copy (<paramref name="copy"/>), each to a sink.</summary>
+    private string Document(string module, string function, string moreParameters, string copy) => $$$"""
         shared_memory:
           - {name: input, shape: [16], dtype: float32}
           - {name: a, shape: [16], dtype: float32}
@@ -74,8 +77,8 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
             kind: python.kernel
             input: input
             output: a
-            parameters: {module: pykernels, function: double_or_fail, path: '{{{directory}}}', interpreter: {{{Python}}}, fail_flag: '{{{FailFlag}}}'}
-          - {name: healthy, kind: cpu.copy, input: input, output: b}
+            parameters: {module: {{{module}}}, function: {{{function}}}, path: '{{{directory}}}', interpreter: {{{Python}}}{{{(moreParameters.Length > 0 ? ", " + moreParameters : "")}}}}
+          - {name: {{{copy}}}, kind: cpu.copy, input: input, output: b}
         sinks:
           - {name: sink_a, kind: null.sink, stream: a}
           - {name: sink_b, kind: null.sink, stream: b}
@@ -242,24 +245,7 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
     {
         Assert.SkipUnless(File.Exists(Python), $"needs {Python} with numpy (CI installs python3-numpy)");
         var flag = Path.Combine(directory, "release");
-        var manager = Manager($$$"""
-            shared_memory:
-              - {name: input, shape: [16], dtype: float32}
-              - {name: a, shape: [16], dtype: float32}
-              - {name: b, shape: [16], dtype: float32}
-            sources:
-              - {name: camera, kind: synthetic.array, stream: input, parameters: {pattern: sine, rate_hz: 300}}
-            kernels:
-              - name: py
-                kind: python.kernel
-                input: input
-                output: a
-                parameters: {module: pysettings, function: fill_gain, path: '{{{directory}}}', interpreter: {{{Python}}}}
-              - {name: copy, kind: cpu.copy, input: input, output: b}
-            sinks:
-              - {name: sink_a, kind: null.sink, stream: a}
-              - {name: sink_b, kind: null.sink, stream: b}
-            """);
+        var manager = Manager(Document("pysettings", "fill_gain", "", "copy"));
         manager.Build();
         manager.Start();
         var held = manager.RequestNodeAsync("py", "hold", new JsonObject { ["flag"] = flag }, TimeSpan.FromSeconds(90));
