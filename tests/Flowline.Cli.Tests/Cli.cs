@@ -73,6 +73,41 @@ internal static class Leftovers
         Flowline.Testing.Leftovers.AssertNothingLeft(TimeSpan.Zero, namespaces);
     }
 
+    /// <summary>
+    /// Teardown after a failed test: kills the workers of <paramref name="namespaces"/> still alive and removes
+    /// their region and control directories (what <c>flowline gc</c> would do for a dead server).
+    /// </summary>
+    public static void Collect(params string[] namespaces)
+    {
+        foreach (var pid in WorkerProcesses(namespaces))
+        {
+            try
+            {
+                using var worker = System.Diagnostics.Process.GetProcessById(pid);
+                worker.Kill();
+                worker.WaitForExit(TimeSpan.FromSeconds(10));
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException or System.ComponentModel.Win32Exception)
+            {
+                // It exited meanwhile.
+            }
+        }
+
+        foreach (var ns in namespaces)
+        {
+            foreach (var dir in new[] { Path.Combine(ShmRoot, ns), Path.Combine(ShmRoot, ns + ".control") })
+            {
+                try
+                {
+                    Directory.Delete(dir, recursive: true);
+                }
+                catch (DirectoryNotFoundException)
+                {
+                }
+            }
+        }
+    }
+
     /// <summary>Live (not zombie) worker processes of one of <paramref name="namespaces"/>.</summary>
     public static List<int> WorkerProcesses(IEnumerable<string> namespaces) => [.. Flowline.Testing.Leftovers.WorkerProcesses(namespaces)];
 }

@@ -191,16 +191,25 @@ public sealed partial class ServeCommandTests : IDisposable
 
     public void Dispose()
     {
+        // A test that failed before its Terminate: the server is asked to stop as a user would (it removes its
+        // regions and workers), killed only if it does not, and whatever it still left is collected, so that a
+        // failure is reported once and leaves nothing behind for the next test.
         foreach (var server in servers)
         {
             if (!server.HasExited)
             {
-                server.Kill(entireProcessTree: true);
-                server.WaitForExit(TimeSpan.FromSeconds(10));
+                _ = Kill(server.Id, SigTerm);
+                if (!server.WaitForExit(TimeSpan.FromSeconds(20)))
+                {
+                    server.Kill(entireProcessTree: true);
+                    server.WaitForExit(TimeSpan.FromSeconds(10));
+                }
             }
 
             server.Dispose();
         }
+
+        Leftovers.Collect(ns);
 
         try
         {
