@@ -1021,7 +1021,7 @@
   // ---- histograms: the snapshot's buckets (powers of two in µs) as uPlot bars, one plot per reader and node ----
   // Plots are kept across refreshes (setData), and removed when their reader or node is gone.
   const histograms = {};
-  const usLabel = us => us >= 1e6 ? `${us / 1e6}s` : us >= 1e3 ? `${us / 1e3}ms` : `${us}µs`;
+  const usLabel = us => us >= 1e6 ? `${+(us / 1e6).toPrecision(3)} s` : us >= 1e3 ? `${+(us / 1e3).toPrecision(3)} ms` : `${us} µs`;
   function drawHistograms(snapshot) {
     const root = $('#profiling-histograms');
     const wanted = [];
