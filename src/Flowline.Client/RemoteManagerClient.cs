@@ -151,6 +151,37 @@ public sealed partial class RemoteManagerClient : IDisposable
         return SendAsync<DocumentChangeReply>(HttpMethod.Put, "document", document, ChangeTimeout, cancellationToken);
     }
 
+    /// <summary>
+    /// <c>PUT /document</c> with YAML text (<c>application/yaml</c>): checked as a file is, and kept by the server as
+    /// the document's text, comments and all (<see cref="DocumentYamlAsync"/>); returns what <see cref="UpdateDocumentAsync"/> returns.
+    /// </summary>
+    /// <param name="yaml">The document's YAML text.</param>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    public async Task<DocumentChangeReply> UpdateDocumentYamlAsync(string yaml, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(yaml);
+        var (status, text) = await SendAsync(HttpMethod.Put, "document", null, "application/json", ChangeTimeout, cancellationToken, yaml).ConfigureAwait(false);
+        try
+        {
+            return StatusJson.Deserialize<DocumentChangeReply>(text);
+        }
+        catch (JsonException e)
+        {
+            throw new RemoteManagerException(status, $"the response is not a {nameof(DocumentChangeReply)} ({e.Message})", $"PUT /document: {status}: {Cut(text)}");
+        }
+    }
+
+    /// <summary>
+    /// <c>GET /document/yaml</c>: the served document as YAML, its own text (with its comments) when it came as
+    /// text (a file, a load, <see cref="UpdateDocumentYamlAsync"/>), otherwise written from the document.
+    /// </summary>
+    /// <param name="cancellationToken">Cancels the call.</param>
+    public async Task<string> DocumentYamlAsync(CancellationToken cancellationToken = default)
+    {
+        var (_, text) = await SendAsync(HttpMethod.Get, "document/yaml", null, "application/yaml", ReadTimeout, cancellationToken).ConfigureAwait(false);
+        return text;
+    }
+
     /// <summary><c>POST /document/validate</c>: <c>{valid, errors, graph?}</c> of a document, or of the current one.</summary>
     /// <param name="document">The document to check; null checks the server's current document (the request has no body).</param>
     /// <param name="cancellationToken">Cancels the call.</param>
@@ -300,7 +331,7 @@ public sealed partial class RemoteManagerClient : IDisposable
 
     /// <summary>Sends one request and reads the whole answer; throws for an error status, a transport failure or the time limit.</summary>
     private async Task<(int Status, string Text)> SendAsync(
-        HttpMethod method, string path, JsonNode? body, string accept, TimeSpan timeout, CancellationToken cancellationToken)
+        HttpMethod method, string path, JsonNode? body, string accept, TimeSpan timeout, CancellationToken cancellationToken, string? yaml = null)
     {
         using var timeoutSource = new CancellationTokenSource(timeout, Time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeoutSource.Token);
@@ -309,6 +340,10 @@ public sealed partial class RemoteManagerClient : IDisposable
         if (body is not null)
         {
             request.Content = new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json");
+        }
+        else if (yaml is not null)
+        {
+            request.Content = new StringContent(yaml, Encoding.UTF8, "application/yaml");
         }
 
         try

@@ -31,8 +31,9 @@ internal static class ConsoleApi
         }));
         read.MapGet("/document/yaml", (Delegate)((HttpContext context) =>
         {
-            var (yaml, revision) = service.DocumentYaml();
+            var (yaml, revision, isSource) = service.DocumentYaml();
             context.Response.Headers.CacheControl = "no-store";
+            context.Response.Headers["X-Document-Source"] = isSource ? "text" : "generated";
             context.Response.Headers["X-Document-Revision"] = revision.ToString(System.Globalization.CultureInfo.InvariantCulture);
             return Results.Text(yaml, "application/yaml; charset=utf-8");
         })).Produces(StatusCodes.Status200OK, contentType: "application/yaml");

@@ -77,8 +77,10 @@ public static partial class ControlApi
             await next(context).ConfigureAwait(false);
         }), optionsName: null).WithMetadata(new HttpMethodMetadata([HttpMethods.Get]));
 
-        admin.MapPut("/document", async (HttpRequest request, CancellationToken ct) =>
-            await ReplyAsync(service, request, ct, body => service.ReplaceDocument(Unwrap(body) ?? throw new BadBodyException("the request body must be the document, a JSON object"), ct)).ConfigureAwait(false));
+        // The document as JSON, or as YAML text (application/yaml), which is then kept with its comments (GET /document/yaml).
+        admin.MapPut("/document", async (HttpRequest request, CancellationToken ct) => IsYaml(request)
+            ? await ReplyYamlAsync(service, request, ct, yaml => service.ReplaceDocumentYaml(yaml, ct)).ConfigureAwait(false)
+            : await ReplyAsync(service, request, ct, body => service.ReplaceDocument(Unwrap(body) ?? throw new BadBodyException("the request body must be the document, a JSON object"), ct)).ConfigureAwait(false));
         admin.MapPost("/document/load", async (HttpRequest request, CancellationToken ct) =>
             await ReplyAsync(service, request, ct, body => service.LoadDocument(ControlJson.Text(body, "path", required: true)!, ct)).ConfigureAwait(false));
         admin.MapPost("/commands/build", (CancellationToken ct) => Reply(service, () => service.Build(ct), ct));
@@ -166,6 +168,25 @@ public static partial class ControlApi
         }
 
         return Guard(service, () => Json(200, action(body)), cancellationToken);
+    }
+
+    /// <summary>Whether the request's body is YAML text (<c>application/yaml</c>, <c>application/x-yaml</c> or <c>text/yaml</c>).</summary>
+    internal static bool IsYaml(HttpRequest request) =>
+        (request.ContentType ?? "").Split(';', 2)[0].Trim().ToLowerInvariant() is "application/yaml" or "application/x-yaml" or "text/yaml";
+
+    private static async Task<IResult> ReplyYamlAsync<T>(ControlService service, HttpRequest request, CancellationToken cancellationToken, Func<string, T> action)
+    {
+        string yaml;
+        try
+        {
+            yaml = await ControlJson.ReadTextAsync(request, service.MaxDocumentBytes, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ControlException e)
+        {
+            return Error(e.StatusCode, e.Message);
+        }
+
+        return Guard(service, () => Json(200, action(yaml)), cancellationToken);
     }
 
     /// <summary>Runs <paramref name="action"/> and maps what it throws to shmpipeline's status codes.</summary>

@@ -68,10 +68,21 @@ public sealed class ControlService : IDisposable
         Events = new EventHub(Math.Max(1, this.options.EventHistory), Math.Max(1, this.options.SubscriberQueue));
         var full = Path.GetFullPath(configPath);
         LoadRoots = [Path.GetDirectoryName(full)!, .. this.options.LoadRoots.Select(Path.GetFullPath)];
-        var pipeline = PipelineDocument.Load(full);
+        // The text is read once, and both checked and kept (GET /document/yaml shows it with its comments);
+        // a file that cannot be read so is left to Load, whose error names it.
+        string? source = null;
+        try
+        {
+            source = DocumentFile.ReadText(full, full, this.options.MaxDocumentBytes);
+        }
+        catch (Exception e) when (e is IOException or ControlException)
+        {
+        }
+
+        var pipeline = source is null ? PipelineDocument.Load(full) : PipelineDocument.Parse(source, full, Path.GetDirectoryName(full));
         ownsManager = true;
         logs = this.options.Manager.Logs ?? new ObservabilityLogs();
-        current = Create(pipeline, full, revision: 1);
+        current = Create(pipeline, full, revision: 1, source: source);
         Metrics = new PipelineMetrics(StatusForMetrics, profiling: ProfilingForMetrics);
     }
 
@@ -171,11 +182,15 @@ public sealed class ControlService : IDisposable
     /// <summary>The kinds the served document may use (the built-in ones and its plugins').</summary>
     internal KindRegistry Kinds => current.Pipeline.Kinds;
 
-    /// <summary>The served document as YAML text (<c>GET /document/yaml</c>) and its revision.</summary>
-    internal (string Yaml, long Revision) DocumentYaml()
+    /// <summary>
+    /// The served document as YAML text (<c>GET /document/yaml</c>), its revision, and whether the text is the
+    /// document's own (read from its file, loaded, or put as YAML: with its comments and layout) rather than
+    /// written from the document (given as JSON or in code).
+    /// </summary>
+    internal (string Yaml, long Revision, bool IsSource) DocumentYaml()
     {
         var c = current;
-        return (PipelineDocument.ToYaml(c.Pipeline.Spec), c.Revision);
+        return c.Source is { } source ? (source, c.Revision, true) : (PipelineDocument.ToYaml(c.Pipeline.Spec), c.Revision, false);
     }
 
     /// <summary><c>GET /info</c>.</summary>
@@ -302,6 +317,24 @@ public sealed class ControlService : IDisposable
     }
 
     /// <summary>
+    /// <c>PUT /document</c> with a YAML body: as <see cref="ReplaceDocument"/>, the text checked as a file would be
+    /// (relative paths against the served document's directory) and kept, comments and all, as the document's
+    /// text (<c>GET /document/yaml</c>).
+    /// </summary>
+    public JsonObject ReplaceDocumentYaml(string yaml, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(yaml);
+        var basePath = current.ConfigBasePath;
+        var check = PipelineDocument.Check(yaml, null, basePath);
+        return Serialised(cancellationToken, () =>
+        {
+            var c = current;
+            var checkedHere = c.ConfigBasePath == basePath ? check : PipelineDocument.Check(yaml, null, c.ConfigBasePath);
+            return Replace(checkedHere, c.ConfigPath, c.ConfigBasePath, "document_updated", yaml);
+        });
+    }
+
+    /// <summary>
     /// <c>POST /document/load</c>: reads a YAML file under the allowed roots and serves it. Only a regular
     /// file of at most <see cref="MaxDocumentBytes"/> is read (a FIFO, a device or a directory is refused
     /// at once), and it is read and validated before the command takes its turn.
@@ -311,7 +344,7 @@ public sealed class ControlService : IDisposable
         var (full, real) = Allowed(path);
         var text = DocumentFile.ReadText(real, full, options.MaxDocumentBytes);
         var check = PipelineDocument.Check(text, real, Path.GetDirectoryName(real));
-        return Serialised(cancellationToken, () => Replace(check, full, Path.GetDirectoryName(full)!, "document_loaded"));
+        return Serialised(cancellationToken, () => Replace(check, full, Path.GetDirectoryName(full)!, "document_loaded", text));
     }
 
     /// <summary>The full and the real path of <paramref name="path"/> (relative to the served document's directory); 403 outside <see cref="LoadRoots"/>.</summary>
@@ -346,7 +379,7 @@ public sealed class ControlService : IDisposable
         return real;
     }
 
-    private JsonObject Replace(DocumentCheck check, string? configPath, string basePath, string reason)
+    private JsonObject Replace(DocumentCheck check, string? configPath, string basePath, string reason, string? source = null)
     {
         var c = current;
         if (!c.Pipeline.Spec.Tasks.IsEmpty)
@@ -365,7 +398,7 @@ public sealed class ControlService : IDisposable
                 $"cannot replace the document while the pipeline is {c.Manager.State.ToName()}; stop or shut it down first (allowed in: initialized, built, stopped)");
         }
 
-        var next = Create(pipeline, configPath, c.Revision + 1, basePath);
+        var next = Create(pipeline, configPath, c.Revision + 1, basePath, source);
         Retire(c.Manager, next);
         logs.DocumentReplaced(next.Revision, [.. next.Manager.Plan.Workers.Select(w => w.Name)], [.. pipeline.Spec.Streams.Select(s => s.Name)]);
         var body = DocumentResult(next, check);
@@ -542,7 +575,7 @@ public sealed class ControlService : IDisposable
             return c.Manager; // an adopted manager (a code-first pipeline's) is built again as it is: its owner keeps hold of it
         }
 
-        var next = Create(c.Pipeline, c.ConfigPath, c.Revision, c.ConfigBasePath);
+        var next = Create(c.Pipeline, c.ConfigPath, c.Revision, c.ConfigBasePath, c.Source);
         next.Manager.AdoptSettings(c.Manager); // the same document: live changes survive a stop and start
         Retire(c.Manager, next);
         return next.Manager;
@@ -589,7 +622,7 @@ public sealed class ControlService : IDisposable
         return snapshot;
     }
 
-    private Current Create(ValidatedPipeline pipeline, string? configPath, long revision, string? basePath = null)
+    private Current Create(ValidatedPipeline pipeline, string? configPath, long revision, string? basePath = null, string? source = null)
     {
         // The service publishes the figures of whichever manager it serves (Metrics); its managers do not.
         // Every manager appends to the service's logs: their sequence numbers go on across replacements.
@@ -598,7 +631,7 @@ public sealed class ControlService : IDisposable
         {
             var document = DocumentOf(pipeline.Spec);
             manager.EventRaised += OnManagerEvent;
-            return new Current(pipeline, manager, document, configPath, basePath ?? pipeline.Spec.BaseDirectory ?? Path.GetDirectoryName(configPath) ?? Environment.CurrentDirectory, revision);
+            return new Current(pipeline, manager, document, configPath, basePath ?? pipeline.Spec.BaseDirectory ?? Path.GetDirectoryName(configPath) ?? Environment.CurrentDirectory, revision) { Source = source };
         }
         catch
         {
@@ -705,7 +738,11 @@ public sealed class ControlService : IDisposable
         return path.StartsWith(r, StringComparison.Ordinal);
     }
 
-    private sealed record Current(ValidatedPipeline Pipeline, PipelineManager Manager, JsonObject Document, string? ConfigPath, string ConfigBasePath, long Revision);
+    private sealed record Current(ValidatedPipeline Pipeline, PipelineManager Manager, JsonObject Document, string? ConfigPath, string ConfigBasePath, long Revision)
+    {
+        /// <summary>The YAML text the document was read from (its file, a load, a YAML <c>PUT /document</c>); null when it came as JSON or code.</summary>
+        public string? Source { get; init; }
+    }
 }
 
 internal static class JsonObjectMerge

@@ -91,7 +91,21 @@ public sealed record NodeProfile(string Name, HistogramSummary? Compute)
 /// <param name="P999Us">99.9th percentile.</param>
 /// <param name="MaxUs">Largest.</param>
 /// <param name="MeanUs">Mean.</param>
-public sealed record HistogramSummary(long Count, double P50Us, double P90Us, double P99Us, double P999Us, double MaxUs, double MeanUs);
+public sealed record HistogramSummary(long Count, double P50Us, double P90Us, double P99Us, double P999Us, double MaxUs, double MeanUs)
+{
+    /// <summary>
+    /// The histogram's counts in buckets whose upper bounds are powers of two in microseconds (1, 2, 4, ... µs):
+    /// each counts the values above the previous bound and at most its own (the first, every value up to 1 µs),
+    /// at the histogram's resolution; listed from the first to the last non-empty bucket, with the empty ones
+    /// between. Python workers report the same buckets (docs/http-api.md).
+    /// </summary>
+    public IReadOnlyList<HistogramBucket>? Buckets { get; init; }
+}
+
+/// <summary>One bucket of a <see cref="HistogramSummary"/>.</summary>
+/// <param name="UpToUs">Its upper bound in microseconds, included: a power of two from 1.</param>
+/// <param name="Count">Values above the previous bucket's bound and at most <paramref name="UpToUs"/>.</param>
+public sealed record HistogramBucket(double UpToUs, long Count);
 
 /// <summary>One traced frame (<c>GET /profiling/traces</c>, decision 94).</summary>
 /// <param name="Stream">The stream the frame came on.</param>

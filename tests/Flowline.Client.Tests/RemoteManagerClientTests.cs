@@ -203,6 +203,22 @@ public sealed class RemoteManagerClientTests
     }
 
     [Fact]
+    public async Task UpdateDocumentYamlAsync_PutsTheTextAsYaml_AndDocumentYamlAsyncGetsIt()
+    {
+        var handler = FakeHandler.Json("""{"revision": 3}""");
+        using var client = Client(handler);
+        const string Yaml = "# a comment\nshared_memory: []\n";
+
+        var reply = await client.UpdateDocumentYamlAsync(Yaml);
+
+        Assert.Equal(3, reply.Revision);
+        Assert.Equal("PUT", handler.Single.Method);
+        Assert.Equal("/document", handler.Single.Path);
+        Assert.Equal("application/yaml", handler.Single.ContentType);
+        Assert.Equal(Yaml, handler.Single.Body);
+    }
+
+    [Fact]
     public async Task ValidateDocumentAsync_Document_PostsIt()
     {
         var handler = FakeHandler.Json("""{"valid": true, "errors": []}""");

@@ -121,6 +121,61 @@ public sealed partial class AssetTests
         Assert.Equal(HttpStatusCode.UnprocessableEntity, badNamespace.StatusCode);
     }
 
+    [Fact]
+    public async Task TheDocumentsOwnYaml_IsServedWithItsComments_AndAYamlPutKeepsThem_WhileAJsonPutIsWrittenOut()
+    {
+        await using var served = await ConsoleServer.StartAsync();
+        using var http = new HttpClient { BaseAddress = served.Server.Address };
+
+        // Served from its file: the file's text, comments and all.
+        using (var first = await http.GetAsync("/document/yaml"))
+        {
+            Assert.Equal("text", first.Headers.GetValues("X-Document-Source").Single());
+            Assert.Equal(ConsoleServer.ExampleYaml, await first.Content.ReadAsStringAsync());
+        }
+
+        // A YAML PUT: applied, and its text kept (as the next load of the editor shows it).
+        var edited = ConsoleServer.ExampleYaml.Replace("parameters: {leak: 0.99, gain: 0.3}", "parameters: {leak: 0.98, gain: 0.3} # slower leak, tried on the bench", StringComparison.Ordinal);
+        Assert.NotEqual(ConsoleServer.ExampleYaml, edited);
+        using (var put = await http.PutAsync("/document", new StringContent(edited, Encoding.UTF8, "application/yaml")))
+        {
+            Assert.Equal(HttpStatusCode.OK, put.StatusCode);
+            Assert.Equal(2, (long)JsonNode.Parse(await put.Content.ReadAsStringAsync())!["revision"]!);
+        }
+
+        using (var again = await http.GetAsync("/document/yaml"))
+        {
+            Assert.Equal("text", again.Headers.GetValues("X-Document-Source").Single());
+            Assert.Equal("2", again.Headers.GetValues("X-Document-Revision").Single());
+            Assert.Equal(edited, await again.Content.ReadAsStringAsync());
+        }
+
+        var document = JsonNode.Parse(await http.GetStringAsync("/document"))!;
+        var integrate = document["document"]!["kernels"]!.AsArray().Single(k => (string?)k!["name"] == "integrate")!;
+        Assert.Equal(0.98, (double)integrate["parameters"]!["leak"]!);
+
+        // Invalid YAML is refused with its errors and changes nothing.
+        using (var bad = await http.PutAsync("/document", new StringContent(edited.Replace("dtype: float32", "dtype: float33", StringComparison.Ordinal), Encoding.UTF8, "application/yaml")))
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+            Assert.Contains("float33", await bad.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal(edited, await http.GetStringAsync("/document/yaml"));
+
+        // A JSON PUT has no text of its own: the YAML is written from the document (no comments).
+        using (var json = await http.PutAsync("/document", JsonContent(document["document"]!.ToJsonString())))
+        {
+            Assert.Equal(HttpStatusCode.OK, json.StatusCode);
+        }
+
+        using var written = await http.GetAsync("/document/yaml");
+        Assert.Equal("generated", written.Headers.GetValues("X-Document-Source").Single());
+        var text = await written.Content.ReadAsStringAsync();
+        Assert.DoesNotContain("# slower leak", text, StringComparison.Ordinal);
+        Assert.Contains("integrate", text, StringComparison.Ordinal);
+    }
+
     private static StringContent JsonContent(string json) => new(json, Encoding.UTF8, "application/json");
 
     [GeneratedRegex("(?:src|href)=\"(/console/[^\"]+)\"")]

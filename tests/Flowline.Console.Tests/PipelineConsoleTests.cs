@@ -166,9 +166,16 @@ public sealed class PipelineConsoleTests(BrowserFixture browser) : IClassFixture
 
             await page.Keyboard.PressAsync("Backspace");
             await Expect(page.Locator("#yaml-errors li")).ToHaveCountAsync(0);
+            // The editor holds the file's own text: "leak: 0.99" may be followed by more on its line ("{leak: 0.99, gain: 0.3}").
             var leak = page.Locator(".CodeMirror-code > div").Nth(leakLine - 1).Locator(".CodeMirror-line");
             await leak.ClickAsync();
             await page.Keyboard.PressAsync("End");
+            var leakText = lines[leakLine - 1];
+            for (var i = leakText.IndexOf("leak: 0.99", StringComparison.Ordinal) + "leak: 0.99".Length; i < leakText.Length; i++)
+            {
+                await page.Keyboard.PressAsync("ArrowLeft");
+            }
+
             await page.Keyboard.TypeAsync("5");
             await Expect(page.Locator("#doc-status")).ToHaveTextAsync("valid; not applied yet");
             await Expect(page.Locator("#doc-apply")).ToBeEnabledAsync();

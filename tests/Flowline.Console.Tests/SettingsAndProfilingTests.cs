@@ -87,6 +87,23 @@ public sealed class SettingsAndProfilingTests(BrowserFixture browser) : IClassFi
                 "the slopes reader's p50 latency is above zero");
             await Expect(page.Locator("#profiling-nodes tr[data-node=reconstruct] td:nth-child(3)")).Not.ToHaveTextAsync("–");
 
+            // The same reader's latency as a histogram: uPlot bars of the snapshot's buckets, drawn on its canvas.
+            var histogram = page.Locator("#profiling-histograms .histogram[data-kind=latency][data-stream=slopes]").First;
+            await PipelineConsoleTests.WaitUntilAsync(
+                async () => await histogram.CountAsync() > 0 && long.TryParse(await histogram.GetAttributeAsync("data-total"), CultureInfo.InvariantCulture, out var total) && total > 0,
+                "the slopes reader's latency histogram has counts");
+            await histogram.ScrollIntoViewIfNeededAsync();
+            await PipelineConsoleTests.WaitUntilAsync(
+                async () => await histogram.EvaluateAsync<int>(@"box => {
+                    // Pixels of the bars' colour (#2456a6 at 80 %): blue well above red; the axes and grid are grey.
+                    const c = box.querySelector('canvas');
+                    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                    let bars = 0;
+                    for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i + 2] > 140 && d[i + 2] - d[i] > 70) bars++;
+                    return bars;
+                }") > 50,
+                "the histogram's canvas shows bars");
+
             // Traces of one node: switched on, samples arrive in the table, switched off.
             await page.SelectOptionAsync("#trace-node", "reconstruct");
             await page.ClickAsync("#trace-form button[type=submit]");

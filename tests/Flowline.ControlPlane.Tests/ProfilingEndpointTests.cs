@@ -51,8 +51,20 @@ public sealed class ProfilingEndpointTests : ServerTest
         }
 
         var latency = reader["latency"]!.AsObject();
-        Assert.Equal(["count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us"], latency.Select(p => p.Key).ToArray());
+        Assert.Equal(["count", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us", "buckets"], latency.Select(p => p.Key).ToArray());
         Assert.True((long)latency["count"]! > 0);
+
+        // Its buckets: {up_to_us, count}, bounds 1, 2, 4, ... µs from the first, the last one not empty, adding up to count.
+        var buckets = latency["buckets"]!.AsArray().Select(b => b!.AsObject()).ToList();
+        Assert.Equal(Enumerable.Range(0, buckets.Count).Select(i => Math.Pow(2, i)), buckets.Select(b => (double)b["up_to_us"]!));
+        Assert.All(buckets, b => Assert.Equal(["up_to_us", "count"], b.Select(p => p.Key).ToArray()));
+        Assert.Equal((long)latency["count"]!, buckets.Sum(b => (long)b["count"]!));
+        Assert.True((long)buckets[^1]["count"]! > 0);
+        // The median is in the bucket where the counts pass half of them (within the histograms' 1 %).
+        var half = (long)latency["count"]! / 2.0;
+        var running = 0L;
+        var median = buckets.First(b => (running += (long)b["count"]!) >= half);
+        Assert.InRange((double)latency["p50_us"]!, (double)median["up_to_us"]! / 2 * 0.99, (double)median["up_to_us"]! * 1.01);
         var node = json["nodes"]!.AsArray().Single(n => (string?)n!["name"] == "copy")!.AsObject();
         Assert.True((double)node["compute"]!["p50_us"]! <= (double)node["compute"]!["max_us"]!);
 

@@ -217,6 +217,42 @@ public static class ProfileHistograms
             Us(histogram.GetValueAtPercentile(99)),
             Us(histogram.GetValueAtPercentile(99.9)),
             Us(histogram.GetMaxValue()),
-            Us(histogram.GetMean()));
+            Us(histogram.GetMean()))
+        {
+            Buckets = Buckets(histogram),
+        };
     }
+
+    /// <summary>
+    /// The histogram's counts in buckets bounded by powers of two in microseconds (1, 2, 4, ... µs), from the
+    /// first bucket to the last non-empty one. Built from HdrHistogram's own iteration over its recorded
+    /// values, with the bounds its logarithmic iterators use: a value belongs to the first bucket whose bound
+    /// it does not exceed at the histogram's resolution (their lowest equivalent values compared).
+    /// </summary>
+    internal static IReadOnlyList<HistogramBucket> Buckets(HistogramBase histogram)
+    {
+        var counts = new List<long>();
+        var bucket = 0;
+        var boundLowest = histogram.LowestEquivalentValue(NsPerUs);
+        foreach (var step in histogram.RecordedValues())
+        {
+            var lowest = histogram.LowestEquivalentValue(step.ValueIteratedTo);
+            while (lowest > boundLowest)
+            {
+                bucket++;
+                boundLowest = histogram.LowestEquivalentValue(NsPerUs << bucket);
+            }
+
+            while (counts.Count <= bucket)
+            {
+                counts.Add(0);
+            }
+
+            counts[bucket] += step.CountAddedInThisIterationStep;
+        }
+
+        return [.. counts.Select((count, i) => new HistogramBucket(1L << i, count))];
+    }
+
+    private const long NsPerUs = 1000;
 }

@@ -36,6 +36,43 @@ public sealed class ProfilingTests : RuntimeTest
     }
 
     [Fact]
+    public void ASummarysBuckets_ArePowersOfTwoMicroseconds_FromOneMicrosecondToTheLastNonEmpty()
+    {
+        var histogram = ProfileHistograms.Create();
+        ProfileHistograms.Record(histogram, 300); // 0.3 µs: the first bucket (up to 1 µs)
+        ProfileHistograms.Record(histogram, 1000); // 1 µs exactly: still the first
+        for (var i = 0; i < 3; i++)
+        {
+            ProfileHistograms.Record(histogram, 3_000); // 3 µs: (2, 4]
+        }
+
+        ProfileHistograms.Record(histogram, 4_000); // 4 µs exactly: (2, 4]
+        ProfileHistograms.Record(histogram, 5_000); // (4, 8]
+        ProfileHistograms.Record(histogram, 100_000); // 100 µs: (64, 128]
+
+        var summary = ProfileHistograms.Summarize(histogram)!;
+        Assert.NotNull(summary.Buckets);
+        Assert.Equal([1.0, 2, 4, 8, 16, 32, 64, 128], summary.Buckets.Select(b => b.UpToUs));
+        Assert.Equal([2L, 0, 4, 1, 0, 0, 0, 1], summary.Buckets.Select(b => b.Count));
+        Assert.Equal(summary.Count, summary.Buckets.Sum(b => b.Count));
+
+        // The JSON names of the wire format (docs/http-api.md), which Python workers' summaries share.
+        var json = System.Text.Json.Nodes.JsonNode.Parse(Flowline.Status.StatusJson.Serialize(new Flowline.Status.NodeProfile("n", summary)))!;
+        Assert.Equal(4.0, (double)json["compute"]!["buckets"]![2]!["up_to_us"]!);
+        Assert.Equal(4L, (long)json["compute"]!["buckets"]![2]!["count"]!);
+
+        // Only values above 1 µs: the list still starts at the first bucket; a value of an hour ends it at 2^32 µs.
+        var slow = ProfileHistograms.Create();
+        ProfileHistograms.Record(slow, 10_000);
+        ProfileHistograms.Record(slow, ProfileHistograms.HighestNs);
+        var buckets = ProfileHistograms.Summarize(slow)!.Buckets!;
+        Assert.Equal(33, buckets.Count);
+        Assert.Equal(Math.Pow(2, 32), buckets[^1].UpToUs);
+        Assert.Equal([0L, 0, 0, 0, 1], buckets.Take(5).Select(b => b.Count));
+        Assert.Equal(2, buckets.Sum(b => b.Count));
+    }
+
+    [Fact]
     public void ARunningPipeline_HasCountersAndHistograms_MatchedToItsNodes()
     {
         var manager = Manager(PipelineManagerTests.CopyPipeline);

@@ -293,13 +293,16 @@
     const text = await response.text();
     const dirty = editor && editor.getValue() !== serverYaml;
     serverYaml = text;
+    // "text": the document's own YAML, comments and all; "generated": written from a document given as JSON.
+    $('#yaml').dataset.source = response.headers.get('X-Document-Source') || '';
     if (editor && (force || !dirty)) editor.setValue(text);
     updateApplyButtons();
   }
 
+  // The text itself is applied (as application/yaml), so that the server keeps it with its comments.
   async function applyYaml() {
     if (!lastCheck || !lastCheck.valid) return;
-    const r = await api('PUT', '/document', lastCheck.document);
+    const r = await api('PUT', '/document', lastCheck.text, 'application/yaml');
     setResult($('#doc-status'), r.ok ? `applied: revision ${r.json.revision}` : `apply failed: ${detailOf(r)}`, !r.ok);
     if (r.ok) { serverYaml = ''; await refreshYaml(true); }
   }
@@ -959,6 +962,7 @@
         await readSse(response, (type, e, id) => {
           if (id !== null) last = id;
           if (type === 'lost') { refreshSettings(); abort.abort(); return; }
+          if (type === 'document_replaced') { documentReplaced(e && e.revision); return; }
           if (type !== 'setting' || !e) return;
           const w = settingWidgets[e.node + '\u0000' + e.field];
           if (!w || w.own(e.seq)) return;
@@ -1007,10 +1011,49 @@
         el('h3', { text: 'Writers' }),
         el('table', { class: 'grid', id: 'profiling-writers' }, head(['stream', 'writer', 'state', 'frames', 'blocked s', 'space waits', 'capacity', 'fill']), el('tbody', {}, streams)));
     }
+    if (r.ok) drawHistograms(r.json);
     if (!$('#tab-profiling').hidden) profilingTimer = setTimeout(refreshProfiling, 2000);
     else stopTraceFeed();
     const select = $('#trace-node');
     if (r.ok && select && select.options.length === 0) for (const n of r.json.nodes || []) select.append(el('option', { value: n.name, text: n.name }));
+  }
+
+  // ---- histograms: the snapshot's buckets (powers of two in µs) as uPlot bars, one plot per reader and node ----
+  // Plots are kept across refreshes (setData), and removed when their reader or node is gone.
+  const histograms = {};
+  const usLabel = us => us >= 1e6 ? `${+(us / 1e6).toPrecision(3)} s` : us >= 1e3 ? `${+(us / 1e3).toPrecision(3)} ms` : `${us} µs`;
+  function drawHistograms(snapshot) {
+    const root = $('#profiling-histograms');
+    const wanted = [];
+    for (const s of snapshot.streams || []) {
+      for (const reader of s.readers || []) {
+        if (reader.latency && reader.latency.buckets) wanted.push({ key: `latency ${s.name} ${reader.node || reader.process_id || reader.index}`, title: `${s.name} → ${reader.node || reader.process_id || '#' + reader.index}: latency`, h: reader.latency, kind: 'latency', stream: s.name });
+      }
+    }
+    for (const n of snapshot.nodes || []) if (n.compute && n.compute.buckets) wanted.push({ key: `compute ${n.name}`, title: `${n.name}: compute time`, h: n.compute, kind: 'compute', node: n.name });
+    const keep = new Set(wanted.map(w => w.key));
+    for (const [key, entry] of Object.entries(histograms)) if (!keep.has(key)) { entry.plot.destroy(); entry.box.remove(); delete histograms[key]; }
+    for (const w of wanted) {
+      let entry = histograms[w.key];
+      if (!entry) {
+        const box = el('div', { class: 'histogram', 'data-kind': w.kind, 'data-stream': w.stream, 'data-node': w.node }, el('div', { class: 'muted', text: w.title }));
+        root.append(box);
+        const plot = new uPlot({
+          width: 320, height: 160, legend: { show: false }, cursor: { show: false }, select: { show: false },
+          scales: { x: { time: false, range: (u, min, max) => [min - 0.5, max + 0.5] }, y: { range: (u, min, max) => [0, Math.max(1, max) * 1.05] } },
+          axes: [{ incrs: [1, 2, 4, 8], values: (u, vals) => vals.map(v => Number.isInteger(v) && v >= 0 ? usLabel(2 ** v) : ''), size: 30 },
+            { size: 50, values: (u, vals) => vals.map(v => v >= 1e6 ? `${v / 1e6}M` : v >= 1e3 ? `${v / 1e3}k` : String(v)) }],
+          series: [{}, { label: 'frames', fill: '#2456a6cc', stroke: '#2456a6', width: 1, paths: uPlot.paths.bars({ size: [0.85, 60] }), points: { show: false } }],
+        }, [[], []], box);
+        entry = histograms[w.key] = { box, plot };
+      }
+      // Bucket i holds the values up to 2^i µs (above 2^(i-1) µs): x is i, labelled with its bound.
+      const buckets = w.h.buckets;
+      entry.plot.setData([buckets.map(b => Math.log2(b.up_to_us)), buckets.map(b => b.count)]);
+      entry.box.dataset.buckets = String(buckets.length);
+      entry.box.dataset.total = String(buckets.reduce((a, b) => a + b.count, 0));
+      entry.box.title = `${w.title}: ${buckets.filter(b => b.count).map(b => `≤${usLabel(b.up_to_us)}: ${b.count}`).join(', ')}`;
+    }
   }
 
   // ---- traces: POST /profiling/traces switches them on for a node, GET /profiling/traces (SSE) ----
@@ -1082,6 +1125,28 @@
     setResult($('#trace-result'), r.ok ? 'tracing off' : `failed: ${detailOf(r)}`, !r.ok);
   }
 
+  // ---- a replaced document (PUT /document or /document/load, by this console or any other client) ----------
+  // Announced as document_updated on /events and as document_replaced on /settings/events and /topology/events:
+  // whichever comes first reloads the document, the graph, the runtime tables and the settings widgets, once per revision.
+  let loadedRevision = 0;
+  async function documentReplaced(revision) {
+    if (typeof revision === 'number') {
+      if (revision <= loadedRevision) return;
+      loadedRevision = revision;
+    }
+    const select = $('#trace-node');
+    if (select) select.replaceChildren(); // filled again from the next profiling snapshot
+    await Promise.all([refreshInfo(), refreshGraph(), refreshYaml(false), refreshTables(), refreshHealth(), refreshStatus()]);
+    if (!$('#tab-settings').hidden) await refreshSettings();
+    if (!$('#tab-profiling').hidden) await refreshProfiling();
+    document.body.dataset.revision = String(loadedRevision);
+  }
+
+  async function refreshStatus() {
+    const r = await api('GET', '/snapshot');
+    if (r.ok && r.json) applyStatus(r.json);
+  }
+
   // ---- start ------------------------------------------------------------------------------------
   async function main() {
     for (const b of $$('#tabs button')) b.addEventListener('click', () => showTab(b.dataset.tab));
@@ -1115,11 +1180,13 @@
     on('worker_stopped', onWorkerStopped);
     for (const t of ['worker_failed', 'source_failed', 'sink_failed']) on(t, d => { const name = d.kernel || d.name; if (name) state.failures[name] = d; renderFailures(); const row = $(`#workers tr[data-worker="${CSS.escape(name)}"]`); if (row) updateWorkerRow(row, name); drawGraph(); });
     on('worker_started', d => { const name = d.kernel || d.name; if (name && state.failures[name]) { delete state.failures[name]; renderFailures(); } });
-    on('document_updated', () => { refreshInfo(); refreshGraph(); refreshYaml(false); refreshTables(); refreshHealth(); });
+    on('document_updated', d => documentReplaced(d && d.revision));
     on('server_launched', refreshServers);
     on('server_stopped', refreshServers);
     on('*', logEvent);
     await Promise.all([refreshHealth(), refreshInfo(), refreshGraph(), refreshServers(), refreshYaml(true), refreshTables()]);
+    loadedRevision = (state.health && state.health.document_revision) || 0;
+    document.body.dataset.revision = String(loadedRevision);
     runEvents();
     showTab((location.hash || '#control').slice(1) || 'control');
     document.body.dataset.ready = 'true';
