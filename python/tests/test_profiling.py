@@ -72,6 +72,14 @@ def test_python_worker_answers_profiling_snapshot_with_histograms(ns: str, tmp_p
         filled = next(s for s in result["streams"] if s["name"] == "filled")
         assert filled["writer"]["node"] == "py" and filled["writer"]["frames"] > 0
 
+        # The whole pipeline's snapshot (GET /profiling) carries the Python worker's histograms too.
+        status, whole = call(url, "GET", "/profiling")
+        assert status == 200, whole
+        py = next(n for n in whole["nodes"] if n["name"] == "py")
+        assert py["compute"]["count"] > 0 and py["compute"]["p50_us"] >= 400, py
+        raw_readers = next(s for s in whole["streams"] if s["name"] == "raw")["readers"]
+        assert next(r for r in raw_readers if r["node"] == "py")["latency"]["count"] > 0
+
         later = compute_count()
         wait_until(lambda: compute_count() > later, "the histogram keeps counting", 30)
 

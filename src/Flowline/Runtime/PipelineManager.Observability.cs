@@ -116,7 +116,7 @@ public sealed partial class PipelineManager
             ?? throw new RequestException(RequestErrorCode.UnknownTarget, $"no process owns node '{node}': the pipeline has no such node");
         var slot = Volatile.Read(ref slots[index])
             ?? throw new RequestException(RequestErrorCode.ProcessExited, $"node '{node}' has no worker now (the pipeline is {State.ToName()})");
-        return IsProfilingOp(op) ? Task.FromResult(ProfilingRequest(slot, op, args)) : SendAsync(slot, op, args, timeout, cancellationToken);
+        return Route(slot, op, args, timeout, cancellationToken);
     }
 
     /// <summary>Sends <paramref name="op"/> to process <paramref name="processId"/> (a UUID of <see cref="Processes"/>).</summary>
@@ -137,7 +137,7 @@ public sealed partial class PipelineManager
         {
             if (Volatile.Read(ref slots[i]) is { } slot && slot.ProcessId == id)
             {
-                return IsProfilingOp(op) ? Task.FromResult(ProfilingRequest(slot, op, args)) : SendAsync(slot, op, args, timeout, cancellationToken);
+                return Route(slot, op, args, timeout, cancellationToken);
             }
         }
 
