@@ -21,6 +21,7 @@ handlers of its own with :func:`declare`::
 
 from __future__ import annotations
 
+import datetime
 import gc
 import json
 import math
@@ -34,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from . import _native as N
+from .profiling import WorkerProfile
 from .control import (STATUS_HANDLER_ERROR, STATUS_INVALID_REQUEST, STATUS_NO_HANDLER, STATUS_OK, STATUS_TIMEOUT,
                       MAILBOX_PAYLOAD_CAPACITY, ControlBlock)
 
@@ -157,7 +159,18 @@ def declaration_of(function: Any) -> Declaration:
     return found if isinstance(found, Declaration) else Declaration()
 
 
-BUILT_IN = ("ping", "process_stats", "settings_schema", "update_setting")
+BUILT_IN = ("ping", "process_stats", "settings_schema", "update_setting", "profiling_snapshot")
+
+
+def _profiling_snapshot(node: str, profile: "Optional[WorkerProfile]", args: dict[str, Any]) -> dict[str, Any]:
+    """``profiling_snapshot``: this worker's histograms in the shape of the manager's ``ProfilingSnapshot``
+    (null summaries when profiling is off: ``FLOWLINE_PROFILING=0``)."""
+    if args:
+        raise RequestError(f"profiling_snapshot takes no arguments (got: {', '.join(args)})", next(iter(args)))
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    if profile is None:
+        return {"time": now, "streams": [], "nodes": [{"name": node, "compute": None}]}
+    return profile.snapshot(now)
 
 _gc_pause_ns = 0
 _gc_started_ns = 0
@@ -221,7 +234,8 @@ _STATUS = {"invalid_request": STATUS_INVALID_REQUEST, "no_handler": STATUS_NO_HA
 class RequestServer:
     """Serves the worker's request mailbox on a thread of its own; :meth:`drain` runs the between-frame ones."""
 
-    def __init__(self, control: ControlBlock, node: str, parameters: dict[str, Any], declaration: Declaration) -> None:
+    def __init__(self, control: ControlBlock, node: str, parameters: dict[str, Any], declaration: Declaration,
+                 profile: "Optional[WorkerProfile]" = None) -> None:
         self.control = control
         self.node = node
         self.parameters = parameters
@@ -233,6 +247,7 @@ class RequestServer:
             "process_stats": (lambda _args: process_stats(), False),
             "settings_schema": (lambda _args: {"fields": [s.schema() for s in declaration.settings.values()]}, False),
             "update_setting": (self._update_setting, True),
+            "profiling_snapshot": (lambda args: _profiling_snapshot(node, profile, args), False),
             **declaration.requests,
         }
         if _gc_timer not in gc.callbacks:

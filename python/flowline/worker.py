@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import _native as N
+from .profiling import WorkerProfile
 from .requests import RequestServer, declaration_of
 from .control import FAILED, HOLD, PAUSE, PAUSED, READY, RUN, RUNNING, STARTING, STOP, STOPPED, ControlBlock, MAX_INPUTS
 from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, Writer, WriterGone, wait_any
@@ -177,6 +178,10 @@ class Runner:
         self.missed = 0
         self.output_frames = 0
         self.reporter = Reporter(control, self._collect)
+        # Profiling (issue 12): each input's latency from the origin and the compute time, unless FLOWLINE_PROFILING=0.
+        self.profile: Optional[WorkerProfile] = None
+        if os.environ.get("FLOWLINE_PROFILING", "1").strip().lower() not in ("0", "false", "off", "no"):
+            self.profile = WorkerProfile(manifest.get("node", "?"), [r.stream.name for r in self.readers])
 
     def _attach(self, spec: dict[str, Any]) -> Stream:
         stream = Stream.attach(spec["namespace"], spec["name"])
@@ -211,7 +216,7 @@ class Runner:
     def serve_requests(self) -> None:
         """Starts answering the request mailbox (before the worker reports ready: the manager then sends it
         the settings changed since the document and asks for its settings' schema)."""
-        self.requests = RequestServer(self.control, self.manifest.get("node", "?"), self.parameters, self.declaration)
+        self.requests = RequestServer(self.control, self.manifest.get("node", "?"), self.parameters, self.declaration, self.profile)
 
     def drain(self) -> None:
         """Runs the requests waiting for a frame boundary (settings changes): called between two frames only."""
@@ -231,6 +236,11 @@ class Runner:
             self._end()
             return False
         self.looked[i] = True
+        profile = self.profile
+        if profile is not None:
+            origin = self.headers[i].origin_ns
+            if origin > 0:
+                profile.latency[i].record(N.now_ns() - origin)
         return True
 
     def _gather(self) -> bool:
@@ -290,6 +300,8 @@ class Runner:
             self._release()
             end = N.now_ns()
             self.reporter.window.record(end - start, end, origin)
+            if self.profile is not None:
+                self.profile.compute.record(end - start)
             return
         slots = self._slots()
         if slots is None:
@@ -316,6 +328,8 @@ class Runner:
         end = N.now_ns()
         if intact:
             self.reporter.window.record(end - start, end, origin)
+            if self.profile is not None:
+                self.profile.compute.record(end - start)
 
     def _origin(self) -> int:
         origins = [h.origin_ns for h, seen in zip(self.headers, self.looked) if seen and h is not None and h.origin_ns > 0]
@@ -348,6 +362,8 @@ class Runner:
         self.output_frames += len(self.writers)
         end = N.now_ns()
         self.reporter.window.record(end - start, end, start)
+        if self.profile is not None:
+            self.profile.compute.record(end - start)
 
     def _release(self) -> None:
         for i, seen in enumerate(self.looked):

@@ -129,6 +129,7 @@ def ns() -> Iterator[str]:
     name = f"pytest-{os.getpid()}-{next(_counter)}"
     yield name
     shutil.rmtree(ROOT / name, ignore_errors=True)
+    shutil.rmtree(ROOT / f"{name}.control", ignore_errors=True)  # a server killed when a test failed leaves its control blocks
 
 
 @pytest.fixture

@@ -234,7 +234,7 @@ public sealed class ControlService : IDisposable
     {
         var document = (JsonObject)c.Document.DeepClone();
         var settings = c.Manager.Settings();
-        foreach (var section in new[] { "kernels", "sources", "sinks" })
+        foreach (var section in new[] { "kernels", "sources", "sinks", "tasks" })
         {
             if (document[section] is not JsonArray nodes)
             {

@@ -412,6 +412,26 @@ public sealed class RunCommandTests : IDisposable
         AssertNothingLeft(child.BenchNamespace);
     }
 
+    /// <summary><c>--trace-poll-ms</c> traces every frame of every kernel and sink while measuring and counts what was read and lost.</summary>
+    [Fact]
+    public void Benchmark_TracePoll_ReportsTraceRecordsReadAndLost()
+    {
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--warmup", "0.5", "--trace-poll-ms", "20", "--json");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(0, result);
+        var report = Json(result).AsObject();
+        Assert.True((bool)report["profiling"]!);
+        var traces = report["traces"]!.AsObject();
+        Assert.Equal(["copy", "sink"], traces["nodes"]!.AsArray().Select(n => (string?)n).Order());
+        Assert.Equal(20.0, (double)traces["poll_ms"]!);
+        // copy-64's source runs at 1 kHz: two traced workers record about 2,000 frames a second, far below what a ring holds per read.
+        Assert.True((long)traces["records_read"]! > 100, traces.ToJsonString());
+        Assert.Equal(0, (long)traces["records_lost"]!);
+        Assert.True((long)traces["reads"]! >= 2, traces.ToJsonString());
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
     [Fact]
     public void Benchmark_FirstFrames_Negative_ExitsOne()
     {

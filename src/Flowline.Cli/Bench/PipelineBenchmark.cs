@@ -54,6 +54,7 @@ internal sealed record BenchSource(string Stream, string Pattern, double? RateHz
 /// <param name="WithoutSinks">Leave the document's sinks out: the benchmark's reader is then the pipeline's only sink, not one more process competing for the CPUs.</param>
 /// <param name="Wait">Make every stream wait with this policy (the benchmark's own reader too), to compare policies on one document.</param>
 /// <param name="FirstFrames">Report the latency of the first this many frames after the start (read from the start on, warm-up included) apart from the steady state; 0 for none.</param>
+/// <param name="TracePollMs">Switch traces on for every frame of every kernel and sink while measuring and read them every this many milliseconds (the server's trace stream reads every 100 ms); 0 for no traces.</param>
 internal sealed record PipelineBenchOptions(
     TimeSpan Duration,
     TimeSpan Warmup,
@@ -65,7 +66,8 @@ internal sealed record PipelineBenchOptions(
     bool Lossless = false,
     bool WithoutSinks = false,
     WaitPolicy? Wait = null,
-    int FirstFrames = 0);
+    int FirstFrames = 0,
+    int TracePollMs = 0);
 
 /// <summary>
 /// Runs a pipeline and measures it at an output stream from a reader of the benchmark's own:
@@ -169,9 +171,11 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         var cpuAtStart = pids.ToDictionary(p => p.Key, p => ThisProcess.TryReadUsage(p.Value, out var cpu, out _) ? cpu : TimeSpan.Zero);
         var skippedBefore = reader.FramesSkipped;
         var samples = new Samples();
+        using var traces = options.TracePollMs > 0 ? new TraceReader(manager, options.TracePollMs, options.Duration) : null;
         var measureStart = MonotonicClock.NowNs();
         Measure(reader, lockstep, measureStart + Ns(options.Duration), samples, cancellation);
         var measured = (MonotonicClock.NowNs() - measureStart) / 1e9;
+        var traced = traces?.Finish(measured);
         var cpuPercent = new JsonObject();
         var cpuTotal = 0.0;
         foreach (var (name, pid) in pids)
@@ -217,6 +221,8 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             ["inter_arrival_us"] = Summary(samples.InterArrivals()),
             ["latency_us"] = Summary(samples.Latencies()),
             ["first_frames"] = early is null ? null : FirstFrames(early, samples, options.FirstFrames),
+            ["profiling"] = ProfileHistograms.Enabled,
+            ["traces"] = traced,
             ["worker_ready_s"] = ready.DeepClone(),
             ["worker_pss_mb"] = pss,
             ["worker_cpu_percent"] = cpuPercent,
@@ -451,5 +457,85 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         public long[] InterArrivals() => [.. arrivals.Zip(arrivals.Skip(1), (a, b) => b - a)];
 
         public long[] Latencies() => [.. arrivals.Zip(origins, (a, o) => Math.Max(0, a - o))];
+    }
+}
+
+/// <summary>
+/// Traces at full rate (<c>--trace-poll-ms</c>): every frame of every kernel and sink traced while the
+/// benchmark measures, read with a cursor per worker every poll interval on a thread, as the server's
+/// trace stream reads them; counts the records read and those overwritten before they were read.
+/// </summary>
+internal sealed class TraceReader : IDisposable
+{
+    private readonly PipelineManager manager;
+    private readonly TimeSpan poll;
+    private readonly long[] cursors;
+    private readonly List<TraceSample> batch = [];
+    private readonly Thread thread;
+    private readonly ManualResetEventSlim stop = new();
+    private long records;
+    private long lost;
+    private long reads;
+
+    public TraceReader(PipelineManager manager, int pollMs, TimeSpan duration)
+    {
+        this.manager = manager;
+        poll = TimeSpan.FromMilliseconds(pollMs);
+        cursors = new long[manager.WorkerCount];
+        var state = manager.SetTraces(new TraceRequest(null, null, 1, Math.Min(3600, duration.TotalSeconds + 60)));
+        Traced = state.Nodes;
+        manager.ReadTraces(cursors, batch); // start from now: what the warm-up left is not counted
+        batch.Clear();
+        thread = new Thread(Run) { IsBackground = true, Name = "flowline-bench-traces" };
+        thread.Start();
+    }
+
+    public IReadOnlyList<string> Traced { get; }
+
+    /// <summary>Stops reading (after one last read) and switches traces off; the figures over <paramref name="seconds"/>.</summary>
+    public JsonObject Finish(double seconds)
+    {
+        stop.Set();
+        thread.Join();
+        ReadOnce();
+        manager.StopTraces();
+        return new JsonObject
+        {
+            ["nodes"] = new JsonArray([.. Traced.Select(n => JsonValue.Create(n))]),
+            ["poll_ms"] = poll.TotalMilliseconds,
+            ["ring_records_per_worker"] = ProfileBlock.TraceCapacity,
+            ["records_read"] = records,
+            ["records_lost"] = lost,
+            ["records_per_s"] = Math.Round(records / seconds, 1),
+            ["lost_percent"] = records + lost == 0 ? 0 : Math.Round(100.0 * lost / (records + lost), 3),
+            ["reads"] = reads,
+        };
+    }
+
+    public void Dispose()
+    {
+        if (thread.IsAlive)
+        {
+            stop.Set();
+            thread.Join();
+        }
+
+        stop.Dispose();
+    }
+
+    private void Run()
+    {
+        while (!stop.Wait(poll))
+        {
+            ReadOnce();
+        }
+    }
+
+    private void ReadOnce()
+    {
+        lost += manager.ReadTraces(cursors, batch);
+        records += batch.Count;
+        reads++;
+        batch.Clear();
     }
 }

@@ -39,11 +39,12 @@ internal static class BenchmarkCommand
         };
         var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
         placement.AcceptOnlyFromAmong("none", "round-robin");
+        var tracePoll = new Option<int>("--trace-poll-ms") { Description = "Trace every frame of every kernel and sink while measuring, read every this many ms (the server reads every 100); report records read and lost. 0 (default): no traces." };
         var wait = new Option<string?>("--wait") { Description = "Make every stream wait with this policy: hybrid, spin, block or predictive (default: what the document says)." };
         wait.AcceptOnlyFromAmong("hybrid", "spin", "block", "predictive");
         var command = new Command("benchmark", "Run a pipeline and measure throughput, inter-arrival times and true end-to-end latency at an output stream, with every worker's figures.")
         {
-            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement, wait, firstFrames,
+            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement, wait, firstFrames, tracePoll,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -52,6 +53,12 @@ internal static class BenchmarkCommand
             if (parse.GetValue(firstFrames) < 0)
             {
                 Console.Error.WriteLine("flowline benchmark: --first-frames must be at least 0");
+                return Task.FromResult(ExitCodes.Failed);
+            }
+
+            if (parse.GetValue(tracePoll) is < 0 or > 10_000)
+            {
+                Console.Error.WriteLine("flowline benchmark: --trace-poll-ms must be from 0 to 10000");
                 return Task.FromResult(ExitCodes.Failed);
             }
 
@@ -74,7 +81,8 @@ internal static class BenchmarkCommand
                     parse.GetValue(lossless),
                     parse.GetValue(withoutSinks),
                     parse.GetValue(wait) is { } w ? Enum.Parse<WaitPolicy>(w, ignoreCase: true) : null,
-                    parse.GetValue(firstFrames));
+                    parse.GetValue(firstFrames),
+                    parse.GetValue(tracePoll));
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
                 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
                 {
@@ -146,6 +154,12 @@ internal static class BenchmarkCommand
             summary.AddRow("worker ready after start", $"{Numbers.Format(values.Min() * 1e3, "0")} to {Numbers.Format(values.Max() * 1e3, "0")} ms");
         }
 
+        if (report["traces"] is JsonObject t)
+        {
+            summary.AddRow("traces (every frame)", $"{t["records_read"]} read, {t["records_lost"]} lost ({F(t["lost_percent"], "0.###")} %), {F(t["records_per_s"], "0")} records/s, read every {t["poll_ms"]} ms");
+        }
+
+        summary.AddRow("profiling histograms", (bool?)report["profiling"] == false ? "off (FLOWLINE_PROFILING=0)" : "on");
         summary.AddRow("worker CPU, total", $"{F(report["worker_cpu_percent_total"])} % of one core");
         AnsiConsole.Write(summary);
         // The report keeps the status's worker entries as they were at the end of the run; CPU is over the measurement.

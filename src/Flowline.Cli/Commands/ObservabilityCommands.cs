@@ -70,8 +70,9 @@ internal static class ObservabilityCommands
     {
         var node = new Argument<string?>("node") { Description = "The node (default: every node).", Arity = ArgumentArity.ZeroOrOne };
         var set = new Option<string[]>("--set") { Description = "field=value (a JSON value, else text); may repeat. Needs NODE.", AllowMultipleArgumentsPerToken = false };
-        var command = new Command("settings", "Show the nodes' settings, or change some of a node's live (--set field=value).") { node, set };
-        command.SetAction(p => Run(p, async c =>
+        var watch = new Option<bool>("--watch") { Description = "Keep printing settings changes as they happen, who made them, old and new values (Ctrl-C stops)." };
+        var command = new Command("settings", "Show the nodes' settings, or change some of a node's live (--set field=value).") { node, set, watch };
+        command.SetAction((p, ct) => Task.FromResult(Run(p, async c =>
         {
             var json = p.GetValue(RemoteCommands.Json);
             var name = p.GetValue(node);
@@ -127,8 +128,50 @@ internal static class ObservabilityCommands
                 }
             }
 
+            // --watch: the changes as the server logs them (GET /settings/events?after_seq=N), polled twice a second.
+            var seq = snapshot.Seq;
+            while (p.GetValue(watch) && !ct.IsCancellationRequested)
+            {
+                SettingsEventList events;
+                try
+                {
+                    events = await c.SettingsEventsAsync(seq, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException) when (ct.IsCancellationRequested)
+                {
+                    break;
+                }
+
+                if (events.Lost)
+                {
+                    Console.WriteLine("lost: some events were dropped from the log; showing the newest (take flowline settings again for the values)");
+                }
+
+                foreach (var e in events.Events)
+                {
+                    seq = e.Seq;
+                    if (name is not null && e.Node != name && e.Type == "changed")
+                    {
+                        continue;
+                    }
+
+                    Console.WriteLine(e.Type == "changed"
+                        ? $"{e.Time} #{e.Seq} {e.Node}.{e.Field}: {e.Old?.ToJsonString() ?? "null"} -> {e.New?.ToJsonString() ?? "null"} by {e.Client}{(e.Scope is { } scope ? $" ({scope})" : "")}"
+                        : $"{e.Time} #{e.Seq} {e.Type}{(e.Revision is { } r ? $" revision {r}" : "")}: every node's settings are the new document's");
+                }
+
+                try
+                {
+                    await Task.Delay(500, ct).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+
             return ExitCodes.Ok;
-        }));
+        })));
         return command;
     }
 

@@ -278,13 +278,47 @@ internal static class Functions
             }
         }
 
+        CheckSettings(spec, method);
         foreach (var p in parameters.Values)
         {
             var bound = spec.Reads.ContainsKey(p.Name!) || spec.Writes.ContainsKey(p.Name!) || spec.Events.ContainsKey(p.Name!);
-            if (!bound && !p.HasDefaultValue && p.ParameterType != typeof(CancellationToken) && p.ParameterType != typeof(TaskContext))
+            if (!bound && !p.HasDefaultValue && p.ParameterType != typeof(CancellationToken) && p.ParameterType != typeof(TaskContext) && TaskSettingsType.RecordOf(p.ParameterType) is null)
             {
                 throw new ArgumentException($"task '{spec.Name}': parameter '{p.Name}' of {method.Name} is not bound (bind it in reads, writes or events, or give it a default)");
             }
+        }
+    }
+
+    /// <summary>
+    /// The task's settings record type (its one <see cref="TaskSettings{T}"/> parameter), or null; a clear
+    /// error if it has more than one, binds one to a stream or an event, or its record cannot be settings.
+    /// </summary>
+    public static TaskSettingsType? CheckSettings(TaskSpec spec, MethodInfo method)
+    {
+        var found = method.GetParameters().Where(p => TaskSettingsType.RecordOf(p.ParameterType) is not null).ToList();
+        if (found.Count == 0)
+        {
+            return null;
+        }
+
+        if (found.Count > 1)
+        {
+            throw new ArgumentException($"task '{spec.Name}': {method.Name} takes {found.Count} TaskSettings parameters ({string.Join(", ", found.Select(p => p.Name))}); a task has one settings record");
+        }
+
+        var parameter = found[0];
+        if (spec.Reads.ContainsKey(parameter.Name!) || spec.Writes.ContainsKey(parameter.Name!) || spec.Events.ContainsKey(parameter.Name!))
+        {
+            throw new ArgumentException($"task '{spec.Name}': parameter '{parameter.Name}' is its settings (TaskSettings<{parameter.ParameterType.GetGenericArguments()[0].Name}>), so it must not be bound to a stream or an event");
+        }
+
+        try
+        {
+            return TaskSettingsType.Of(TaskSettingsType.RecordOf(parameter.ParameterType)!);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"task '{spec.Name}': parameter '{parameter.Name}': {e.Message}", e);
         }
     }
 

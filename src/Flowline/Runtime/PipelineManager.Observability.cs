@@ -116,7 +116,7 @@ public sealed partial class PipelineManager
             ?? throw new RequestException(RequestErrorCode.UnknownTarget, $"no process owns node '{node}': the pipeline has no such node");
         var slot = Volatile.Read(ref slots[index])
             ?? throw new RequestException(RequestErrorCode.ProcessExited, $"node '{node}' has no worker now (the pipeline is {State.ToName()})");
-        return IsProfilingOp(op) ? Task.FromResult(ProfilingRequest(slot, op, args)) : SendAsync(slot, op, args, timeout, cancellationToken);
+        return Route(slot, op, args, timeout, cancellationToken);
     }
 
     /// <summary>Sends <paramref name="op"/> to process <paramref name="processId"/> (a UUID of <see cref="Processes"/>).</summary>
@@ -137,7 +137,7 @@ public sealed partial class PipelineManager
         {
             if (Volatile.Read(ref slots[i]) is { } slot && slot.ProcessId == id)
             {
-                return IsProfilingOp(op) ? Task.FromResult(ProfilingRequest(slot, op, args)) : SendAsync(slot, op, args, timeout, cancellationToken);
+                return Route(slot, op, args, timeout, cancellationToken);
             }
         }
 
@@ -300,7 +300,9 @@ public sealed partial class PipelineManager
             var changed = new JsonObject();
             foreach (var (field, value) in values)
             {
-                if (!JsonNode.DeepEquals(spec.Parameters.Get(field), value) && IsLive(node, field))
+                // A field the document leaves out starts at its default: only a value other than that is sent.
+                var original = spec.Parameters.Contains(field) ? spec.Parameters.Get(field) : settingSchemas?.GetValueOrDefault(node)?.Fields.FirstOrDefault(f => f.Name == field)?.Default;
+                if (!JsonNode.DeepEquals(original, value) && IsLive(node, field))
                 {
                     changed[field] = value?.DeepClone();
                 }
@@ -623,7 +625,7 @@ public sealed partial class PipelineManager
                     SinkSpec => Pipeline.Kinds.Sinks.GetValueOrDefault(node.Kind),
                     _ => null,
                 };
-                var fields = (kind?.Parameters ?? []).Select(Field).ToList();
+                var fields = node is TaskSpec task ? TaskSettingFields(task) : (kind?.Parameters ?? []).Select(Field).ToList();
                 schemas[node.Name] = new NodeSettingsSchema { Kind = node.Kind, Fields = fields };
                 var current = new JsonObject();
                 foreach (var field in fields)
@@ -642,6 +644,27 @@ public sealed partial class PipelineManager
             settingValues = values;
             Volatile.Write(ref settingSchemas, schemas);
         }
+    }
+
+    /// <summary>A code-first task's settings: the properties of its <see cref="Pipelines.TaskSettings{T}"/> record, or none.</summary>
+    private List<SettingField> TaskSettingFields(TaskSpec task)
+    {
+        if (task.Control == TaskControl.Terminator)
+        {
+            return [];
+        }
+
+        System.Reflection.MethodInfo method;
+        try
+        {
+            method = TaskRunner.Resolve(Plan, task).Method;
+        }
+        catch (InvalidOperationException)
+        {
+            return []; // a function this process cannot find (its worker says why when it starts)
+        }
+
+        return [.. Pipelines.Functions.CheckSettings(task, method)?.Fields ?? []];
     }
 
     /// <summary>A kind's parameter as a schema field.</summary>

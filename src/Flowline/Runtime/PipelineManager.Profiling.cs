@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Flowline.Documents;
 using Flowline.SharedMemory;
 
@@ -21,15 +22,64 @@ public sealed partial class PipelineManager
             return (lastProfiling ?? new ProfilingSnapshot(DateTimeOffset.UtcNow, [], [])) with { Stale = true };
         }
 
+        ProfilingSnapshot built;
+        List<WorkerSlot> python;
         try
         {
-            lastProfiling = BuildProfiling();
-            return lastProfiling;
+            built = BuildProfiling();
+            python = [.. slots.OfType<WorkerSlot>().Where(s => !s.HasExited && PythonWorker.Runs(s.Plan))];
         }
         finally
         {
             Monitor.Exit(gate);
         }
+
+        // Python workers keep their histograms themselves: asked outside the lock, each for at most PythonProfileTimeout.
+        built = python.Aggregate(built, WithPythonHistograms);
+        lastProfiling = built;
+        return built;
+    }
+
+    /// <summary>How long a whole-pipeline snapshot waits for a Python worker's histograms (it then shows none for it).</summary>
+    private static readonly TimeSpan PythonProfileTimeout = TimeSpan.FromMilliseconds(250);
+
+    /// <summary><paramref name="snapshot"/> with a Python worker's input latencies and compute time (as its <c>profiling_snapshot</c> gives them).</summary>
+    private static ProfilingSnapshot WithPythonHistograms(ProfilingSnapshot snapshot, WorkerSlot slot)
+    {
+        JsonObject? answer;
+        try
+        {
+            answer = SendAsync(slot, "profiling_snapshot", null, PythonProfileTimeout, CancellationToken.None).GetAwaiter().GetResult().Result as JsonObject;
+        }
+        catch (RequestException)
+        {
+            return snapshot; // busy, exiting, or too old a worker: no histograms this time
+        }
+
+        static HistogramSummary? Summary(JsonNode? node)
+        {
+            try
+            {
+                return node is JsonObject o ? StatusJson.Deserialize<HistogramSummary>(o) : null;
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                return null;
+            }
+        }
+
+        var node = slot.Plan.Name;
+        var latencies = (answer?["streams"] as JsonArray ?? []).OfType<JsonObject>()
+            .ToDictionary(s => (string?)s["name"] ?? "", s => Summary((s["readers"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault()?["latency"]), StringComparer.Ordinal);
+        var compute = Summary((answer?["nodes"] as JsonArray ?? []).OfType<JsonObject>().FirstOrDefault(n => (string?)n["name"] == node)?["compute"]);
+        var processId = slot.ProcessId.ToString();
+        return snapshot with
+        {
+            Streams = [.. snapshot.Streams.Select(s => latencies.TryGetValue(s.Name, out var latency)
+                ? s with { Readers = [.. s.Readers.Select(r => r.ProcessId == processId ? r with { Node = r.Node ?? node, Latency = latency } : r)] }
+                : s)],
+            Nodes = [.. snapshot.Nodes.Select(n => n.Name == node && n.ProcessId == processId ? n with { Compute = compute } : n)],
+        };
     }
 
     private ProfilingSnapshot BuildProfiling()

@@ -18,6 +18,61 @@ public sealed partial class PipelineManager
 
     private static bool IsProfilingOp(string op) => ProfilingOperations.Contains(op, StringComparer.Ordinal);
 
+    /// <summary>
+    /// Sends a request to a worker: profiling operations are answered from shared memory, except a Python
+    /// worker's <c>profiling_snapshot</c>, whose histograms the worker keeps itself (it has no profile block):
+    /// its answer fills the readers' latency and the node's compute time of the counters read here.
+    /// </summary>
+    private Task<RequestReply> Route(WorkerSlot slot, string op, JsonObject? args, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        if (!IsProfilingOp(op))
+        {
+            return SendAsync(slot, op, args, timeout, cancellationToken);
+        }
+
+        var local = ProfilingRequest(slot, op, args);
+        return op == "profiling_snapshot" && PythonWorker.Runs(slot.Plan) ? WithPythonHistogramsAsync(slot, local, timeout, cancellationToken) : Task.FromResult(local);
+    }
+
+    private static async Task<RequestReply> WithPythonHistogramsAsync(WorkerSlot slot, RequestReply local, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var started = Stopwatch.GetTimestamp();
+        var python = await SendAsync(slot, "profiling_snapshot", null, timeout, cancellationToken).ConfigureAwait(false);
+        var merged = (JsonObject)local.Result!.DeepClone();
+        MergePythonProfile(merged, python.Result as JsonObject, slot.Plan.Name);
+        return local with { Result = merged, ElapsedUs = Math.Round(local.ElapsedUs + Stopwatch.GetElapsedTime(started).TotalMicroseconds, 1) };
+    }
+
+    /// <summary>
+    /// Puts a Python worker's histograms (its <c>profiling_snapshot</c>: <c>streams[].readers[].latency</c> and
+    /// <c>nodes[].compute</c>, each a <see cref="HistogramSummary"/> with <c>buckets</c>) into the snapshot of
+    /// its process's counters: each of the process's readers of a stream gets that stream's latency.
+    /// </summary>
+    internal static void MergePythonProfile(JsonObject snapshot, JsonObject? python, string node)
+    {
+        if (python is null)
+        {
+            return;
+        }
+
+        foreach (var stream in (python["streams"] as JsonArray ?? []).OfType<JsonObject>())
+        {
+            var latency = (stream["readers"] as JsonArray)?.OfType<JsonObject>().FirstOrDefault()?["latency"];
+            var local = (snapshot["streams"] as JsonArray ?? []).OfType<JsonObject>().FirstOrDefault(s => (string?)s["name"] == (string?)stream["name"]);
+            foreach (var reader in (local?["readers"] as JsonArray ?? []).OfType<JsonObject>())
+            {
+                reader["node"] ??= node;
+                reader["latency"] = latency?.DeepClone();
+            }
+        }
+
+        var compute = (python["nodes"] as JsonArray ?? []).OfType<JsonObject>().FirstOrDefault(n => (string?)n["name"] == node)?["compute"];
+        foreach (var entry in (snapshot["nodes"] as JsonArray ?? []).OfType<JsonObject>().Where(n => (string?)n["name"] == node))
+        {
+            entry["compute"] = compute?.DeepClone();
+        }
+    }
+
     /// <summary>Answers a profiling operation for the launch <paramref name="slot"/> (null: the manager's own process).</summary>
     private RequestReply ProfilingRequest(WorkerSlot? slot, string op, JsonObject? args)
     {

@@ -26,6 +26,7 @@ internal sealed class TaskRunner : WorkerRunner
     private readonly TaskGate gate;
     private WorkerProfiler? profiler;
     private bool profilerOpened;
+    private ILiveSettings? settings;
 
     public TaskRunner(PipelinePlan plan, TaskSpec spec, ControlBlock control)
         : base(control)
@@ -130,7 +131,14 @@ internal sealed class TaskRunner : WorkerRunner
         }
     }
 
-    internal override bool TicksBetweenFrames => false;
+    /// <summary>The task's settings (its <see cref="TaskSettings{T}"/> parameter), whose changes the worker applies between frames; or null.</summary>
+    internal override object? NodeObject => settings;
+
+    /// <summary>
+    /// A task with settings ticks between frames at each binding call (and while ready or paused): its
+    /// settings changes run there, on its own thread. One without keeps between-frame requests on the request thread.
+    /// </summary>
+    internal override bool TicksBetweenFrames => settings is not null;
 
     protected override void DisposeResources() => stopping.Dispose();
 
@@ -186,6 +194,21 @@ internal sealed class TaskRunner : WorkerRunner
         if (type == typeof(TaskContext))
         {
             return new TaskContext(spec.Name, plan.Namespace, stopping.Token);
+        }
+
+        if (TaskSettingsType.RecordOf(type) is { } record)
+        {
+            // The record's defaults, with the node's parameters over them; the manager sends the current values once the worker is ready.
+            var described = TaskSettingsType.Of(record);
+            var initial = new System.Text.Json.Nodes.JsonObject();
+            foreach (var field in spec.Parameters.Names)
+            {
+                initial[field] = spec.Parameters.Get(field);
+            }
+
+            var holder = Activator.CreateInstance(type, BindingFlags.NonPublic | BindingFlags.Instance, null, [described, described.With(initial)], null)!;
+            settings = (ILiveSettings)holder;
+            return holder;
         }
 
         return parameter.HasDefaultValue

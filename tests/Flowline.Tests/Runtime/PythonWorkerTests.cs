@@ -123,6 +123,37 @@ public sealed class PythonWorkerTests : RuntimeTest, IDisposable
     }
 
     [Fact]
+    public async Task PythonWorker_HistogramsReachTheManagersProfilingSnapshots()
+    {
+        Assert.SkipUnless(File.Exists(Python), $"needs {Python} with numpy (CI installs python3-numpy)");
+        var manager = Manager(Document("pysettings", "fill_gain", "", "healthy"));
+        manager.Build();
+        manager.Start();
+        WaitUntil(() => manager.Profiling().Nodes.Single(n => n.Name == "py").Compute is { Count: > 10 }, "the Python worker's compute time reaches the whole pipeline's snapshot");
+
+        // GET /profiling's snapshot: the Python node's compute time (it sleeps 0.5 ms a frame) and its reader's latency.
+        var snapshot = manager.Profiling();
+        var compute = snapshot.Nodes.Single(n => n.Name == "py").Compute!;
+        Assert.InRange(compute.P50Us, 400, compute.MaxUs);
+        var reader = snapshot.Streams.Single(s => s.Name == "input").Readers.Single(r => r.Node == "py");
+        Assert.True(reader.Latency is { Count: > 0 }, $"the Python reader's latency: {reader}");
+        Assert.True(snapshot.Nodes.Single(n => n.Name == "healthy").Compute is { Count: > 0 }, "the C# node keeps its own histogram");
+
+        // The routed profiling_snapshot of the Python process: the counters read here and the worker's summaries, buckets kept.
+        var reply = await manager.RequestNodeAsync("py", "profiling_snapshot", null, TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken);
+        var node = reply.Result!["nodes"]!.AsArray().Single(n => (string?)n!["name"] == "py")!;
+        var buckets = node["compute"]!["buckets"]!.AsArray();
+        Assert.Equal((long)node["compute"]!["count"]!, buckets.Sum(b => (long)b!["count"]!));
+        Assert.All(buckets.Zip(buckets.Skip(1)), p => Assert.Equal(2 * (double)p.First!["up_to_us"]!, (double)p.Second!["up_to_us"]!));
+        var input = reply.Result!["streams"]!.AsArray().Single(s => (string?)s!["name"] == "input")!;
+        var own = Assert.Single(input["readers"]!.AsArray())!;
+        Assert.Equal("py", (string?)own["node"]);
+        Assert.True((long)own["frames"]! > 0 && (long)own["latency"]!["count"]! > 0, own.ToJsonString());
+        Assert.DoesNotContain(reply.Result!["streams"]!.AsArray(), s => (string?)s!["name"] == "b"); // not the C# copy's stream
+        manager.RaiseIfFailed();
+    }
+
+    [Fact]
     public void PythonWorker_PausesResumesAndStops_AsItsControlBlockCommands()
     {
         Assert.SkipUnless(File.Exists(Python), $"needs {Python} with numpy (CI installs python3-numpy)");
