@@ -216,6 +216,14 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             ["throughput_hz"] = samples.Count > 1 ? Math.Round((samples.Count - 1) / ((samples.LastArrival - samples.FirstArrival) / 1e9), 2) : 0,
             ["inter_arrival_us"] = Summary(samples.InterArrivals()),
             ["latency_us"] = Summary(samples.Latencies()),
+            ["reader_waits"] = new JsonObject
+            {
+                // The benchmark's own reader (this process's waits, warm-up included), as a worker's status reports its own.
+                ["predicted_waits"] = WaitCounters.PredictedWaits,
+                ["predicted_hits"] = WaitCounters.PredictedHits,
+                ["early_wakes"] = WaitCounters.EarlyWakes,
+                ["early_wake_hits"] = WaitCounters.EarlyWakeHits,
+            },
             ["first_frames"] = early is null ? null : FirstFrames(early, samples, options.FirstFrames),
             ["worker_ready_s"] = ready.DeepClone(),
             ["worker_pss_mb"] = pss,
