@@ -158,7 +158,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         }
 
         using var stream = SharedStream.Attach(manager.Plan.NamespaceOf(output), output);
-        using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest, WaitPolicy = pipeline.Spec.FindStream(output)!.Wait ?? WaitPolicy.Hybrid });
+        using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest, WaitPolicy = pipeline.Spec.FindStream(output)!.Wait ?? PipelinePlan.DefaultWait });
         using var lockstep = options.Lockstep is { } lockName ? new Lockstep(manager.Namespace, lockName, reader) : null;
         progress.WriteLine($"warming up for {options.Warmup.TotalSeconds:0.#} s, then measuring '{output}' for {options.Duration.TotalSeconds:0.#} s{(lockstep is null ? "" : $", one frame at a time into '{options.Lockstep}'")}");
         // The first frames are read from the start on: the warm-up's frames are kept when they are asked for.

@@ -151,7 +151,8 @@ internal static class Waiter
             }
         }
 
-        return SleepUntilSatisfied(ref condition, ref signal, policy != WaitPolicy.Block, spinTime, deadline, ref nextPeerCheck, cancellationToken);
+        // Only a predictive wait answers a writer's early wake-up: hybrid and block waits sleep again, as they always did.
+        return SleepUntilSatisfied(ref condition, ref signal, wakeable: predictive, spinTime, deadline, ref nextPeerCheck, cancellationToken);
     }
 
     /// <summary>The awake phase of a hybrid (or spin) wait: polls with pauses for a fifth of <paramref name="spinTime"/>, then yields until it ends.</summary>
@@ -245,7 +246,7 @@ internal static class Waiter
 
     /// <summary>
     /// Sleeps on the signal until the condition holds or the deadline passes. With <paramref name="wakeable"/>
-    /// (every policy but block), a sleep ended by a writer's early wake-up (<c>StreamWriter.WakeReadersEarly</c>: a paced
+    /// (a predictive wait), a sleep ended by a writer's early wake-up (<c>StreamWriter.WakeReadersEarly</c>: a paced
     /// writer about to publish, or an upstream stage woken for the same frame) with no frame yet passes the
     /// wake-up on (<see cref="OnWokenEarly"/>), then spins yielding for <see cref="WaitTuning.EarlyWakeSpin"/> (or <paramref name="spinTime"/> if longer) before it sleeps again.
     /// </summary>
