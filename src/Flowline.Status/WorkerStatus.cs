@@ -88,11 +88,30 @@ public record WorkerFigures
     /// <summary>Auxiliary-input copies discarded because the writer overwrote them.</summary>
     public long AuxiliaryTornCopies { get; init; }
 
+    /// <summary>How the worker's waits for input ended (predictive plans, early wake-ups), counted since it started.</summary>
+    public WaitFigures? Waits { get; init; }
+
     /// <summary>CPU use of the worker's process, percent of one core.</summary>
     public double CpuPercent { get; init; }
 
     /// <summary>Resident memory of the worker's process, bytes.</summary>
     public long RssBytes { get; init; }
+}
+
+/// <summary>How a worker's waits for input ended, counted since it started (decision 138).</summary>
+public sealed record WaitFigures
+{
+    /// <summary>Predictive waits that had a plan (slept to it, or were woken before it, then spun across the expected arrival).</summary>
+    public long PredictedWaits { get; init; }
+
+    /// <summary>Those whose frame came while they spun.</summary>
+    public long PredictedHits { get; init; }
+
+    /// <summary>Waits woken early by a writer about to publish (a paced source, or an upstream stage woken for the same frame).</summary>
+    public long EarlyWakes { get; init; }
+
+    /// <summary>Those whose frame came while they spun; the others slept again until the frame's wake-up.</summary>
+    public long EarlyWakeHits { get; init; }
 }
 
 /// <summary>Latency quantiles, in the unit of the field that holds them.</summary>

@@ -160,7 +160,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         }
 
         using var stream = SharedStream.Attach(manager.Plan.NamespaceOf(output), output);
-        using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest, WaitPolicy = pipeline.Spec.FindStream(output)!.Wait ?? WaitPolicy.Hybrid });
+        using var reader = stream.OpenReader<byte>(new ReaderOptions { Delivery = Delivery.Latest, WaitPolicy = pipeline.Spec.FindStream(output)!.Wait ?? PipelinePlan.DefaultWait });
         using var lockstep = options.Lockstep is { } lockName ? new Lockstep(manager.Namespace, lockName, reader) : null;
         progress.WriteLine($"warming up for {options.Warmup.TotalSeconds:0.#} s, then measuring '{output}' for {options.Duration.TotalSeconds:0.#} s{(lockstep is null ? "" : $", one frame at a time into '{options.Lockstep}'")}");
         // The first frames are read from the start on: the warm-up's frames are kept when they are asked for.
@@ -220,6 +220,14 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             ["throughput_hz"] = samples.Count > 1 ? Math.Round((samples.Count - 1) / ((samples.LastArrival - samples.FirstArrival) / 1e9), 2) : 0,
             ["inter_arrival_us"] = Summary(samples.InterArrivals()),
             ["latency_us"] = Summary(samples.Latencies()),
+            ["reader_waits"] = new JsonObject
+            {
+                // The benchmark's own reader (this process's waits, warm-up included), as a worker's status reports its own.
+                ["predicted_waits"] = WaitCounters.PredictedWaits,
+                ["predicted_hits"] = WaitCounters.PredictedHits,
+                ["early_wakes"] = WaitCounters.EarlyWakes,
+                ["early_wake_hits"] = WaitCounters.EarlyWakeHits,
+            },
             ["first_frames"] = early is null ? null : FirstFrames(early, samples, options.FirstFrames),
             ["profiling"] = ProfileHistograms.Enabled,
             ["traces"] = traced,

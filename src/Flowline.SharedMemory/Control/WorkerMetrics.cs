@@ -75,6 +75,18 @@ public struct WorkerMetrics
     /// <summary>Copies of auxiliary inputs discarded because their writer overwrote them meanwhile (the worker kept computing with the last intact copy).</summary>
     public long AuxiliaryTornCopies;
 
+    /// <summary>The worker's predictive waits that had a plan (<see cref="WaitCounters.PredictedWaits"/>).</summary>
+    public long PredictedWaits;
+
+    /// <summary>Those whose frame came in the planned window (<see cref="WaitCounters.PredictedHits"/>).</summary>
+    public long PredictedHits;
+
+    /// <summary>The worker's waits woken early by a writer (<see cref="WaitCounters.EarlyWakes"/>).</summary>
+    public long EarlyWakes;
+
+    /// <summary>Those whose frame came while they spun (<see cref="WaitCounters.EarlyWakeHits"/>).</summary>
+    public long EarlyWakeHits;
+
     /// <summary>Eight counters, one per input.</summary>
     [System.Runtime.CompilerServices.InlineArray(MaxInputs)]
     public struct InputCounters

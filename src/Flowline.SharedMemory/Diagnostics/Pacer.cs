@@ -52,10 +52,45 @@ public sealed class Pacer
     public void Reset() => nextNs = MonotonicClock.NowNs();
 
     /// <summary>
+    /// How long before each intended time a pacer given an early wake-up (<see cref="WaitNext(Action?, CancellationToken)"/>)
+    /// calls it: enough for a futex wake-up of a sleeping reader on this kind of machine (11 to 15 µs at
+    /// p50 to p90 on a 2-vCPU virtual machine, 28 µs at p99) and for that reader to pass it on once more.
+    /// </summary>
+    public const long DefaultWakeLeadNs = 45_000;
+
+    /// <summary>How long before each intended time the early wake-up is called (ns); see <see cref="DefaultWakeLeadNs"/>.</summary>
+    public long WakeLeadNs { get; init; } = DefaultWakeLeadNs;
+
+    private const int LatenessWindow = 16;
+    private readonly long[] lateness = new long[LatenessWindow];
+    private readonly long[] sortedLateness = new long[LatenessWindow];
+    private int latenessCount;
+    private long latenessMedianNs = 20_000;
+
+    /// <summary>
+    /// How late this pacer's timer wakes (ns): the median of its last 16 sleeps before an early wake-up (a
+    /// median, so that a sleep that lost its core for a millisecond does not move it), 20 µs before any.
+    /// Its sleeps end that much earlier.
+    /// </summary>
+    public long TimerLatenessNs => latenessMedianNs;
+
+    /// <summary>Times the early wake-up was called after the intended time (the timer woke later than the lead and its learnt lateness).</summary>
+    public long LateWakes { get; private set; }
+
+    /// <summary>
     /// Waits until the next intended time and returns it (ns, <see cref="MonotonicClock"/>). Throws
     /// <see cref="OperationCanceledException"/> within 50 ms of <paramref name="cancellationToken"/> firing.
     /// </summary>
-    public unsafe long WaitNext(CancellationToken cancellationToken = default)
+    public long WaitNext(CancellationToken cancellationToken = default) => WaitNext(null, cancellationToken);
+
+    /// <summary>
+    /// Waits until the next intended time and returns it, calling <paramref name="wakeEarly"/> about
+    /// <see cref="WakeLeadNs"/> before it: the pacer sleeps until the lead and its timer's learnt lateness
+    /// before the intended time, calls <paramref name="wakeEarly"/> (a source wakes its readers), then
+    /// spins to the intended time, yielding the processor between clock reads so that the readers it woke
+    /// get a core. Without <paramref name="wakeEarly"/>, it sleeps until the intended time.
+    /// </summary>
+    public unsafe long WaitNext(Action? wakeEarly, CancellationToken cancellationToken = default)
     {
         nextNs += intervalNs;
         if (!catchUp)
@@ -69,15 +104,17 @@ public sealed class Pacer
             }
         }
 
-        if (sleep)
+        var early = wakeEarly is not null && sleep;
+        var wakeAt = early ? nextNs - WakeLeadNs - latenessMedianNs : nextNs;
+        if (sleep && MonotonicClock.NowNs() < wakeAt)
         {
             while (true)
             {
                 cancellationToken.ThrowIfCancellationRequested();
-                var until = nextNs;
+                var until = wakeAt;
                 if (cancellationToken.CanBeCanceled)
                 {
-                    until = Math.Min(nextNs, MonotonicClock.NowNs() + SliceNs);
+                    until = Math.Min(wakeAt, MonotonicClock.NowNs() + SliceNs);
                 }
 
                 LibC.Timespec ts;
@@ -87,11 +124,37 @@ public sealed class Pacer
                 {
                 }
 
-                if (until == nextNs)
+                if (until == wakeAt)
                 {
                     break;
                 }
             }
+
+            if (early)
+            {
+                RecordLateness(MonotonicClock.NowNs() - wakeAt);
+            }
+        }
+        else if (early && latenessCount > 0)
+        {
+            // No sleep at all (the estimate left no time for one): let the estimate decay, or it would never be measured again.
+            RecordLateness(latenessMedianNs / 2);
+        }
+
+        if (early)
+        {
+            if (MonotonicClock.NowNs() > nextNs)
+            {
+                LateWakes++;
+            }
+
+            wakeEarly!();
+            while (MonotonicClock.NowNs() < nextNs)
+            {
+                Thread.Yield();
+            }
+
+            return nextNs;
         }
 
         while (MonotonicClock.NowNs() < nextNs)
@@ -100,5 +163,16 @@ public sealed class Pacer
         }
 
         return nextNs;
+    }
+
+    private void RecordLateness(long ns)
+    {
+        // A sleep that lost its core is no measure of the timer: at most a quarter of the interval, and 200 µs.
+        lateness[latenessCount++ % LatenessWindow] = Math.Clamp(ns, 0, Math.Min(intervalNs / 4, 200_000));
+        var n = Math.Min(latenessCount, LatenessWindow);
+        var sorted = sortedLateness.AsSpan(0, n);
+        lateness.AsSpan(0, n).CopyTo(sorted);
+        sorted.Sort();
+        latenessMedianNs = sorted[n / 2];
     }
 }

@@ -16,6 +16,15 @@ public static class WaitTuning
     public static readonly TimeSpan LivenessInterval = TimeSpan.FromMilliseconds(100);
 
     /// <summary>
+    /// The longest a wait woken early by a writer (<c>StreamWriter.WakeReadersEarly</c>) spins for its frame
+    /// before it sleeps again (or its own spin time, if longer): a paced source wakes its readers
+    /// <c>Pacer.DefaultWakeLeadNs</c> (45 µs) before it publishes, a stage passes the wake-up on at once,
+    /// so a stage deeper in a chain waits for its upstream stages' computing as well. A frame that comes
+    /// sooner ends the spin at once, so what a frame costs is the lead less the wake-up, not this.
+    /// </summary>
+    public static readonly TimeSpan EarlyWakeSpin = TimeSpan.FromMicroseconds(100);
+
+    /// <summary>
     /// The default spin budget of a predictive wait: 3 % of the frame interval (30 µs a frame at 1 kHz),
     /// so that a worker at 1 kHz stays under 5 % of a core with its own work and wake-ups.
     /// </summary>

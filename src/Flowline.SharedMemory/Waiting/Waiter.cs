@@ -54,6 +54,7 @@ internal struct OneSignal(FutexSignal signal) : ISleepSignal
 internal static class Waiter
 {
     private const int SpinsPerCheck = 64;
+    private const int YieldPolls = 8;
     private static readonly long LivenessTicks = (long)(WaitTuning.LivenessInterval.TotalSeconds * Stopwatch.Frequency);
 
     /// <summary>
@@ -121,65 +122,189 @@ internal static class Waiter
         }
 
         var nextPeerCheck = start + LivenessTicks;
-        if (policy == WaitPolicy.Predictive)
+        var predictive = policy == WaitPolicy.Predictive;
+        if (predictive)
         {
             if (plan.IsValid)
             {
-                return WaitPredicted(ref condition, ref signal, plan, deadline, nextPeerCheck, cancellationToken);
+                return WaitPredicted(ref condition, ref signal, plan, spinTime, deadline, nextPeerCheck, cancellationToken);
             }
 
             policy = WaitPolicy.Hybrid;
         }
 
+        if (policy == WaitPolicy.Hybrid && predictive && expectEarlyWake)
+        {
+            // The writer woke this thread before its last frame: it will again, so the awake phase would
+            // only burn the interval; asleep until the early wake-up instead. A frame that comes without
+            // one ends the sleep as a blocking wait's does, and the next wait stays awake again.
+            expectEarlyWake = false;
+            return SleepUntilSatisfied(ref condition, ref signal, wakeable: true, spinTime, deadline, ref nextPeerCheck, cancellationToken);
+        }
+
         if (policy != WaitPolicy.Block)
         {
-            var maxPausesPerPoll = policy == WaitPolicy.Spin ? 1 : 4;
-            var spinUntil = policy == WaitPolicy.Spin ? long.MaxValue : start + ToTicks(spinTime / 5);
-            var awakeUntil = policy == WaitPolicy.Spin ? long.MaxValue : start + ToTicks(spinTime);
-            while (true)
+            var verdict = StayAwake(ref condition, policy, spinTime, start, deadline, ref nextPeerCheck, cancellationToken);
+            if (verdict != Verdict.KeepWaiting)
             {
-                var now = Stopwatch.GetTimestamp();
-                if (now < spinUntil)
-                {
-                    // Hybrid polls the shared line after 0, 1, 2, 3, then 4 pauses (a poller that never lets go
-                    // of the line slows the very writer it waits for); spin polls after every pause.
-                    for (var i = 0; i < SpinsPerCheck; i++)
-                    {
-                        for (var p = Math.Min(i, maxPausesPerPoll); p > 0; p--)
-                        {
-                            Pause();
-                        }
-
-                        if (condition.IsSatisfied())
-                        {
-                            return true;
-                        }
-                    }
-                }
-                else
-                {
-                    Thread.Yield();
-                    if (condition.IsSatisfied())
-                    {
-                        return true;
-                    }
-                }
-
-                var verdict = CheckTimeAndPeers(ref condition, deadline, ref nextPeerCheck, cancellationToken, out now);
-                if (verdict != Verdict.KeepWaiting)
-                {
-                    return verdict == Verdict.Satisfied;
-                }
-
-                if (now >= awakeUntil)
-                {
-                    break;
-                }
+                return verdict == Verdict.Satisfied;
             }
         }
 
-        return Sleep(ref condition, ref signal, deadline, ref nextPeerCheck, long.MaxValue, cancellationToken, out _) == Verdict.Satisfied;
+        // Only a predictive wait answers a writer's early wake-up: hybrid and block waits sleep again, as they always did.
+        return SleepUntilSatisfied(ref condition, ref signal, wakeable: predictive, spinTime, deadline, ref nextPeerCheck, cancellationToken);
     }
+
+    /// <summary>The awake phase of a hybrid (or spin) wait: polls with pauses for a fifth of <paramref name="spinTime"/>, then yields until it ends.</summary>
+    private static Verdict StayAwake<TCondition>(ref TCondition condition, WaitPolicy policy, TimeSpan spinTime, long start, long deadline, ref long nextPeerCheck, CancellationToken cancellationToken)
+        where TCondition : struct, IWaitCondition, allows ref struct
+    {
+        var maxPausesPerPoll = policy == WaitPolicy.Spin ? 1 : 4;
+        var spinUntil = policy == WaitPolicy.Spin ? long.MaxValue : start + ToTicks(spinTime / 5);
+        var awakeUntil = policy == WaitPolicy.Spin ? long.MaxValue : start + ToTicks(spinTime);
+        while (true)
+        {
+            var now = Stopwatch.GetTimestamp();
+            if (now < spinUntil)
+            {
+                // Hybrid polls the shared line after 0, 1, 2, 3, then 4 pauses (a poller that never lets go
+                // of the line slows the very writer it waits for); spin polls after every pause.
+                for (var i = 0; i < SpinsPerCheck; i++)
+                {
+                    for (var p = Math.Min(i, maxPausesPerPoll); p > 0; p--)
+                    {
+                        Pause();
+                    }
+
+                    if (condition.IsSatisfied())
+                    {
+                        return Verdict.Satisfied;
+                    }
+                }
+            }
+            else
+            {
+                Thread.Yield();
+                if (condition.IsSatisfied())
+                {
+                    return Verdict.Satisfied;
+                }
+            }
+
+            var verdict = CheckTimeAndPeers(ref condition, deadline, ref nextPeerCheck, cancellationToken, out now);
+            if (verdict != Verdict.KeepWaiting)
+            {
+                return verdict;
+            }
+
+            if (now >= awakeUntil)
+            {
+                return Verdict.KeepWaiting;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Polls, yielding the processor between polls, until the condition holds or <paramref name="until"/>
+    /// (ticks) passes: how a wait spins across an expected arrival. A poller that yields lets every other
+    /// runnable process of its core go first, so that more spinners than cores do not starve the one
+    /// computing or publishing the frame they wait for.
+    /// </summary>
+    private static Verdict SpinYielding<TCondition>(ref TCondition condition, long until, long deadline, ref long nextPeerCheck, CancellationToken cancellationToken)
+        where TCondition : struct, IWaitCondition, allows ref struct
+    {
+        while (true)
+        {
+            for (var i = 0; i < YieldPolls; i++)
+            {
+                Pause();
+                if (condition.IsSatisfied())
+                {
+                    return Verdict.Satisfied;
+                }
+            }
+
+            Thread.Yield();
+
+            if (condition.IsSatisfied())
+            {
+                return Verdict.Satisfied;
+            }
+
+            var verdict = CheckTimeAndPeers(ref condition, deadline, ref nextPeerCheck, cancellationToken, out var now);
+            if (verdict != Verdict.KeepWaiting)
+            {
+                return verdict;
+            }
+
+            if (now >= until)
+            {
+                return Verdict.KeepWaiting;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sleeps on the signal until the condition holds or the deadline passes. With <paramref name="wakeable"/>
+    /// (a predictive wait), a sleep ended by a writer's early wake-up (<c>StreamWriter.WakeReadersEarly</c>: a paced
+    /// writer about to publish, or an upstream stage woken for the same frame) with no frame yet passes the
+    /// wake-up on (<see cref="OnWokenEarly"/>), then spins yielding for <see cref="WaitTuning.EarlyWakeSpin"/> (or <paramref name="spinTime"/> if longer) before it sleeps again.
+    /// </summary>
+    private static bool SleepUntilSatisfied<TCondition, TSignal>(ref TCondition condition, ref TSignal signal, bool wakeable, TimeSpan spinTime, long deadline, ref long nextPeerCheck, CancellationToken cancellationToken)
+        where TCondition : struct, IWaitCondition, allows ref struct
+        where TSignal : struct, ISleepSignal, allows ref struct
+    {
+        while (true)
+        {
+            var verdict = Sleep(ref condition, ref signal, deadline, ref nextPeerCheck, long.MaxValue, wakeable, cancellationToken, out var woke);
+            if (verdict != Verdict.WokenEarly)
+            {
+                return verdict == Verdict.Satisfied;
+            }
+
+            Interlocked.Increment(ref earlyWakes);
+            PassWakeOn();
+            verdict = SpinYielding(ref condition, woke + ToTicks(spinTime > WaitTuning.EarlyWakeSpin ? spinTime : WaitTuning.EarlyWakeSpin), deadline, ref nextPeerCheck, cancellationToken);
+            if (verdict != Verdict.KeepWaiting)
+            {
+                if (verdict == Verdict.Satisfied)
+                {
+                    Interlocked.Increment(ref earlyWakeHits);
+                    expectEarlyWake = true;
+                }
+
+                return verdict == Verdict.Satisfied;
+            }
+        }
+    }
+
+    /// <summary>
+    /// What this thread does when one of its waits is woken before its frame (early, by a writer's
+    /// <c>StreamWriter.WakeReadersEarly</c>, or by its own timer in a predictive wait): a stage wakes the readers of its
+    /// outputs in turn, so that every stage of a chain is awake when its frame comes and no futex wake-up is
+    /// on the path of the frame. Null (the default) does nothing. Set once per worker thread.
+    /// </summary>
+    [ThreadStatic]
+    private static Action? wokenEarly;
+
+    /// <summary>True when this thread's last wait ended with its frame found after an early wake-up (a predictive wait then sleeps at once).</summary>
+    [ThreadStatic]
+    private static bool expectEarlyWake;
+
+    /// <summary>Sets what this thread does when a wait of its own is woken before its frame (see <see cref="PassWakeOn"/>).</summary>
+    public static void OnWokenEarly(Action? action) => wokenEarly = action;
+
+    /// <summary>Runs this thread's <see cref="OnWokenEarly"/> action, if any.</summary>
+    private static void PassWakeOn() => wokenEarly?.Invoke();
+
+    /// <summary>Waits woken early (by a writer's early wake-up) with no frame yet, which then spun for it (process-wide, for the status).</summary>
+    public static long EarlyWakes => Volatile.Read(ref earlyWakes);
+
+    /// <summary>Waits woken early whose frame came while they spun.</summary>
+    public static long EarlyWakeHits => Volatile.Read(ref earlyWakeHits);
+
+    private static long earlyWakes;
+    private static long earlyWakeHits;
 
     /// <summary>Times a predictive wait spun across an expected arrival, and times the frame came within the window (process-wide, for benchmarks).</summary>
     public static long PredictedSpins => Volatile.Read(ref predictedSpins);
@@ -193,7 +318,7 @@ internal static class Waiter
     [ThreadStatic]
     private static bool fineTimerSlack;
 
-    private static bool WaitPredicted<TCondition, TSignal>(ref TCondition condition, ref TSignal signal, WaitPlan plan, long deadline, long nextPeerCheck, CancellationToken cancellationToken)
+    private static bool WaitPredicted<TCondition, TSignal>(ref TCondition condition, ref TSignal signal, WaitPlan plan, TimeSpan spinTime, long deadline, long nextPeerCheck, CancellationToken cancellationToken)
         where TCondition : struct, IWaitCondition, allows ref struct
         where TSignal : struct, ISleepSignal, allows ref struct
     {
@@ -205,46 +330,56 @@ internal static class Waiter
         }
 
         var wakeAt = FromNs(plan.WakeAtNs);
+        var spinEnd = 0L;
+        var wokenByWriter = false;
         if (Stopwatch.GetTimestamp() < wakeAt)
         {
-            // Asleep on the futex, not on clock_nanosleep: a frame that comes early still ends the sleep.
-            var verdict = Sleep(ref condition, ref signal, deadline, ref nextPeerCheck, wakeAt, cancellationToken, out var woke);
-            if (verdict != Verdict.KeepWaiting)
+            // Asleep on the futex, not on clock_nanosleep: a frame that comes early, or a writer's early
+            // wake-up, still ends the sleep.
+            var verdict = Sleep(ref condition, ref signal, deadline, ref nextPeerCheck, wakeAt, wakeable: true, cancellationToken, out var woke);
+            if (verdict is Verdict.Satisfied or Verdict.TimedOut)
             {
                 return verdict == Verdict.Satisfied;
             }
 
-            TimerLateness.Shared.Record(ToNs(woke - wakeAt));
+            if (verdict == Verdict.WokenEarly)
+            {
+                // The writer woke it before its own timer: spin as a hybrid wait woken early does.
+                Interlocked.Increment(ref earlyWakes);
+                wokenByWriter = true;
+                spinEnd = woke + ToTicks(spinTime > WaitTuning.EarlyWakeSpin ? spinTime : WaitTuning.EarlyWakeSpin);
+            }
+            else
+            {
+                TimerLateness.Shared.Record(ToNs(woke - wakeAt));
+            }
         }
 
-        var spinEnd = Math.Min(FromNs(plan.CloseAtNs), Stopwatch.GetTimestamp() + FromNs(plan.BudgetNs));
-        Interlocked.Increment(ref predictedSpins);
-        while (true)
+        PassWakeOn();
+        if (spinEnd == 0)
         {
-            for (var i = 0; i < SpinsPerCheck; i++)
+            spinEnd = Math.Min(FromNs(plan.CloseAtNs), Stopwatch.GetTimestamp() + FromNs(plan.BudgetNs));
+        }
+
+        Interlocked.Increment(ref predictedSpins);
+        var spun = SpinYielding(ref condition, spinEnd, deadline, ref nextPeerCheck, cancellationToken);
+        if (spun != Verdict.KeepWaiting)
+        {
+            if (spun == Verdict.Satisfied)
             {
-                Pause();
-                if (condition.IsSatisfied())
+                Interlocked.Increment(ref predictedHits);
+                if (wokenByWriter)
                 {
-                    Interlocked.Increment(ref predictedHits);
-                    return true;
+                    Interlocked.Increment(ref earlyWakeHits);
+                    expectEarlyWake = true;
                 }
             }
 
-            var verdict = CheckTimeAndPeers(ref condition, deadline, ref nextPeerCheck, cancellationToken, out var now);
-            if (verdict != Verdict.KeepWaiting)
-            {
-                return verdict == Verdict.Satisfied;
-            }
-
-            if (now >= spinEnd)
-            {
-                break;
-            }
+            return spun == Verdict.Satisfied;
         }
 
         // The frame is late: wait for it as a blocking wait does (the writer's wake-up ends the sleep).
-        return Sleep(ref condition, ref signal, deadline, ref nextPeerCheck, long.MaxValue, cancellationToken, out _) == Verdict.Satisfied;
+        return SleepUntilSatisfied(ref condition, ref signal, wakeable: true, spinTime, deadline, ref nextPeerCheck, cancellationToken);
     }
 
     /// <summary>
@@ -267,9 +402,11 @@ internal static class Waiter
     /// <summary>
     /// Sleeps on the signal until the condition holds (<see cref="Verdict.Satisfied"/>), the deadline
     /// passes (<see cref="Verdict.TimedOut"/>), or <paramref name="wakeAt"/> comes
-    /// (<see cref="Verdict.KeepWaiting"/>, with the time it woke in <paramref name="woke"/>).
+    /// (<see cref="Verdict.KeepWaiting"/>, with the time it woke in <paramref name="woke"/>); with
+    /// <paramref name="wakeable"/>, a sleep ended before its time with no frame (a writer's early wake-up)
+    /// returns <see cref="Verdict.WokenEarly"/>, with the time in <paramref name="woke"/>.
     /// </summary>
-    private static Verdict Sleep<TCondition, TSignal>(ref TCondition condition, ref TSignal signal, long deadline, ref long nextPeerCheck, long wakeAt, CancellationToken cancellationToken, out long woke)
+    private static Verdict Sleep<TCondition, TSignal>(ref TCondition condition, ref TSignal signal, long deadline, ref long nextPeerCheck, long wakeAt, bool wakeable, CancellationToken cancellationToken, out long woke)
         where TCondition : struct, IWaitCondition, allows ref struct
         where TSignal : struct, ISleepSignal, allows ref struct
     {
@@ -278,6 +415,8 @@ internal static class Waiter
         using var registration = cancellationToken.CanBeCanceled
             ? cancellationToken.UnsafeRegister(static s => ((CancelWake)s!).Wake(), CancelWake.For(signal.CancelSignal))
             : default;
+        var slept = false;
+        var sleepEnd = 0L;
         while (true)
         {
             signal.BeginSleep();
@@ -300,8 +439,16 @@ internal static class Waiter
                     return Verdict.KeepWaiting;
                 }
 
-                var slice = Math.Min(Math.Min(deadline, nextPeerCheck), wakeAt) - now;
-                signal.Sleep(TimeSpan.FromSeconds((double)slice / Stopwatch.Frequency));
+                if (wakeable && slept && now < sleepEnd)
+                {
+                    // Woken before the slice ended and still no frame: a writer's early wake-up (or, rarely, a signal).
+                    woke = now;
+                    return Verdict.WokenEarly;
+                }
+
+                sleepEnd = Math.Min(Math.Min(deadline, nextPeerCheck), wakeAt);
+                slept = true;
+                signal.Sleep(TimeSpan.FromSeconds((double)(sleepEnd - now) / Stopwatch.Frequency));
             }
             finally
             {
@@ -315,6 +462,7 @@ internal static class Waiter
         KeepWaiting,
         Satisfied,
         TimedOut,
+        WokenEarly,
     }
 
     /// <summary>Between polls: ends the wait at the deadline, throws on cancellation, and checks the peers when it is time.</summary>

@@ -49,14 +49,17 @@ internal sealed class SourceRunner : WorkerRunner
     protected override void Loop(CancellationToken stop)
     {
         var io = new SourceIo(outputs.Length, auxiliary.Length, i => LookSlot(outputs[i], stop), stop);
+        Action? wakeEarly = null;
         if (source.RateHz is { } rate)
         {
             pacer = new Pacer(rate, sleep: true, catchUp: false);
+            // A paced source knows when it will publish: it wakes its readers a little before (decision 138).
+            wakeEarly = WakeReadersEarly;
         }
 
         while (!stop.IsCancellationRequested)
         {
-            pacer?.WaitNext(stop);
+            pacer?.WaitNext(wakeEarly, stop);
             io.Begin(generation);
             for (var i = 0; i < auxiliary.Length; i++)
             {
@@ -92,6 +95,14 @@ internal sealed class SourceRunner : WorkerRunner
     }
 
     internal override object? NodeObject => source;
+
+    private void WakeReadersEarly()
+    {
+        foreach (var output in outputs)
+        {
+            output.WakeReadersEarly();
+        }
+    }
 
     protected override JsonObject? PluginMetrics() => source?.Metrics();
 
@@ -142,6 +153,18 @@ internal sealed class SinkRunner : WorkerRunner
     protected override void Loop(CancellationToken stop)
     {
         var io = new SinkIo(outputs.Length, auxiliary.Length, i => LookSlot(outputs[i], stop), stop);
+        if (outputs.Length > 0)
+        {
+            // A sink with feedback outputs passes an early wake-up on, as a kernel does (decision 138).
+            WaitCounters.OnWokenEarly(() =>
+            {
+                foreach (var output in outputs)
+                {
+                    output.WakeReadersEarly();
+                }
+            });
+        }
+
         var ended = false;
         while (!stop.IsCancellationRequested)
         {

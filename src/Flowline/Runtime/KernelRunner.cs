@@ -78,6 +78,8 @@ internal sealed class KernelRunner : WorkerRunner
 
     protected override void Loop(CancellationToken stop)
     {
+        // Woken before its input's frame (decision 138), the kernel wakes its outputs' readers in turn.
+        WaitCounters.OnWokenEarly(WakeReadersEarly);
         while (!stop.IsCancellationRequested)
         {
             if (ended)
@@ -162,6 +164,14 @@ internal sealed class KernelRunner : WorkerRunner
     }
 
     internal override object? NodeObject => kernel;
+
+    private void WakeReadersEarly()
+    {
+        foreach (var output in outputs)
+        {
+            output.WakeReadersEarly();
+        }
+    }
 
     protected override void OnStopped() => ReleaseInputs();
 

@@ -150,7 +150,7 @@ public sealed class PipelinePlan
         return new ReaderOptions
         {
             Delivery = delivery ?? spec.Delivery ?? DefaultDelivery,
-            WaitPolicy = wait ?? spec.Wait ?? WaitPolicy.Hybrid,
+            WaitPolicy = wait ?? spec.Wait ?? DefaultWait,
             WaitThroughWriterChanges = true,
             SpinTime = SpinTime,
             SpinBudget = SpinBudgetOf(spec),
@@ -164,6 +164,13 @@ public sealed class PipelinePlan
     /// </summary>
     public double SpinBudgetOf(StreamSpec stream) =>
         WaitTuning.SharedSpinBudget(stream.SpinBudget ?? Pipeline.Spec.SpinBudget ?? WaitTuning.DefaultSpinBudget, Workers.Count, Environment.ProcessorCount);
+
+    /// <summary>
+    /// How a worker's reader waits when neither its node nor its stream says: <c>predictive</c> (decision
+    /// 140), which answers the early wake-ups of paced sources and stages and otherwise waits as <c>hybrid</c>.
+    /// Writers waiting for space still wait as <c>hybrid</c>.
+    /// </summary>
+    public const WaitPolicy DefaultWait = WaitPolicy.Predictive;
 
     /// <summary>The options of a reader of an auxiliary input: latest delivery, never holding the writer back.</summary>
     public static ReaderOptions AuxiliaryReader { get; } = new() { Delivery = Delivery.Latest, WaitPolicy = WaitPolicy.Block, WaitThroughWriterChanges = true, SpinTime = SpinTime };

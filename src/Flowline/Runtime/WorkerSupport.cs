@@ -142,6 +142,10 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
 
         lastPublishNs = now;
         collect?.Invoke(this);
+        metrics.PredictedWaits = WaitCounters.PredictedWaits;
+        metrics.PredictedHits = WaitCounters.PredictedHits;
+        metrics.EarlyWakes = WaitCounters.EarlyWakes;
+        metrics.EarlyWakeHits = WaitCounters.EarlyWakeHits;
         Profiler?.Publish();
         Window.Fill(ref metrics);
         metrics.PublishedNs = now;

@@ -1,0 +1,117 @@
+using Flowline.SharedMemory.Diagnostics;
+using Flowline.SharedMemory.Tests.Infrastructure;
+
+namespace Flowline.SharedMemory.Tests.Streams;
+
+/// <summary>
+/// Early wake-ups (decision 138): a writer wakes its sleeping readers before it publishes; a woken reader
+/// with no frame yet passes the wake-up on (its thread's <see cref="WaitCounters.OnWokenEarly"/>) and
+/// spins for the frame, if it waits predictively (hybrid and block waits sleep again).
+/// </summary>
+public sealed class EarlyWakeTests : ShmTest
+{
+    private static readonly FrameFormat Words = new(ElementType.UInt64, 8);
+
+    [Fact]
+    public void PredictiveReaderWokenEarly_PassesTheWakeUpOnAndGetsTheFrame()
+    {
+        const WaitPolicy policy = WaitPolicy.Predictive;
+        var stream = Own(SharedStream.Open(Ns, "early", Words, RegionMode.Create, new StreamOptions { CapacityFrames = 8 }));
+        var reader = Own(stream.OpenReader<ulong>(new ReaderOptions { WaitPolicy = policy, SpinTime = TimeSpan.FromMicroseconds(20) }));
+        var writer = Own(stream.OpenWriter<ulong>());
+        var earlyWakesBefore = WaitCounters.EarlyWakes;
+        var passedOn = 0;
+        using var passed = new ManualResetEventSlim();
+        var frame = new ulong[8];
+        var status = ReadStatus.Timeout;
+        var thread = new Thread(() =>
+        {
+            WaitCounters.OnWokenEarly(() =>
+            {
+                Interlocked.Increment(ref passedOn);
+                passed.Set();
+            });
+            try
+            {
+                status = reader.ReadInto(frame, out _, Bound);
+            }
+            finally
+            {
+                WaitCounters.OnWokenEarly(null);
+            }
+        });
+        thread.Start();
+
+        // Wake the reader early until it has been woken early once (it may still be awake the first times),
+        // then publish: the reader gets the frame, whether it was still spinning or asleep again.
+        Assert.True(SpinWait.SpinUntil(() =>
+        {
+            writer.WakeReadersEarly();
+            return passed.Wait(TimeSpan.FromMilliseconds(1));
+        }, Bound), "the reader was never woken early");
+        frame[0] = 42;
+        writer.Write(frame);
+        Assert.True(thread.Join(Bound));
+
+        Assert.Equal(ReadStatus.Ok, status);
+        Assert.Equal(42UL, frame[0]);
+        Assert.True(Volatile.Read(ref passedOn) >= 1);
+        Assert.True(WaitCounters.EarlyWakes > earlyWakesBefore, "the early wake-up was not counted");
+    }
+
+    [Theory]
+    [InlineData(WaitPolicy.Block)]
+    [InlineData(WaitPolicy.Hybrid)]
+    public void BlockingAndHybridReaders_IgnoreEarlyWakeUps(WaitPolicy policy)
+    {
+        var stream = Own(SharedStream.Open(Ns, "block", Words, RegionMode.Create, new StreamOptions { CapacityFrames = 8 }));
+        var reader = Own(stream.OpenReader<ulong>(new ReaderOptions { WaitPolicy = policy, SpinTime = TimeSpan.FromMicroseconds(20) }));
+        var writer = Own(stream.OpenWriter<ulong>());
+        var passedOn = 0;
+        var frame = new ulong[8];
+        var status = ReadStatus.Timeout;
+        var thread = new Thread(() =>
+        {
+            WaitCounters.OnWokenEarly(() => Interlocked.Increment(ref passedOn));
+            try
+            {
+                status = reader.ReadInto(frame, out _, Bound);
+            }
+            finally
+            {
+                WaitCounters.OnWokenEarly(null);
+            }
+        });
+        thread.Start();
+        Assert.True(SpinWait.SpinUntil(() => reader.SleepCount > 0, Bound), "the reader never slept");
+
+        for (var i = 0; i < 20; i++)
+        {
+            writer.WakeReadersEarly();
+            Thread.Sleep(1);
+        }
+
+        Assert.True(thread.IsAlive, "a blocking reader returned without a frame");
+        writer.Write(frame);
+        Assert.True(thread.Join(Bound));
+        Assert.Equal(ReadStatus.Ok, status);
+        Assert.Equal(0, Volatile.Read(ref passedOn));
+    }
+
+    [Fact]
+    public void PacerWithAnEarlyWakeUp_CallsItOncePerIntervalAndKeepsTheSchedule()
+    {
+        var pacer = new Pacer(200);
+        var calls = 0;
+        var first = pacer.WaitNext(() => calls++);
+        for (var i = 1; i < 10; i++)
+        {
+            var intended = pacer.WaitNext(() => calls++);
+            Assert.Equal(first + (i * pacer.IntervalNs), intended);
+            Assert.True(MonotonicClock.NowNs() >= intended, "WaitNext returned before the intended time");
+        }
+
+        Assert.Equal(10, calls);
+        Assert.True(pacer.TimerLatenessNs >= 0);
+    }
+}
