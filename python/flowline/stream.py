@@ -419,9 +419,12 @@ class _Endpoint:
             pass
 
 
-def _check_policy(policy: str) -> None:
-    if policy not in ("spin", "hybrid", "block"):
-        raise ValueError(f"wait policy {policy!r} is not valid: use spin, hybrid or block")
+def _check_policy(policy: str) -> str:
+    """The policy this package waits with: ``predictive`` (C#'s learnt-arrival wait, a pipeline's default for
+    readers) is accepted and waits as ``hybrid`` does here."""
+    if policy not in ("spin", "hybrid", "block", "predictive"):
+        raise ValueError(f"wait policy {policy!r} is not valid: use spin, hybrid, block or predictive")
+    return "hybrid" if policy == "predictive" else policy
 
 
 class Reader(_Endpoint):
@@ -430,7 +433,7 @@ class Reader(_Endpoint):
     def __init__(self, stream: Stream, delivery: str, wait_policy: str, spin_time: float) -> None:
         if delivery not in ("lossless", "latest"):
             raise ValueError(f"delivery {delivery!r} is not valid: use lossless or latest")
-        _check_policy(wait_policy)
+        wait_policy = _check_policy(wait_policy)
         self.stream = stream
         self._pin = stream._pin()
         self.wait_policy, self.spin_time = wait_policy, spin_time
@@ -762,7 +765,7 @@ class Writer(_Endpoint):
     """The writer of a stream (StreamWriter.cs): one live writer at a time."""
 
     def __init__(self, stream: Stream, wait_policy: str, spin_time: float) -> None:
-        _check_policy(wait_policy)
+        wait_policy = _check_policy(wait_policy)
         self.stream = stream
         self._pin = stream._pin()
         self.wait_policy, self.spin_time = wait_policy, spin_time
