@@ -24,7 +24,7 @@ namespace Flowline.SharedMemory;
 /// overwritten, so a look stays intact however many times the writer laps the ring.</para>
 /// <para>Not thread-safe: one thread reads.</para>
 /// </remarks>
-public sealed unsafe class StreamReader<T> : StreamEndpoint<T>, IDeferredRelease
+public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
     where T : unmanaged
 {
     private readonly byte* entry;
@@ -46,10 +46,6 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>, IDeferredRelease
     private readonly bool waitThroughWriterChanges;
     private ArrivalEstimator? arrivals;
     private double spinBudget;
-    private readonly int batchFrames;
-    private int unreleased;
-    private int listedThread;
-    private WeakReference<IDeferredRelease>? listing;
 
     internal StreamReader(SharedStream stream, ReaderOptions options)
         : base(stream)
@@ -58,7 +54,6 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>, IDeferredRelease
         SpinTime = options.SpinTime;
         spinBudget = options.SpinBudget;
         Delivery = options.Delivery;
-        batchFrames = (int)Math.Clamp(capacity / 4, 1, 64);
         waitThroughWriterChanges = options.WaitThroughWriterChanges;
         spaceSignal = new FutexSignal((int*)(baseAddress + StreamLayout.SpaceSignalOffset), (int*)(baseAddress + StreamLayout.SpaceSleepersOffset));
         identity = ProcessIdentity.Current.Pack(0);
@@ -310,8 +305,6 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>, IDeferredRelease
     [MethodImpl(MethodImplOptions.NoInlining)]
     private static int WaitOn(ReadOnlySpan<StreamReader<T>> readers, WaitPolicy policy, TimeSpan spinTime, TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        // No frame read and not released may hold a writer back while this thread waits (decision 143).
-        DeferredReleases.FlushAll();
         var plan = default(WaitPlan);
         if (policy == WaitPolicy.Predictive)
         {
@@ -502,16 +495,15 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>, IDeferredRelease
             }
 
             frames += n;
-            framesRead += n;
-            next += n;
-            StorePosition();
+            framesRead += n - 1;
+            Release(next + n - 1);
         }
 
         return ReadStatus.Ok;
     }
 
     /// <summary>The most frames <see cref="ReadBatch"/> releases with one position store: a quarter of the ring, at most 64.</summary>
-    public int BatchFrames => batchFrames;
+    public int BatchFrames => (int)Math.Clamp(capacity / 4, 1, 64);
 
     /// <summary>Copies the next frame into <paramref name="destination"/> and consumes it.</summary>
     public ReadStatus ReadInto(Span<T> destination, TimeSpan? timeout = null, CancellationToken cancellationToken = default) =>
@@ -529,12 +521,6 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>, IDeferredRelease
     private protected override void Detach()
     {
         lookSequence = -1;
-        unreleased = 0;
-        if (listing is not null && listedThread == Environment.CurrentManagedThreadId)
-        {
-            DeferredReleases.Remove(listing);
-        }
-
         liveness?.Dispose();
         if (entry == null)
         {
@@ -675,66 +661,17 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>, IDeferredRelease
         }
     }
 
-    /// <summary>
-    /// Releases the frames up to <paramref name="sequence"/> (lossless). Behind the writer (frames this
-    /// reader already knows of wait after this one), the position is stored once per <see cref="BatchFrames"/>
-    /// frames rather than once per frame (decision 143); it is stored at once when this frame is the last
-    /// one known, and before this thread waits on any stream (<see cref="DeferredReleases"/>), so a
-    /// reader that keeps up releases every frame at once and no wait ever leaves a release unstored.
-    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void Release(long sequence)
     {
         next = sequence + 1;
         framesRead++;
-        if (next < cachedCursor && unreleased < batchFrames - 1 && Defer())
-        {
-            return;
-        }
-
-        StorePosition();
-    }
-
-    /// <summary>Counts one more frame read and not released; false if this reader is listed on another thread (it then stores at once).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private bool Defer()
-    {
-        var thread = Environment.CurrentManagedThreadId;
-        if (listedThread != thread)
-        {
-            if (listedThread != 0)
-            {
-                return false;
-            }
-
-            listedThread = thread;
-            DeferredReleases.Add(listing ??= new WeakReference<IDeferredRelease>(this));
-        }
-
-        unreleased++;
-        return true;
-    }
-
-    /// <summary>Stores the position (<see cref="next"/>) for the writer.</summary>
-    private void StorePosition()
-    {
-        unreleased = 0;
 
         // Release store and full fence: the copy is done before the writer can see the slot free, and
         // the writer's sleeping flag is read after the position is visible (no lost wake-up).
         Interlocked.Exchange(ref PositionWord, next);
         Volatile.Write(ref Counter(StreamLayout.ReaderFramesReadOffset), framesRead);
         spaceSignal.NotifyIfSleeping();
-    }
-
-    /// <inheritdoc/>
-    void IDeferredRelease.FlushRelease()
-    {
-        listedThread = 0;
-        if (unreleased > 0 && !IsDisposed && Delivery == Delivery.Lossless)
-        {
-            StorePosition();
-        }
     }
 
     /// <summary>True if the frame of <paramref name="sequence"/> (not held) is still in its slot: a seqlock on the slot's sequence word.</summary>
@@ -910,7 +847,6 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>, IDeferredRelease
             Interlocked.Or(ref LatestReaders, LatestBit);
         }
 
-        unreleased = 0;
         next = Volatile.Read(ref Cursor);
         Volatile.Write(ref PositionWord, next);
         var word = identity | (uint)(delivery == Delivery.Lossless ? StreamLayout.ReaderLossless : StreamLayout.ReaderLatest);

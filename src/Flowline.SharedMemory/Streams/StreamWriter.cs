@@ -495,8 +495,6 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
 
     private bool WaitForSpace(TimeSpan? timeout, CancellationToken cancellationToken)
     {
-        // A frame this thread read and did not release yet must not be what this writer waits for (decision 143).
-        DeferredReleases.FlushAll();
         ref var waits = ref StreamLayout.Long(baseAddress, StreamLayout.SpaceWaitsOffset);
         Volatile.Write(ref waits, waits + 1);
         var condition = new SpaceCondition(this);

@@ -5,10 +5,8 @@ namespace Flowline.SharedMemory.Tests.Streams;
 
 /// <summary>
 /// What lossless frames no longer pay for: a writer with no latest reader attached claims slots without a
-/// fence (decision 142), and a reader behind its writer stores its position once per batch (decision 143).
-/// Latest readers that attach while such a writer runs flat out still hold intact frames, peeks still
-/// find overwritten frames torn, and a release not stored yet never holds a writer back while its reader
-/// waits on another stream.
+/// fence (decision 142). Latest readers that attach while such a writer runs flat out still hold intact
+/// frames, and peeks still find overwritten frames torn.
 /// </summary>
 public sealed class LosslessCostTests : ShmTest
 {
@@ -44,7 +42,11 @@ public sealed class LosslessCostTests : ShmTest
     {
         while (!stop.IsCancellationRequested)
         {
-            Assert.Equal(WriteStatus.Ok, writer.Look(out var slot, Bound));
+            if (writer.Look(out var slot, TimeSpan.FromMilliseconds(100)) != WriteStatus.Ok)
+            {
+                continue; // No space (a lossless reader stopped reading): look again unless stopped.
+            }
+
             Fill(writer.Position, slot);
             writer.Publish();
         }
@@ -145,115 +147,5 @@ public sealed class LosslessCostTests : ShmTest
             await stop.CancelAsync();
             await flood.WaitAsync(Bound);
         }
-    }
-
-    [Fact]
-    public void ReaderBehind_StoresItsPosition_OncePerBatch_AndAtOnceWhenItCatchesUp()
-    {
-        var stream = Create("defer", 64);
-        var reader = Own(stream.OpenReader<long>());
-        var writer = Own(stream.OpenWriter<long>());
-        var frame = new long[Elements];
-        for (long n = 0; n < 40; n++)
-        {
-            Fill(n, frame);
-            Assert.Equal(WriteStatus.Ok, writer.Write(frame, TimeSpan.Zero));
-        }
-
-        long Stored() => stream.GetStatistics().Readers.Single().Position;
-
-        Assert.Equal(16, reader.BatchFrames);
-        var stores = new List<long> { Stored() };
-        for (long n = 0; n < 40; n++)
-        {
-            Assert.Equal(ReadStatus.Ok, reader.ReadInto(frame, TimeSpan.Zero));
-            Assert.True(Holds(n, frame));
-            if (Stored() != stores[^1])
-            {
-                stores.Add(Stored());
-            }
-        }
-
-        // Behind: one store per 16 frames; the last frame known is released at once.
-        Assert.Equal([0, 16, 32, 40], stores);
-        Assert.Equal(40, stream.GetStatistics().Readers.Single().FramesRead);
-
-        // Keeping up: every frame is released at once.
-        Fill(40, frame);
-        Assert.Equal(WriteStatus.Ok, writer.Write(frame, TimeSpan.Zero));
-        Assert.Equal(ReadStatus.Ok, reader.Look(out var looked, TimeSpan.Zero));
-        Assert.True(Holds(40, looked));
-        Assert.True(reader.Increment());
-        Assert.Equal(41, Stored());
-    }
-
-    [Fact]
-    public async Task AReleaseNotStoredYet_IsStoredBeforeItsReaderWaitsOnAnotherStream()
-    {
-        // A's writer needs the slot of the frame read from A; B is written only once A's writer got it.
-        var a = Create("a", 8);
-        var b = Create("b", 8);
-        var fromA = Own(a.OpenReader<long>(new ReaderOptions { WaitPolicy = WaitPolicy.Block }));
-        var fromB = Own(b.OpenReader<long>(new ReaderOptions { WaitPolicy = WaitPolicy.Block }));
-        var toA = Own(a.OpenWriter<long>(new WriterOptions { WaitPolicy = WaitPolicy.Block }));
-        var toB = Own(b.OpenWriter<long>());
-        var frame = new long[Elements];
-        for (long n = 0; n < 8; n++)
-        {
-            Fill(n, frame);
-            Assert.Equal(WriteStatus.Ok, toA.Write(frame, TimeSpan.Zero));
-        }
-
-        Assert.Equal(ReadStatus.Ok, fromA.ReadInto(frame, TimeSpan.Zero));
-        Assert.Equal(0, a.GetStatistics().Readers.Single().Position); // deferred: 7 more frames are known
-
-        var relay = Task.Run(() =>
-        {
-            Fill(8, frame);
-            Assert.Equal(WriteStatus.Ok, toA.Write(frame, Bound));
-            Fill(0, frame);
-            Assert.Equal(WriteStatus.Ok, toB.Write(frame, Bound));
-        });
-
-        // Without the store before this wait, A's writer waits for that slot and B never gets its frame.
-        var got = new long[Elements];
-        Assert.Equal(ReadStatus.Ok, fromB.ReadInto(got, Bound));
-        Assert.True(Holds(0, got));
-        await relay.WaitAsync(Bound);
-        Assert.Equal(1, a.GetStatistics().Readers.Single().Position);
-    }
-
-    [Fact]
-    public async Task AReleaseNotStoredYet_IsStoredBeforeItsReaderWaitsForSpaceInAnotherStream()
-    {
-        // The thread that read from A writes to C, whose ring is full; C's reader reads only once A's writer got its slot.
-        var a = Create("a2", 8);
-        var c = Create("c2", 8);
-        var fromA = Own(a.OpenReader<long>());
-        var fromC = Own(c.OpenReader<long>());
-        var toA = Own(a.OpenWriter<long>(new WriterOptions { WaitPolicy = WaitPolicy.Block }));
-        var toC = Own(c.OpenWriter<long>(new WriterOptions { WaitPolicy = WaitPolicy.Block }));
-        var frame = new long[Elements];
-        for (long n = 0; n < 8; n++)
-        {
-            Fill(n, frame);
-            Assert.Equal(WriteStatus.Ok, toA.Write(frame, TimeSpan.Zero));
-            Assert.Equal(WriteStatus.Ok, toC.Write(frame, TimeSpan.Zero));
-        }
-
-        Assert.Equal(ReadStatus.Ok, fromA.ReadInto(frame, TimeSpan.Zero));
-        Assert.Equal(0, a.GetStatistics().Readers.Single().Position);
-
-        var drain = Task.Run(() =>
-        {
-            var other = new long[Elements];
-            Fill(8, other);
-            Assert.Equal(WriteStatus.Ok, toA.Write(other, Bound));
-            Assert.Equal(ReadStatus.Ok, fromC.ReadInto(other, Bound));
-        });
-
-        Fill(8, frame);
-        Assert.Equal(WriteStatus.Ok, toC.Write(frame, Bound));
-        await drain.WaitAsync(Bound);
     }
 }
