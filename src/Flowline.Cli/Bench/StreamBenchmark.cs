@@ -45,6 +45,9 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
                 MeasureThroughput("64 B, copy in, copy out", SmallFrameBytes, writerLook: false, readerLook: false, frames: 20_000_000 / scale, capacity: 1024),
                 MeasureThroughput("64 B, zero-copy", SmallFrameBytes, writerLook: true, readerLook: true, frames: 20_000_000 / scale, capacity: 1024),
                 MeasureThroughput("64 B, batches of 64, copy in, copy out", SmallFrameBytes, writerLook: false, readerLook: false, frames: 40_000_000 / scale, capacity: 1024, batch: 64),
+                // One side batched, the other frame by frame: which side sets the single-frame figure.
+                MeasureThroughput("64 B, written in batches of 64, read one by one", SmallFrameBytes, writerLook: false, readerLook: false, frames: 40_000_000 / scale, capacity: 1024, batch: 64, readerBatch: 0),
+                MeasureThroughput("64 B, written one by one, read in batches of 64", SmallFrameBytes, writerLook: false, readerLook: false, frames: 20_000_000 / scale, capacity: 1024, batch: 0, readerBatch: 64),
                 MeasureThroughput("64 B, zero-copy, 8 slots", SmallFrameBytes, writerLook: true, readerLook: true, frames: 2_000_000 / scale, capacity: 8),
                 MeasureThroughput("1 MiB, copy in, zero-copy read", LargeFrameBytes, writerLook: false, readerLook: true, frames: 10_000 / scale, capacity: 8),
                 MeasureThroughput("1 MiB, zero-copy, 8 slots", LargeFrameBytes, writerLook: true, readerLook: true, frames: 2_000_000 / scale, capacity: 8),
@@ -177,15 +180,16 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
         }
     }
 
-    private ThroughputCase MeasureThroughput(string title, int frameBytes, bool writerLook, bool readerLook, int frames, int capacity, int batch = 0, WaitPolicy policy = WaitPolicy.Hybrid)
+    private ThroughputCase MeasureThroughput(string title, int frameBytes, bool writerLook, bool readerLook, int frames, int capacity, int batch = 0, WaitPolicy policy = WaitPolicy.Hybrid, int? readerBatch = null)
     {
+        var readBatch = readerBatch ?? batch;
         Say($"throughput: {title}, {frames:N0} frames");
-        var name = $"throughput-{frameBytes}-{capacity}-{writerLook}-{readerLook}-{batch}-{Name(policy)}";
+        var name = $"throughput-{frameBytes}-{capacity}-{writerLook}-{readerLook}-{batch}-{readBatch}-{Name(policy)}";
         using var stream = SharedStream.Open(ns, name, new FrameFormat(ElementType.UInt8, frameBytes), RegionMode.Replace, new StreamOptions { CapacityFrames = capacity });
         try
         {
             var warmup = frames / 4;
-            using var child = StartChild("throughput", name, "--policy", policy.ToString(), "--look", readerLook ? "true" : "false", "--warmup", Invariant(warmup), "--batch", Invariant(batch));
+            using var child = StartChild("throughput", name, "--policy", policy.ToString(), "--look", readerLook ? "true" : "false", "--warmup", Invariant(warmup), "--batch", Invariant(readBatch));
             child.Expect("ready", Patience);
             using (var writer = stream.OpenWriter<byte>())
             {
@@ -222,7 +226,7 @@ internal sealed class StreamBenchmark(StreamBenchOptions options, TextWriter pro
                 title,
                 frameBytes,
                 batch > 0 ? $"write batch of {batch}" : writerLook ? "look + publish" : "write (copy in)",
-                batch > 0 ? "read batch (copy out)" : readerLook ? "look + increment" : "read into (copy out)",
+                readBatch > 0 ? "read batch (copy out)" : readerLook ? "look + increment" : "read into (copy out)",
                 capacity,
                 frames,
                 perSecond,

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics.X86;
 using Flowline.SharedMemory.Interop;
 using Flowline.SharedMemory.Liveness;
 using Flowline.SharedMemory.Streams;
@@ -148,7 +149,7 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
                 Ordered.PutLong(slot + StreamLayout.SlotPublishOffset, now);
                 Ordered.PutLong(slot + StreamLayout.SlotOriginOffset, now);
                 Ordered.PutLongOrdered(slot + StreamLayout.SlotSequenceOffset, next);
-                Ordered.PutIntOrdered(slotMap + ((next & mask) * sizeof(int)), claimed);
+                MapNext(claimed);
                 newestSlot = claimed;
                 claimed = -1;
                 next++;
@@ -236,7 +237,7 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
         Ordered.PutLongOrdered(slot + StreamLayout.SlotSequenceOffset, next);
 
         // The map entry is a release store: a reader that finds the slot in the map finds the frame in it.
-        Ordered.PutIntOrdered(slotMap + ((next & mask) * sizeof(int)), claimed);
+        MapNext(claimed);
         newestSlot = claimed;
         claimed = -1;
         lookPending = false;
@@ -337,8 +338,23 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
     }
 
     /// <summary>Claims a slot to fill (see the remarks); false if every slot is held or still needed by a lossless reader.</summary>
+    /// <remarks>
+    /// With no latest reader attached (decision 142) nobody can hold a slot this writer may take: the
+    /// bit of a latest reader is set with a full fence before it reads the cursor, and this word is read
+    /// after the full fence of the last cursor store (or of the attach), so a reader this read misses
+    /// reads the cursor this writer published last and holds at most the newest frame's slot, which is
+    /// never claimed (a batch's frames go to slots after it in ring order and never lap it). The claim
+    /// is then a store of -1 that need not be fenced before the holds are read: it only has to reach
+    /// other cores before the payload does, for the seqlock of peeking readers (IsStillIntact), and
+    /// x86's stores become visible in program order; elsewhere it keeps the full fence.
+    /// </remarks>
     private bool ClaimSlot()
     {
+        if (Volatile.Read(ref LatestReaders) == 0)
+        {
+            return ClaimUnheld();
+        }
+
         var sawHold = false;
         var sawNeeded = false;
         var heldFree = -1;
@@ -397,6 +413,54 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
         claimed = heldFree;
         fillFrom = heldFree + 1;
         return true;
+    }
+
+    /// <summary>Claims the first slot in ring order that no lossless reader still needs (no latest reader attached: decision 142).</summary>
+    private bool ClaimUnheld()
+    {
+        for (var k = 0; k < capacity; k++)
+        {
+            var index = (int)((fillFrom + k) & mask);
+            if (index == newestSlot)
+            {
+                continue;
+            }
+
+            var header = SlotAt(index);
+            var held = Ordered.GetLongVolatile(header + StreamLayout.SlotSequenceOffset);
+            if (held >= cachedMinReader && held < next && MapOf(held) == index)
+            {
+                continue; // A lossless reader has yet to read that frame.
+            }
+
+            if (X86Base.IsSupported)
+            {
+                Ordered.PutLongOrdered(header + StreamLayout.SlotSequenceOffset, StreamLayout.SlotWriting);
+            }
+            else
+            {
+                Ordered.PutLongVolatile(header + StreamLayout.SlotSequenceOffset, StreamLayout.SlotWriting);
+            }
+
+            claimed = index;
+            fillFrom = index + 1;
+            return true;
+        }
+
+        return false; // A lossless reader has yet to read a frame: backpressure, it frees a slot.
+    }
+
+    /// <summary>Enters <paramref name="slot"/> as the slot of frame <see cref="next"/> in the slot map (a release store), unless it is there already.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private void MapNext(int slot)
+    {
+        // Filled in ring order, a slot holds the frame a lap after its last one, whose entry already
+        // names it: the store (and the reader's cache miss on the map's line) is skipped (decision 142).
+        var entry = slotMap + ((next & mask) * sizeof(int));
+        if (Ordered.GetInt(entry) != slot)
+        {
+            Ordered.PutIntOrdered(entry, slot);
+        }
     }
 
     /// <summary>Claims a slot after reading the lossless readers' positions again.</summary>
