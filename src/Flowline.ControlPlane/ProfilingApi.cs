@@ -27,11 +27,16 @@ public static partial class ControlApi
         read.MapGet("/profiling/traces", (Delegate)((HttpContext context) => traces.StreamAsync(context, options.KeepaliveInterval)))
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
         control.MapPost("/profiling/traces", async (HttpRequest request, CancellationToken ct) =>
-            await ReplyAsync(service, request, ct, body => service.Manager.SetTraces(new TraceRequest(
-                Names(body, "nodes"),
-                Names(body, "streams"),
-                (int)Math.Clamp(ControlJson.Integer(body, "every", 1), int.MinValue, int.MaxValue),
-                ControlJson.Number(body, "seconds", 10.0)!.Value))).ConfigureAwait(false));
+            await ReplyAsync(service, request, ct, body =>
+            {
+                var state = service.Manager.SetTraces(new TraceRequest(
+                    Names(body, "nodes"),
+                    Names(body, "streams"),
+                    (int)Math.Clamp(ControlJson.Integer(body, "every", 1), int.MinValue, int.MaxValue),
+                    ControlJson.Number(body, "seconds", 10.0)!.Value));
+                traces.Wake(); // traffic may start at full rate: read soon rather than after up to 100 ms
+                return state;
+            }).ConfigureAwait(false));
         control.MapDelete("/profiling/traces", () => Reply(service, () => service.Manager.StopTraces()));
     }
 
@@ -61,7 +66,8 @@ internal sealed class TraceHub(ControlService service)
 {
     private readonly TraceFanout fanout = new();
     private readonly Lock gate = new();
-    private Task? polling;
+    private readonly SemaphoreSlim wake = new(0, 1);
+    private Thread? polling;
 
     /// <summary>Samples lost by the workers' rings before the hub read them (the hub was too slow), since it started.</summary>
     public long RingLost { get; private set; }
@@ -79,9 +85,11 @@ internal sealed class TraceHub(ControlService service)
         var subscriber = fanout.Subscribe();
         lock (gate)
         {
-            if (polling is null || polling.IsCompleted)
+            if (polling is null || !polling.IsAlive)
             {
-                polling = Task.Run(PollAsync);
+                // A thread of its own: a read that waits behind busy thread-pool work lets the rings overflow.
+                polling = new Thread(Poll) { IsBackground = true, Name = "flowline-traces" };
+                polling.Start();
             }
         }
 
@@ -124,8 +132,21 @@ internal sealed class TraceHub(ControlService service)
         }
     }
 
+    /// <summary>Traces were switched on: the next read comes at once, and the ones after it from the shortest interval.</summary>
+    public void Wake()
+    {
+        try
+        {
+            wake.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // Already woken.
+        }
+    }
+
     /// <summary>Reads the rings while anyone listens; starts at the rings' ends (a subscriber gets samples from when it came).</summary>
-    private async Task PollAsync()
+    private void Poll()
     {
         TraceFollower? follower = null;
         var samples = new List<TraceSample>();
@@ -149,6 +170,7 @@ internal sealed class TraceHub(ControlService service)
                 {
                     // A new manager (a replaced document): start at the ends of its rings.
                     follower = new TraceFollower(current);
+                    interval = TraceFollower.Floor;
                 }
                 else
                 {
@@ -158,12 +180,17 @@ internal sealed class TraceHub(ControlService service)
                     interval = follower.Interval;
                 }
             }
-            catch (ObjectDisposedException)
+            catch (Exception)
             {
+                // A disposed manager (a replaced document) or any other failure to read: start again at the
+                // current manager's ring ends. Never let it escape: this thread's exception would end the server.
                 follower = null;
             }
 
-            await Task.Delay(interval).ConfigureAwait(false);
+            if (wake.Wait(interval))
+            {
+                follower?.Hurry();
+            }
         }
     }
 }

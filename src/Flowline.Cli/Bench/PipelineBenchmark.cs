@@ -490,6 +490,7 @@ internal sealed class TraceReader : IDisposable
         var state = manager.SetTraces(new TraceRequest(null, null, 1, Math.Min(3600, duration.TotalSeconds + 60)));
         Traced = state.Nodes;
         follower = new TraceFollower(manager); // start from now: what the warm-up left is not counted
+        follower.Hurry(); // as the server's trace stream does when traces are switched on
         thread = new Thread(Run) { IsBackground = true, Name = "flowline-bench-traces" };
         thread.Start();
     }

@@ -43,6 +43,9 @@ public sealed class TraceFollower
     /// <summary>The most records one worker wrote between the last two reads.</summary>
     public long LastMostWritten { get; private set; }
 
+    /// <summary>Comes back soon: the interval starts again from <see cref="Floor"/> (traces were just switched on, at a rate not known yet).</summary>
+    public void Hurry() => Interval = Floor;
+
     /// <summary>Reads the records written since the last read into <paramref name="into"/>; returns how many were overwritten before they were read.</summary>
     public long Read(List<TraceSample> into)
     {
