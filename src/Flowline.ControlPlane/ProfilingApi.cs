@@ -20,7 +20,7 @@ public static partial class ControlApi
 
     private static void MapProfiling(RouteGroupBuilder read, RouteGroupBuilder control, ControlService service, ControlApiOptions options)
     {
-        var traces = new TraceHub(service);
+        var traces = new TraceHub(service, options.TraceQueueBytes);
 
         // The counters of every stream and the histograms of every worker, read from shared memory.
         read.MapGet("/profiling", () => Reply(service, () => service.Manager.Profiling(ProfilingWait)));
@@ -62,9 +62,9 @@ public static partial class ControlApi
 /// <see cref="TraceFollower"/> (every 100 ms while traffic is light, down to every 5 ms at full rate,
 /// decision 146) and sends each batch to every subscriber through a <see cref="TraceFanout"/>.
 /// </summary>
-internal sealed class TraceHub(ControlService service)
+internal sealed class TraceHub(ControlService service, int queueBytes = TraceFanout.QueueBytes)
 {
-    private readonly TraceFanout fanout = new();
+    private readonly TraceFanout fanout = new(queueBytes);
     private readonly Lock gate = new();
     private readonly SemaphoreSlim wake = new(0, 1);
     private Thread? polling;

@@ -19,8 +19,15 @@ public sealed class TraceRateTests : ServerTest
 
     public override ValueTask InitializeAsync()
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(UnpacedPath)!);
-        File.WriteAllText(UnpacedPath, """
+        WriteUnpaced(UnpacedPath);
+        return base.InitializeAsync();
+    }
+
+    /// <summary>Copy-64 with an unpaced source and lossless streams: every frame of copy and sink, as fast as they go.</summary>
+    internal static void WriteUnpaced(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        File.WriteAllText(path, """
             shared_memory:
               - name: input_vector
                 shape: [64]
@@ -47,7 +54,6 @@ public sealed class TraceRateTests : ServerTest
                 kind: null.sink
                 stream: output_vector
             """);
-        return base.InitializeAsync();
     }
 
     [Fact]
