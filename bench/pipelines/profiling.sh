@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 12's profiling benchmarks (docs/performance.md, "Profiling"): copy-64 in lock-step and unthrottled
 # (lossless) with the workers' profiling histograms on (default) and off (FLOWLINE_PROFILING=0), then
-# unthrottled with every frame of every kernel and sink traced, read every 100 ms (as the server's trace
-# stream does) and every 10 ms. Each round records the machine's load; JSON goes to
+# unthrottled with every frame of every kernel and sink traced, read every 100 ms (the server's trace stream
+# before decision 146), at the interval the server's trace stream now adapts to the traffic, and every 10 ms. Each round records the machine's load; JSON goes to
 # bench/pipelines/results/profiling-<round>-<case>.json and the summary (ranges over the rounds) to stdout.
 # Usage: flock /tmp/flowline-build.lock bench/pipelines/profiling.sh [--runs N] [--duration S]
 set -euo pipefail
@@ -33,8 +33,9 @@ for round in $(seq 1 "$runs"); do
     FLOWLINE_PROFILING=$profiling flowline benchmark "$copy" "${lockstep[@]}" --duration "$duration" --json > "$out/profiling-$round-lockstep-p$profiling.json"
     FLOWLINE_PROFILING=$profiling flowline benchmark "$copy" "${unthrottled[@]}" --duration "$duration" --json > "$out/profiling-$round-unthrottled-p$profiling.json"
   done
-  for poll in 100 10; do
-    flowline benchmark "$copy" "${unthrottled[@]}" --duration "$duration" --trace-poll-ms "$poll" --json > "$out/profiling-$round-traces-$poll.json"
+  for poll in 100 adaptive 10; do
+    if [ "$poll" = adaptive ]; then mode=(--trace-adaptive); else mode=(--trace-poll-ms "$poll"); fi
+    flowline benchmark "$copy" "${unthrottled[@]}" --duration "$duration" "${mode[@]}" --json > "$out/profiling-$round-traces-$poll.json"
   done
   cat /proc/loadavg >> "$out/profiling-$round-load.txt"
 done
@@ -56,10 +57,11 @@ for case in ("lockstep", "unthrottled"):
         print(f"| copy-64 {case} | {'on' if p == '1' else 'off'} | {rng([r['throughput_hz'] for r in rs], '{:,.0f}')} "
               f"| {rng([r['latency_us']['p50'] for r in rs])} | {rng([r['latency_us']['p99'] for r in rs])} |")
 print()
-print("| traces, read every | records read/s | lost % | latency p50 µs | p99 µs |")
-print("|---|---:|---:|---:|---:|")
-for poll in ("100", "10"):
+print("| traces, read every | mean interval ms | records read/s | lost % | latency p50 µs | p99 µs |")
+print("|---|---:|---:|---:|---:|---:|")
+for poll in ("100", "adaptive", "10"):
     rs = load(f"traces-{poll}")
-    print(f"| {poll} ms | {rng([r['traces']['records_per_s'] for r in rs], '{:,.0f}')} | {rng([r['traces']['lost_percent'] for r in rs])} "
+    print(f"| {poll if poll == 'adaptive' else poll + ' ms'} | {rng([r['traces'].get('mean_interval_ms') for r in rs])} "
+          f"| {rng([r['traces']['records_per_s'] for r in rs], '{:,.0f}')} | {rng([r['traces']['lost_percent'] for r in rs], '{:.2f}')} "
           f"| {rng([r['latency_us']['p50'] for r in rs])} | {rng([r['latency_us']['p99'] for r in rs])} |")
 PY

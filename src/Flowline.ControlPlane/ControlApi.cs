@@ -21,6 +21,9 @@ public sealed record ControlApiOptions
 
     /// <summary>Values a preview sends at most (the rest is cut, with <c>truncated: true</c>; default 65,536).</summary>
     public int PreviewMaxElements { get; init; } = 65_536;
+
+    /// <summary>Encoded trace batches a <c>GET /profiling/traces</c> subscriber may have waiting, in bytes; past it, batches are dropped and counted (default 16 MiB).</summary>
+    public int TraceQueueBytes { get; init; } = TraceFanout.QueueBytes;
 }
 
 /// <summary>

@@ -432,6 +432,31 @@ public sealed class RunCommandTests : IDisposable
         AssertNothingLeft(child.BenchNamespace);
     }
 
+    /// <summary><c>--trace-adaptive</c> reads the rings as the server does: from 5 ms after traces are switched on, backing off to 100 ms while traffic is light.</summary>
+    [Fact]
+    public void Benchmark_TraceAdaptive_BacksOffAtLowTraffic_AndLosesNothing()
+    {
+        var both = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--trace-poll-ms", "20", "--trace-adaptive", "--json");
+        var refused = both.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+        AssertExit(1, refused);
+
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--warmup", "0.5", "--trace-adaptive", "--json");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(0, result);
+        var traces = Json(result).AsObject()["traces"]!.AsObject();
+        Assert.True((bool)traces["adaptive"]!, traces.ToJsonString());
+        Assert.Null(traces["poll_ms"]);
+
+        // copy-64's source runs at 1 kHz: about 100 records per worker per 100 ms, a fortieth of a ring, so the
+        // interval starts at 5 ms and doubles up to 100 ms.
+        Assert.Equal(5.0, (double)traces["min_interval_ms"]!);
+        Assert.True((double)traces["mean_interval_ms"]! > 5.0, traces.ToJsonString());
+        Assert.True((long)traces["records_read"]! > 100, traces.ToJsonString());
+        Assert.Equal(0, (long)traces["records_lost"]!);
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
     [Fact]
     public void Benchmark_FirstFrames_Negative_ExitsOne()
     {

@@ -55,6 +55,7 @@ internal sealed record BenchSource(string Stream, string Pattern, double? RateHz
 /// <param name="Wait">Make every stream wait with this policy (the benchmark's own reader too), to compare policies on one document.</param>
 /// <param name="FirstFrames">Report the latency of the first this many frames after the start (read from the start on, warm-up included) apart from the steady state; 0 for none.</param>
 /// <param name="TracePollMs">Switch traces on for every frame of every kernel and sink while measuring and read them every this many milliseconds (the server's trace stream reads every 100 ms); 0 for no traces.</param>
+/// <param name="TraceAdaptive">Switch traces on likewise and read them as the server's trace stream does, at the interval a <see cref="TraceFollower"/> adapts to the traffic.</param>
 internal sealed record PipelineBenchOptions(
     TimeSpan Duration,
     TimeSpan Warmup,
@@ -67,7 +68,8 @@ internal sealed record PipelineBenchOptions(
     bool WithoutSinks = false,
     WaitPolicy? Wait = null,
     int FirstFrames = 0,
-    int TracePollMs = 0);
+    int TracePollMs = 0,
+    bool TraceAdaptive = false);
 
 /// <summary>
 /// Runs a pipeline and measures it at an output stream from a reader of the benchmark's own:
@@ -171,7 +173,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         var cpuAtStart = pids.ToDictionary(p => p.Key, p => ThisProcess.TryReadUsage(p.Value, out var cpu, out _) ? cpu : TimeSpan.Zero);
         var skippedBefore = reader.FramesSkipped;
         var samples = new Samples();
-        using var traces = options.TracePollMs > 0 ? new TraceReader(manager, options.TracePollMs, options.Duration) : null;
+        using var traces = options.TracePollMs > 0 || options.TraceAdaptive ? new TraceReader(manager, options.TraceAdaptive ? 0 : options.TracePollMs, options.Duration) : null;
         var measureStart = MonotonicClock.NowNs();
         Measure(reader, lockstep, measureStart + Ns(options.Duration), samples, cancellation);
         var measured = (MonotonicClock.NowNs() - measureStart) / 1e9;
@@ -469,31 +471,34 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
 }
 
 /// <summary>
-/// Traces at full rate (<c>--trace-poll-ms</c>): every frame of every kernel and sink traced while the
-/// benchmark measures, read with a cursor per worker every poll interval on a thread, as the server's
-/// trace stream reads them; counts the records read and those overwritten before they were read.
+/// Traces at full rate (<c>--trace-poll-ms</c>, <c>--trace-adaptive</c>): every frame of every kernel and sink
+/// traced while the benchmark measures, read with a <see cref="TraceFollower"/> on a thread every poll
+/// interval, or at the interval the follower adapts to the traffic as the server's trace stream does;
+/// counts the records read and those overwritten before they were read.
 /// </summary>
 internal sealed class TraceReader : IDisposable
 {
+    private readonly TimeSpan? poll;
+    private readonly TraceFollower follower;
     private readonly PipelineManager manager;
-    private readonly TimeSpan poll;
-    private readonly long[] cursors;
     private readonly List<TraceSample> batch = [];
     private readonly Thread thread;
     private readonly ManualResetEventSlim stop = new();
     private long records;
     private long lost;
     private long reads;
+    private double intervalSumMs;
+    private double intervalMinMs = double.MaxValue;
 
+    /// <summary>Reads every <paramref name="pollMs"/> ms, or adaptively when it is 0.</summary>
     public TraceReader(PipelineManager manager, int pollMs, TimeSpan duration)
     {
         this.manager = manager;
-        poll = TimeSpan.FromMilliseconds(pollMs);
-        cursors = new long[manager.WorkerCount];
+        poll = pollMs > 0 ? TimeSpan.FromMilliseconds(pollMs) : null;
         var state = manager.SetTraces(new TraceRequest(null, null, 1, Math.Min(3600, duration.TotalSeconds + 60)));
         Traced = state.Nodes;
-        manager.ReadTraces(cursors, batch); // start from now: what the warm-up left is not counted
-        batch.Clear();
+        follower = new TraceFollower(manager); // start from now: what the warm-up left is not counted
+        follower.Hurry(); // as the server's trace stream does when traces are switched on
         thread = new Thread(Run) { IsBackground = true, Name = "flowline-bench-traces" };
         thread.Start();
     }
@@ -510,7 +515,10 @@ internal sealed class TraceReader : IDisposable
         return new JsonObject
         {
             ["nodes"] = new JsonArray([.. Traced.Select(n => JsonValue.Create(n))]),
-            ["poll_ms"] = poll.TotalMilliseconds,
+            ["poll_ms"] = poll?.TotalMilliseconds,
+            ["adaptive"] = poll is null,
+            ["mean_interval_ms"] = reads == 0 ? null : Math.Round(intervalSumMs / reads, 2),
+            ["min_interval_ms"] = reads == 0 ? null : Math.Round(intervalMinMs, 2),
             ["ring_records_per_worker"] = ProfileBlock.TraceCapacity,
             ["records_read"] = records,
             ["records_lost"] = lost,
@@ -533,7 +541,7 @@ internal sealed class TraceReader : IDisposable
 
     private void Run()
     {
-        while (!stop.Wait(poll))
+        while (!stop.Wait(poll ?? follower.Interval))
         {
             ReadOnce();
         }
@@ -541,7 +549,10 @@ internal sealed class TraceReader : IDisposable
 
     private void ReadOnce()
     {
-        lost += manager.ReadTraces(cursors, batch);
+        var interval = (poll ?? follower.Interval).TotalMilliseconds;
+        intervalSumMs += interval;
+        intervalMinMs = Math.Min(intervalMinMs, interval);
+        lost += follower.Read(batch);
         records += batch.Count;
         reads++;
         batch.Clear();

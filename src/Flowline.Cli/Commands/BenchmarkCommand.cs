@@ -40,11 +40,12 @@ internal static class BenchmarkCommand
         var placement = new Option<string>("--placement") { Description = "CPU placement: none (default) or round-robin.", DefaultValueFactory = _ => "none" };
         placement.AcceptOnlyFromAmong("none", "round-robin");
         var tracePoll = new Option<int>("--trace-poll-ms") { Description = "Trace every frame of every kernel and sink while measuring, read every this many ms (the server reads every 100); report records read and lost. 0 (default): no traces." };
+        var traceAdaptive = new Option<bool>("--trace-adaptive") { Description = "Trace every frame of every kernel and sink while measuring and read them as the server's trace stream does (every 100 ms, down to every 5 ms as traffic rises); report records read and lost." };
         var wait = new Option<string?>("--wait") { Description = "Make every stream wait with this policy: hybrid, spin, block or predictive (default: what the document says)." };
         wait.AcceptOnlyFromAmong("hybrid", "spin", "block", "predictive");
         var command = new Command("benchmark", "Run a pipeline and measure throughput, inter-arrival times and true end-to-end latency at an output stream, with every worker's figures.")
         {
-            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement, wait, firstFrames, tracePoll,
+            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement, wait, firstFrames, tracePoll, traceAdaptive,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -59,6 +60,12 @@ internal static class BenchmarkCommand
             if (parse.GetValue(tracePoll) is < 0 or > 10_000)
             {
                 Console.Error.WriteLine("flowline benchmark: --trace-poll-ms must be from 0 to 10000");
+                return Task.FromResult(ExitCodes.Failed);
+            }
+
+            if (parse.GetValue(traceAdaptive) && parse.GetValue(tracePoll) > 0)
+            {
+                Console.Error.WriteLine("flowline benchmark: give --trace-poll-ms or --trace-adaptive, not both");
                 return Task.FromResult(ExitCodes.Failed);
             }
 
@@ -82,7 +89,8 @@ internal static class BenchmarkCommand
                     parse.GetValue(withoutSinks),
                     parse.GetValue(wait) is { } w ? Enum.Parse<WaitPolicy>(w, ignoreCase: true) : null,
                     parse.GetValue(firstFrames),
-                    parse.GetValue(tracePoll));
+                    parse.GetValue(tracePoll),
+                    parse.GetValue(traceAdaptive));
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
                 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
                 {
