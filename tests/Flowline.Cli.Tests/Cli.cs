@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using System.Runtime.InteropServices;
 
 namespace Flowline.Cli.Tests;
@@ -117,4 +118,47 @@ internal static class Signals
 {
     [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
     public static extern int Kill(int pid, int signal);
+}
+
+/// <summary><c>flowline serve</c> as a child process of a test: started until it prints its address, and stopped as a user would stop it.</summary>
+internal static partial class Served
+{
+    /// <summary>Starts <c>flowline serve</c> with <paramref name="arguments"/> and returns it with the URL it prints (failing the test if it prints none within 30 s).</summary>
+    public static (Process Server, string Url) Start(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
+    {
+        var server = Cli.Start(environment, ["serve", .. arguments]);
+        var line = server.StandardOutput.ReadLineAsync();
+        if (!line.Wait(TimeSpan.FromSeconds(30)) || line.Result is null)
+        {
+            server.Kill(entireProcessTree: true);
+            Assert.Fail($"flowline serve did not report its address within 30 s: {server.StandardError.ReadToEnd()}");
+        }
+
+        var match = ServingLine().Match(line.Result!);
+        Assert.True(match.Success, $"unexpected first line: {line.Result}");
+        return (server, match.Groups["url"].Value.TrimEnd('/'));
+    }
+
+    /// <summary>
+    /// Teardown: a server still running (its test failed before stopping it) gets SIGTERM, so that it removes its
+    /// regions and workers, and is killed with its children only if it does not exit within 20 s.
+    /// </summary>
+    public static void Stop(Process server)
+    {
+        if (!server.HasExited)
+        {
+            _ = Signals.Kill(server.Id, 15);
+            if (!server.WaitForExit(TimeSpan.FromSeconds(20)))
+            {
+                server.Kill(entireProcessTree: true);
+                server.WaitForExit(TimeSpan.FromSeconds(10));
+            }
+        }
+
+        server.Dispose();
+    }
+
+    /// <summary>The line <c>flowline serve</c> prints first.</summary>
+    [GeneratedRegex(@"^serving .* at (?<url>http://\S+) \(")]
+    public static partial Regex ServingLine();
 }

@@ -83,17 +83,7 @@ public sealed partial class LiveViewTests : IDisposable
     {
         if (server is not null)
         {
-            if (!server.HasExited)
-            {
-                Signals.Kill(server.Id, 15);
-                if (!server.WaitForExit(TimeSpan.FromSeconds(20)))
-                {
-                    server.Kill(entireProcessTree: true);
-                    server.WaitForExit(TimeSpan.FromSeconds(10));
-                }
-            }
-
-            server.Dispose();
+            Served.Stop(server);
             Leftovers.AssertNothingLeft(ns);
         }
 
@@ -108,17 +98,8 @@ public sealed partial class LiveViewTests : IDisposable
 
     private string Serve()
     {
-        server = Cli.Start(environment, ["serve", Path.Combine(directory, "pipeline.yaml"), "--port", "0", "--namespace", ns]);
-        var line = server.StandardOutput.ReadLineAsync();
-        if (!line.Wait(TimeSpan.FromSeconds(30)) || line.Result is null)
-        {
-            server.Kill(entireProcessTree: true);
-            Assert.Fail($"flowline serve did not report its address within 30 s: {server.StandardError.ReadToEnd()}");
-        }
-
-        var match = ServingLine().Match(line.Result!);
-        Assert.True(match.Success, $"unexpected first line: {line.Result}");
-        return match.Groups["url"].Value.TrimEnd('/');
+        (server, var url) = Served.Start(environment, Path.Combine(directory, "pipeline.yaml"), "--port", "0", "--namespace", ns);
+        return url;
     }
 
     /// <summary>Runs a command that ends by itself under a pseudo-terminal; what it drew.</summary>
@@ -135,8 +116,6 @@ public sealed partial class LiveViewTests : IDisposable
         return view.Screen;
     }
 
-    [GeneratedRegex(@"^serving .* at (?<url>http://\S+) \(")]
-    private static partial Regex ServingLine();
 
     /// <summary>
     /// The flowline command under script(1)'s pseudo-terminal (160 columns), its screen read as it is drawn;

@@ -151,6 +151,28 @@ public sealed class RunCommandTests : IDisposable
     }
 
     [Theory]
+    [InlineData("0")]
+    [InlineData("-5")]
+    [InlineData("4000")]
+    public void Run_AStartTimeoutOutOfRange_SaysWhatItMustBe_AndExitsOne(string seconds)
+    {
+        var result = Run(Copy64, "--duration", "1", "--start-timeout", seconds);
+
+        AssertExit(1, result);
+        Assert.Contains("--start-timeout must be a number of seconds above 0 and at most 3600", result.Error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Run_WorkersNotReadyWithinTheStartTimeout_FailsTheStartNamingIt_AndLeavesNothing()
+    {
+        var result = Run(Copy64, "--duration", "1", "--start-timeout", "0.001");
+
+        AssertExit(2, result);
+        Assert.Contains("did not start within 0.001 s", result.Error, StringComparison.Ordinal);
+        AssertNothingLeft("copy-64");
+    }
+
+    [Theory]
     [InlineData("60")]
     [InlineData("200,60")]
     [InlineData("fast,slow")]
@@ -705,7 +727,9 @@ public sealed class RunCommandTests : IDisposable
     [Fact]
     public void Run_ShmpipelinesTomographicExample_Unchanged_RunsEveryLoop()
     {
-        var result = Run(Path.Combine("examples", "tomographic-ao-stress", "pipeline.yaml"), TimeSpan.FromSeconds(180), "--duration", "6", "--json-status");
+        // Its controller takes about 8 s to be ready on a quiet 2-vCPU machine (its streams hold a 4096x65536
+        // reconstructor): more than shmpipeline's default 10 s under a loaded test run.
+        var result = Run(Path.Combine("examples", "tomographic-ao-stress", "pipeline.yaml"), TimeSpan.FromSeconds(180), "--duration", "6", "--json-status", "--start-timeout", "60");
 
         AssertExit(0, result);
         var snapshot = Json(result);

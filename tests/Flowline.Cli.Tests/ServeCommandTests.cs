@@ -196,17 +196,7 @@ public sealed partial class ServeCommandTests : IDisposable
         // failure is reported once and leaves nothing behind for the next test.
         foreach (var server in servers)
         {
-            if (!server.HasExited)
-            {
-                _ = Kill(server.Id, SigTerm);
-                if (!server.WaitForExit(TimeSpan.FromSeconds(20)))
-                {
-                    server.Kill(entireProcessTree: true);
-                    server.WaitForExit(TimeSpan.FromSeconds(10));
-                }
-            }
-
-            server.Dispose();
+            Served.Stop(server);
         }
 
         Leftovers.Collect(ns);
@@ -222,18 +212,9 @@ public sealed partial class ServeCommandTests : IDisposable
 
     private (Process Server, string Url) Serve(params string[] options)
     {
-        var server = Cli.Start(environment, ["serve", Document, "--port", "0", "--namespace", ns, .. options]);
+        var (server, url) = Served.Start(environment, [Document, "--port", "0", "--namespace", ns, .. options]);
         servers.Add(server);
-        var line = server.StandardOutput.ReadLineAsync();
-        if (!line.Wait(TimeSpan.FromSeconds(30)) || line.Result is null)
-        {
-            server.Kill(entireProcessTree: true);
-            Assert.Fail($"flowline serve did not report its address within 30 s: {server.StandardError.ReadToEnd()}");
-        }
-
-        var match = ServingLine().Match(line.Result!);
-        Assert.True(match.Success, $"unexpected first line: {line.Result}");
-        return (server, match.Groups["url"].Value.TrimEnd('/'));
+        return (server, url);
     }
 
     private static void Terminate(Process server)
@@ -254,9 +235,6 @@ public sealed partial class ServeCommandTests : IDisposable
     }
 
     private static int Kill(int pid, int signal) => Signals.Kill(pid, signal);
-
-    [GeneratedRegex(@"^serving .* at (?<url>http://\S+) \(")]
-    private static partial Regex ServingLine();
 
     [GeneratedRegex(@"^serving .* at (?<url>http://\S+) \(pid (?<pid>\d+);")]
     private static partial Regex LaunchedLine();

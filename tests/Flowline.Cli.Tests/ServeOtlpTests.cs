@@ -27,7 +27,7 @@ public sealed partial class ServeCommandTests
         var server = Cli.Start(otlp, ["serve", Document, "--port", "0", "--namespace", ns]);
         servers.Add(server);
         var first = await server.StandardOutput.ReadLineAsync(TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(30), TestContext.Current.CancellationToken);
-        var url = ServingLine().Match(first ?? "").Groups["url"].Value.TrimEnd('/');
+        var url = Served.ServingLine().Match(first ?? "").Groups["url"].Value.TrimEnd('/');
         Assert.False(string.IsNullOrEmpty(url), $"unexpected first line: {first}");
 
         AssertExit(0, Cli.Run(otlp, "build", "--url", url));

@@ -107,17 +107,7 @@ public sealed partial class TopCommandTests : IDisposable
     {
         if (server is not null)
         {
-            if (!server.HasExited)
-            {
-                Signals.Kill(server.Id, 15);
-                if (!server.WaitForExit(TimeSpan.FromSeconds(20)))
-                {
-                    server.Kill(entireProcessTree: true);
-                    server.WaitForExit(TimeSpan.FromSeconds(10));
-                }
-            }
-
-            server.Dispose();
+            Served.Stop(server);
             Leftovers.AssertNothingLeft(ns);
         }
 
@@ -132,17 +122,8 @@ public sealed partial class TopCommandTests : IDisposable
 
     private string Serve()
     {
-        server = Cli.Start(environment, ["serve", Path.Combine(directory, "pipeline.yaml"), "--port", "0", "--namespace", ns]);
-        var line = server.StandardOutput.ReadLineAsync();
-        if (!line.Wait(TimeSpan.FromSeconds(30)) || line.Result is null)
-        {
-            server.Kill(entireProcessTree: true);
-            Assert.Fail($"flowline serve did not report its address within 30 s: {server.StandardError.ReadToEnd()}");
-        }
-
-        var match = ServingLine().Match(line.Result!);
-        Assert.True(match.Success, $"unexpected first line: {line.Result}");
-        return match.Groups["url"].Value.TrimEnd('/');
+        (server, var url) = Served.Start(environment, Path.Combine(directory, "pipeline.yaml"), "--port", "0", "--namespace", ns);
+        return url;
     }
 
     /// <summary>Runs <paramref name="command"/> under script(1)'s pseudo-terminal; its exit code and everything it drew.</summary>
@@ -178,8 +159,6 @@ public sealed partial class TopCommandTests : IDisposable
         return new Cli.Result(process.ExitCode, output.Result, error.Result);
     }
 
-    [GeneratedRegex(@"^serving .* at (?<url>http://\S+) \(")]
-    private static partial Regex ServingLine();
 
     /// <summary>ANSI escape sequences (colours, cursor moves) and carriage returns.</summary>
     [GeneratedRegex(@"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\r")]

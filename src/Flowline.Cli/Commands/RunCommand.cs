@@ -24,25 +24,38 @@ internal static class RunCommand
         {
             Description = "P50,P99: the frame-in to command-out latency to compare with, in µs (e.g. 60,200); the summary prints each sink's end-to-end latency beside it.",
         };
+        var startTimeout = new Option<double>("--start-timeout")
+        {
+            Description = "Seconds each worker may take to start (load its kind, attach its streams, get ready) before the start fails (default 10, shmpipeline's worker_start_timeout).",
+            DefaultValueFactory = _ => 10,
+        };
         var command = new Command("run", "Build and start a pipeline, show its workers live, and shut it down on Ctrl-C, SIGTERM or after --duration.")
         {
             file, duration, jsonStatus, placement,
         };
         command.Options.Add(target);
+        command.Options.Add(startTimeout);
         command.SetAction(parse => Run(
             parse.GetValue(file)!.ToString(),
             parse.GetValue(duration),
             parse.GetValue(jsonStatus),
             parse.GetValue(placement) == "round-robin" ? PlacementPolicy.RoundRobin : PlacementPolicy.None,
-            parse.GetValue(target)));
+            parse.GetValue(target),
+            parse.GetValue(startTimeout)));
         return command;
     }
 
-    private static int Run(string path, double? duration, bool json, PlacementPolicy placement, string? latencyTarget)
+    private static int Run(string path, double? duration, bool json, PlacementPolicy placement, string? latencyTarget, double startTimeout)
     {
         if (duration is <= 0 or double.NaN)
         {
             Console.Error.WriteLine($"--duration must be a positive number of seconds, not {duration}");
+            return ExitCodes.Failed;
+        }
+
+        if (!(startTimeout > 0) || startTimeout > 3600)
+        {
+            Console.Error.WriteLine($"--start-timeout must be a number of seconds above 0 and at most 3600, not {startTimeout}");
             return ExitCodes.Failed;
         }
 
@@ -76,7 +89,7 @@ internal static class RunCommand
             stop.Cancel();
         }
 
-        using var manager = new PipelineManager(pipeline, new PipelineManagerOptions { Placement = placement });
+        using var manager = new PipelineManager(pipeline, new PipelineManagerOptions { Placement = placement, StartTimeout = TimeSpan.FromSeconds(startTimeout) });
 
         // Disposed before the manager: the last export still finds its meter.
         using var telemetry = ControlTelemetry.StartOtlpExport();
