@@ -114,4 +114,20 @@ public sealed class EarlyWakeTests : ShmTest
         Assert.Equal(10, calls);
         Assert.True(pacer.TimerLatenessNs >= 0);
     }
+
+    [Fact]
+    public void PacerFasterThanItsEarlyWakeShareAllows_SleepsToTheIntendedTime_WithoutCallingIt()
+    {
+        // 5 kHz: a 200 µs interval, a tenth of which (20 µs) is less than the 45 µs lead alone.
+        var pacer = new Pacer(5_000);
+        Assert.True(Pacer.DefaultWakeLeadNs > pacer.IntervalNs * Pacer.MaxEarlyShare);
+        var calls = 0;
+        for (var i = 0; i < 50; i++)
+        {
+            var intended = pacer.WaitNext(() => calls++);
+            Assert.True(MonotonicClock.NowNs() >= intended, "WaitNext returned before the intended time");
+        }
+
+        Assert.Equal(0, calls);
+    }
 }
