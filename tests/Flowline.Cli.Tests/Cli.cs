@@ -30,6 +30,33 @@ internal static class Cli
         return new Result(process.ExitCode, output.Result, error.Result);
     }
 
+    /// <summary>
+    /// A start of <paramref name="command"/> (a shell command line) under script(1)'s pseudo-terminal, with
+    /// <paramref name="environment"/> and <c>TERM=xterm-256color</c>, its output and error redirected.
+    /// </summary>
+    public static ProcessStartInfo UnderPseudoTerminal(IReadOnlyDictionary<string, string> environment, string command)
+    {
+        var info = new ProcessStartInfo("script")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            RedirectStandardInput = true,
+            UseShellExecute = false,
+        };
+        foreach (var argument in new[] { "-q", "-e", "-c", command, "/dev/null" })
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        foreach (var (name, value) in environment)
+        {
+            info.Environment[name] = value;
+        }
+
+        info.Environment["TERM"] = "xterm-256color";
+        return info;
+    }
+
     /// <summary>Starts the command with its output redirected.</summary>
     public static Process Start(IReadOnlyDictionary<string, string>? environment, params string[] arguments)
     {

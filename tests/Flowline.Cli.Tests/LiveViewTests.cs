@@ -128,24 +128,7 @@ public sealed partial class LiveViewTests : IDisposable
         public TerminalView(IReadOnlyDictionary<string, string> environment, string arguments)
         {
             var command = $"stty cols 160 rows 50; exec {Cli.DotnetHost()} {Path.Combine(AppContext.BaseDirectory, "Flowline.Cli.dll")} {arguments}";
-            var info = new ProcessStartInfo("script")
-            {
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                RedirectStandardInput = true,
-                UseShellExecute = false,
-            };
-            foreach (var argument in new[] { "-q", "-e", "-c", command, "/dev/null" })
-            {
-                info.ArgumentList.Add(argument);
-            }
-
-            foreach (var (name, value) in environment)
-            {
-                info.Environment[name] = value;
-            }
-
-            info.Environment["TERM"] = "xterm-256color";
+            var info = Cli.UnderPseudoTerminal(environment, command);
             Process = new Process { StartInfo = info };
             Process.OutputDataReceived += (_, e) => Append(e.Data);
             Process.ErrorDataReceived += (_, e) => Append(e.Data);

@@ -129,24 +129,7 @@ public sealed partial class TopCommandTests : IDisposable
     /// <summary>Runs <paramref name="command"/> under script(1)'s pseudo-terminal; its exit code and everything it drew.</summary>
     private Cli.Result RunScript(string command)
     {
-        var info = new ProcessStartInfo("script")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-        };
-        foreach (var argument in new[] { "-q", "-e", "-c", command, "/dev/null" })
-        {
-            info.ArgumentList.Add(argument);
-        }
-
-        foreach (var (name, value) in environment)
-        {
-            info.Environment[name] = value;
-        }
-
-        info.Environment["TERM"] = "xterm-256color";
+        var info = Cli.UnderPseudoTerminal(environment, command);
         using var process = Process.Start(info)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
