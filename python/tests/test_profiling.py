@@ -4,17 +4,15 @@ worker's ``HistogramSummary`` with the power-of-two ``buckets``; and the histogr
 
 from __future__ import annotations
 
-import re
 import signal
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import ROOT, Child
-from test_pipeline import CLI, python_workers, wait_until
-from test_requests import MODULE, call, document, newest
+from conftest import ROOT
+from test_pipeline import python_workers, wait_until
+from test_requests import call, serve_started
 
 from flowline.profiling import Histogram
 
@@ -37,16 +35,8 @@ def check_summary(summary: dict) -> None:
 
 
 def test_python_worker_answers_profiling_snapshot_with_histograms(ns: str, tmp_path: Path) -> None:
-    if not CLI.exists():
-        pytest.fail(f"the CLI is not built ({CLI}); run: dotnet build src/Flowline.Cli -c Release")
-    (tmp_path / "pyreq.py").write_text(MODULE)
-    (tmp_path / "pipeline.yaml").write_text(document(ns, sys.executable))
-    server = Child(["dotnet", str(CLI), "serve", str(tmp_path / "pipeline.yaml"), "--port", "0"])
+    server, url = serve_started(ns, tmp_path)
     try:
-        line = server.expect("serving", 60)
-        url = re.search(r"at (http://\S+)", line).group(1).rstrip("/")
-        assert call(url, "POST", "/commands/start")[0] == 200
-        wait_until(lambda: newest(ns) == 2.0, "the Python kernel computes")
 
         def snapshot() -> dict:
             status, reply = call(url, "POST", "/nodes/py/requests", {"op": "profiling_snapshot", "timeout_ms": 5000})

@@ -84,7 +84,8 @@ def newest(ns: str) -> "float | None":
     return values.pop() if len(values) == 1 else float("nan")
 
 
-def test_python_worker_answers_routed_requests_and_live_settings_over_http(ns: str, tmp_path: Path) -> None:
+def serve_started(ns: str, tmp_path: Path) -> tuple[Child, str]:
+    """`flowline serve` of the document with the Python kernel, started and computing: the server and its URL."""
     import sys
 
     if not CLI.exists():
@@ -98,6 +99,15 @@ def test_python_worker_answers_routed_requests_and_live_settings_over_http(ns: s
         status, _ = call(url, "POST", "/commands/start")
         assert status == 200
         wait_until(lambda: newest(ns) == 2.0, "the Python kernel writes the document's gain")
+    except BaseException:
+        server.kill()
+        raise
+    return server, url
+
+
+def test_python_worker_answers_routed_requests_and_live_settings_over_http(ns: str, tmp_path: Path) -> None:
+    server, url = serve_started(ns, tmp_path)
+    try:
         worker = python_workers(ns)
         assert len(worker) == 1
 
