@@ -51,16 +51,23 @@ public sealed record PipelineSpec
     public StreamSpec? FindStream(string name) => Streams.FirstOrDefault(s => s.Name == name);
 
     /// <summary>
-    /// The nodes that read <paramref name="stream"/> as a trigger input with latest delivery (as
-    /// "kernel 'name'" or "sink 'name'"): each holds the slot it reads (decision 100), so the stream needs
-    /// at least that many slots + 2.
+    /// The readers of <paramref name="stream"/> that hold the slot they read (decision 100), so that the
+    /// stream needs at least that many slots + 2: the nodes that read it as a trigger input with latest
+    /// delivery ("kernel 'name'", "sink 'name'"), and, when <paramref name="written"/> (a node of the
+    /// pipeline writes it), the NATS bridge that publishes a <c>remote</c> stream with latest delivery
+    /// (its local reader copies each frame out of a held slot, decision 157). Auxiliary inputs and the
+    /// control plane's previews peek without holding and are not listed.
     /// </summary>
-    internal IReadOnlyList<string> LatestReadersOf(string stream)
+    internal IReadOnlyList<string> LatestReadersOf(string stream, bool written)
     {
-        var fallback = FindStream(stream)?.Delivery ?? Runtime.PipelinePlan.DefaultDelivery;
+        var spec = FindStream(stream);
+        var fallback = spec?.Delivery ?? Runtime.PipelinePlan.DefaultDelivery;
         return [
             .. Kernels.Where(k => k.Inputs.Contains(stream) && (k.Delivery?.For(stream) ?? fallback) == Delivery.Latest).Select(k => $"kernel '{k.Name}'"),
             .. Sinks.Where(s => s.Stream == stream && (s.Delivery ?? fallback) == Delivery.Latest).Select(s => $"sink '{s.Name}'"),
+            .. written && spec?.Remote is { } remote && (remote.Delivery ?? Delivery.Latest) == Delivery.Latest
+                ? [$"the NATS bridge publishing it to subject '{remote.Subject}' (remote)"]
+                : Array.Empty<string>(),
         ];
     }
 

@@ -111,14 +111,15 @@ internal sealed class PipelineValidator
                 continue;
             }
 
-            var latest = spec.LatestReadersOf(stream.Name);
+            var latest = spec.LatestReadersOf(stream.Name, written: true);
             if (latest.Count > 0 && depth < latest.Count + 2)
             {
                 var readers = latest.Count == 1 ? $"its latest reader ({latest[0]}) holds" : $"its {latest.Count} latest readers ({string.Join(", ", latest)}) each hold";
                 Error(
                     $"{PathOf(stream, $"shared_memory[{i}]")}.depth",
                     $"depth {depth} is too small for stream '{stream.Name}': {readers} the slot it reads, and the writer needs one slot to fill and one for the newest frame; " +
-                    $"give depth: {PipelineSpec.LeastLatestDepth(latest.Count)} or more (latest readers + 2, a power of two), or read it with delivery: lossless");
+                    $"give depth: {PipelineSpec.LeastLatestDepth(latest.Count)} or more (latest readers + 2, a power of two), or read it with delivery: lossless" +
+                    (stream.Remote is not null && (stream.Remote.Delivery ?? Flowline.SharedMemory.Delivery.Latest) == Flowline.SharedMemory.Delivery.Latest ? " (remote: delivery: lossless for the bridge)" : ""));
             }
         }
     }

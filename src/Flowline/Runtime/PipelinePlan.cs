@@ -88,7 +88,7 @@ public sealed class PipelinePlan
             {
                 CapacityFrames = stream.Depth ?? (stream.Initial is not null && pipeline.Graph.ProducersOf(stream.Name).Count == 0
                     ? ConstantDepth
-                    : Math.Max(DefaultDepth, PipelineSpec.LeastLatestDepth(pipeline.Spec.LatestReadersOf(stream.Name).Count))),
+                    : Math.Max(DefaultDepth, PipelineSpec.LeastLatestDepth(pipeline.Spec.LatestReadersOf(stream.Name, pipeline.Graph.ProducersOf(stream.Name).Count > 0).Count))),
                 MaxReaders = Math.Clamp(readers + 4, StreamOptions.DefaultMaxReaders, StreamOptions.MaxReadersLimit),
             };
         }

@@ -42,6 +42,39 @@ public sealed class LatestDepthTests : RuntimeTest
     public void EnoughSlots_OrLosslessReaders_OrNoDepth_AreValid(string depth, int readers, string delivery) =>
         Assert.Empty(Docs.Errors(Document(depth, readers, delivery)));
 
+    /// <summary>Stream a (line 2, depth on line 3) written by src, read by one latest kernel, published over NATS with <paramref name="delivery"/>.</summary>
+    private static string RemoteDocument(string depth, string delivery = "") =>
+        $"shared_memory:\n  - name: a\n    {depth}\n    shape: [4]\n    dtype: float32\n    remote: {{nats: 'nats://127.0.0.1:4222', subject: rig1.a{delivery}}}\n" +
+        "  - {name: o0, shape: [4], dtype: float32}\n" +
+        "sources:\n  - {name: src, kind: synthetic.array, stream: a}\n" +
+        "kernels:\n  - {name: k0, kind: cpu.copy, input: a, output: o0}\n";
+
+    [Fact]
+    public void APublishedRemoteStream_CountsItsLatestNatsBridge_AndADepthTooSmallForBothIsRefused()
+    {
+        // The bridge copies each frame out of a slot it holds (decision 157): kernel k0 and the bridge need 2 + 2 slots.
+        var error = Docs.Single(RemoteDocument("depth: 2"), "shared_memory[0].depth", "depth 2 is too small for stream 'a': its 2 latest readers (kernel 'k0', the NATS bridge publishing it to subject 'rig1.a' (remote)) each hold", 3);
+        Assert.Contains("give depth: 4 or more", error.Message, StringComparison.Ordinal);
+        Assert.Contains("(remote: delivery: lossless for the bridge)", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void APublishedRemoteStream_WithoutDepth_GetsASlotForItsBridge_AndALosslessBridgeNeedsNone()
+    {
+        Assert.Empty(Docs.Errors(RemoteDocument("depth: 4")));
+        Assert.Empty(Docs.Errors(RemoteDocument("depth: 2", ", delivery: lossless").Replace("output: o0}", "output: o0, delivery: lossless}", StringComparison.Ordinal)));
+
+        // Six latest kernels and the bridge hold 7 slots: 7 + 2 = 9, rounded up to 16 (without the bridge, 6 + 2 = 8).
+        var kernels = string.Concat(Enumerable.Range(1, 5).Select(i => $"  - {{name: k{i}, kind: cpu.copy, input: a, output: o{i}}}\n"));
+        var outputs = string.Concat(Enumerable.Range(1, 5).Select(i => $"  - {{name: o{i}, shape: [4], dtype: float32}}\n"));
+        var yaml = RemoteDocument("notify: true").Replace("sources:", outputs.TrimEnd('\n') + "\nsources:", StringComparison.Ordinal) + kernels;
+        var plan = new PipelinePlan(PipelineDocument.Parse(yaml, "test.yaml", AppContext.BaseDirectory));
+        Assert.Equal(16, plan.OptionsOf("a").CapacityFrames);
+
+        var lossless = new PipelinePlan(PipelineDocument.Parse(yaml.Replace("subject: rig1.a}", "subject: rig1.a, delivery: lossless}", StringComparison.Ordinal), "test.yaml", AppContext.BaseDirectory));
+        Assert.Equal(8, lossless.OptionsOf("a").CapacityFrames);
+    }
+
     [Fact]
     public void AStreamWithoutDepth_GetsLatestReadersPlusTwoSlots_RoundedUpToAPowerOfTwo()
     {
