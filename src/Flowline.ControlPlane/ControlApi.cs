@@ -65,8 +65,11 @@ public static partial class ControlApi
         read.MapGet("/events", (Delegate)((HttpContext context) => StreamEventsAsync(context, service, options)))
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream");
         read.MapGet("/streams/{name}/latest", (string name) => Guard(service, () => Results.Bytes(preview.Latest(name), "application/json; charset=utf-8")));
-        MapProfiling(read, control, service, options);
-        ObservabilityApi.Map(read, control, service, tokens, options); // issue 12: processes, requests, settings, topology
+        // One trace stream for both ways of switching traces on (POST /profiling/traces and a routed set_profiling_trace): each wakes it.
+        var traces = new TraceHub(service, options.TraceQueueBytes);
+        service.Traces = traces;
+        MapProfiling(read, control, service, options, traces);
+        ObservabilityApi.Map(read, control, service, tokens, options, traces); // issue 12: processes, requests, settings, topology
 
         // OpenTelemetry's Prometheus exporter (registered by ControlTelemetry.AddControlTelemetry), behind the read scope.
         app.MapPrometheusScrapingEndpoint("/metrics", meterProvider: null, configureBranchedPipeline: branch => branch.Use(async (context, next) =>

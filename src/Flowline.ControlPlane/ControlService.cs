@@ -129,6 +129,9 @@ public sealed class ControlService : IDisposable
     /// <summary>The document's revision: 1 at start, +1 at each replacement.</summary>
     public long Revision => current.Revision;
 
+    /// <summary>The server's trace stream (<c>GET /profiling/traces</c>), once its endpoints are mapped; null before.</summary>
+    internal TraceHub? Traces { get; set; }
+
     /// <summary>
     /// The URL this service is served at, recorded by every manager it creates with its namespace's lease
     /// (a second manager refused on that namespace names it).

@@ -21,13 +21,13 @@ internal static class ObservabilityApi
     private static readonly HashSet<string> ReadOnlyOps = new(StringComparer.Ordinal) { "ping", "process_stats", "profiling_snapshot", "profiling_trace_batch" };
 
     /// <summary>Maps the endpoints.</summary>
-    public static void Map(IEndpointRouteBuilder read, IEndpointRouteBuilder control, ControlService service, AccessTokens tokens, ControlApiOptions options)
+    public static void Map(IEndpointRouteBuilder read, IEndpointRouteBuilder control, ControlService service, AccessTokens tokens, ControlApiOptions options, TraceHub traces)
     {
         read.MapGet("/processes", () => Json(200, new ProcessList { Processes = service.Manager.Processes() }));
         read.MapPost("/processes/{id}/requests", (string id, HttpContext http) =>
-            RouteAsync(http, service, tokens, (op, args, timeout, ct) => service.Manager.RequestProcessAsync(id, op, args, timeout, ct)));
+            RouteAsync(http, service, tokens, traces, (op, args, timeout, ct) => service.Manager.RequestProcessAsync(id, op, args, timeout, ct)));
         read.MapPost("/nodes/{node}/requests", (string node, HttpContext http) =>
-            RouteAsync(http, service, tokens, (op, args, timeout, ct) => service.Manager.RequestNodeAsync(node, op, args, timeout, ct)));
+            RouteAsync(http, service, tokens, traces, (op, args, timeout, ct) => service.Manager.RequestNodeAsync(node, op, args, timeout, ct)));
 
         read.MapGet("/settings", () => Json(200, service.Manager.Settings()));
         read.MapGet("/settings/schema", () => Json(200, service.Manager.SettingsSchema()));
@@ -38,7 +38,7 @@ internal static class ObservabilityApi
         read.MapGet("/topology/events", (Delegate)((HttpContext http) => EventsAsync(http, service.Manager.TopologyLog, e => e.Type == "document_replaced" ? e.Type : "topology", options, log => new TopologyEventList { Events = [.. log.Events.Select(e => e.Event)], Lost = log.Lost })));
     }
 
-    private static async Task<IResult> RouteAsync(HttpContext http, ControlService service, AccessTokens tokens, Func<string, JsonObject?, TimeSpan, CancellationToken, Task<RequestReply>> send)
+    private static async Task<IResult> RouteAsync(HttpContext http, ControlService service, AccessTokens tokens, TraceHub traces, Func<string, JsonObject?, TimeSpan, CancellationToken, Task<RequestReply>> send)
     {
         JsonObject? body;
         try
@@ -82,7 +82,13 @@ internal static class ObservabilityApi
 
         try
         {
-            return Json(200, await send(op, args, timeout, http.RequestAborted).ConfigureAwait(false));
+            var reply = await send(op, args, timeout, http.RequestAborted).ConfigureAwait(false);
+            if (op == "set_profiling_trace" && reply.Result is JsonObject result && result["enabled"] is JsonValue enabled && enabled.TryGetValue(out bool on) && on)
+            {
+                traces.Wake(); // as POST /profiling/traces does: traffic may start at full rate, read soon rather than after up to 100 ms
+            }
+
+            return Json(200, reply);
         }
         catch (RequestException e)
         {

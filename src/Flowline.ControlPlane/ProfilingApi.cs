@@ -18,9 +18,8 @@ public static partial class ControlApi
     /// <summary>How long a profiling request waits for an operation in progress before it answers with the last snapshot (<c>stale: true</c>).</summary>
     private static readonly TimeSpan ProfilingWait = TimeSpan.FromMilliseconds(100);
 
-    private static void MapProfiling(RouteGroupBuilder read, RouteGroupBuilder control, ControlService service, ControlApiOptions options)
+    private static void MapProfiling(RouteGroupBuilder read, RouteGroupBuilder control, ControlService service, ControlApiOptions options, TraceHub traces)
     {
-        var traces = new TraceHub(service, options.TraceQueueBytes);
 
         // The counters of every stream and the histograms of every worker, read from shared memory.
         read.MapGet("/profiling", () => Reply(service, () => service.Manager.Profiling(ProfilingWait)));
@@ -68,6 +67,7 @@ internal sealed class TraceHub(ControlService service, int queueBytes = TraceFan
     private readonly Lock gate = new();
     private readonly SemaphoreSlim wake = new(0, 1);
     private Thread? polling;
+    private long wakes;
 
     /// <summary>Samples lost by the workers' rings before the hub read them (the hub was too slow), since it started.</summary>
     public long RingLost { get; private set; }
@@ -132,9 +132,13 @@ internal sealed class TraceHub(ControlService service, int queueBytes = TraceFan
         }
     }
 
+    /// <summary>How many times traces were switched on through this server (<see cref="Wake"/> calls), by either path.</summary>
+    public long Wakes => Interlocked.Read(ref wakes);
+
     /// <summary>Traces were switched on: the next read comes at once, and the ones after it from the shortest interval.</summary>
     public void Wake()
     {
+        Interlocked.Increment(ref wakes);
         try
         {
             wake.Release();

@@ -131,6 +131,28 @@ public sealed class ProfilingRequestTests : ServerTest
         await PostOkAsync("/commands/stop");
     }
 
+    [Fact]
+    public async Task SetProfilingTrace_Routed_WakesTheTraceStream_AsPostProfilingTracesDoes()
+    {
+        var (_, copyId) = await StartAsync();
+        var traces = Server.Service.Traces!;
+        var before = traces.Wakes;
+        await PostOkAsync("/profiling/traces", new JsonObject { ["seconds"] = 60 });
+        Assert.Equal(before + 1, traces.Wakes); // the direct path
+
+        await PostOkAsync($"/processes/{copyId}/requests", new JsonObject { ["op"] = "set_profiling_trace", ["args"] = new JsonObject { ["seconds"] = 60 } });
+        Assert.Equal(before + 2, traces.Wakes);
+        await PostOkAsync("/nodes/copy/requests", new JsonObject { ["op"] = "set_profiling_trace", ["args"] = new JsonObject { ["every"] = 2 } });
+        Assert.Equal(before + 3, traces.Wakes);
+
+        // Switching off, or a refused request, switches nothing on: no wake-up.
+        await PostOkAsync("/nodes/copy/requests", new JsonObject { ["op"] = "set_profiling_trace", ["args"] = new JsonObject { ["enabled"] = false } });
+        var refused = await PostAsync("/nodes/copy/requests", new JsonObject { ["op"] = "set_profiling_trace", ["args"] = new JsonObject { ["every"] = 0 } });
+        Assert.Equal("invalid_request", Code(refused, HttpStatusCode.BadRequest));
+        Assert.Equal(before + 3, traces.Wakes);
+        await PostOkAsync("/commands/stop");
+    }
+
     private static string? Code(Reply reply, HttpStatusCode status)
     {
         Assert.True(reply.Status == status, $"expected {(int)status}, got {(int)reply.Status}: {reply.Text}");
