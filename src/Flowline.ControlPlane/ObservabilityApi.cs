@@ -45,9 +45,13 @@ internal static class ObservabilityApi
         {
             body = await ControlJson.ReadObjectAsync(http.Request, 64 * 1024, http.RequestAborted).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is BadBodyException or ControlException)
+        catch (BadBodyException e)
         {
-            return RequestError(400, RequestErrorCode.InvalidRequest, e.Message);
+            return RequestError(422, RequestErrorCode.InvalidRequest, e.Message); // not JSON, or not an object: no field to name
+        }
+        catch (ControlException e)
+        {
+            return RequestError(e.StatusCode, RequestErrorCode.InvalidRequest, e.Message); // 413 too large, 415 not sent as JSON
         }
 
         string op;
@@ -92,7 +96,7 @@ internal static class ObservabilityApi
         }
         catch (RequestException e)
         {
-            return RequestError(StatusOf(e.Code), e.Code, e.Message, e.Field);
+            return RequestError(StatusOf(e), e.Code, e.Message, e.Field);
         }
     }
 
@@ -251,6 +255,15 @@ internal static class ObservabilityApi
         const string Bearer = "Bearer ";
         return header.StartsWith(Bearer, StringComparison.OrdinalIgnoreCase) ? tokens.ScopeOf(header[Bearer.Length..].Trim()) : null;
     }
+
+    /// <summary>
+    /// The HTTP status of a failed routed request: <c>invalid_request</c> is a 400 when it names the argument
+    /// whose value was refused (<c>field</c>), and a 422 when it names none (the request's shape: an argument
+    /// missing, a request the handler cannot take as sent), as docs/http-api.md's errors say.
+    /// </summary>
+    private static int StatusOf(RequestException e) => e.Code == RequestErrorCode.InvalidRequest
+        ? e.Field is null ? 422 : 400
+        : StatusOf(e.Code);
 
     private static int StatusOf(RequestErrorCode code) => code switch
     {

@@ -63,6 +63,33 @@ public sealed class ObservabilityApiTests : ServerTest
         Assert.Equal("process_exited", Code(await PostAsync($"/processes/{(string?)add["id"]}/requests", new JsonObject { ["op"] = "ping" }), HttpStatusCode.ServiceUnavailable));
     }
 
+    /// <summary>
+    /// An invalid routed request that names no field (a body that is not JSON or not an object, an argument
+    /// missing that the handler needs) is a 422, as docs/http-api.md's errors say; a bad value of a named
+    /// argument is a 400 with its <c>field</c>; a body not sent as JSON keeps its 415.
+    /// </summary>
+    [Fact]
+    public async Task InvalidRoutedRequests_WithoutAField_Are422_AndABadNamedArgument_Is400WithTheField()
+    {
+        await StartAddPipelineAsync();
+        var notJson = await PostAsync("/nodes/add/requests", "{\"op\": ");
+        Assert.Equal("invalid_request", Code(notJson, HttpStatusCode.UnprocessableEntity));
+        Assert.Null(notJson.Json["field"]);
+        Assert.Equal("invalid_request", Code(await PostAsync("/nodes/add/requests", "[\"ping\"]"), HttpStatusCode.UnprocessableEntity));
+        Assert.Equal(HttpStatusCode.UnsupportedMediaType, (await SendAsync(Http, HttpMethod.Post, "/nodes/add/requests", "{\"op\": \"ping\"}", "text/plain")).Status);
+
+        // The worker refuses an update_setting without 'values' (no field named): 422.
+        var noValues = await PostAsync("/nodes/add/requests", new JsonObject { ["op"] = "update_setting", ["args"] = new JsonObject() });
+        Assert.Equal("invalid_request", Code(noValues, HttpStatusCode.UnprocessableEntity));
+        Assert.Null(noValues.Json["field"]);
+
+        // An unknown argument is named: 400 with the field.
+        var unknown = await PostAsync("/nodes/add/requests", new JsonObject { ["op"] = "profiling_snapshot", ["args"] = new JsonObject { ["node"] = "add" } });
+        Assert.Equal("invalid_request", Code(unknown, HttpStatusCode.BadRequest));
+        Assert.Equal("node", (string?)unknown.Json["field"]);
+        await PostOkAsync("/commands/stop");
+    }
+
     [Fact]
     public async Task Settings_SchemaSnapshotPatchEventsAndDocument()
     {

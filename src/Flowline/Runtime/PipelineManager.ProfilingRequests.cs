@@ -106,7 +106,7 @@ public sealed partial class PipelineManager
     {
         if (args.Count > 0)
         {
-            throw new RequestException(RequestErrorCode.InvalidRequest, $"profiling_snapshot takes no arguments (got: {string.Join(", ", args.Select(a => a.Key))})");
+            throw Invalid(args.First().Key, $"profiling_snapshot takes no arguments (got: {string.Join(", ", args.Select(a => a.Key))})");
         }
 
         var all = Profiling();
