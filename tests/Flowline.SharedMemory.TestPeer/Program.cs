@@ -38,7 +38,7 @@ switch (role)
         var uniform = Get("pattern", "checksum") == "uniform";
         var frame = new ulong[format.ElementCount];
         var rate = GetLong("rate", 0);
-        var pacer = rate > 0 ? new Flowline.SharedMemory.Diagnostics.Pacer(rate) : null;
+        var pacer = rate > 0 ? new Flowline.SharedMemory.Diagnostics.Pacer(rate) { WakeLeadNs = GetLong("wake-lead-us", 45) * 1000 } : null;
         var batch = (int)GetLong("batch", 0);
         var frames = new ulong[format.ElementCount * Math.Max(1, batch)];
 
@@ -101,7 +101,8 @@ switch (role)
         using var stream = SharedStream.Open(ns, name, format, mode, streamOptions);
         var delivery = Get("delivery", "lossless") == "latest" ? Delivery.Latest : Delivery.Lossless;
         var wait = Enum.Parse<WaitPolicy>(Get("wait", "hybrid"), ignoreCase: true);
-        using var reader = stream.OpenReader<ulong>(new ReaderOptions { Delivery = delivery, WaitPolicy = wait });
+        var spin = TimeSpan.FromMicroseconds(GetLong("spin-us", 50));
+        using var reader = stream.OpenReader<ulong>(new ReaderOptions { Delivery = delivery, WaitPolicy = wait, SpinTime = spin });
         Console.WriteLine("ready");
         var count = GetLong("count", 0);
         var frame = new ulong[format.ElementCount];
