@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "python"))
 
 import flowline  # noqa: E402
+from flowline import _native as N  # noqa: E402
 
 CLI = Path(os.environ.get("FLOWLINE_CLI", REPO / "src/Flowline.Cli/bin/Release/net10.0/Flowline.Cli.dll"))
 
@@ -43,21 +44,38 @@ def result(child: subprocess.Popen[str]) -> dict:
     raise RuntimeError(f"bench-peer gave no result (exit {child.returncode}): {err}")
 
 
-def latency(ns: str, policy: str, rate_hz: float, frames: int, warmup: int) -> dict:
-    """One way, 64 B frames, the Python writer paced by absolute sleeps; the C# reader takes publish-to-hold."""
-    name = f"lat-{policy}"
+WAKE_LEAD_NS = 45_000
+"""How long before each frame the early-wake case wakes the reader (C#'s Pacer.DefaultWakeLeadNs)."""
+
+
+def latency(ns: str, policy: str, rate_hz: float, frames: int, warmup: int, wake_early: bool = False) -> dict:
+    """One way, 64 B frames, the Python writer paced by absolute sleeps; the C# reader takes publish-to-hold.
+    With ``wake_early``, the writer sleeps until 45 µs plus its sleeps' lateness (the median of the last 16)
+    before each frame, wakes the readers (``wake_readers_early``), and yields until the frame is due, as a
+    paced ``python.source`` does."""
+    name = f"lat-{policy}{'-early' if wake_early else ''}"
     stream = flowline.create(ns, name, np.uint8, 64, capacity=32)
     try:
         reader = peer("latency", ns, name, "--policy", policy, "--count", str(frames - warmup), "--warmup", str(warmup))
         with stream.writer() as writer:
             payload = np.zeros(64, np.uint8)
             period = 1e9 / rate_hz
+            lateness = [20_000]
+            if wake_early:
+                N.fine_timer_slack()
             start = time.clock_gettime_ns(time.CLOCK_MONOTONIC) + 10_000_000
             for i in range(frames):
                 due = start + int(i * period)
-                left = due - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+                wake_at = due - WAKE_LEAD_NS - sorted(lateness)[len(lateness) // 2] if wake_early else due
+                left = wake_at - time.clock_gettime_ns(time.CLOCK_MONOTONIC)
                 if left > 0:
                     time.sleep(left / 1e9)  # clock_nanosleep(TIMER_ABSTIME) since Python 3.11
+                    if wake_early:
+                        lateness = (lateness + [min(max(0, time.clock_gettime_ns(time.CLOCK_MONOTONIC) - wake_at), 200_000)])[-16:]
+                if wake_early:
+                    writer.wake_readers_early()
+                    while time.clock_gettime_ns(time.CLOCK_MONOTONIC) < due:
+                        os.sched_yield()
                 writer.write(payload, timeout=10)
             writer.close_stream()
         return result(reader)["latency"]
@@ -115,6 +133,8 @@ def main() -> None:
         "python_to_csharp": {
             "latency_64b_1khz_hybrid": latency(ns, "hybrid", 1000, 10_000 // scale, 1_000 // scale),
             "latency_64b_1khz_block": latency(ns, "block", 1000, 10_000 // scale, 1_000 // scale),
+            # A paced Python writer that wakes its reader early, and a predictive C# reader (decisions 138, 150).
+            "latency_64b_1khz_predictive_early_wake": latency(ns, "predictive", 1000, 10_000 // scale, 1_000 // scale, wake_early=True),
             # The ring sizes of the C# rows they are compared with (flowline bench streams).
             "throughput_64b_copy": throughput(ns, "copy", 64, 400_000 // scale, 1024),
             "throughput_64b_zero_copy": throughput(ns, "zero-copy", 64, 400_000 // scale, 1024),

@@ -29,6 +29,9 @@ for policy in ("hybrid", "block"):
     cs = [next(x["one_way"] for x in r["csharp_to_csharp"]["latency"] if x["policy"] == policy and x["rate_hz"] == 1000) for r in reports]
     for who, rows in (("Python -> C#", py), ("C# -> C#", cs)):
         print(f"| {who} | {policy} | {span([x['p50_ns'] for x in rows], us)} | {span([x['p99_ns'] for x in rows], us)} | {span([x['max_ns'] for x in rows], us)} |")
+early = [r["python_to_csharp"].get("latency_64b_1khz_predictive_early_wake") for r in reports]
+if all(early):
+    print(f"| Python -> C#, early wake-up | predictive | {span([x['p50_ns'] for x in early], us)} | {span([x['p99_ns'] for x in early], us)} | {span([x['max_ns'] for x in early], us)} |")
 print("\nThroughput, lossless (frames/s, bytes/s), ranges over the runs")
 pairs = [("throughput_64b_copy", "64 B, copy in, copy out"), ("throughput_64b_zero_copy", "64 B, zero-copy"),
          ("throughput_1mib_copy_in_zero_copy_read", "1 MiB, copy in, zero-copy read")]

@@ -7,11 +7,12 @@ A second implementation of ``docs/shared-memory.md`` beside the C# one, over num
 from ._region import FlowlineError, LayoutMismatchError, RegionExistsError, RegionNotFoundError, StaleRegionError
 from .event import Event
 from .requests import RequestError, Setting, declare
-from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, StreamEnded, Writer, WriterGone, wait_any
+from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, StreamEnded, Writer, WriterGone, on_woken_early, wait_any, wait_counters
 
 __all__ = [
     "EndOfStream", "Event", "FlowlineError", "FrameHeader", "FrameTimeout", "LayoutMismatchError", "Reader", "RequestError", "Setting", "RegionExistsError", "RegionNotFoundError",
-    "StaleRegionError", "Stream", "StreamEnded", "Writer", "WriterGone", "attach", "create", "create_or_attach", "declare", "replace", "wait_any",
+    "StaleRegionError", "Stream", "StreamEnded", "Writer", "WriterGone", "attach", "create", "create_or_attach", "declare", "on_woken_early", "replace",
+    "wait_any", "wait_counters",
 ]
 __version__ = "0.1.0"
 

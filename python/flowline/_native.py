@@ -14,7 +14,11 @@ import platform
 import select
 import time
 
+_RELEASE = 3
 _SEQ_CST = 5
+
+X86 = platform.machine() in ("x86_64", "AMD64", "i686", "i386")
+"""True on x86, whose stores become visible to other cores in program order (a release store is a plain store)."""
 
 _SYS_FUTEX = {"x86_64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine())
 _FUTEX_WAIT = 0
@@ -96,6 +100,16 @@ def store_u64(address: int, value: int) -> None:
     _store8(address, value & _M64, _SEQ_CST)
 
 
+def store_u64_release(address: int, value: int) -> None:
+    """Release store of a 64-bit word, without a full fence (C#'s ``Ordered.PutLongOrdered``): a plain store on x86."""
+    _store8(address, value & _M64, _RELEASE)
+
+
+def store_i32_release(address: int, value: int) -> None:
+    """Release store of a 32-bit word, without a full fence (C#'s ``Ordered.PutIntOrdered``)."""
+    _store4(address, value & _M32, _RELEASE)
+
+
 def exchange_u64(address: int, value: int) -> int:
     """Atomic exchange: a release store and a full fence at once, like ``Interlocked.Exchange``."""
     return int(_xchg8(address, value & _M64, _SEQ_CST))
@@ -164,6 +178,14 @@ class _Timespec(ctypes.Structure):
     _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
 
 
+_PR_SET_TIMERSLACK = 29
+
+
+def fine_timer_slack() -> None:
+    """Cuts the calling thread's timer slack to 1 ns (the default 50 µs makes every timed sleep that late), as C#'s ``Pacer`` does."""
+    _libc.prctl(_PR_SET_TIMERSLACK, ctypes.c_ulong(1), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+
+
 def now_ns() -> int:
     """``CLOCK_MONOTONIC`` in nanoseconds: the clock of frame timestamps, the same in every process."""
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
@@ -173,31 +195,33 @@ futex_timeouts = 0
 """Futex waits in this process that ended because their time was up (not woken): a test's view of wake-ups."""
 
 
-def futex_wait(address: int, expected: int, timeout_ns: int) -> None:
-    """Sleeps while the 32-bit word at ``address`` holds ``expected``, for at most ``timeout_ns``.
+def futex_wait(address: int, expected: int, timeout_ns: int) -> bool:
+    """Sleeps while the 32-bit word at ``address`` holds ``expected``, for at most ``timeout_ns``; True if the
+    sleep ended before its time (woken, or the word had changed already), False if the time was up.
 
     The futex is shared (no ``FUTEX_PRIVATE_FLAG``), so it meets waiters and wakers of other processes.
     A signal that interrupts the wait resumes it with the time left. The GIL is released meanwhile.
     """
     global futex_timeouts
     if timeout_ns <= 0:
-        return
+        return False
     deadline = now_ns() + timeout_ns
     while True:
         ts = _Timespec(timeout_ns // 1_000_000_000, timeout_ns % 1_000_000_000)
         rc = _syscall(_SYS_FUTEX, ctypes.c_void_p(address), _FUTEX_WAIT, ctypes.c_int(_signed32(expected & _M32)),
                       ctypes.byref(ts), None, 0)
         if rc == 0:
-            return
+            return True
         errno = ctypes.get_errno()
         if errno == _ETIMEDOUT:
             futex_timeouts += 1
-        if errno in (_EAGAIN, _ETIMEDOUT):
-            return
+            return False
+        if errno == _EAGAIN:
+            return True
         if errno == _EINTR:
             timeout_ns = deadline - now_ns()
             if timeout_ns <= 0:
-                return
+                return False
             continue
         raise OSError(errno, f"futex wait failed: {os.strerror(errno)}")
 
@@ -211,16 +235,16 @@ class _FutexWaitv(ctypes.Structure):
     _fields_ = [("val", ctypes.c_uint64), ("uaddr", ctypes.c_uint64), ("flags", ctypes.c_uint32), ("reserved", ctypes.c_uint32)]
 
 
-def futex_wait_any(addresses: list[int], expected: list[int], timeout_ns: int) -> None:
+def futex_wait_any(addresses: list[int], expected: list[int], timeout_ns: int) -> bool:
     """Sleeps while every word holds its expected value, for at most ``timeout_ns`` (``futex_waitv``, Linux
-    5.16+; 32-bit shared futexes). Without it, sleeps on the first word for at most a millisecond: callers
-    re-check their conditions, so the only cost is latency on the other words."""
+    5.16+; 32-bit shared futexes); True if the sleep ended before its time. Without it, sleeps on the first
+    word for at most a millisecond: callers re-check their conditions, so the only cost is latency on the
+    other words (and such a sleep, cut short by this function, is not reported as woken)."""
     global _waitv_missing
     if timeout_ns <= 0:
-        return
+        return False
     if _waitv_missing or len(addresses) > 128:
-        futex_wait(addresses[0], expected[0], min(timeout_ns, 1_000_000))
-        return
+        return futex_wait(addresses[0], expected[0], min(timeout_ns, 1_000_000))
     waiters = (_FutexWaitv * len(addresses))()
     for i, (address, value) in enumerate(zip(addresses, expected)):
         waiters[i].val = value & _M32
@@ -232,16 +256,17 @@ def futex_wait_any(addresses: list[int], expected: list[int], timeout_ns: int) -
         rc = _syscall(ctypes.c_long(_SYS_FUTEX_WAITV), ctypes.byref(waiters), ctypes.c_uint(len(addresses)), ctypes.c_uint(0),
                       ctypes.byref(ts), ctypes.c_int(time.CLOCK_MONOTONIC))
         if rc >= 0:
-            return
+            return True
         errno = ctypes.get_errno()
-        if errno in (_EAGAIN, _ETIMEDOUT):
-            return
+        if errno == _EAGAIN:
+            return True
+        if errno == _ETIMEDOUT:
+            return False
         if errno == _EINTR:
             continue
         if errno == _ENOSYS:
             _waitv_missing = True
-            futex_wait(addresses[0], expected[0], min(timeout_ns, 1_000_000))
-            return
+            return futex_wait(addresses[0], expected[0], min(timeout_ns, 1_000_000))
         raise OSError(errno, f"futex_waitv failed: {os.strerror(errno)}")
 
 

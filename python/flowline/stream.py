@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import ctypes
+import threading
 import time
 import os
 from typing import Callable, Iterator, NamedTuple, Optional, TypeVar
@@ -18,6 +20,8 @@ from ._region import (ANY_INCARNATION, Attached, FlowlineError, LayoutMismatchEr
 
 LIVENESS_INTERVAL_NS = 100_000_000
 DEFAULT_SPIN_TIME = 50e-6
+EARLY_WAKE_SPIN = 100e-6
+"""The longest a wait woken early by a writer spins for its frame (or its spin time, if longer): C#'s ``WaitTuning.EarlyWakeSpin``."""
 _FOREVER = 1 << 62
 
 
@@ -77,8 +81,8 @@ class _Signal:
         N.add_i32(self.word, 1)
         N.futex_wake(self.word)
 
-    def sleep(self, observed: int, timeout_ns: int) -> None:
-        N.futex_wait(self.word, observed, timeout_ns)
+    def sleep(self, observed: int, timeout_ns: int) -> bool:
+        return N.futex_wait(self.word, observed, timeout_ns)
 
     def forget_dead_sleeper(self, dead_flag: int) -> None:
         if N.exchange_i32(dead_flag, 0) == 1:
@@ -94,8 +98,8 @@ class _Signals:
     def begin_sleep(self) -> list[int]:
         return [s.begin_sleep() for s in self.signals]
 
-    def sleep(self, observed: list[int], timeout_ns: int) -> None:
-        N.futex_wait_any([s.word for s in self.signals], observed, timeout_ns)
+    def sleep(self, observed: list[int], timeout_ns: int) -> bool:
+        return N.futex_wait_any([s.word for s in self.signals], observed, timeout_ns)
 
     def end_sleep(self) -> None:
         for s in self.signals:
@@ -105,8 +109,41 @@ class _Signals:
 _KEEP_WAITING, _SATISFIED, _TIMED_OUT = 0, 1, 2
 
 
+class _WaitCounters:
+    """How this process's waits ended (C#'s ``WaitCounters``, process-wide; a worker reports them in its status)."""
+
+    early_wakes = 0
+    """Waits woken early by a writer (:meth:`Writer.wake_readers_early`) with no frame yet, which then spun for it."""
+    early_wake_hits = 0
+    """Those whose frame came while they spun."""
+
+
+_thread = threading.local()
+
+
+def on_woken_early(action: Optional[Callable[[], None]]) -> None:
+    """Sets what the calling thread does when one of its ``predictive`` waits is woken early by a writer
+    (:meth:`Writer.wake_readers_early`) with no frame yet, before it spins for the frame: a stage wakes the
+    readers of its outputs in turn (C#'s ``WaitCounters.OnWokenEarly``). None clears it. Keep it short."""
+    _thread.woken_early = action
+
+
+def wait_counters() -> dict[str, int]:
+    """This process's waits so far, as a C# worker reports them in its status (``waits``): ``early_wakes`` and
+    ``early_wake_hits``; ``predicted_waits`` and ``predicted_hits`` stay 0 (Python waits learn no arrival plan)."""
+    return {"predicted_waits": 0, "predicted_hits": 0,
+            "early_wakes": _WaitCounters.early_wakes, "early_wake_hits": _WaitCounters.early_wake_hits}
+
+
 def _wait(ready: Callable[[], bool], check_peers: Callable[[], None], signal: "_Signal | _Signals", policy: str, spin_time: float, timeout: Optional[float]) -> bool:
-    """The wait loop of Waiter.cs: awake (spin or yield) for the spin time, then sleep on the futex in slices."""
+    """The wait loop of Waiter.cs: awake (spin or yield) for the spin time, then sleep on the futex in slices.
+
+    A ``predictive`` wait (without a plan, as every Python wait is) waits as ``hybrid`` does, but a sleep of its
+    own ended before its time with no frame is a writer's early wake-up (Waiter.SleepUntilSatisfied): it runs
+    the thread's :func:`on_woken_early` action, polls for its frame yielding the processor between polls for
+    up to :data:`EARLY_WAKE_SPIN` (or its spin time, if longer), and sleeps again if the frame has not come.
+    After a frame found that way, its next wait sleeps at once (the writer will wake it again).
+    """
     if ready():
         return True
     start = N.now_ns()
@@ -133,7 +170,14 @@ def _wait(ready: Callable[[], bool], check_peers: Callable[[], None], signal: "_
                 return _SATISFIED, now
         return _KEEP_WAITING, now
 
-    if policy != "block":
+    predictive = policy == "predictive"
+    skip_awake = False
+    if predictive and getattr(_thread, "expect_early_wake", False):
+        # The writer woke this thread before its last frame: it will again, so the awake phase would only
+        # burn the interval; asleep until the early wake-up instead.
+        _thread.expect_early_wake = False
+        skip_awake = True
+    if policy != "block" and not skip_awake:
         awake_until = _FOREVER if policy == "spin" else start + int(spin_time * 1e9)
         spin_until = _FOREVER if policy == "spin" else start + int(spin_time * 1e9) // 5
         while True:
@@ -144,15 +188,45 @@ def _wait(ready: Callable[[], bool], check_peers: Callable[[], None], signal: "_
                 return outcome == _SATISFIED
             if now >= awake_until:
                 break
+    early_spin_ns = int(max(spin_time, EARLY_WAKE_SPIN) * 1e9)
     while True:
-        observed = signal.begin_sleep()
-        try:
+        # Only a predictive wait answers a writer's early wake-up: hybrid and block waits sleep again.
+        slept = False
+        sleep_end = 0
+        woke = 0
+        while True:
+            observed = signal.begin_sleep()
+            try:
+                outcome, now = verdict()
+                if outcome != _KEEP_WAITING:
+                    return outcome == _SATISFIED
+                if predictive and slept and now < sleep_end:
+                    woke = now  # woken before the slice ended and still no frame: a writer's early wake-up
+                    break
+                sleep_end = min(deadline, next_check)
+                slept = signal.sleep(observed, sleep_end - now)  # type: ignore[arg-type]
+            finally:
+                signal.end_sleep()
+        _WaitCounters.early_wakes += 1
+        action = getattr(_thread, "woken_early", None)
+        if action is not None:
+            action()
+        spin_end = woke + early_spin_ns
+        while True:
+            if ready():
+                _WaitCounters.early_wake_hits += 1
+                _thread.expect_early_wake = True
+                return True
+            os.sched_yield()
             outcome, now = verdict()
-            if outcome != _KEEP_WAITING:
-                return outcome == _SATISFIED
-            signal.sleep(observed, min(deadline, next_check) - now)  # type: ignore[arg-type]
-        finally:
-            signal.end_sleep()
+            if outcome == _SATISFIED:
+                _WaitCounters.early_wake_hits += 1
+                _thread.expect_early_wake = True
+                return True
+            if outcome == _TIMED_OUT:
+                return False
+            if now >= spin_end:
+                break
 
 
 class Stream(Attached):
@@ -396,6 +470,9 @@ class Stream(Attached):
         return f"Stream('{self.namespace}/{self.name}', {self.dtype.name}{list(self.shape)} x {self.capacity} slots)"
 
 
+_ORDERED_CLAIM = N.X86
+"""Whether a writer with no latest reader claims a slot with a release store rather than a fenced exchange (decision 142)."""
+
 _E = TypeVar("_E", bound="_Endpoint")
 
 
@@ -420,11 +497,12 @@ class _Endpoint:
 
 
 def _check_policy(policy: str) -> str:
-    """The policy this package waits with: ``predictive`` (C#'s learnt-arrival wait, a pipeline's default for
-    readers) is accepted and waits as ``hybrid`` does here."""
+    """Checks a wait policy: ``spin``, ``hybrid``, ``block`` or ``predictive`` (a pipeline's default for readers,
+    decision 140). A ``predictive`` wait here learns no arrival plan: it waits as ``hybrid`` does and answers a
+    writer's early wake-up (see :func:`_wait`)."""
     if policy not in ("spin", "hybrid", "block", "predictive"):
         raise ValueError(f"wait policy {policy!r} is not valid: use spin, hybrid, block or predictive")
-    return "hybrid" if policy == "predictive" else policy
+    return policy
 
 
 class Reader(_Endpoint):
@@ -805,6 +883,10 @@ class Writer(_Endpoint):
         self._newest = self.stream.slot_index(self._next - 1) if self._next > 0 else -1
         self._fill_from = self._newest + 1
         self._claimed = -1
+        # The slot map as this writer leaves it: only the writer stores in it, so an entry that already names
+        # the slot is not stored again (decision 142).
+        start = self.stream.slot_map - self.stream.base
+        self._map = array.array("i", bytes(self.stream._region.mm[start:start + 4 * self.stream.capacity]))
         self._data.wake()
 
     @property
@@ -834,7 +916,17 @@ class Writer(_Endpoint):
         return False
 
     def _claim_slot(self) -> bool:
-        """Claims a slot to fill: not held, not the newest frame's, no frame a lossless reader needs (StreamWriter.ClaimSlot, D100)."""
+        """Claims a slot to fill: not held, not the newest frame's, no frame a lossless reader needs (StreamWriter.ClaimSlot, D100).
+
+        With no latest reader attached (decision 142) nobody can hold a slot this writer may take: the bit of
+        a latest reader is set with a full fence before it reads the cursor, and the bits are read here after
+        the full fence of the last cursor store (or of the attach), so a reader this read misses holds at
+        most the newest frame's slot, which is never claimed. The claim is then a release store of -1 on x86
+        (stores reach other cores in program order, which is all the seqlock of peeking readers needs);
+        elsewhere, and with a latest reader attached, it is the fenced claim of decision 100.
+        """
+        if N.load_u64(self._base + L.LATEST_READERS_OFFSET) == 0:
+            return self._claim_unheld()
         s = self.stream
         capacity = s.capacity
         saw_hold = False
@@ -871,6 +963,38 @@ class Writer(_Endpoint):
         self._claimed = held_free
         self._fill_from = held_free + 1
         return True
+
+    def _claim_unheld(self) -> bool:
+        """Claims the first slot in ring order that no lossless reader still needs (StreamWriter.ClaimUnheld)."""
+        s = self.stream
+        mask = s.capacity - 1
+        for k in range(s.capacity):
+            index = (self._fill_from + k) & mask
+            if index == self._newest:
+                continue
+            header = s.slot_at(index)
+            held = N.load_i64(header)
+            if self._cached_min <= held < self._next and self._map[held & mask] == index:
+                continue  # a lossless reader has yet to read that frame
+            if _ORDERED_CLAIM:
+                N.store_u64_release(header, L.SLOT_WRITING)
+            else:
+                N.exchange_u64(header, L.SLOT_WRITING)
+            self._claimed = index
+            self._fill_from = index + 1
+            return True
+        return False  # a lossless reader has yet to read a frame: backpressure
+
+    def wake_readers_early(self) -> None:
+        """Wakes the readers asleep on this stream before the next frame is published (a paced writer a little
+        before its frame is due, or a stage woken early for the frame it will compute; C#'s
+        ``StreamWriter.WakeReadersEarly``): a full fence, then a futex wake only if a reader sleeps. A
+        ``predictive`` reader woken with no frame yet spins for it and passes the wake-up on to its own readers;
+        other readers sleep again."""
+        if self._disposed:
+            raise ValueError("this writer is closed")
+        N.full_fence()
+        self._data.notify_if_sleeping()
 
     def _reclaim_dead_readers(self) -> None:
         now = N.now_ns()
@@ -927,9 +1051,14 @@ class Writer(_Endpoint):
         ctypes.c_uint64.from_address(slot + L.SLOT_FRAME_ID_OFFSET).value = fid & 0xFFFFFFFFFFFFFFFF
         ctypes.c_int64.from_address(slot + L.SLOT_PUBLISH_OFFSET).value = now
         ctypes.c_int64.from_address(slot + L.SLOT_ORIGIN_OFFSET).value = origin
-        N.store_u64(slot + L.SLOT_SEQUENCE_OFFSET, sequence)
-        # The map entry after the slot: a reader that finds the slot in the map finds the frame in it.
-        N.store_i32(self.stream.slot_map + (sequence & (self.stream.capacity - 1)) * 4, self._claimed)
+        N.store_u64_release(slot + L.SLOT_SEQUENCE_OFFSET, sequence)
+        # The map entry after the slot (a release store): a reader that finds the slot in the map finds the
+        # frame in it. Filled in ring order, a slot holds the frame a lap after its last one, whose entry
+        # already names it: the store is skipped (decision 142).
+        entry = sequence & (self.stream.capacity - 1)
+        if self._map[entry] != self._claimed:
+            N.store_i32_release(self.stream.slot_map + entry * 4, self._claimed)
+            self._map[entry] = self._claimed
         self._newest = self._claimed
         self._claimed = -1
         self._look = False
@@ -983,8 +1112,9 @@ def wait_any(readers: "list[Reader]", timeout: Optional[float] = None) -> Option
     """Waits until one of ``readers`` can read without waiting (a frame, or its writer closed or left) and
     returns its index, or None when the timeout elapses. Consumes nothing.
 
-    The wait spins if any reader's policy is ``spin``; otherwise it is ``hybrid`` if any reader is, awake for
-    the longest of their spin times; otherwise it blocks. Asleep, it is registered on every stream and
+    The wait spins if any reader's policy is ``spin``; otherwise it is ``predictive`` if any reader is (it then
+    answers early wake-ups), else ``hybrid`` if any reader is, awake for the longest spin time of those
+    readers; otherwise it blocks (C#'s ``Waiter.Combine``). Asleep, it is registered on every stream and
     sleeps on all their futex words at once.
     """
     if not readers:
@@ -994,8 +1124,8 @@ def wait_any(readers: "list[Reader]", timeout: Optional[float] = None) -> Option
         if reader._look >= 0:
             raise RuntimeError("call increment() before waiting: a look is in progress")
     policies = {r.wait_policy for r in readers}
-    policy = "spin" if "spin" in policies else "hybrid" if "hybrid" in policies else "block"
-    spin_time = max((r.spin_time for r in readers if r.wait_policy == "hybrid"), default=0.0)
+    policy = "spin" if "spin" in policies else "predictive" if "predictive" in policies else "hybrid" if "hybrid" in policies else "block"
+    spin_time = max((r.spin_time for r in readers if r.wait_policy in ("hybrid", "predictive")), default=0.0)
     found: list[int] = []
 
     def ready() -> bool:

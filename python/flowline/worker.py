@@ -27,13 +27,18 @@ from . import _native as N
 from .profiling import WorkerProfile
 from .requests import RequestServer, declaration_of
 from .control import FAILED, HOLD, PAUSE, PAUSED, READY, RUN, RUNNING, STARTING, STOP, STOPPED, ControlBlock, MAX_INPUTS
-from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, Writer, WriterGone, wait_any
+from .stream import EndOfStream, FrameHeader, FrameTimeout, Reader, Stream, Writer, WriterGone, on_woken_early, wait_any, wait_counters
 
 STOPPED_EXIT, FAILED_EXIT, UNUSABLE_EXIT, PARENT_DIED_EXIT = 0, 1, 2, 86
 WAIT_SLICE = 0.1
 """The longest single wait (s): the heartbeat and the figures stay fresh, commands are seen within it."""
 PUBLISH_INTERVAL_NS = 250_000_000
 WINDOW = 1000
+WAKE_LEAD_NS = 45_000
+"""How long before each intended time a paced source wakes its readers (C#'s ``Pacer.DefaultWakeLeadNs``)."""
+MAX_EARLY_SHARE = 0.1
+"""The largest share of its interval a paced source spends on the early wake-up (C#'s ``Pacer.MaxEarlyShare``)."""
+LATENESS_WINDOW = 16
 
 
 class MetricsWindow:
@@ -172,6 +177,11 @@ class Runner:
         rate = manifest.get("rate_hz")
         self.period_ns = int(1e9 / rate) if rate else 0
         self.due_ns = 0
+        # A paced source's timer lateness (the median of its last 16 sleeps before an early wake-up), as C#'s Pacer learns it.
+        self.lateness: list[int] = []
+        self.lateness_ns = 20_000
+        if self.period_ns:
+            N.fine_timer_slack()
         self.generation = 0
         self.ended = False
         self.torn = 0
@@ -194,11 +204,16 @@ class Runner:
         m["missed_writes"] = self.missed
         for i, reader in enumerate(self.readers[:MAX_INPUTS]):
             m[f"skipped_input_{i}"] = reader.frames_skipped
+        m.update(wait_counters())  # how the waits ended: the status's `waits`, as a C# worker reports it
 
     # --- running ---------------------------------------------------------------------------------
 
     def run(self) -> None:
         """Computes until the command is no longer RUN (the frame in progress is finished first)."""
+        if self.role != "source" and self.writers:
+            # Woken before its input's frame by a writer's early wake-up (a predictive input), a kernel (or a
+            # sink with outputs) wakes its outputs' readers in turn, as a C# one does (decision 150).
+            on_woken_early(self.wake_readers_early)
         try:
             while self.control.command == RUN:
                 if self.ended:
@@ -212,6 +227,11 @@ class Runner:
         finally:
             self._release()
             self.reporter.tick(force=True)
+
+    def wake_readers_early(self) -> None:
+        """Wakes the readers of every output before the frame this worker is about to publish."""
+        for writer in self.writers:
+            writer.wake_readers_early()
 
     def serve_requests(self) -> None:
         """Starts answering the request mailbox (before the worker reports ready: the manager then sends it
@@ -341,9 +361,24 @@ class Runner:
             if self.due_ns == 0:
                 self.due_ns = now
             if now < self.due_ns:
-                self.control.wait_for_command_change(RUN, min(WAIT_SLICE, (self.due_ns - now) / 1e9))
-                if N.now_ns() < self.due_ns:
-                    return
+                # The early wake-up (C#'s Pacer, decisions 138 and 149): asleep until the lead and the timer's
+                # lateness before the intended time, wake the readers, then yield to the intended time. Only
+                # while that is at most a tenth of the interval; a faster source sleeps to the intended time.
+                early = WAKE_LEAD_NS + self.lateness_ns <= self.period_ns * MAX_EARLY_SHARE
+                wake_at = self.due_ns - WAKE_LEAD_NS - self.lateness_ns if early else self.due_ns
+                if now < wake_at:
+                    self.control.wait_for_command_change(RUN, min(WAIT_SLICE, (wake_at - now) / 1e9))
+                    now = N.now_ns()
+                    if now < wake_at:
+                        return  # a command, or the end of a slice: back to the loop
+                    self._record_lateness(now - wake_at)
+                elif early and self.lateness:
+                    # No sleep at all (the estimate left no time for one): let the estimate decay.
+                    self._record_lateness(self.lateness_ns // 2)
+                if early:
+                    self.wake_readers_early()
+                    while N.now_ns() < self.due_ns:
+                        os.sched_yield()
             elif now - self.due_ns > self.period_ns:
                 self.missed += (now - self.due_ns) // self.period_ns
                 self.due_ns = now
@@ -364,6 +399,12 @@ class Runner:
         self.reporter.window.record(end - start, end, start)
         if self.profile is not None:
             self.profile.compute.record(end - start)
+
+    def _record_lateness(self, ns: int) -> None:
+        # A sleep that lost its core is no measure of the timer: at most a quarter of the interval, and 200 µs.
+        self.lateness.append(min(max(ns, 0), self.period_ns // 4, 200_000))
+        del self.lateness[:-LATENESS_WINDOW]
+        self.lateness_ns = sorted(self.lateness)[len(self.lateness) // 2]
 
     def _release(self) -> None:
         for i, seen in enumerate(self.looked):

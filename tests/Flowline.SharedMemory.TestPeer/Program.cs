@@ -38,12 +38,15 @@ switch (role)
         var uniform = Get("pattern", "checksum") == "uniform";
         var frame = new ulong[format.ElementCount];
         var rate = GetLong("rate", 0);
-        var pacer = rate > 0 ? new Flowline.SharedMemory.Diagnostics.Pacer(rate) : null;
+        var pacer = rate > 0 ? new Flowline.SharedMemory.Diagnostics.Pacer(rate) { WakeLeadNs = GetLong("wake-lead-us", 45) * 1000 } : null;
         var batch = (int)GetLong("batch", 0);
         var frames = new ulong[format.ElementCount * Math.Max(1, batch)];
+
+        // --wake-early true: the pacer wakes the readers a little before each frame (decision 138), as a paced source does.
+        Action? wakeEarly = GetBool("wake-early") ? writer.WakeReadersEarly : null;
         for (long s = 0; s < count; s++)
         {
-            pacer?.WaitNext();
+            pacer?.WaitNext(wakeEarly);
             if (batch > 0)
             {
                 // Lossless batches (WriteBatch): frames s .. s + n - 1, one cursor store per batch.
@@ -97,7 +100,9 @@ switch (role)
     {
         using var stream = SharedStream.Open(ns, name, format, mode, streamOptions);
         var delivery = Get("delivery", "lossless") == "latest" ? Delivery.Latest : Delivery.Lossless;
-        using var reader = stream.OpenReader<ulong>(new ReaderOptions { Delivery = delivery });
+        var wait = Enum.Parse<WaitPolicy>(Get("wait", "hybrid"), ignoreCase: true);
+        var spin = TimeSpan.FromMicroseconds(GetLong("spin-us", 50));
+        using var reader = stream.OpenReader<ulong>(new ReaderOptions { Delivery = delivery, WaitPolicy = wait, SpinTime = spin });
         Console.WriteLine("ready");
         var count = GetLong("count", 0);
         var frame = new ulong[format.ElementCount];
@@ -118,6 +123,7 @@ switch (role)
         }
 
         Console.WriteLine($"read {count} errors {errors}");
+        Console.WriteLine($"waits early_wakes {WaitCounters.EarlyWakes} early_wake_hits {WaitCounters.EarlyWakeHits}");
         if (GetBool("hang"))
         {
             Thread.Sleep(Timeout.Infinite);

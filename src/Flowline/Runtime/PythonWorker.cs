@@ -109,6 +109,7 @@ internal static class PythonWorker
     {
         WaitPolicy.Spin => "spin",
         WaitPolicy.Block => "block",
+        WaitPolicy.Predictive => "predictive", // the Python reader answers early wake-ups (decision 150)
         _ => "hybrid",
     };
 }
