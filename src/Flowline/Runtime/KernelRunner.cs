@@ -110,7 +110,7 @@ internal sealed class KernelRunner : WorkerRunner
                 io.SetOutput(i, LookSlot(outputs[i], stop));
             }
 
-            if (computeNs != 0 && computeNs <= EarlyWakeSpinNs)
+            if (computeNs >= WakeOnComputeMinNs && computeNs <= EarlyWakeSpinNs)
             {
                 WakeReadersComputing();
             }
@@ -118,6 +118,7 @@ internal sealed class KernelRunner : WorkerRunner
             var start = MonotonicClock.NowNs();
             io.ExpectInputsConsumed(inputsIntact);
             kernel.Compute(io);
+            Learn(MonotonicClock.NowNs() - start);
             var intact = io.InputsIntactWhenConsumed ?? InputsIntact();
             if (io.OutputsHeld)
             {
@@ -161,7 +162,6 @@ internal sealed class KernelRunner : WorkerRunner
 
             ReleaseInputs();
             var end = MonotonicClock.NowNs();
-            Learn(end - start);
             if (intact)
             {
                 Reporter.Window.Record(end - start, end, origin);
@@ -190,6 +190,9 @@ internal sealed class KernelRunner : WorkerRunner
     /// </summary>
     private static readonly long EarlyWakeSpinNs = (long)WaitTuning.EarlyWakeSpin.TotalNanoseconds;
 
+    /// <summary>The shortest learnt computing for which it wakes them (<see cref="WaitTuning.WakeOnComputeMin"/>): a shorter one gains the reader less than the wake-up costs.</summary>
+    private static readonly long WakeOnComputeMinNs = (long)WaitTuning.WakeOnComputeMin.TotalNanoseconds;
+
     /// <summary>
     /// Decision 152: the outputs' readers found asleep as a frame's computing starts are woken early, so
     /// that their wake-up overlaps the computing rather than following the publication. A reader still
@@ -210,7 +213,10 @@ internal sealed class KernelRunner : WorkerRunner
         }
     }
 
-    /// <summary>Learns the time a frame's computing and publishing takes (a moving mean over about 8 frames; the first sets it).</summary>
+    /// <summary>
+    /// Learns the time the kernel's computing of a frame takes (a moving mean over about 8 frames; the first
+    /// sets it): the computing alone, since publishing includes the futex wake-up of readers still asleep.
+    /// </summary>
     private void Learn(long ns)
     {
         ns = Math.Max(1, ns);

@@ -7,7 +7,8 @@ namespace Flowline.Tests.Runtime;
 /// <summary>
 /// Decision 152, with real worker processes: a kernel that starts computing a frame wakes the sleeping
 /// predictive readers of its output early, if its learnt compute time fits in their spin after an early
-/// wake-up (<see cref="WaitTuning.EarlyWakeSpin"/>). The first stage's input waits as <c>hybrid</c>, so
+/// wake-up (<see cref="WaitTuning.EarlyWakeSpin"/>) and is not shorter than the wake-up itself
+/// (<see cref="WaitTuning.WakeOnComputeMin"/>). The first stage's input waits as <c>hybrid</c>, so
 /// it is never woken early itself and passes nothing on: every early wake-up its reader gets comes from
 /// its computing. Counted by the giver (<c>woke_readers_computing</c>) and the reader (<c>early_wakes</c>).
 /// </summary>
@@ -16,8 +17,9 @@ public sealed class WakeReadersComputingTests : RuntimeTest
     [Theory]
     [InlineData(50, "predictive", true)]
     [InlineData(300, "predictive", false)] // computing outlasts a woken reader's spin: not woken
+    [InlineData(0, "predictive", false)] // computing shorter than a wake-up (WaitTuning.WakeOnComputeMin): not woken
     [InlineData(50, "hybrid", false)] // a hybrid reader would only sleep again: not woken
-    public void StageStartingToCompute_WakesItsSleepingPredictiveReaders_OnlyWhenTheirSpinCoversIt(int busyUs, string midWait, bool expectWakes)
+    public void StageStartingToCompute_WakesItsSleepingPredictiveReaders_OnlyWhenItsComputingIsBetweenAWakeUpAndTheirSpin(int busyUs, string midWait, bool expectWakes)
     {
         var manager = Manager($$$"""
             plugins: [plugins/Flowline.Tests.Plugin.dll]
@@ -68,6 +70,12 @@ public sealed class WakeReadersComputingTests : RuntimeTest
         {
             Assert.True(Given(first) <= (long)first["frames_processed"]!, "more frames woke readers than were computed");
             Assert.True(Waits(second, "early_wake_hits") <= Waits(second, "early_wakes"), "more early wake-ups found their frame than there were");
+        }
+        else if (busyUs == 0)
+        {
+            // The learnt time is a moving mean: a computation stretched by a preemption (the machine is
+            // shared) can lift it above the bound for a few frames, not for one in ten.
+            Assert.True(Given(first) * 10 <= (long)first["frames_processed"]!, $"first woke its readers on {Given(first)} of {first["frames_processed"]} frames");
         }
         else
         {
