@@ -43,18 +43,17 @@ STATUS_OK, STATUS_NO_HANDLER, STATUS_INVALID_REQUEST, STATUS_HANDLER_ERROR, STAT
 TOTAL_BYTES = MAILBOX_OFFSET + 64 + MAILBOX_SLOT_COUNT * MAILBOX_SLOT_BYTES
 MAX_INPUTS = 8
 
-# WorkerMetrics (WorkerMetrics.cs), a sequential little-endian struct of 256 bytes.
-METRICS_FORMAT = "<qqqddiidqqqqqqqqqqq8qqqqqqq"
+# WorkerMetrics (WorkerMetrics.cs), a sequential little-endian struct of 248 bytes.
+METRICS_FORMAT = "<qqqddiidqqqqqqqqqqq8qqqqqq"
 METRICS_FIELDS = (
     "frames_processed", "output_frames", "last_exec_ns", "avg_exec_ns", "jitter_ns", "window", "reserved", "throughput_hz",
     "last_progress_ns", "published_ns", "latency_p50_ns", "latency_p90_ns", "latency_p99_ns", "latency_max_ns", "skew_events",
     "skipped_generations", "sync_timeouts", "missed_writes", "torn_frames",
 ) + tuple(f"skipped_input_{i}" for i in range(MAX_INPUTS)) + (
     "auxiliary_torn_copies", "predicted_waits", "predicted_hits", "early_wakes", "early_wake_hits",
-    "woke_readers_computing",
 )
 METRICS_SIZE = struct.calcsize(METRICS_FORMAT)
-assert METRICS_SIZE == 256 and len(METRICS_FIELDS) == 33
+assert METRICS_SIZE == 248 and len(METRICS_FIELDS) == 32
 
 CONTROL_SIGNATURE = (
     L.HEADER_SIGNATURE + f";control:command@{COMMAND_OFFSET},status@{STATUS_OFFSET},metrics@{METRICS_OFFSET}+{METRICS_SIZE},"

@@ -112,13 +112,6 @@ public sealed record WaitFigures
 
     /// <summary>Those whose frame came while they spun; the others slept again until the frame's wake-up.</summary>
     public long EarlyWakeHits { get; init; }
-
-    /// <summary>
-    /// A kernel's frames at whose start of computing it found readers of its outputs asleep and woke them
-    /// early (decision 152): the wake-ups it gave, counted by the giver (its readers count them among their
-    /// <see cref="EarlyWakes"/> when they find no frame yet).
-    /// </summary>
-    public long WokeReadersComputing { get; init; }
 }
 
 /// <summary>Latency quantiles, in the unit of the field that holds them.</summary>

@@ -245,35 +245,3 @@ public sealed class FrameIdsKernel : KernelDefinition
         }
     }
 }
-
-/// <summary><c>test.busy</c>: out = input (same format), after computing busily for <c>busy_us</c> microseconds (a kernel whose compute time a test sets).</summary>
-public sealed class BusyKernel : KernelDefinition
-{
-    public override string Kind => "test.busy";
-
-    public override string Description => "out = input, after spinning busy_us microseconds (a plugin kernel for the tests)";
-
-    public override IReadOnlyList<ParameterInfo> Parameters { get; } = [new("busy_us", "number", true, null, "microseconds each frame's computing takes")];
-
-    public override void Validate(KernelContext context)
-    {
-        context.RequireSameFormat(context.Outputs[0], context.Inputs[0], context.OutputField(), "output");
-        context.Number("busy_us", 0);
-    }
-
-    public override IKernel Create(KernelContext context) => new Busy((long)(context.Number("busy_us", 0) ?? 0));
-
-    private sealed class Busy(long busyUs) : IKernel
-    {
-        public void Compute(KernelIo io)
-        {
-            var until = System.Diagnostics.Stopwatch.GetTimestamp() + busyUs * System.Diagnostics.Stopwatch.Frequency / 1_000_000;
-            while (System.Diagnostics.Stopwatch.GetTimestamp() < until)
-            {
-                Thread.SpinWait(20);
-            }
-
-            io.Input<byte>().CopyTo(io.Output<byte>());
-        }
-    }
-}

@@ -87,9 +87,6 @@ public struct WorkerMetrics
     /// <summary>Those whose frame came while they spun (<see cref="WaitCounters.EarlyWakeHits"/>).</summary>
     public long EarlyWakeHits;
 
-    /// <summary>Frames at whose start of computing the kernel woke its outputs' sleeping readers early (decision 152).</summary>
-    public long WokeReadersComputing;
-
     /// <summary>Eight counters, one per input.</summary>
     [System.Runtime.CompilerServices.InlineArray(MaxInputs)]
     public struct InputCounters

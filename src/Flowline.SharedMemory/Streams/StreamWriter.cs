@@ -263,25 +263,6 @@ public sealed unsafe class StreamWriter<T> : StreamEndpoint<T>
     }
 
     /// <summary>
-    /// Wakes the readers asleep on this stream early, as <see cref="WakeReadersEarly"/> does, if any sleeps;
-    /// true if it woke them. Costs one read of the sleeper count when nobody sleeps (no fence, no system
-    /// call): a hint a stage gives as it starts computing the next frame (decision 152). A reader that
-    /// registers as a sleeper just after this read is woken by the publication, as it would have been.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool WakeSleepingReadersEarly()
-    {
-        if (dataSignal.Sleepers == 0)
-        {
-            return false;
-        }
-
-        ThrowIfDisposed();
-        dataSignal.Wake();
-        return true;
-    }
-
-    /// <summary>
     /// Ends the stream: readers read what is left, then get <see cref="ReadStatus.EndOfStream"/>.
     /// A writer that attaches later reopens the stream.
     /// </summary>

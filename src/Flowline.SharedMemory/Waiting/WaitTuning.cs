@@ -25,14 +25,6 @@ public static class WaitTuning
     public static readonly TimeSpan EarlyWakeSpin = TimeSpan.FromMicroseconds(100);
 
     /// <summary>
-    /// The shortest learnt compute time for which a kernel wakes its outputs' sleeping readers as it starts
-    /// computing a frame (decision 152): about a futex wake-up on this machine (11 µs at p50). A reader
-    /// woken for a shorter computation gains at most that computation, against a wake-up system call on the
-    /// stage's own path before its frame and a reader spinning on the two vCPUs the stage computes on.
-    /// </summary>
-    public static readonly TimeSpan WakeOnComputeMin = TimeSpan.FromMicroseconds(10);
-
-    /// <summary>
     /// The default spin budget of a predictive wait: 3 % of the frame interval (30 µs a frame at 1 kHz),
     /// so that a worker at 1 kHz stays under 5 % of a core with its own work and wake-ups.
     /// </summary>

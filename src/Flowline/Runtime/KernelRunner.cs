@@ -24,7 +24,6 @@ internal sealed class KernelRunner : WorkerRunner
     private readonly StreamReader<byte>[] inputs;
     private readonly AuxiliaryInput[] auxiliary;
     private readonly StreamWriter<byte>[] outputs;
-    private readonly StreamWriter<byte>[] wakeOnCompute;
     private readonly bool[] looked;
     private readonly bool[] peeked;
     private readonly FrameHeader[] headers;
@@ -38,7 +37,6 @@ internal sealed class KernelRunner : WorkerRunner
     private readonly HdrHistogram.LongHistogram? compute;
     private readonly WorkerProfiler? profiler;
     private long generationStartNs;
-    private long computeNs;
     private long tornFrames;
     private bool ended;
 
@@ -60,8 +58,6 @@ internal sealed class KernelRunner : WorkerRunner
             throw;
         }
 
-        // Outputs read by a predictive wait (which answers early wake-ups): woken as a frame's computing starts (decision 152).
-        wakeOnCompute = [.. outputs.Where((_, i) => plan.HasPredictiveReader(spec.Outputs[i]))];
         io = new KernelIo(inputs.Length, auxiliary.Length, outputs.Length);
         looked = new bool[inputs.Length];
         peeked = new bool[inputs.Length];
@@ -110,15 +106,9 @@ internal sealed class KernelRunner : WorkerRunner
                 io.SetOutput(i, LookSlot(outputs[i], stop));
             }
 
-            if (computeNs >= WakeOnComputeMinNs && computeNs <= EarlyWakeSpinNs)
-            {
-                WakeReadersComputing();
-            }
-
             var start = MonotonicClock.NowNs();
             io.ExpectInputsConsumed(inputsIntact);
             kernel.Compute(io);
-            Learn(MonotonicClock.NowNs() - start);
             var intact = io.InputsIntactWhenConsumed ?? InputsIntact();
             if (io.OutputsHeld)
             {
@@ -181,46 +171,6 @@ internal sealed class KernelRunner : WorkerRunner
         {
             output.WakeReadersEarly();
         }
-    }
-
-    /// <summary>
-    /// The longest a kernel's computing (and publishing) may take, as learnt, for it to wake its readers as
-    /// it starts: a reader woken early spins at least <see cref="WaitTuning.EarlyWakeSpin"/> for its frame,
-    /// so a frame computed for longer would find it asleep again and cost it the spin for nothing.
-    /// </summary>
-    private static readonly long EarlyWakeSpinNs = (long)WaitTuning.EarlyWakeSpin.TotalNanoseconds;
-
-    /// <summary>The shortest learnt computing for which it wakes them (<see cref="WaitTuning.WakeOnComputeMin"/>): a shorter one gains the reader less than the wake-up costs.</summary>
-    private static readonly long WakeOnComputeMinNs = (long)WaitTuning.WakeOnComputeMin.TotalNanoseconds;
-
-    /// <summary>
-    /// Decision 152: the outputs' readers found asleep as a frame's computing starts are woken early, so
-    /// that their wake-up overlaps the computing rather than following the publication. A reader still
-    /// awake (woken by an upstream wake-up passed on, or spinning in its own plan) is left alone: one read
-    /// of the sleeper count, no system call. Counted once per frame that woke any.
-    /// </summary>
-    private void WakeReadersComputing()
-    {
-        var woke = false;
-        foreach (var output in wakeOnCompute)
-        {
-            woke |= output.WakeSleepingReadersEarly();
-        }
-
-        if (woke)
-        {
-            Reporter.Counters.WokeReadersComputing++;
-        }
-    }
-
-    /// <summary>
-    /// Learns the time the kernel's computing of a frame takes (a moving mean over about 8 frames; the first
-    /// sets it): the computing alone, since publishing includes the futex wake-up of readers still asleep.
-    /// </summary>
-    private void Learn(long ns)
-    {
-        ns = Math.Max(1, ns);
-        computeNs = computeNs == 0 ? ns : computeNs + ((ns - computeNs) >> 3);
     }
 
     protected override void OnStopped() => ReleaseInputs();

@@ -353,7 +353,7 @@ public sealed partial class PipelineManager
             TornFrames = m.TornFrames,
             DiscardedComputes = plan.Role == WorkerRole.Kernel ? m.TornFrames : 0,
             AuxiliaryTornCopies = m.AuxiliaryTornCopies,
-            Waits = new WaitFigures { PredictedWaits = m.PredictedWaits, PredictedHits = m.PredictedHits, EarlyWakes = m.EarlyWakes, EarlyWakeHits = m.EarlyWakeHits, WokeReadersComputing = m.WokeReadersComputing },
+            Waits = new WaitFigures { PredictedWaits = m.PredictedWaits, PredictedHits = m.PredictedHits, EarlyWakes = m.EarlyWakes, EarlyWakeHits = m.EarlyWakeHits },
             CpuPercent = slot.CpuPercent,
             RssBytes = rss,
         };

@@ -158,21 +158,6 @@ public sealed class PipelinePlan
     }
 
     /// <summary>
-    /// Whether <paramref name="stream"/> has a reader that answers early wake-ups: one of the pipeline's
-    /// kernels or sinks that reads it as a trigger input with a predictive wait, or, when none of them
-    /// reads it, the stream's own policy (a reader outside the pipeline, such as the benchmark's, follows it).
-    /// </summary>
-    public bool HasPredictiveReader(string stream)
-    {
-        var spec = Pipeline.Spec;
-        var readers = spec.Kernels.Where(k => k.Inputs.Contains(stream)).Cast<NodeSpec>()
-            .Concat(spec.Sinks.Where(s => s.Stream == stream)).ToList();
-        return readers.Count == 0
-            ? (spec.FindStream(stream)?.Wait ?? DefaultWait) == WaitPolicy.Predictive
-            : readers.Any(r => TriggerReader(r, stream).WaitPolicy == WaitPolicy.Predictive);
-    }
-
-    /// <summary>
     /// The spin budget of a predictive reader of <paramref name="stream"/>: the stream's, else the
     /// pipeline's, else the default; shrunk in proportion when the pipeline has more workers than the
     /// machine has cores (<see cref="WaitTuning.SharedSpinBudget"/>).
