@@ -5,7 +5,6 @@ using System.Text.Json.Nodes;
 using Flowline.Documents;
 using Flowline.Runtime;
 using Flowline.SharedMemory;
-using Flowline.SharedMemory.Liveness;
 using Flowline.Status;
 
 namespace Flowline.Cli.Bench;
@@ -170,7 +169,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         Measure(reader, lockstep, MonotonicClock.NowNs() + Ns(options.Warmup), early, cancellation);
 
         var pids = Pids(manager.Status());
-        var cpuAtStart = pids.ToDictionary(p => p.Key, p => ThisProcess.TryReadUsage(p.Value, out var cpu, out _) ? cpu : TimeSpan.Zero);
+        var cpuAtStart = manager.WorkerCpuTimes();
         var skippedBefore = reader.FramesSkipped;
         var samples = new Samples();
         using var traces = options.TracePollMs > 0 || options.TraceAdaptive ? new TraceReader(manager, options.TraceAdaptive ? 0 : options.TracePollMs, options.Duration) : null;
@@ -180,11 +179,12 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
         var traced = traces?.Finish(measured);
         var cpuPercent = new JsonObject();
         var cpuTotal = 0.0;
-        foreach (var (name, pid) in pids)
+        foreach (var (name, cpu) in manager.WorkerCpuTimes())
         {
-            if (ThisProcess.TryReadUsage(pid, out var cpu, out _))
+            // A worker on a thread of this process (placement: thread) is measured by its own thread's time.
+            if (cpuAtStart.TryGetValue(name, out var atStart))
             {
-                var percent = (cpu - cpuAtStart[name]).TotalSeconds / measured * 100;
+                var percent = (cpu - atStart).TotalSeconds / measured * 100;
                 cpuPercent[name] = Math.Round(percent, 2);
                 cpuTotal += percent;
             }

@@ -31,6 +31,34 @@ public sealed partial class PipelineManager
     }
 
     /// <summary>
+    /// Each running worker's CPU time so far (user and system): its process's for a worker process, its
+    /// thread's for a worker on a thread of this process (<c>placement: thread</c>), read from
+    /// <c>/proc</c> as the status's <c>cpu_percent</c> is. A worker whose process or thread is gone is left out.
+    /// </summary>
+    public IReadOnlyDictionary<string, TimeSpan> WorkerCpuTimes()
+    {
+        var times = new Dictionary<string, TimeSpan>(StringComparer.Ordinal);
+        lock (gate)
+        {
+            foreach (var slot in slots)
+            {
+                if (slot is null || slot.HasExited)
+                {
+                    continue;
+                }
+
+                var id = slot.IsThread ? slot.Control.ThreadId : slot.Pid;
+                if (id > 0 && ThisProcess.TryReadUsage(id, out var cpu, out _))
+                {
+                    times[slot.Plan.Name] = cpu;
+                }
+            }
+        }
+
+        return times;
+    }
+
+    /// <summary>
     /// The status, without waiting more than <paramref name="wait"/> for an operation in progress (a
     /// start that waits for its workers holds the manager): then the last status built, with
     /// <c>stale: true</c>. Null only if no status was ever built and the manager is busy.

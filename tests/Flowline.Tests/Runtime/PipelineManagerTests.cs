@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json.Nodes;
 using Flowline.Runtime;
 using Flowline.SharedMemory;
+using Flowline.SharedMemory.Liveness;
 
 namespace Flowline.Tests.Runtime;
 
@@ -332,6 +333,27 @@ public sealed class PipelineManagerTests : RuntimeTest
         Assert.Equal(2, WorkerChildren().Count);
         manager.Stop();
         Assert.Equal(PipelineState.Built, manager.State);
+    }
+
+    [Fact]
+    public void WorkerCpuTimes_AreEachWorkersOwn_AThreadWorkersIsItsThreadsNotTheManagersProcess()
+    {
+        var manager = Manager(CopyPipeline.Replace("{name: copy, kind: cpu.copy, input: input, output: output}", "{name: copy, kind: cpu.copy, input: input, output: output, placement: thread}", StringComparison.Ordinal));
+        manager.Build();
+        manager.Start();
+        WaitUntil(() => Frames(manager, "sink") > 20, "frames cross the thread worker");
+        var times = manager.WorkerCpuTimes();
+        Assert.Equal(["camera", "copy", "sink"], times.Keys.Order(StringComparer.Ordinal));
+        // The test host's own process has spent far more (JIT, the test framework, this manager) than the
+        // copy thread's few frames: a thread worker measured by the manager's pid would show the whole process.
+        using var self = Process.GetCurrentProcess();
+        self.Refresh();
+        Assert.True(times["copy"] < self.TotalProcessorTime, $"copy thread {times["copy"]} against the whole process {self.TotalProcessorTime}");
+        var camera = (int)manager.Status().Json()["sources"]!["camera"]!["pid"]!;
+        Assert.True(ThisProcess.TryReadUsage(camera, out var cameraCpu, out _));
+        Assert.True(times["camera"] <= cameraCpu, "a worker process's time is its process's");
+        manager.Stop();
+        Assert.Empty(manager.WorkerCpuTimes());
     }
 
     [Fact]
