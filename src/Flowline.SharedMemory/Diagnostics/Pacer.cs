@@ -53,10 +53,12 @@ public sealed class Pacer
 
     /// <summary>
     /// How long before each intended time a pacer given an early wake-up (<see cref="WaitNext(Action?, CancellationToken)"/>)
-    /// calls it: enough for a futex wake-up of a sleeping reader on this kind of machine (11 to 15 µs at
-    /// p50 to p90 on a 2-vCPU virtual machine, 28 µs at p99) and for that reader to pass it on once more.
+    /// calls it: 30 µs, enough for a futex wake-up of a sleeping reader on this kind of machine (11 to 15 µs
+    /// at p50 to p90 on a 2-vCPU virtual machine, 28 µs at p99) and for that reader to pass it on once more.
+    /// The pacer spins through it every interval and each reader it wakes spins from its wake-up to its
+    /// frame, so a longer lead costs them CPU; 45 µs until decision 155.
     /// </summary>
-    public const long DefaultWakeLeadNs = 45_000;
+    public const long DefaultWakeLeadNs = 30_000;
 
     /// <summary>
     /// The largest share of its interval a pacer spends on an early wake-up (its lead and its timer's learnt
@@ -113,7 +115,7 @@ public sealed class Pacer
         }
 
         // The early wake-up costs the pacer a spin of its lead and its timer's lateness per interval: given
-        // only while that is at most MaxEarlyShare of the interval (about 1.2 kHz at 38 µs of lateness);
+        // only while that is at most MaxEarlyShare of the interval (about 1.5 kHz at 38 µs of lateness);
         // faster pacers sleep to the intended time as before, and keep learning the timer's lateness.
         var eligible = wakeEarly is not null && sleep;
         var early = eligible && WakeLeadNs + latenessMedianNs <= intervalNs * MaxEarlyShare;

@@ -18,7 +18,7 @@ public static class WaitTuning
     /// <summary>
     /// The longest a wait woken early by a writer (<c>StreamWriter.WakeReadersEarly</c>) spins for its frame
     /// before it sleeps again (or its own spin time, if longer): a paced source wakes its readers
-    /// <c>Pacer.DefaultWakeLeadNs</c> (45 µs) before it publishes, a stage passes the wake-up on at once,
+    /// <c>Pacer.DefaultWakeLeadNs</c> (30 µs) before it publishes, a stage passes the wake-up on at once,
     /// so a stage deeper in a chain waits for its upstream stages' computing as well. A frame that comes
     /// sooner ends the spin at once, so what a frame costs is the lead less the wake-up, not this.
     /// </summary>

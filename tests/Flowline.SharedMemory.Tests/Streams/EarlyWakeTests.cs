@@ -116,9 +116,36 @@ public sealed class EarlyWakeTests : ShmTest
     }
 
     [Fact]
+    public void PacerWithAnEarlyWakeUp_CallsItBeforeTheIntendedTimeItReturns_OrCountsItLate()
+    {
+        // 200 Hz: 5 ms intervals, so a call after the intended time (a thread that lost its core for
+        // longer than the lead) is rare but possible on a loaded machine, and counted in LateWakes.
+        var pacer = new Pacer(200);
+        const int Waits = 20;
+        var calledAt = new List<long>();
+        var late = 0;
+        for (var i = 0; i < Waits; i++)
+        {
+            var before = calledAt.Count;
+            var intended = pacer.WaitNext(() => calledAt.Add(MonotonicClock.NowNs()));
+            Assert.Equal(before + 1, calledAt.Count);
+            if (calledAt[^1] > intended)
+            {
+                late++;
+            }
+        }
+
+        // The pacer checks the clock before it calls the wake-up: every call it counted late was late.
+        Assert.InRange(pacer.LateWakes, 0, late);
+        // Calling the wake-up at or after the intended time every time would be a pacer that spins first.
+        Assert.True(late < Waits, $"all {Waits} early wake-ups came after their intended time");
+        Assert.Equal(Pacer.DefaultWakeLeadNs, pacer.WakeLeadNs);
+    }
+
+    [Fact]
     public void PacerFasterThanItsEarlyWakeShareAllows_SleepsToTheIntendedTime_WithoutCallingIt()
     {
-        // 5 kHz: a 200 µs interval, a tenth of which (20 µs) is less than the 45 µs lead alone.
+        // 5 kHz: a 200 µs interval, a tenth of which (20 µs) is less than the 30 µs lead alone.
         var pacer = new Pacer(5_000);
         Assert.True(Pacer.DefaultWakeLeadNs > pacer.IntervalNs * Pacer.MaxEarlyShare);
         var calls = 0;
