@@ -34,7 +34,7 @@ WAIT_SLICE = 0.1
 """The longest single wait (s): the heartbeat and the figures stay fresh, commands are seen within it."""
 PUBLISH_INTERVAL_NS = 250_000_000
 WINDOW = 1000
-WAKE_LEAD_NS = 45_000
+WAKE_LEAD_NS = 30_000
 """How long before each intended time a paced source wakes its readers (C#'s ``Pacer.DefaultWakeLeadNs``)."""
 MAX_EARLY_SHARE = 0.1
 """The largest share of its interval a paced source spends on the early wake-up (C#'s ``Pacer.MaxEarlyShare``)."""

@@ -22,7 +22,7 @@ RATE_HZ = 20
 FRAMES = 40
 LEAD_US = 4000
 """How long before each frame the test's writers wake their readers: a woken process gets its CPU within
-milliseconds even with both CPUs busy, where the 45 µs lead of a real source would often be too short."""
+milliseconds even with both CPUs busy, where the 30 µs lead of a real source would often be too short."""
 SPIN = 0.02
 """The readers' spin time (s): a reader woken early spins this long (more than the lead) for its frame."""
 
