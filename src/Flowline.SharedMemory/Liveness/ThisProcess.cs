@@ -42,6 +42,38 @@ public static class ThisProcess
         return true;
     }
 
+    /// <summary>
+    /// The CPU time (user and system) of thread <paramref name="threadId"/> of this process alone, from
+    /// <c>/proc/self/task/&lt;tid&gt;/stat</c> (<c>/proc/&lt;tid&gt;/stat</c> gives the whole process's);
+    /// false if this process has no such thread.
+    /// </summary>
+    public static bool TryReadThreadCpuTime(int threadId, out TimeSpan cpuTime)
+    {
+        cpuTime = default;
+        if (threadId <= 0)
+        {
+            return false;
+        }
+
+        byte[] text;
+        try
+        {
+            text = File.ReadAllBytes($"/proc/self/task/{threadId}/stat");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+
+        if (!ProcStat.TryParse(text, out var stat))
+        {
+            return false;
+        }
+
+        cpuTime = TimeSpan.FromSeconds((double)(stat.UserTicks + stat.SystemTicks) / ProcStat.TicksPerSecond);
+        return true;
+    }
+
     /// <summary>Sends <paramref name="signal"/> (15 for SIGTERM, 9 for SIGKILL) to process <paramref name="pid"/>; false if it does not exist.</summary>
     public static bool SendSignal(int pid, int signal) => pid > 0 && LibC.Kill(pid, signal) == 0;
 }

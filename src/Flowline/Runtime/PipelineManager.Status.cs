@@ -47,8 +47,7 @@ public sealed partial class PipelineManager
                     continue;
                 }
 
-                var id = slot.IsThread ? slot.Control.ThreadId : slot.Pid;
-                if (id > 0 && ThisProcess.TryReadUsage(id, out var cpu, out _))
+                if (slot.IsThread ? ThisProcess.TryReadThreadCpuTime(slot.Control.ThreadId, out var cpu) : ThisProcess.TryReadUsage(slot.Pid, out cpu, out _))
                 {
                     times[slot.Plan.Name] = cpu;
                 }

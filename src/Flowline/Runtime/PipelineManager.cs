@@ -962,8 +962,7 @@ public sealed partial class PipelineManager : IDisposable
 
     private static void SampleCpu(WorkerSlot slot, long now)
     {
-        var id = slot.IsThread ? slot.Control.ThreadId : slot.Pid;
-        if (ThisProcess.TryReadUsage(id, out var cpu, out _))
+        if (slot.IsThread ? ThisProcess.TryReadThreadCpuTime(slot.Control.ThreadId, out var cpu) : ThisProcess.TryReadUsage(slot.Pid, out cpu, out _))
         {
             var (lastCpu, at) = slot.LastCpuSample;
             if (at != 0 && now > at)
