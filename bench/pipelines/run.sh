@@ -4,7 +4,8 @@
 # Usage: bench/pipelines/run.sh [--tables] [--quick] [--paced [--runs N]]
 #   --paced  only the paced cases (copy-64 at 1 kHz with a null sink and without sinks, ao-basic at 1 kHz
 #            with its seven workers, 1 MiB frames copied in and out), each with the hybrid and the
-#            predictive wait in the same round, with the limits (spin one way, futex wake-up, memcpy)
+#            predictive wait in the same round, and copy-64 without sinks and ao-basic with every node on
+#            a thread (--on-threads, predictive), with the limits (spin one way, futex wake-up, memcpy)
 #            measured in that round; then a table of every figure beside its target and limit
 #            (bench/pipelines/paced_summary.py). The load of the machine is recorded with each round.
 # On a shared machine run it under the build lock: flock /tmp/flowline-build.lock bench/pipelines/run.sh --paced
@@ -60,6 +61,9 @@ if [ "$paced" = 1 ]; then
       run "paced-$round-copy-1khz-nosink-$wait" "$copy" --without-sinks --wait "$wait"
       run "paced-$round-basic-1khz-$wait"       "$basic_1khz" --wait "$wait"
     done
+    # The same chains with every node on a thread of the benchmark's process (no process switch per hop).
+    run "paced-$round-copy-1khz-nosink-threads-predictive" "$copy" --without-sinks --wait predictive --on-threads
+    run "paced-$round-basic-1khz-threads-predictive"       "$basic_1khz" --wait predictive --on-threads
     cat /proc/loadavg >> "$out/paced-$round-load.txt"
   done
   /usr/bin/python3 bench/pipelines/paced_summary.py "$out" "$runs"

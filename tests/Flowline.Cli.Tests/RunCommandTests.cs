@@ -373,6 +373,29 @@ public sealed class RunCommandTests : IDisposable
     }
 
     [Fact]
+    public void Benchmark_OnThreads_RunsEveryNodeOnAThreadOfItsOwnProcess()
+    {
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--warmup", "0.5", "--on-threads", "--json");
+        var pid = child.Process.Id;
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(0, result);
+        var report = Json(result).AsObject();
+        Assert.True((bool)report["on_threads"]!);
+        Assert.True((int)report["frames"]! > 0);
+        foreach (var (group, name) in new[] { ("sources", "camera"), ("workers", "copy"), ("sinks", "sink") })
+        {
+            var worker = report[group]![name]!;
+            Assert.Equal("thread", (string?)worker["placement"]);
+            Assert.Equal(pid, (int)worker["pid"]!); // the benchmark's own process
+        }
+
+        // Each thread's CPU is measured (PipelineManagerTests.WorkerCpuTimes_... checks it is the thread's own).
+        Assert.Equal(["camera", "copy", "sink"], report["worker_cpu_percent"]!.AsObject().Select(p => p.Key).Order(StringComparer.Ordinal));
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
+    [Fact]
     public void Benchmark_APipelineWithoutASource_IsDrivenBySource_AndMeasured()
     {
         var ns = OwnNamespace();

@@ -55,6 +55,7 @@ internal sealed record BenchSource(string Stream, string Pattern, double? RateHz
 /// <param name="FirstFrames">Report the latency of the first this many frames after the start (read from the start on, warm-up included) apart from the steady state; 0 for none.</param>
 /// <param name="TracePollMs">Switch traces on for every frame of every kernel and sink while measuring and read them every this many milliseconds (the server's trace stream reads every 100 ms); 0 for no traces.</param>
 /// <param name="TraceAdaptive">Switch traces on likewise and read them as the server's trace stream does, at the interval a <see cref="TraceFollower"/> adapts to the traffic.</param>
+/// <param name="OnThreads">Run every source, kernel and sink on a thread of the benchmark's process (<c>placement: thread</c>) instead of a worker process of its own.</param>
 internal sealed record PipelineBenchOptions(
     TimeSpan Duration,
     TimeSpan Warmup,
@@ -68,7 +69,8 @@ internal sealed record PipelineBenchOptions(
     WaitPolicy? Wait = null,
     int FirstFrames = 0,
     int TracePollMs = 0,
-    bool TraceAdaptive = false);
+    bool TraceAdaptive = false,
+    bool OnThreads = false);
 
 /// <summary>
 /// Runs a pipeline and measures it at an output stream from a reader of the benchmark's own:
@@ -82,7 +84,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
     {
         var pipeline = PipelineDocument.Load(path);
         var defaultOutput = DefaultOutput(pipeline);
-        if (options.WithoutSources || options.Lossless || options.WithoutSinks || options.Wait is not null)
+        if (options.WithoutSources || options.Lossless || options.WithoutSinks || options.Wait is not null || options.OnThreads)
         {
             var spec = pipeline.Spec;
             if (options.WithoutSources)
@@ -103,6 +105,16 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             if (options.Wait is { } wait)
             {
                 spec = spec with { Streams = [.. spec.Streams.Select(s => s with { Wait = wait })] };
+            }
+
+            if (options.OnThreads)
+            {
+                spec = spec with
+                {
+                    Sources = [.. spec.Sources.Select(s => s with { Placement = WorkerPlacement.Thread })],
+                    Kernels = [.. spec.Kernels.Select(k => k with { Placement = WorkerPlacement.Thread })],
+                    Sinks = [.. spec.Sinks.Select(s => s with { Placement = WorkerPlacement.Thread })],
+                };
             }
 
             pipeline = PipelineDocument.Validate(spec, pipeline.Kinds);
@@ -218,6 +230,7 @@ internal sealed class PipelineBenchmark(string path, PipelineBenchOptions option
             ["lockstep_stream"] = options.Lockstep,
             ["lossless"] = options.Lossless,
             ["wait"] = options.Wait is { } w ? DocumentWriter.Name(w) : null,
+            ["on_threads"] = options.OnThreads,
             ["lockstep_lost"] = lockstep?.Lost ?? 0,
             ["throughput_hz"] = samples.Count > 1 ? Math.Round((samples.Count - 1) / ((samples.LastArrival - samples.FirstArrival) / 1e9), 2) : 0,
             ["inter_arrival_us"] = Summary(samples.InterArrivals()),

@@ -43,9 +43,10 @@ internal static class BenchmarkCommand
         var traceAdaptive = new Option<bool>("--trace-adaptive") { Description = "Trace every frame of every kernel and sink while measuring and read them as the server's trace stream does (every 100 ms, down to every 5 ms as traffic rises); report records read and lost." };
         var wait = new Option<string?>("--wait") { Description = "Make every stream wait with this policy: hybrid, spin, block or predictive (default: what the document says)." };
         wait.AcceptOnlyFromAmong("hybrid", "spin", "block", "predictive");
+        var onThreads = new Option<bool>("--on-threads") { Description = "Run every source, kernel and sink on a thread of the benchmark's process (placement: thread) instead of a worker process of its own: no process switch per hop, no isolation." };
         var command = new Command("benchmark", "Run a pipeline and measure throughput, inter-arrival times and true end-to-end latency at an output stream, with every worker's figures.")
         {
-            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement, wait, firstFrames, tracePoll, traceAdaptive,
+            file, duration, warmup, sources, output, without, withoutSinks, lockstep, lossless, json, placement, wait, firstFrames, tracePoll, traceAdaptive, onThreads,
         };
         command.SetAction((parse, cancellation) =>
         {
@@ -90,7 +91,8 @@ internal static class BenchmarkCommand
                     parse.GetValue(wait) is { } w ? Enum.Parse<WaitPolicy>(w, ignoreCase: true) : null,
                     parse.GetValue(firstFrames),
                     parse.GetValue(tracePoll),
-                    parse.GetValue(traceAdaptive));
+                    parse.GetValue(traceAdaptive),
+                    parse.GetValue(onThreads));
                 using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
                 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
                 {
