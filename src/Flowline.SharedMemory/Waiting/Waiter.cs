@@ -263,6 +263,8 @@ internal static class Waiter
             }
 
             Interlocked.Increment(ref earlyWakes);
+
+            threadEarlyWakes++;
             PassWakeOn();
             verdict = SpinYielding(ref condition, woke + ToTicks(spinTime > WaitTuning.EarlyWakeSpin ? spinTime : WaitTuning.EarlyWakeSpin), deadline, ref nextPeerCheck, cancellationToken);
             if (verdict != Verdict.KeepWaiting)
@@ -270,6 +272,7 @@ internal static class Waiter
                 if (verdict == Verdict.Satisfied)
                 {
                     Interlocked.Increment(ref earlyWakeHits);
+                    threadEarlyWakeHits++;
                     expectEarlyWake = true;
                 }
 
@@ -315,6 +318,19 @@ internal static class Waiter
     private static long predictedSpins;
     private static long predictedHits;
 
+    /// <summary>The same four counts, of the calling thread's waits only (a worker on a thread of a process that runs others reports its own).</summary>
+    public static (long PredictedSpins, long PredictedHits, long EarlyWakes, long EarlyWakeHits) ThisThread =>
+        (threadPredictedSpins, threadPredictedHits, threadEarlyWakes, threadEarlyWakeHits);
+
+    [ThreadStatic]
+    private static long threadPredictedSpins;
+    [ThreadStatic]
+    private static long threadPredictedHits;
+    [ThreadStatic]
+    private static long threadEarlyWakes;
+    [ThreadStatic]
+    private static long threadEarlyWakeHits;
+
     [ThreadStatic]
     private static bool fineTimerSlack;
 
@@ -346,6 +362,7 @@ internal static class Waiter
             {
                 // The writer woke it before its own timer: spin as a hybrid wait woken early does.
                 Interlocked.Increment(ref earlyWakes);
+                threadEarlyWakes++;
                 wokenByWriter = true;
                 spinEnd = woke + ToTicks(spinTime > WaitTuning.EarlyWakeSpin ? spinTime : WaitTuning.EarlyWakeSpin);
             }
@@ -362,15 +379,19 @@ internal static class Waiter
         }
 
         Interlocked.Increment(ref predictedSpins);
+
+        threadPredictedSpins++;
         var spun = SpinYielding(ref condition, spinEnd, deadline, ref nextPeerCheck, cancellationToken);
         if (spun != Verdict.KeepWaiting)
         {
             if (spun == Verdict.Satisfied)
             {
                 Interlocked.Increment(ref predictedHits);
+                threadPredictedHits++;
                 if (wokenByWriter)
                 {
                     Interlocked.Increment(ref earlyWakeHits);
+                    threadEarlyWakeHits++;
                     expectEarlyWake = true;
                 }
             }

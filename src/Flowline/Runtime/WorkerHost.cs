@@ -43,6 +43,7 @@ public static class WorkerHost
             }
 
             using var runner = Create(plan, worker, control);
+            runner.Reporter.OwnThreadsWaits = worker.Placement == WorkerPlacement.Thread;
             return Serve(runner, control, worker.Name);
         }
         catch (Exception e)

@@ -108,6 +108,12 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
     /// <summary>The worker's routed requests: those that wait for a frame boundary run in <see cref="Tick"/>.</summary>
     public WorkerRequestService? Requests { get; set; }
 
+    /// <summary>
+    /// True for a worker on a thread of a process that runs others (<c>placement: thread</c>): it reports the
+    /// waits of its own thread (<see cref="WaitCounters.ThisThread"/>), not its process's. Published from the worker's thread.
+    /// </summary>
+    public bool OwnThreadsWaits { get; set; }
+
     /// <summary>True while the loop is inside a frame (waiting for an output slot): between-frame requests wait.</summary>
     public bool InFrame { get; set; }
 
@@ -142,10 +148,13 @@ internal sealed class WorkerReporter(ControlBlock control, Func<JsonObject?>? pl
 
         lastPublishNs = now;
         collect?.Invoke(this);
-        metrics.PredictedWaits = WaitCounters.PredictedWaits;
-        metrics.PredictedHits = WaitCounters.PredictedHits;
-        metrics.EarlyWakes = WaitCounters.EarlyWakes;
-        metrics.EarlyWakeHits = WaitCounters.EarlyWakeHits;
+        var waits = OwnThreadsWaits
+            ? WaitCounters.ThisThread
+            : new WaitCounts(WaitCounters.PredictedWaits, WaitCounters.PredictedHits, WaitCounters.EarlyWakes, WaitCounters.EarlyWakeHits);
+        metrics.PredictedWaits = waits.PredictedWaits;
+        metrics.PredictedHits = waits.PredictedHits;
+        metrics.EarlyWakes = waits.EarlyWakes;
+        metrics.EarlyWakeHits = waits.EarlyWakeHits;
         Profiler?.Publish();
         Window.Fill(ref metrics);
         metrics.PublishedNs = now;

@@ -357,6 +357,36 @@ public sealed class PipelineManagerTests : RuntimeTest
     }
 
     [Fact]
+    public void ThreadWorkers_ReportTheirOwnThreadsWaits_NotTheirProcesss()
+    {
+        // The copy thread reads a paced stream predictively and is woken early before most frames; the sink
+        // thread reads the copy's output with hybrid waits, which never count an early wake-up. Counted per
+        // process, the sink would show the copy's.
+        var manager = Manager("""
+            shared_memory:
+              - {name: input, shape: [64], dtype: float32, wait: predictive}
+              - {name: output, shape: [64], dtype: float32, wait: hybrid}
+            sources:
+              - name: camera
+                kind: synthetic.array
+                stream: input
+                parameters: {pattern: ramp, rate_hz: 500, seed: 1}
+            kernels:
+              - {name: copy, kind: cpu.copy, input: input, output: output, placement: thread}
+            sinks:
+              - {name: sink, kind: null.sink, stream: output, placement: thread}
+            """);
+        manager.Build();
+        manager.Start();
+        WaitUntil(() => (long?)manager.Status().Json()["workers"]!["copy"]!["waits"]?["early_wakes"] > 0, "the copy thread is woken early");
+        WaitUntil(() => Frames(manager, "sink") > 20, "frames reach the sink thread");
+        var status = manager.Status().Json();
+        Assert.Equal(0, (long)status["sinks"]!["sink"]!["waits"]!["early_wakes"]!);
+        Assert.Equal(0, (long)status["sinks"]!["sink"]!["waits"]!["predicted_waits"]!);
+        manager.Stop();
+    }
+
+    [Fact]
     public void RoundRobinPlacement_PinsWorkersToCpus()
     {
         var manager = Manager(CopyPipeline, new PipelineManagerOptions { Placement = PlacementPolicy.RoundRobin });
