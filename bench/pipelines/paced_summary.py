@@ -28,6 +28,14 @@ def load(path):
         return None
 
 
+def pacers(report):
+    """(name, pacer) of each paced source of a benchmark report (the status's `pacer`, decision 161)."""
+    for name, source in sorted((report.get("sources") or {}).items()):
+        p = source.get("pacer")
+        if p and p.get("intervals"):
+            yield name, p
+
+
 def verdict(ok):
     return "met" if ok else "MISSED"
 
@@ -36,6 +44,7 @@ def main():
     out = Path(sys.argv[1])
     rounds = int(sys.argv[2])
     rows = {}  # (case, wait) -> list of dicts
+    shares = {}  # (case, wait, source) -> % of a paced source's intervals with an early wake-up, per round
     limits = []
     large = {}  # reader policy -> list of (GB/s, sleeps per frame, 0.5 x memcpy)
     for r in range(1, rounds + 1):
@@ -70,6 +79,12 @@ def main():
                 ok = p50 <= t50 and p99 <= t99 and top <= WORKER_CPU_TARGET
                 rows.setdefault((case, wait), []).append((p50, p99, top, total))
                 print(f"  {case:<24} {wait:<11} {p50:8.1f} {p99:8.1f} {f'{t50:g}/{t99:g}':>15} {top:17.1f} {total:12.1f}  {verdict(ok)}")
+                for name, p in pacers(report):
+                    share = 100.0 * p["early_wakes"] / p["intervals"]
+                    shares.setdefault((case, wait, name), []).append(share)
+                    print(f"    source {name}: early wake-ups in {share:.1f} % of {p['intervals']} intervals "
+                          f"(skipped by the share bound {p['bound_skips']}, late {p['late_wakes']}, overdue {p['overdue']}, "
+                          f"missed {p['missed']}), timer lateness {p['timer_lateness_us']:.1f} µs")
         for policy in ("hybrid", "predictive"):
             for gbs, sleeps, half in large.get(policy, [])[-1:]:
                 print(f"  1 MiB copy in+out, {policy:<10} reader: {gbs:.2f} GB/s (target >= 0.5 x memcpy = {half:.2f} GB/s: {verdict(gbs >= half)}), reader sleeps per frame {sleeps:.2f}")
@@ -84,6 +99,8 @@ def main():
         t50, t99 = TARGETS[case]
         print(f"  {case:<24} {wait:<11} p50 {span([v[0] for v in values])} µs (<= {t50:g}), p99 {span([v[1] for v in values])} µs (<= {t99:g}), "
               f"max worker CPU {span([v[2] for v in values])} % (<= {WORKER_CPU_TARGET:g}), total {span([v[3] for v in values])} %")
+    for (case, wait, name), values in shares.items():
+        print(f"  {case:<24} {wait:<11} source {name}: early wake-ups in {span(values)} % of its intervals")
     for policy, values in large.items():
         print(f"  1 MiB copy in+out, {policy} reader: {span([v[0] for v in values], '{:.2f}')} GB/s against 0.5 x memcpy {span([v[2] for v in values], '{:.2f}')} GB/s; "
               f"reader sleeps per frame {span([v[1] for v in values], '{:.2f}')}")

@@ -43,17 +43,20 @@ STATUS_OK, STATUS_NO_HANDLER, STATUS_INVALID_REQUEST, STATUS_HANDLER_ERROR, STAT
 TOTAL_BYTES = MAILBOX_OFFSET + 64 + MAILBOX_SLOT_COUNT * MAILBOX_SLOT_BYTES
 MAX_INPUTS = 8
 
-# WorkerMetrics (WorkerMetrics.cs), a sequential little-endian struct of 248 bytes.
-METRICS_FORMAT = "<qqqddiidqqqqqqqqqqq8qqqqqq"
+# WorkerMetrics (WorkerMetrics.cs), a sequential little-endian struct of 312 bytes.
+METRICS_FORMAT = "<qqqddiidqqqqqqqqqqq8qqqqqqqqqqqqqq"
 METRICS_FIELDS = (
     "frames_processed", "output_frames", "last_exec_ns", "avg_exec_ns", "jitter_ns", "window", "reserved", "throughput_hz",
     "last_progress_ns", "published_ns", "latency_p50_ns", "latency_p90_ns", "latency_p99_ns", "latency_max_ns", "skew_events",
     "skipped_generations", "sync_timeouts", "missed_writes", "torn_frames",
 ) + tuple(f"skipped_input_{i}" for i in range(MAX_INPUTS)) + (
     "auxiliary_torn_copies", "predicted_waits", "predicted_hits", "early_wakes", "early_wake_hits",
+    # A paced source's pacer (decision 161): the status's `pacer` object; pacer_interval_ns 0 for any other worker.
+    "pacer_interval_ns", "pacer_wake_lead_ns", "pacer_intervals", "pacer_early_wakes", "pacer_bound_skips",
+    "pacer_late_wakes", "pacer_overdue", "pacer_timer_lateness_ns",
 )
 METRICS_SIZE = struct.calcsize(METRICS_FORMAT)
-assert METRICS_SIZE == 248 and len(METRICS_FIELDS) == 32
+assert METRICS_SIZE == 312 and len(METRICS_FIELDS) == 40
 
 CONTROL_SIGNATURE = (
     L.HEADER_SIGNATURE + f";control:command@{COMMAND_OFFSET},status@{STATUS_OFFSET},metrics@{METRICS_OFFSET}+{METRICS_SIZE},"

@@ -186,6 +186,9 @@ class Runner:
         self.ended = False
         self.torn = 0
         self.missed = 0
+        # A paced source's pacer figures (decision 161), as C#'s Pacer counts them: the status's `pacer`.
+        self.pacer_intervals = self.pacer_early_wakes = self.pacer_bound_skips = 0
+        self.pacer_late_wakes = self.pacer_overdue = 0
         self.output_frames = 0
         self.reporter = Reporter(control, self._collect)
         # Profiling (issue 12): each input's latency from the origin and the compute time, unless FLOWLINE_PROFILING=0.
@@ -205,6 +208,11 @@ class Runner:
         for i, reader in enumerate(self.readers[:MAX_INPUTS]):
             m[f"skipped_input_{i}"] = reader.frames_skipped
         m.update(wait_counters())  # how the waits ended: the status's `waits`, as a C# worker reports it
+        if self.role == "source" and self.period_ns:
+            m.update(pacer_interval_ns=self.period_ns, pacer_wake_lead_ns=WAKE_LEAD_NS, pacer_intervals=self.pacer_intervals,
+                     pacer_early_wakes=self.pacer_early_wakes, pacer_bound_skips=self.pacer_bound_skips,
+                     pacer_late_wakes=self.pacer_late_wakes, pacer_overdue=self.pacer_overdue,
+                     pacer_timer_lateness_ns=self.lateness_ns)
 
     # --- running ---------------------------------------------------------------------------------
 
@@ -358,7 +366,8 @@ class Runner:
     def _produce(self) -> None:
         if self.period_ns:
             now = N.now_ns()
-            if self.due_ns == 0:
+            first = self.due_ns == 0  # the first frame is produced at once: no interval to count
+            if first:
                 self.due_ns = now
             if now < self.due_ns:
                 # The early wake-up (C#'s Pacer, decisions 138 and 149): asleep until the lead and the timer's
@@ -376,12 +385,22 @@ class Runner:
                     # No sleep at all (the estimate left no time for one): let the estimate decay.
                     self._record_lateness(self.lateness_ns // 2)
                 if early:
+                    if N.now_ns() > self.due_ns:
+                        self.pacer_late_wakes += 1
                     self.wake_readers_early()
+                    self.pacer_early_wakes += 1
                     while N.now_ns() < self.due_ns:
                         os.sched_yield()
+                else:
+                    self.pacer_bound_skips += 1
             elif now - self.due_ns > self.period_ns:
                 self.missed += (now - self.due_ns) // self.period_ns
+                self.pacer_overdue += 1
                 self.due_ns = now
+            elif not first:
+                self.pacer_overdue += 1
+            if not first:
+                self.pacer_intervals += 1
             self.due_ns += self.period_ns
         slots = self._slots()
         if slots is None:

@@ -322,3 +322,38 @@ def test_a_paced_python_source_worker_wakes_its_readers_early(peers, ns, tmp_pat
     assert int(waits[4]) >= 1 and int(waits[2]) >= int(waits[4]), waits
     # The worker's figures carry the process's wait counters, as a C# worker's do.
     assert set(flowline.wait_counters()) <= set(control.metrics)
+    # ... and its pacer's figures (decision 161): at 20 Hz the 4 ms lead and the learnt lateness (at most
+    # 200 µs) stay within a tenth of the 50 ms interval, so every interval waited for had its early wake-up.
+    m = control.metrics
+    assert m["pacer_interval_ns"] == 1_000_000_000 // RATE_HZ and m["pacer_wake_lead_ns"] == LEAD_US * 1000, m
+    assert m["pacer_intervals"] == m["pacer_early_wakes"] + m["pacer_bound_skips"] + m["pacer_overdue"], m
+    assert m["pacer_bound_skips"] == 0 and m["pacer_early_wakes"] >= 1, m
+    assert 0 <= m["pacer_late_wakes"] <= m["pacer_early_wakes"], m
+    assert 0 <= m["pacer_timer_lateness_ns"] <= 200_000, m
+
+
+def test_a_python_source_faster_than_the_early_wake_share_counts_its_intervals_as_skipped_by_the_bound(ns, tmp_path, monkeypatch):
+    """At 5 kHz a tenth of the 200 µs interval is less than the 30 µs lead: no early wake-up, every interval
+    waited for is counted as skipped by the bound (decision 161), as C#'s Pacer counts it."""
+    from flowline import worker as W
+
+    monkeypatch.setenv("FLOWLINE_PROFILING", "0")
+    (tmp_path / "stages.py").write_text(STAGES)
+    woken = []
+    with flowline.create(ns, "gen", np.uint64, 8, capacity=8):
+        manifest = {"node": "counter", "role": "source", "module": "stages", "function": "produce", "path": [str(tmp_path)],
+                    "outputs": [{"namespace": ns, "name": "gen", "wait": "hybrid"}], "rate_hz": 5_000}
+        control = _Control()
+        runner = W.Runner(manifest, control)  # type: ignore[arg-type]
+        monkeypatch.setattr(runner, "wake_readers_early", lambda: woken.append(1))
+        try:
+            while runner.output_frames < 200:
+                runner._produce()
+            runner.reporter.tick(force=True)
+        finally:
+            runner.close()
+    m = control.metrics
+    assert woken == [] and m["pacer_early_wakes"] == 0 and m["pacer_late_wakes"] == 0, m
+    assert m["pacer_interval_ns"] == 200_000 and m["pacer_intervals"] >= 199, m
+    assert m["pacer_bound_skips"] >= 1, m
+    assert m["pacer_intervals"] == m["pacer_bound_skips"] + m["pacer_overdue"], m

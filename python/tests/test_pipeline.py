@@ -257,6 +257,13 @@ sinks:
         snapshot = json.loads("\n".join(_drain(run)))
         assert snapshot["failures"] == []
         assert snapshot["sources"]["counter"]["frames_written"] >= 51
+        # The Python source's pacer reaches the status as a C# source's does (decision 161): at 400 Hz every
+        # interval it waited for had its early wake-up (30 µs and at most 200 µs of lateness within 250 µs).
+        pacer = snapshot["sources"]["counter"]["pacer"]
+        assert pacer["interval_us"] == 2500 and pacer["wake_lead_us"] == 30 and pacer["max_early_share"] == 0.1, pacer
+        assert pacer["intervals"] >= 50 and pacer["intervals"] == pacer["early_wakes"] + pacer["bound_skips"] + pacer["overdue"], pacer
+        assert pacer["bound_skips"] == 0 and 0 <= pacer["late_wakes"] <= pacer["early_wakes"], pacer
+        assert pacer["missed"] == snapshot["sources"]["counter"]["missed_writes"], pacer
         assert snapshot["sinks"]["recorder"]["frames_consumed"] >= 50
     finally:
         run.kill()

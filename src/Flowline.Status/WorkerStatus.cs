@@ -114,6 +114,43 @@ public sealed record WaitFigures
     public long EarlyWakeHits { get; init; }
 }
 
+/// <summary>
+/// How a paced source kept its rate and woke its readers before its frames, counted since it started
+/// (decision 161). <see cref="Intervals"/> = <see cref="EarlyWakes"/> + <see cref="BoundSkips"/> + <see cref="Overdue"/>.
+/// </summary>
+public sealed record PacerFigures
+{
+    /// <summary>The interval between intended times (one over the rate), µs.</summary>
+    public double IntervalUs { get; init; }
+
+    /// <summary>How long before each intended time the source wakes its readers, µs.</summary>
+    public double WakeLeadUs { get; init; }
+
+    /// <summary>The largest share of the interval the lead and the learnt lateness may take for an early wake-up to be given (0.1).</summary>
+    public double MaxEarlyShare { get; init; }
+
+    /// <summary>Intended times the source waited for or came back to.</summary>
+    public long Intervals { get; init; }
+
+    /// <summary>Intervals in which it woke its readers early (late ones included).</summary>
+    public long EarlyWakes { get; init; }
+
+    /// <summary>Intervals without an early wake-up because the lead and the learnt lateness exceeded <see cref="MaxEarlyShare"/> of the interval.</summary>
+    public long BoundSkips { get; init; }
+
+    /// <summary>Early wake-ups given after the intended time (the timer woke later than the lead and its learnt lateness).</summary>
+    public long LateWakes { get; init; }
+
+    /// <summary>Intervals the source came back to after their intended time: no wait and no early wake-up.</summary>
+    public long Overdue { get; init; }
+
+    /// <summary>Whole intervals skipped because the source was late (its <c>missed_writes</c>).</summary>
+    public long Missed { get; init; }
+
+    /// <summary>How late the source's timer wakes, as it learnt it (the median of its last 16 sleeps), µs.</summary>
+    public double TimerLatenessUs { get; init; }
+}
+
 /// <summary>Latency quantiles, in the unit of the field that holds them.</summary>
 public sealed record LatencyFigures
 {
@@ -307,6 +344,11 @@ public sealed record SourceStatus : EndpointStatus
     /// <summary>Seconds between polls of the plugin.</summary>
     [JsonPropertyOrder(13)]
     public double PollInterval { get; init; }
+
+    /// <summary>A paced source (one with a rate): its pacer's figures since it started (decision 161); absent for a source without a rate.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    [JsonPropertyOrder(14)]
+    public PacerFigures? Pacer { get; init; }
 
     /// <inheritdoc/>
     [JsonIgnore]

@@ -369,6 +369,25 @@ public sealed class RunCommandTests : IDisposable
         Assert.StartsWith(".NET ", (string?)report["runtime"], StringComparison.Ordinal);
         Assert.False(string.IsNullOrEmpty((string?)report["flowline_version"]));
         Assert.True(DateTimeOffset.TryParse((string?)report["timestamp"], CultureInfo.InvariantCulture, DateTimeStyles.None, out _));
+
+        // The 1 kHz camera's pacer (decision 161), as the status has it: every interval counted once.
+        var pacer = report["sources"]!["camera"]!["pacer"]!;
+        Assert.Equal(1000.0, (double)pacer["interval_us"]!);
+        Assert.True((long)pacer["intervals"]! > 0);
+        Assert.Equal((long)pacer["intervals"]!, (long)pacer["early_wakes"]! + (long)pacer["bound_skips"]! + (long)pacer["overdue"]!);
+        AssertNothingLeft(child.BenchNamespace);
+    }
+
+    [Fact]
+    public void Benchmark_Copy64_Text_PrintsThePacedSourcesPacer()
+    {
+        var child = Start(newSession: false, "benchmark", Copy64, "--duration", "1", "--warmup", "0.3");
+        var result = child.Finish(Timeout) ?? throw new TimeoutException("flowline benchmark did not finish");
+
+        AssertExit(0, result);
+        Assert.Contains("paced source", result.Output, StringComparison.Ordinal);
+        Assert.Contains("skipped by the share bound", result.Output, StringComparison.Ordinal);
+        Assert.Single(result.Output.Split('\n'), l => l.Contains("camera", StringComparison.Ordinal) && l.Contains(" intervals (", StringComparison.Ordinal));
         AssertNothingLeft(child.BenchNamespace);
     }
 

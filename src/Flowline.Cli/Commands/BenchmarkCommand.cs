@@ -179,6 +179,28 @@ internal static class BenchmarkCommand
             ["sources"] = report["sources"]?.DeepClone(),
             ["sinks"] = report["sinks"]?.DeepClone(),
         });
+        // A paced source's pacer (decision 161): how often it woke its readers before their frame, and why not.
+        var pacers = new Table().AddColumns("paced source", "early wake-ups", "skipped by the share bound", "late", "overdue", "missed", "timer lateness µs");
+        foreach (var (name, source) in status.Sources)
+        {
+            if (source.Pacer is { Intervals: > 0 } p)
+            {
+                pacers.AddRow(
+                    Markup.Escape(name),
+                    $"{p.EarlyWakes} of {p.Intervals} intervals ({Numbers.Format(100.0 * p.EarlyWakes / p.Intervals)} %)",
+                    $"{p.BoundSkips}",
+                    $"{p.LateWakes}",
+                    $"{p.Overdue}",
+                    $"{p.Missed}",
+                    Numbers.Format(p.TimerLatenessUs));
+            }
+        }
+
+        if (pacers.Rows.Count > 0)
+        {
+            AnsiConsole.Write(pacers);
+        }
+
         var cpu = report["worker_cpu_percent"]!.AsObject();
         AnsiConsole.Write(WorkerTable.Of(status, "workers", w => cpu[w.Name] is { } c ? Numbers.Value(c) : null));
         if (report["failures"] is JsonArray { Count: > 0 } failures)

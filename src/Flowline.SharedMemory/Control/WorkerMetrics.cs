@@ -87,6 +87,30 @@ public struct WorkerMetrics
     /// <summary>Those whose frame came while they spun (<see cref="WaitCounters.EarlyWakeHits"/>).</summary>
     public long EarlyWakeHits;
 
+    /// <summary>A paced source: its pacer's interval (<see cref="Diagnostics.Pacer.IntervalNs"/>); 0 for a worker without a pacer (decision 161).</summary>
+    public long PacerIntervalNs;
+
+    /// <summary>A paced source: how long before each intended time it wakes its readers (<see cref="Diagnostics.Pacer.WakeLeadNs"/>).</summary>
+    public long PacerWakeLeadNs;
+
+    /// <summary>A paced source: intended times its pacer returned (<see cref="Diagnostics.Pacer.Intervals"/>).</summary>
+    public long PacerIntervals;
+
+    /// <summary>Intervals in which it woke its readers early (<see cref="Diagnostics.Pacer.EarlyWakes"/>).</summary>
+    public long PacerEarlyWakes;
+
+    /// <summary>Intervals without an early wake-up because of the share bound (<see cref="Diagnostics.Pacer.BoundSkips"/>).</summary>
+    public long PacerBoundSkips;
+
+    /// <summary>Early wake-ups called after the intended time (<see cref="Diagnostics.Pacer.LateWakes"/>).</summary>
+    public long PacerLateWakes;
+
+    /// <summary>Intervals it came back to after their intended time (<see cref="Diagnostics.Pacer.Overdue"/>).</summary>
+    public long PacerOverdue;
+
+    /// <summary>The timer lateness its pacer learnt (<see cref="Diagnostics.Pacer.TimerLatenessNs"/>).</summary>
+    public long PacerTimerLatenessNs;
+
     /// <summary>Eight counters, one per input.</summary>
     [System.Runtime.CompilerServices.InlineArray(MaxInputs)]
     public struct InputCounters

@@ -87,6 +87,27 @@ public sealed class Pacer
     public long LateWakes { get; private set; }
 
     /// <summary>
+    /// Intended times returned (calls of <c>WaitNext</c> that ended). For a pacer given an early wake-up,
+    /// <see cref="Intervals"/> = <see cref="EarlyWakes"/> + <see cref="BoundSkips"/> + <see cref="Overdue"/> (decision 161).
+    /// </summary>
+    public long Intervals { get; private set; }
+
+    /// <summary>Intervals in which the early wake-up was called (late ones included: see <see cref="LateWakes"/>).</summary>
+    public long EarlyWakes { get; private set; }
+
+    /// <summary>
+    /// Intervals given no early wake-up because the lead and the timer's learnt lateness exceeded
+    /// <see cref="MaxEarlyShare"/> of the interval (the pacer slept to the intended time instead).
+    /// </summary>
+    public long BoundSkips { get; private set; }
+
+    /// <summary>
+    /// Intervals the caller came back to after their intended time, without catch-up: returned at once,
+    /// with no wait and no early wake-up (whole intervals skipped meanwhile count in <see cref="Missed"/>).
+    /// </summary>
+    public long Overdue { get; private set; }
+
+    /// <summary>
     /// Waits until the next intended time and returns it (ns, <see cref="MonotonicClock"/>). Throws
     /// <see cref="OperationCanceledException"/> within 50 ms of <paramref name="cancellationToken"/> firing.
     /// </summary>
@@ -109,6 +130,8 @@ public sealed class Pacer
             if (now > nextNs)
             {
                 Missed += (now - nextNs) / intervalNs;
+                Overdue++;
+                Intervals++;
                 nextNs = now;
                 return nextNs;
             }
@@ -163,11 +186,13 @@ public sealed class Pacer
             }
 
             wakeEarly!();
+            EarlyWakes++;
             while (MonotonicClock.NowNs() < nextNs)
             {
                 Thread.Yield();
             }
 
+            Intervals++;
             return nextNs;
         }
 
@@ -176,6 +201,12 @@ public sealed class Pacer
             Waiter.Pause();
         }
 
+        if (eligible)
+        {
+            BoundSkips++;
+        }
+
+        Intervals++;
         return nextNs;
     }
 

@@ -20,6 +20,7 @@ internal sealed class SourceRunner : WorkerRunner
     private readonly TimeSpan pollInterval;
     private readonly HdrHistogram.LongHistogram? compute;
     private Pacer? pacer;
+    private PacerCounts earlier;
     private long generation;
 
     public SourceRunner(PipelinePlan plan, SourceSpec spec, ControlBlock control)
@@ -50,6 +51,12 @@ internal sealed class SourceRunner : WorkerRunner
     {
         var io = new SourceIo(outputs.Length, auxiliary.Length, i => LookSlot(outputs[i], stop), stop);
         Action? wakeEarly = null;
+        if (pacer is not null)
+        {
+            earlier.Add(pacer);
+            pacer = null;
+        }
+
         if (source.RateHz is { } rate)
         {
             pacer = new Pacer(rate, sleep: true, catchUp: false);
@@ -108,7 +115,40 @@ internal sealed class SourceRunner : WorkerRunner
 
     protected override void DisposeResources() => DisposeIfDisposable(source);
 
-    private void Collect(WorkerReporter reporter) => reporter.Counters.MissedWrites = pacer?.Missed ?? 0;
+    private void Collect(WorkerReporter reporter)
+    {
+        ref var m = ref reporter.Counters;
+        m.MissedWrites = earlier.Missed + (pacer?.Missed ?? 0);
+        if (pacer is not null)
+        {
+            // The pacer's own figures (decision 161): the status's `pacer` object of the source. Counted
+            // since the worker started: a pause ends a run, and the next run paces with a new pacer.
+            m.PacerIntervalNs = pacer.IntervalNs;
+            m.PacerWakeLeadNs = pacer.WakeLeadNs;
+            m.PacerIntervals = earlier.Intervals + pacer.Intervals;
+            m.PacerEarlyWakes = earlier.EarlyWakes + pacer.EarlyWakes;
+            m.PacerBoundSkips = earlier.BoundSkips + pacer.BoundSkips;
+            m.PacerLateWakes = earlier.LateWakes + pacer.LateWakes;
+            m.PacerOverdue = earlier.Overdue + pacer.Overdue;
+            m.PacerTimerLatenessNs = pacer.TimerLatenessNs;
+        }
+    }
+
+    /// <summary>The counts of the pacers of earlier runs (before a pause).</summary>
+    private struct PacerCounts
+    {
+        public long Missed, Intervals, EarlyWakes, BoundSkips, LateWakes, Overdue;
+
+        public void Add(Pacer p)
+        {
+            Missed += p.Missed;
+            Intervals += p.Intervals;
+            EarlyWakes += p.EarlyWakes;
+            BoundSkips += p.BoundSkips;
+            LateWakes += p.LateWakes;
+            Overdue += p.Overdue;
+        }
+    }
 }
 
 /// <summary>

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using Flowline.Documents;
 using Flowline.SharedMemory;
+using Flowline.SharedMemory.Diagnostics;
 using Flowline.SharedMemory.Liveness;
 
 namespace Flowline.Runtime;
@@ -236,6 +237,7 @@ public sealed partial class PipelineManager
                         Streams = s.Streams,
                         CoordinatedGenerationCount = s.Streams.Length > 1 ? m.FramesProcessed : 0,
                         PollInterval = s.PollInterval ?? 0.01,
+                        Pacer = PacerOf(m),
                         LastError = lastError,
                     };
                     Count(counts, "sources", health);
@@ -385,6 +387,21 @@ public sealed partial class PipelineManager
             RssBytes = rss,
         };
     }
+
+    /// <summary>A paced source's pacer figures (decision 161), or null for a worker that reported no pacer.</summary>
+    private static PacerFigures? PacerOf(in WorkerMetrics m) => m.PacerIntervalNs == 0 ? null : new PacerFigures
+    {
+        IntervalUs = Math.Round(m.PacerIntervalNs / 1e3, 3),
+        WakeLeadUs = Math.Round(m.PacerWakeLeadNs / 1e3, 3),
+        MaxEarlyShare = Pacer.MaxEarlyShare,
+        Intervals = m.PacerIntervals,
+        EarlyWakes = m.PacerEarlyWakes,
+        BoundSkips = m.PacerBoundSkips,
+        LateWakes = m.PacerLateWakes,
+        Overdue = m.PacerOverdue,
+        Missed = m.MissedWrites,
+        TimerLatenessUs = Math.Round(m.PacerTimerLatenessNs / 1e3, 3),
+    };
 
     /// <summary>A source's or sink's start time, lifetime rate and time of its last frame (shmpipeline's endpoint fields).</summary>
     private static (double? StartedAt, double EffectiveRateHz, double? LastFrameTime) EndpointTimes(in WorkerMetrics m, WorkerSlot? slot, long now)

@@ -113,6 +113,14 @@ public sealed class EarlyWakeTests : ShmTest
 
         Assert.Equal(10, calls);
         Assert.True(pacer.TimerLatenessNs >= 0);
+
+        // Its counts (decision 161): every interval had its early wake-up (at 200 Hz the lead and the
+        // lateness, at most 200 µs, stay under a tenth of 5 ms), none was skipped by the bound.
+        Assert.Equal(10, pacer.Intervals);
+        Assert.Equal(10, pacer.EarlyWakes);
+        Assert.Equal(0, pacer.BoundSkips);
+        Assert.Equal(0, pacer.Overdue);
+        Assert.InRange(pacer.LateWakes, 0, pacer.EarlyWakes);
     }
 
     [Fact]
@@ -156,5 +164,37 @@ public sealed class EarlyWakeTests : ShmTest
         }
 
         Assert.Equal(0, calls);
+        Assert.Equal(50, pacer.Intervals);
+        Assert.Equal(50, pacer.BoundSkips);
+        Assert.Equal(0, pacer.EarlyWakes);
+        Assert.Equal(0, pacer.LateWakes);
+    }
+
+    [Fact]
+    public void PacerWithoutCatchUp_CountsAnIntervalItCameBackToLateAsOverdue_WithoutAnEarlyWakeUp()
+    {
+        var pacer = new Pacer(200, catchUp: false);
+        var calls = 0;
+        pacer.WaitNext(() => calls++);
+        Thread.Sleep(30); // six intervals late
+        pacer.WaitNext(() => calls++);
+        Assert.Equal(2, pacer.Intervals);
+        Assert.Equal(calls, pacer.EarlyWakes);
+        Assert.InRange(pacer.Overdue, 1, 2);
+        Assert.True(pacer.Missed >= 1, $"missed {pacer.Missed}");
+        Assert.Equal(pacer.Intervals, pacer.EarlyWakes + pacer.BoundSkips + pacer.Overdue);
+    }
+
+    [Fact]
+    public void PacerWithoutAnEarlyWakeUp_CountsIntervalsOnly()
+    {
+        var pacer = new Pacer(2_000);
+        for (var i = 0; i < 5; i++)
+        {
+            pacer.WaitNext();
+        }
+
+        Assert.Equal(5, pacer.Intervals);
+        Assert.Equal(0, pacer.EarlyWakes + pacer.BoundSkips + pacer.LateWakes + pacer.Overdue);
     }
 }
