@@ -753,9 +753,12 @@ class Reader(_Endpoint):
                 self._release(self._next)
                 return frame, header
             sequence = self._hold()
-            header = self.stream.header_of(self._held)
+            # The header's sequence word is the claim word: a writer that claims the held slot, sees the hold
+            # and puts the sequence back shows -1 there for a moment, so the held sequence is given instead
+            # (as look() does); the rest of the header is written only into a slot the writer keeps.
+            header = self.stream.header_of(self._held)._replace(sequence=sequence)
             np.copyto(frame, self.stream.payload_at(self._held, False))
-            intact = self._held_intact(sequence) and header.sequence == sequence
+            intact = self._held_intact(sequence)
             self._release_hold()
             if intact:
                 self._consume(sequence, True)

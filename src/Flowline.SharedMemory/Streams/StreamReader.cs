@@ -405,9 +405,12 @@ public sealed unsafe class StreamReader<T> : StreamEndpoint<T>
 
             var sequence = Hold();
             var latest = SlotAt(heldSlot);
-            header = ReadHeader(latest);
+            // The slot's sequence word is the claim word: a writer that claims the held slot, sees the hold
+            // and puts the sequence back shows -1 there for a moment, which is no tear; the held sequence is
+            // given instead (as Look does), and the rest of the header is written only into a claimed slot.
+            header = ReadHeader(latest) with { Sequence = sequence };
             new ReadOnlySpan<T>(latest + StreamLayout.SlotHeaderBytes, FrameLength).CopyTo(destination);
-            var intact = IsHeldIntact(sequence) && header.Sequence == sequence;
+            var intact = IsHeldIntact(sequence);
             ReleaseHold();
             if (intact)
             {
