@@ -5,20 +5,9 @@ namespace Flowline.Tests.Runtime;
 /// <summary>A paced source reports its pacer's figures in its status (decision 161): written by the worker into its control block, read by the manager.</summary>
 public sealed class PacerStatusTests : RuntimeTest
 {
-    private static string Pipeline(double rateHz) => $$"""
-        shared_memory:
-          - {name: input, shape: [64], dtype: float32}
-          - {name: output, shape: [64], dtype: float32}
-        sources:
-          - name: camera
-            kind: synthetic.array
-            stream: input
-            parameters: {pattern: ramp, rate_hz: {{rateHz}}, seed: 1}
-        kernels:
-          - {name: copy, kind: cpu.copy, input: input, output: output}
-        sinks:
-          - {name: sink, kind: null.sink, stream: output}
-        """;
+    /// <summary><see cref="PipelineManagerTests.CopyPipeline"/> with its source at <paramref name="rateHz"/>.</summary>
+    private static string Pipeline(double rateHz) =>
+        PipelineManagerTests.CopyPipeline.Replace("rate_hz: 500,", FormattableString.Invariant($"rate_hz: {rateHz},"), StringComparison.Ordinal);
 
     private static PacerFigures? PacerOf(PipelineManager manager) => manager.Status().Sources["camera"].Pacer;
 

@@ -320,13 +320,20 @@ public sealed class PipelineManagerTests : RuntimeTest
         }
     }
 
-    [Fact]
-    public void ThreadPlacement_RunsTheSameWorkerLoopInTheManagersProcess()
+    /// <summary>Starts <see cref="CopyPipeline"/> with its copy stage on a thread of this process, once frames cross it.</summary>
+    private PipelineManager StartCopyOnAThread()
     {
         var manager = Manager(CopyPipeline.Replace("{name: copy, kind: cpu.copy, input: input, output: output}", "{name: copy, kind: cpu.copy, input: input, output: output, placement: thread}", StringComparison.Ordinal));
         manager.Build();
         manager.Start();
         WaitUntil(() => Frames(manager, "sink") > 20, "frames cross the thread worker");
+        return manager;
+    }
+
+    [Fact]
+    public void ThreadPlacement_RunsTheSameWorkerLoopInTheManagersProcess()
+    {
+        var manager = StartCopyOnAThread();
         var copy = manager.Status().Json()["workers"]!["copy"]!;
         Assert.Equal(Environment.ProcessId, (int)copy["pid"]!);
         Assert.Equal("thread", (string?)copy["placement"]);
@@ -338,10 +345,7 @@ public sealed class PipelineManagerTests : RuntimeTest
     [Fact]
     public void WorkerCpuTimes_AreEachWorkersOwn_AThreadWorkersIsItsThreadsNotTheManagersProcess()
     {
-        var manager = Manager(CopyPipeline.Replace("{name: copy, kind: cpu.copy, input: input, output: output}", "{name: copy, kind: cpu.copy, input: input, output: output, placement: thread}", StringComparison.Ordinal));
-        manager.Build();
-        manager.Start();
-        WaitUntil(() => Frames(manager, "sink") > 20, "frames cross the thread worker");
+        var manager = StartCopyOnAThread();
         // The test host's process had spent more (JIT, the test framework, this manager) before the copy
         // thread's times are read than that thread alone: /proc/<tid>/stat, which gives the whole process's,
         // would show at least as much.
